@@ -1,0 +1,7 @@
+"""`python -m unogas_bot` is the same as the `unogas-bot` command."""
+
+import sys
+
+from unogas_bot.cli import main
+
+sys.exit(main())

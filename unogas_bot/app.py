@@ -1,0 +1,173 @@
+"""Wiring: build the PTB Application with our services, conversations and the handlers around them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.error import Forbidden, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    BasePersistence,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+from telegram.request import BaseRequest
+
+from conversations.registration import RegistrationForm
+from unogas_bot import texts
+from unogas_bot.services import BotContext, Services, UnogasApplication
+
+log = logging.getLogger(__name__)
+
+FORMS = (RegistrationForm(),)
+
+# Errors that mean "the database is not answering": the customer is asked to retry shortly.
+DATABASE_DOWN = (OperationalError, DBAPIError, ConnectionError, OSError, asyncio.TimeoutError)
+
+
+def build_application(
+    services: Services,
+    *,
+    builder: ApplicationBuilder | None = None,
+    request: BaseRequest | None = None,
+    persistence: BasePersistence | None = None,
+) -> Application:
+    """The bot: our Application subclass with every handler registered.
+
+    `builder` lets the offline stand-in (tests, console, benchmark) supply its own request objects;
+    otherwise the token and API URL come from the settings.
+    """
+    settings = services.settings
+    if builder is None:
+        builder = Application.builder().token(settings.telegram_token or "")
+        if settings.telegram_api_base_url:
+            builder = builder.base_url(settings.telegram_api_base_url)
+        if request is not None:
+            builder = builder.request(request)
+    builder = builder.application_class(UnogasApplication, kwargs={"services": services})
+    builder = builder.context_types(ContextTypes(context=BotContext))
+    if persistence is not None:
+        builder = builder.persistence(persistence)
+    app = builder.build()
+    add_handlers(app, persistent=persistence is not None)
+    return app
+
+
+def add_handlers(app: Application, persistent: bool = False) -> None:
+    group_chats = ~filters.ChatType.PRIVATE
+    app.add_handler(MessageHandler(group_chats & ~filters.UpdateType.EDITED, redirect_group), group=-1)
+    for form in FORMS:
+        app.add_handler(form.handler(persistent=persistent))
+    private = filters.ChatType.PRIVATE
+    app.add_handler(CommandHandler(["start", "aiuto", "help"], welcome, filters=private))
+    app.add_handler(
+        CommandHandler(["annulla", "cancel", "indietro", "back"], nothing_to_cancel, filters=private)
+    )
+    app.add_handler(CommandHandler(["lingua", "language"], choose_language, filters=private))
+    app.add_handler(CallbackQueryHandler(set_language, pattern=r"^lang\|"))
+    app.add_handler(CallbackQueryHandler(stale_button))
+    app.add_handler(MessageHandler(private & filters.COMMAND, unknown_command))
+    app.add_handler(MessageHandler(private & ~filters.UpdateType.EDITED, welcome))
+    app.add_error_handler(on_error)
+
+
+def _lang(update: Update, context: BotContext) -> str:
+    user = update.effective_user
+    return context.language(user.language_code if user else None)
+
+
+async def _say(update: Update, context: BotContext, key: str, **params: object) -> None:
+    if update.effective_chat is None:
+        return
+    await context.bot.send_message(
+        update.effective_chat.id, texts.t(_lang(update, context), key, **params), parse_mode=ParseMode.HTML
+    )
+
+
+async def welcome(update: Update, context: BotContext) -> None:
+    text = update.effective_message.text if update.effective_message else ""
+    command = (text or "").split()[0].split("@")[0] if text else ""
+    await _say(update, context, "help" if command in ("/aiuto", "/help") else "welcome")
+
+
+async def nothing_to_cancel(update: Update, context: BotContext) -> None:
+    await _say(update, context, "nothing_to_cancel")
+
+
+async def unknown_command(update: Update, context: BotContext) -> None:
+    await _say(update, context, "unknown_command")
+
+
+async def choose_language(update: Update, context: BotContext) -> None:
+    markup = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("Italiano", callback_data="lang|it"),
+                InlineKeyboardButton("English", callback_data="lang|en"),
+            ]
+        ]
+    )
+    await context.bot.send_message(
+        update.effective_chat.id, texts.t(_lang(update, context), "language_choose"), reply_markup=markup
+    )
+
+
+async def set_language(update: Update, context: BotContext) -> None:
+    query = update.callback_query
+    choice = (query.data or "").partition("|")[2]
+    if choice not in texts.LANGUAGES:
+        await query.answer(texts.t(_lang(update, context), "stale_button"))
+        return
+    context.user_data["lang"] = choice
+    await query.answer()
+    try:
+        await query.edit_message_reply_markup(None)
+    except TelegramError:
+        pass
+    await _say(update, context, "language_set")
+
+
+async def stale_button(update: Update, context: BotContext) -> None:
+    await update.callback_query.answer(texts.t(_lang(update, context), "stale_button"))
+
+
+async def redirect_group(update: Update, context: BotContext) -> None:
+    """In a group nothing is collected: one answer with a button to the private chat, once per group."""
+    if context.chat_data is not None and context.chat_data.get("redirected"):
+        return
+    if context.chat_data is not None:
+        context.chat_data["redirected"] = True
+    lang = _lang(update, context)
+    url = f"https://t.me/{context.bot.username}?start=registrati"
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton(texts.t(lang, "btn_open_private"), url=url)]])
+    await context.bot.send_message(
+        update.effective_chat.id, texts.t(lang, "group_redirect"), reply_markup=markup
+    )
+
+
+async def on_error(update: object, context: BotContext) -> None:
+    """The one place errors end up: log what happened (never a user's text) and tell the customer."""
+    error = context.error
+    update_id = update.update_id if isinstance(update, Update) else None
+    if isinstance(error, Forbidden):
+        log.info("update %s: the user blocked the bot", update_id)
+        return
+    # Exception messages can quote user input or SQL parameters: log the type and the frames only.
+    frames = "".join(traceback.format_tb(error.__traceback__)) if error else ""
+    log.error("update %s failed with %s\n%s", update_id, type(error).__name__, frames)
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return
+    key = "db_unavailable" if isinstance(error, DATABASE_DOWN) else "error_generic"
+    try:
+        await _say(update, context, key)
+    except TelegramError as exc:
+        log.warning("update %s: could not tell the user about the error (%s)", update_id, type(exc).__name__)

@@ -1,0 +1,142 @@
+"""The `unogas-bot` command line (also `python -m unogas_bot`).
+
+Every command that touches the database first brings its schema up to date, so each works on an empty
+database. Exit status 0 on success; otherwise non-zero with a one-line reason on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+from storage.customer_csv import ImportRejected, import_file
+from storage.db import Database
+from storage.demo import load_demo
+from storage.registry import CustomerRecord, CustomerRegistry
+from unogas_bot.config import ConfigError, Settings
+
+
+class CliError(Exception):
+    """A failure to report as one line on stderr."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unogas-bot", description="The Unogas customer-area bot.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("run", help="run the bot on Telegram (long polling); needs TELEGRAM_BOT_TOKEN")
+
+    console = sub.add_parser("console", help="the same conversations in the terminal, offline")
+    console.add_argument("--user-id", type=int, default=424242, help="the Telegram user id to play")
+    console.add_argument("--language", default="it", help="the user's Telegram language code (it, en)")
+
+    customers = sub.add_parser("customers", help="the customer registry (the data printed on the bills)")
+    csub = customers.add_subparsers(dest="action", required=True)
+    imp = csub.add_parser("import", help="load customer records from a CSV file")
+    imp.add_argument("file", help="UTF-8 CSV: customer_code,kind,first_name,last_name,company_name,tax_code")
+    csub.add_parser("demo", help="load a few demo customers and print them")
+
+    db = sub.add_parser("db", help="database schema")
+    dsub = db.add_subparsers(dest="action", required=True)
+    dsub.add_parser("upgrade", help="bring the schema up to date")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings.from_env()
+        handler = COMMANDS[(args.command, getattr(args, "action", None))]
+        return handler(settings, args) or 0
+    except (CliError, ConfigError) as exc:
+        print(f"unogas-bot: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _with_database(settings: Settings, work: Callable[[Database], Awaitable[int | None]]) -> int:
+    async def go() -> int | None:
+        db = Database(settings.database_url)
+        try:
+            try:
+                await db.upgrade()
+            except OSError as exc:
+                raise CliError(f"cannot reach the database: {exc}") from None
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go()) or 0
+
+
+def _describe(record: CustomerRecord) -> str:
+    who = record.company_name if record.kind == "business" else f"{record.first_name} {record.last_name}"
+    kind = "azienda" if record.kind == "business" else "persona"
+    return f"  {record.customer_code:<12} {kind:<8} {who:<28} {record.tax_code}"
+
+
+def cmd_customers_import(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        try:
+            result = await import_file(args.file, CustomerRegistry(db))
+        except ImportRejected as rejected:
+            for line, reason in rejected.errors:
+                print(f"line {line}: {reason}", file=sys.stderr)
+            raise CliError(f"{len(rejected.errors)} bad row(s) in {args.file}: nothing imported") from None
+        except FileNotFoundError:
+            raise CliError(f"no such file: {args.file}") from None
+        print(f"{result.rows} rows read: {result.inserted} customers added, {result.updated} updated")
+        return 0
+
+    return _with_database(settings, work)
+
+
+def cmd_customers_demo(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        records = await load_demo(CustomerRegistry(db))
+        print("Demo customers (type these in the conversation):")
+        for record in records:
+            print(_describe(record))
+        return 0
+
+    return _with_database(settings, work)
+
+
+def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        print("database schema is up to date")
+        return 0
+
+    return _with_database(settings, work)
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from unogas_bot.runner import run_polling
+
+    if not settings.telegram_token:
+        raise CliError("TELEGRAM_BOT_TOKEN is not set (without it, try: unogas-bot console)")
+    return run_polling(settings)
+
+
+def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
+    from unogas_bot.console import run_console
+
+    return asyncio.run(run_console(settings, user_id=args.user_id, language=args.language))
+
+
+COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], int]] = {
+    ("run", None): cmd_run,
+    ("console", None): cmd_console,
+    ("customers", "import"): cmd_customers_import,
+    ("customers", "demo"): cmd_customers_demo,
+    ("db", "upgrade"): cmd_db_upgrade,
+}

@@ -1,0 +1,62 @@
+"""Configuration read from the environment (see README, "Configuration")."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///unogas.db"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the bot cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, not {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot can be told from outside. Secrets (the token) come only from the environment."""
+
+    telegram_token: str | None = None
+    telegram_api_base_url: str | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    bcrypt_rounds: int = 12
+    # Conversation and account-protection policy; fixed by the issues, overridable only in code (tests).
+    conversation_timeout: timedelta = timedelta(minutes=15)
+    max_invalid_replies: int = 5
+    verify_attempts_per_hour: int = 5
+    session_ttl: timedelta = timedelta(days=30)
+    login_failures_per_account: int = 5
+    login_failures_window: timedelta = timedelta(minutes=15)
+    login_lock: timedelta = timedelta(minutes=15)
+    login_failures_per_user: int = 10
+    login_user_window: timedelta = timedelta(hours=1)
+    recovery_failures: int = 3
+    recovery_lock: timedelta = timedelta(hours=1)
+    hash_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        token = env.get("TELEGRAM_BOT_TOKEN", "").strip() or None
+        base = env.get("TELEGRAM_API_BASE_URL", "").strip() or None
+        url = env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
+        if "://" not in url:
+            raise ConfigError(f"DATABASE_URL must be a SQLAlchemy URL such as {DEFAULT_DATABASE_URL}")
+        # bcrypt accepts 4..31; below 10 is for tests and demos only.
+        rounds = _int(env, "BCRYPT_ROUNDS", 12, 4, 31)
+        return cls(telegram_token=token, telegram_api_base_url=base, database_url=url, bcrypt_rounds=rounds)

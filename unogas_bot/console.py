@@ -1,0 +1,133 @@
+"""Terminal mode: the very same Application, talking to the offline Bot API stand-in instead of Telegram.
+
+Each input line is one message. Buttons are shown numbered: type the number or the label to press one.
+`/contatto NUMBER` shares a phone contact as Telegram's "share my number" button does. Works interactively
+and with piped input (the input is echoed then, so a replayed script reads like a chat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from typing import TextIO
+
+from storage.db import Database
+from unogas_bot import texts
+from unogas_bot.app import FORMS, build_application
+from unogas_bot.config import Settings
+from unogas_bot.services import Services
+from unogas_bot.standin import Deleted, Edited, OfflineBotAPI, Sent, SimUser, Simulator, offline_builder
+
+CONTACT_COMMANDS = ("/contatto", "/contact")
+QUIT_WORDS = ("/quit", "/esci_console")
+
+
+class ConsoleSession:
+    """Turns lines into updates and the bot's answers into printed lines."""
+
+    def __init__(self, user: SimUser, out: TextIO, echo: bool) -> None:
+        self.user = user
+        self.out = out
+        self.echo = echo
+        self.buttons: list[tuple[str, bool]] = []  # (label, is_inline) of the last keyboard shown
+
+    async def handle_line(self, line: str) -> None:
+        text = line.rstrip("\r\n")
+        if self.echo:
+            self._print(f"> {text}")
+        events = await self._dispatch(text.strip())
+        self.show(events)
+
+    async def _dispatch(self, text: str) -> list[object]:
+        word, _, rest = text.partition(" ")
+        if word.lower() in CONTACT_COMMANDS:
+            return await self.user.share_contact(rest.strip() or "+393470000000")
+        choice = self._button_for(text)
+        if choice is not None:
+            label, inline = choice
+            if inline:
+                return await self.user.press(label)
+            if label == texts.t("it", "btn_share_phone") or label == texts.t("en", "btn_share_phone"):
+                return await self.user.share_contact("+393471234567")
+            return await self.user.send(label)
+        return await self.user.send(text)
+
+    def _button_for(self, text: str) -> tuple[str, bool] | None:
+        if text.isdigit() and 1 <= int(text) <= len(self.buttons):
+            return self.buttons[int(text) - 1]
+        for label, inline in self.buttons:
+            if inline and label.casefold() == text.casefold():
+                return label, inline
+        return None
+
+    def show(self, events: list[object]) -> None:
+        for event in events:
+            if isinstance(event, Sent):
+                self._print("bot: " + event.plain_text().replace("\n", "\n     "))
+                labels = event.buttons()
+                if labels:
+                    inline = bool(event.reply_markup and "inline_keyboard" in event.reply_markup)
+                    self.buttons = [(label, inline) for label in labels]
+                    self._print("     " + "  ".join(f"[{i}] {label}" for i, label in enumerate(labels, 1)))
+                elif event.reply_markup and event.reply_markup.get("remove_keyboard"):
+                    self.buttons = []
+            elif isinstance(event, Deleted):
+                self._print("     (il suo messaggio è stato cancellato per sicurezza)")
+            elif isinstance(event, Edited) and event.reply_markup is None and event.text is None:
+                self.buttons = [b for b in self.buttons if not b[1]]
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+
+def _expects_secret(app: object, user_id: int) -> bool:
+    """Is the question waiting for this user a secret (so an interactive terminal should not echo it)?"""
+    data = app.user_data.get(user_id, {})  # type: ignore[attr-defined]
+    for form in FORMS:
+        draft = data.get(form.name)
+        if draft:
+            f = form.by_key.get(draft.get("_at", ""))
+            return bool(f and (f.secret or f.confirms))
+    return False
+
+
+async def run_console(
+    settings: Settings,
+    *,
+    user_id: int = 424242,
+    language: str = "it",
+    stdin: TextIO | None = None,
+    out: TextIO | None = None,
+) -> int:
+    stdin = stdin or sys.stdin
+    out = out or sys.stdout
+    interactive = stdin.isatty()
+    db = Database(settings.database_url)
+    await db.upgrade()
+    services = Services.create(settings, db)
+    api = OfflineBotAPI()
+    app = build_application(services, builder=offline_builder(api))
+    try:
+        async with Simulator(app, api) as sim:
+            user = sim.user(user_id, first_name="Cliente", language_code=language)
+            session = ConsoleSession(user, out, echo=not interactive)
+            if interactive:
+                print(texts.t(language, "console_banner"), file=out, flush=True)
+            await session.handle_line("/start")
+            while True:
+                if interactive and _expects_secret(app, user_id):
+                    line = await asyncio.to_thread(getpass.getpass, "(nascosto) > ")
+                else:
+                    if interactive:
+                        print("> ", end="", file=out, flush=True)
+                    line = await asyncio.to_thread(stdin.readline)
+                    if not line:
+                        break
+                if line.strip().lower() in QUIT_WORDS:
+                    break
+                if line.strip():
+                    await session.handle_line(line)
+    finally:
+        await services.close()
+    return 0

@@ -1,0 +1,83 @@
+"""bcrypt hashing kept off the event loop.
+
+bcrypt is slow on purpose (about 0.2 s at cost 12) and releases the GIL, so hashes run in a thread pool
+sized to the cores: more threads would only queue CPU work and make every other chat wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from hashlib import sha256
+
+import bcrypt
+
+# bcrypt 5 raises ValueError beyond 72 bytes, in checkpw too: guard every call.
+BCRYPT_MAX_BYTES = 72
+
+
+class Hasher:
+    """Hashes and checks secrets (passwords, security answers) with bcrypt in worker threads."""
+
+    def __init__(self, rounds: int = 12, workers: int = 1) -> None:
+        self.rounds = rounds
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="bcrypt")
+        # A fixed hash to check against when the account does not exist, so an unknown e-mail costs
+        # the same time as a wrong password.
+        self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds)).decode()
+
+    async def hash(self, secret: str) -> str:
+        data = secret.encode()
+        if len(data) > BCRYPT_MAX_BYTES:
+            raise ValueError("secret longer than bcrypt's 72 bytes")
+        loop = asyncio.get_running_loop()
+        digest = await loop.run_in_executor(self._pool, _hashpw, data, self.rounds)
+        return digest.decode()
+
+    async def verify(self, secret: str, hashed: str | None) -> bool:
+        """True if `secret` matches `hashed`; with no hash, does a dummy check and returns False."""
+        data = secret.encode()
+        target = hashed or self._dummy
+        too_long = len(data) > BCRYPT_MAX_BYTES
+        if too_long:
+            # Still spend the same time, then fail: no stored secret can be that long.
+            data = data[:BCRYPT_MAX_BYTES]
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(self._pool, _checkpw, data, target.encode())
+        return ok and hashed is not None and not too_long
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _hashpw(data: bytes, rounds: int) -> bytes:
+    return bcrypt.hashpw(data, bcrypt.gensalt(rounds))
+
+
+def _checkpw(data: bytes, hashed: bytes) -> bool:
+    try:
+        return bcrypt.checkpw(data, hashed)
+    except ValueError:  # a malformed stored hash must not crash a handler
+        return False
+
+
+class EphemeralMac:
+    """Keyed digests to confirm a repeated secret without a second bcrypt hash.
+
+    The key lives only in this process's memory: a digest left in saved conversation state is useless
+    to anyone reading the database, and after a restart it no longer matches, so the customer is simply
+    asked for the pair again.
+    """
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+        self.key_id = secrets.token_hex(4)
+
+    def digest(self, secret: str) -> str:
+        mac = hmac.new(self._key, secret.encode(), sha256).hexdigest()
+        return f"{self.key_id}:{mac}"
+
+    def matches(self, secret: str, stored: str | None) -> bool:
+        return stored is not None and hmac.compare_digest(self.digest(secret), stored)

@@ -1,0 +1,74 @@
+"""What the handlers need from the rest of the bot, reachable as `context.services`.
+
+Handlers get repositories and the hasher through here, never by importing globals, so tests and the
+benchmark can build as many independent bots as they like in one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from telegram.ext import Application, CallbackContext, ExtBot
+
+from storage.accounts import AccountRepository
+from storage.attempts import AttemptLog
+from storage.db import Database
+from storage.registry import CustomerRegistry
+from unogas_bot.config import Settings
+from unogas_bot.hashing import EphemeralMac, Hasher
+from unogas_bot.texts import language_for
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    registry: CustomerRegistry
+    accounts: AccountRepository
+    attempts: AttemptLog
+    hasher: Hasher
+    clock: Callable[[], datetime] = utc_now
+    mac: EphemeralMac = field(default_factory=EphemeralMac)
+
+    @classmethod
+    def create(cls, settings: Settings, db: Database, clock: Callable[[], datetime] = utc_now) -> Services:
+        return cls(
+            settings=settings,
+            db=db,
+            registry=CustomerRegistry(db),
+            accounts=AccountRepository(db, clock=clock),
+            attempts=AttemptLog(db, clock=clock),
+            hasher=Hasher(settings.bcrypt_rounds, settings.hash_workers),
+            clock=clock,
+        )
+
+    async def close(self) -> None:
+        self.hasher.close()
+        await self.db.dispose()
+
+
+class UnogasApplication(Application):
+    """PTB's Application carrying our services (PTB's own class has __slots__ and takes no extras)."""
+
+    def __init__(self, *, services: Services, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.services = services
+
+
+class BotContext(CallbackContext[ExtBot, dict, dict, dict]):
+    """The callback context our handlers receive: adds `services` and the user's language."""
+
+    @property
+    def services(self) -> Services:
+        return self.application.services  # type: ignore[attr-defined]
+
+    def language(self, language_code: str | None) -> str:
+        chosen = self.user_data.get("lang") if self.user_data is not None else None
+        return chosen or language_for(language_code)
