@@ -1,4 +1,4 @@
-"""A small form engine: describe each question once, and one generic step asks, validates, re-asks and moves on.
+"""A small form engine: describe each question once; one generic step asks, validates, re-asks, moves on.
 
 A `Form` is a list of `Field`s. The next question is always the first applicable field whose answer is
 missing from the draft, so "go back", "change one answer from the summary" and progress ("Step 3 of 12")
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,7 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.warnings import PTBUserWarning
 
 from unogas_bot import texts, validation
 from unogas_bot.services import BotContext, Services
@@ -271,6 +273,15 @@ class Form:
             MessageHandler(private & filters.TEXT & ~filters.COMMAND, engine.on_text),
             MessageHandler(private & filters.CONTACT, engine.on_contact),
         ]
+        with warnings.catch_warnings():
+            # PTB warns that callback queries are not tracked per message: intended, the serial in the
+            # callback data already tells a button of the current question from an old one.
+            warnings.filterwarnings("ignore", message=".*per_message.*", category=PTBUserWarning)
+            return self._conversation(engine, in_state, private, persistent)
+
+    def _conversation(
+        self, engine: FormEngine, in_state: list[BaseHandler], private: filters.BaseFilter, persistent: bool
+    ) -> ConversationHandler:
         states: dict[object, list[BaseHandler]] = {f.key: in_state for f in self.fields}
         states[SUMMARY] = in_state
         return ConversationHandler(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import traceback
 
@@ -129,10 +130,8 @@ async def set_language(update: Update, context: BotContext) -> None:
         return
     context.user_data["lang"] = choice
     await query.answer()
-    try:
+    with contextlib.suppress(TelegramError):
         await query.edit_message_reply_markup(None)
-    except TelegramError:
-        pass
     await _say(update, context, "language_set")
 
 

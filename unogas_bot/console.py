@@ -17,7 +17,7 @@ from unogas_bot import texts
 from unogas_bot.app import FORMS, build_application
 from unogas_bot.config import Settings
 from unogas_bot.services import Services
-from unogas_bot.standin import Deleted, Edited, OfflineBotAPI, Sent, SimUser, Simulator, offline_builder
+from unogas_bot.standin import Deleted, Edited, OfflineBotAPI, Sent, Simulator, SimUser, offline_builder
 
 CONTACT_COMMANDS = ("/contatto", "/contact")
 QUIT_WORDS = ("/quit", "/esci_console")
@@ -64,8 +64,8 @@ class ConsoleSession:
     def show(self, events: list[object]) -> None:
         for event in events:
             if isinstance(event, Sent):
-                self._print("bot: " + event.plain_text().replace("\n", "\n     "))
-                labels = event.buttons()
+                self._print("bot: " + event.plain_text.replace("\n", "\n     "))
+                labels = event.buttons
                 if labels:
                     inline = bool(event.reply_markup and "inline_keyboard" in event.reply_markup)
                     self.buttons = [(label, inline) for label in labels]

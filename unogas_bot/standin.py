@@ -36,7 +36,7 @@ from typing import Any, Final, TypeAlias
 
 from telegram import Update
 from telegram.error import NetworkError, TimedOut
-from telegram.ext import Application, ApplicationBuilder, ExtBot
+from telegram.ext import Application, ApplicationBuilder, BaseHandler, ConversationHandler, ExtBot
 from telegram.request import BaseRequest, RequestData
 
 __all__ = [
@@ -742,7 +742,10 @@ class OfflineBotAPI:
         self.webhook_url = ""
         self._chats: dict[int, JSONDict] = {}
         self._counters: dict[int, int] = {}
-        self._messages: dict[tuple[int, int], LiveMessage] = {}
+        # chat id -> message id -> message; ids only grow, so each dict is in message order
+        self._messages: dict[int, dict[int, LiveMessage]] = {}
+        self._sent: dict[int, list[Sent]] = {}  # chat id -> Sent events, for O(1) per-chat queries
+        self._last_text: dict[int, Sent | Edited] = {}  # chat id -> newest Sent/Edited that set a text
         self._deleted: set[tuple[int, int]] = set()
         self._reply_keyboards: dict[int, JSONDict | None] = {}
         self._callback_queries: dict[str, bool] = {}  # id -> answered
@@ -863,7 +866,7 @@ class OfflineBotAPI:
             from_user=from_user,
             plain_text=text,
         )
-        self._messages[(chat_id, message_id)] = message
+        self._messages.setdefault(chat_id, {})[message_id] = message
         return message
 
     def register_callback_query(self, callback_query_id: str) -> None:
@@ -872,7 +875,7 @@ class OfflineBotAPI:
 
     def edit_user_message(self, chat_id: int, message_id: int, text: str) -> LiveMessage:
         """Apply a user's edit of their own text message."""
-        message = self._messages.get((chat_id, message_id))
+        message = self._get(chat_id, message_id)
         if message is None or message.from_bot:
             raise LookupError(f"no live user message {message_id} in chat {chat_id}")
         message.text = message.plain_text = text
@@ -883,7 +886,7 @@ class OfflineBotAPI:
 
     def messages_to(self, chat_id: int) -> list[Sent]:
         """Every message the bot sent to ``chat_id``, in order (deleted ones included)."""
-        return [e for e in self.events if isinstance(e, Sent) and e.chat_id == chat_id]
+        return list(self._sent.get(chat_id, ()))
 
     def texts_to(self, chat_id: int) -> list[str]:
         """Texts (as the user sees them, markup removed) of the messages the bot sent to ``chat_id``."""
@@ -891,11 +894,15 @@ class OfflineBotAPI:
 
     def live_message(self, chat_id: int, message_id: int) -> LiveMessage | None:
         """The current state of a message, or None if unknown or deleted."""
-        return self._messages.get((chat_id, message_id))
+        return self._get(chat_id, message_id)
 
     def live_messages(self, chat_id: int) -> list[LiveMessage]:
         """All live messages of a chat, oldest first."""
-        return sorted((m for (c, _), m in self._messages.items() if c == chat_id), key=lambda m: m.message_id)
+        return list(self._messages.get(chat_id, {}).values())
+
+    def last_text_event(self, chat_id: int) -> Sent | Edited | None:
+        """The newest Sent or Edited event that put a text in ``chat_id``."""
+        return self._last_text.get(chat_id)
 
     def is_deleted(self, chat_id: int, message_id: int) -> bool:
         """True if the message existed and was deleted."""
@@ -998,7 +1005,7 @@ class OfflineBotAPI:
         if params.get("inline_message_id"):
             raise _Failure(400, "Bad Request: MESSAGE_ID_INVALID")  # inline messages are not simulated
         chat = self._chat(params)
-        message = self._messages.get((chat["id"], params.get("message_id")))  # type: ignore[arg-type]
+        message = self._get(chat["id"], params.get("message_id"))
         if message is None:
             raise _Failure(400, "Bad Request: message to edit not found")
         if not message.from_bot:
@@ -1007,15 +1014,27 @@ class OfflineBotAPI:
         return message
 
     def _delete(self, chat: JSONDict, message_id: Any) -> bool:
-        message = self._messages.get((chat["id"], message_id))
+        message = self._get(chat["id"], message_id)
         if message is None:
             return False
         if not message.from_bot and chat["type"] != "private" and chat["id"] not in self.admin_chats:
             raise _Failure(400, "Bad Request: message can't be deleted")
-        del self._messages[(chat["id"], message_id)]
-        self._deleted.add((chat["id"], message_id))
-        self.events.append(Deleted(chat["id"], message_id))
+        del self._messages[chat["id"]][message.message_id]
+        self._deleted.add((chat["id"], message.message_id))
+        self._record(Deleted(chat["id"], message.message_id))
         return True
+
+    def _get(self, chat_id: Any, message_id: Any) -> LiveMessage | None:
+        # Parameters come from the wire, so they may be of any type.
+        chat = self._messages.get(chat_id) if isinstance(chat_id, int) else None
+        return chat.get(message_id) if chat is not None and isinstance(message_id, int) else None
+
+    def _record(self, event: Event) -> None:
+        self.events.append(event)
+        if isinstance(event, Sent):
+            self._sent.setdefault(event.chat_id, []).append(event)
+        if isinstance(event, Sent | Edited) and event.text is not None:
+            self._last_text[event.chat_id] = event
 
     @staticmethod
     def _commands_key(scope: JSONDict | None, language_code: str | None) -> tuple[str, str]:
@@ -1024,7 +1043,7 @@ class OfflineBotAPI:
     # ---- methods -------------------------------------------------------------------------------------
 
     def _m_getMe(self, params: JSONDict) -> JSONDict:
-        self.events.append(Called("getMe", params))
+        self._record(Called("getMe", params))
         return self.bot_user
 
     def _m_sendMessage(self, params: JSONDict) -> JSONDict:
@@ -1038,7 +1057,7 @@ class OfflineBotAPI:
         reply_to: LiveMessage | None = None
         reply = params.get("reply_parameters")
         if isinstance(reply, dict):
-            reply_to = self._messages.get((reply.get("chat_id", chat["id"]), reply.get("message_id")))  # type: ignore[arg-type]
+            reply_to = self._get(reply.get("chat_id", chat["id"]), reply.get("message_id"))
             if reply_to is None and not reply.get("allow_sending_without_reply"):
                 raise _Failure(400, "Bad Request: message to be replied not found")
         self._check_not_blocked(chat)
@@ -1054,12 +1073,12 @@ class OfflineBotAPI:
             plain_text=plain,
             entities=entities,
         )
-        self._messages[(chat["id"], message.message_id)] = message
+        self._messages.setdefault(chat["id"], {})[message.message_id] = message
         if markup and "keyboard" in markup:
             self._reply_keyboards[chat["id"]] = markup
         elif markup and "remove_keyboard" in markup:
             self._reply_keyboards[chat["id"]] = None
-        self.events.append(Sent(chat["id"], message.message_id, text, markup, parse_mode))
+        self._record(Sent(chat["id"], message.message_id, text, markup, parse_mode))
         return self.message_json(message, with_reply=reply_to)
 
     def _m_editMessageText(self, params: JSONDict) -> JSONDict:
@@ -1081,7 +1100,7 @@ class OfflineBotAPI:
         )
         message.reply_markup = markup
         message.edit_date = int(time.time())
-        self.events.append(Edited(message.chat_id, message.message_id, text, markup, parse_mode))
+        self._record(Edited(message.chat_id, message.message_id, text, markup, parse_mode))
         return self.message_json(message)
 
     def _m_editMessageReplyMarkup(self, params: JSONDict) -> JSONDict:
@@ -1091,7 +1110,7 @@ class OfflineBotAPI:
             raise _Failure(400, _NOT_MODIFIED)
         message.reply_markup = markup
         message.edit_date = int(time.time())
-        self.events.append(Edited(message.chat_id, message.message_id, None, markup))
+        self._record(Edited(message.chat_id, message.message_id, None, markup))
         return self.message_json(message)
 
     def _m_deleteMessage(self, params: JSONDict) -> bool:
@@ -1110,14 +1129,14 @@ class OfflineBotAPI:
         return True
 
     def _m_answerCallbackQuery(self, params: JSONDict) -> bool:
-        query_id = params.get("callback_query_id")
-        if self._callback_queries.get(query_id, True):  # type: ignore[arg-type]
+        query_id = str(params.get("callback_query_id", ""))
+        if self._callback_queries.get(query_id, True):
             raise _Failure(400, _QUERY_INVALID)  # unknown, or already answered
         text = params.get("text")
         if text is not None and len(text) > MAX_CALLBACK_ANSWER_LENGTH:
             raise _Failure(400, "Bad Request: MESSAGE_TOO_LONG")
-        self._callback_queries[query_id] = True  # type: ignore[index]
-        self.events.append(CallbackAnswered(query_id, text or None, bool(params.get("show_alert", False))))  # type: ignore[arg-type]
+        self._callback_queries[query_id] = True
+        self._record(CallbackAnswered(query_id, text or None, bool(params.get("show_alert", False))))
         return True
 
     def _m_setMyCommands(self, params: JSONDict) -> bool:
@@ -1134,20 +1153,20 @@ class OfflineBotAPI:
             raise _Failure(400, "Bad Request: invalid language code specified")
         scope = params.get("scope")
         self._commands[self._commands_key(scope, language)] = commands
-        self.events.append(CommandsSet(commands, scope, language))
+        self._record(CommandsSet(commands, scope, language))
         return True
 
     def _m_deleteMyCommands(self, params: JSONDict) -> bool:
         self._commands.pop(self._commands_key(params.get("scope"), params.get("language_code")), None)
-        self.events.append(Called("deleteMyCommands", params))
+        self._record(Called("deleteMyCommands", params))
         return True
 
     def _m_getMyCommands(self, params: JSONDict) -> list[JSONDict]:
-        self.events.append(Called("getMyCommands", params))
+        self._record(Called("getMyCommands", params))
         return self.commands(params.get("scope"), params.get("language_code"))
 
     def _m_setChatMenuButton(self, params: JSONDict) -> bool:
-        self.events.append(Called("setChatMenuButton", params))
+        self._record(Called("setChatMenuButton", params))
         return True
 
     def _m_sendChatAction(self, params: JSONDict) -> bool:
@@ -1155,7 +1174,7 @@ class OfflineBotAPI:
         if params.get("action") not in _CHAT_ACTIONS:
             raise _Failure(400, "Bad Request: wrong parameter action in request")
         self._check_not_blocked(chat)
-        self.events.append(Called("sendChatAction", params))
+        self._record(Called("sendChatAction", params))
         return True
 
     def _m_getUpdates(self, params: JSONDict) -> list[JSONDict]:
@@ -1163,23 +1182,23 @@ class OfflineBotAPI:
 
     def _m_setWebhook(self, params: JSONDict) -> bool:
         self.webhook_url = str(params.get("url", ""))
-        self.events.append(Called("setWebhook", params))
+        self._record(Called("setWebhook", params))
         return True
 
     def _m_deleteWebhook(self, params: JSONDict) -> bool:
         self.webhook_url = ""
-        self.events.append(Called("deleteWebhook", params))
+        self._record(Called("deleteWebhook", params))
         return True
 
     def _m_getWebhookInfo(self, params: JSONDict) -> JSONDict:
         return {"url": self.webhook_url, "has_custom_certificate": False, "pending_update_count": 0}
 
     def _m_close(self, params: JSONDict) -> bool:
-        self.events.append(Called("close", params))
+        self._record(Called("close", params))
         return True
 
     def _m_logOut(self, params: JSONDict) -> bool:
-        self.events.append(Called("logOut", params))
+        self._record(Called("logOut", params))
         return True
 
 
@@ -1254,6 +1273,18 @@ def offline_builder(api: OfflineBotAPI, token: str = DEFAULT_TOKEN) -> Applicati
 _CHAT_EVENTS: Final = (Sent, Edited, Deleted)
 _COMMAND_ENTITY_RE: Final = re.compile(r"/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]{1,64})?(?=\s|$)")
 _OWN: Final = object()
+
+
+def _is_non_blocking(handler: BaseHandler[Any, Any, Any]) -> bool:
+    if handler.block is False:
+        return True
+    if isinstance(handler, ConversationHandler):
+        # A ConversationHandler always reports block=True; its own setting is only in `_block`.
+        if getattr(handler, "_block", None) is False:
+            return True
+        nested = [*handler.entry_points, *handler.fallbacks, *itertools.chain(*handler.states.values())]
+        return any(_is_non_blocking(h) for h in nested)
+    return False
 
 
 class Simulator:
@@ -1335,9 +1366,22 @@ class Simulator:
         update = Update.de_json(data, self.app.bot)
         if isinstance(self.app.bot, ExtBot):
             self.app.bot.insert_callback_data(update)  # what polling/webhooks do for arbitrary callback data
+        if not self._may_run_non_blocking():
+            await self.app.update_processor.process_update(update, self.app.process_update(update))
+            return
         before = asyncio.all_tasks()
         await self.app.update_processor.process_update(update, self.app.process_update(update))
         await self._wait_non_blocking(before, update.update_id)
+
+    def _may_run_non_blocking(self) -> bool:
+        # Scanning asyncio.all_tasks() costs O(tasks) per update; only pay for it when some handler can
+        # run as a task. Checked per update because handlers may be added while the simulator runs.
+        bot = self.app.bot
+        if isinstance(bot, ExtBot) and bot.defaults is not None and not bot.defaults.block:
+            return True
+        if any(block is False for block in self.app.error_handlers.values()):
+            return True
+        return any(_is_non_blocking(h) for group in self.app.handlers.values() for h in group)
 
     async def _wait_non_blocking(self, before: set[asyncio.Task[Any]], update_id: int) -> None:
         # Handlers with block=False (and their error handlers) run as tasks; wait for the ones started
@@ -1391,6 +1435,7 @@ class SimUser:
         self.chat_type = chat_type
         self.title = title or ("Gruppo di prova" if chat_type != "private" else None)
         self.last_events: list[Event] = []
+        self.last_message_id: int | None = None  # id of the latest message this user sent
         self._callback_ids: set[str] = set()
 
     def __repr__(self) -> str:
@@ -1424,7 +1469,7 @@ class SimUser:
         if not self.api.knows_chat(self.chat_id):  # the chat becomes known when the user first writes
             fields = {k: v for k, v in self.chat_json.items() if k not in ("id", "type")}
             self.api.register_chat(self.chat_id, self.chat_type, **fields)
-        message_id = self.api.new_message_id(self.chat_id)
+        message_id = self.last_message_id = self.api.new_message_id(self.chat_id)
         self.api.register_user_message(self.chat_id, message_id, text, self.user_json)
         message: JSONDict = {
             "message_id": message_id,
@@ -1616,10 +1661,8 @@ class SimUser:
 
     def last_reply_text(self) -> str | None:
         """The newest text the bot showed in this chat (sent or edited), markup removed."""
-        for event in reversed(self.api.events):
-            if isinstance(event, Sent | Edited) and event.chat_id == self.chat_id and event.text is not None:
-                return event.plain_text
-        return None
+        event = self.api.last_text_event(self.chat_id)
+        return None if event is None else event.plain_text
 
     def last_keyboard(self) -> JSONDict | None:
         """The keyboard the user is looking at: the inline keyboard of the newest live bot message that has

@@ -156,7 +156,7 @@ IT: dict[str, str] = {
     "secret_expired": "Per sicurezza devo chiederle di nuovo questo dato.",
     "summary": (
         "Ecco il riepilogo dei suoi dati:\n\n{lines}\n\n"
-        "Password e risposta di sicurezza non vengono mostrate. Premi «Salva» per creare il profilo."
+        "Password e risposta di sicurezza non vengono mostrate. Prema «Salva» per creare il profilo."
     ),
     "summary_line": "{label}: <b>{value}</b>",
     "phone_none": "non indicato",

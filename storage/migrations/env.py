@@ -6,7 +6,7 @@ Two ways in:
   through ``AsyncConnection.run_sync``) into ``config.attributes["connection"]`` and we migrate on it,
   inside the caller's transaction;
 * from the alembic command line (``alembic -c storage/alembic.ini upgrade head``): the database URL comes
-  from ``-x url=...``, else ``sqlalchemy.url`` in the ini file, else the ``UNOGAS_DATABASE_URL``
+  from ``-x url=...``, else ``sqlalchemy.url`` in the ini file, else the ``DATABASE_URL``
   environment variable; async URLs (aiosqlite, asyncpg) are fine.
 """
 
@@ -41,9 +41,9 @@ def _run_on_connection(connection: Connection) -> None:
 
 def _url() -> str:
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
-    url = url or os.environ.get("UNOGAS_DATABASE_URL")
+    url = url or os.environ.get("DATABASE_URL")
     if not url:
-        raise RuntimeError("no database URL: pass -x url=..., set sqlalchemy.url or UNOGAS_DATABASE_URL")
+        raise RuntimeError("no database URL: pass -x url=..., set sqlalchemy.url or DATABASE_URL")
     return url
 
 

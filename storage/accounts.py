@@ -1,0 +1,455 @@
+"""Customer-area accounts, their Telegram sessions, locks and audit trail.
+
+E-mail addresses are lower-cased (and stripped) here before they are stored or looked up, so the plain
+unique constraint on ``accounts.email`` makes them unique case-insensitively.
+
+Races (two registrations for the same customer or the same address) are settled by the database's unique
+constraints, never by checking first: the loser gets ``EmailTaken`` or ``CustomerAlreadyRegistered`` and
+nothing of its attempt is saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.attempts import account_key
+from storage.db import Database, upsert_statement, utcnow
+from storage.models import DETAIL_LEN, Account, Attempt, AuditEvent, Customer, TelegramSession
+
+
+@dataclass(frozen=True, slots=True)
+class NewAccount:
+    """What a registration stores; hashes are computed by the caller, never here."""
+
+    customer_code: str
+    email: str
+    password_hash: str
+    security_question: str
+    answer_hash: str
+    phone: str | None
+    telegram_user_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """An account with its customer's registry data: a detached snapshot, safe to keep anywhere."""
+
+    id: int
+    customer_code: str
+    kind: str
+    first_name: str | None
+    last_name: str | None
+    company_name: str | None
+    tax_code: str
+    email: str
+    phone: str | None
+    security_question: str
+    password_hash: str
+    answer_hash: str
+    registered_at: datetime
+    registered_by: int
+    password_changed_at: datetime
+    login_locked_until: datetime | None
+    recovery_locked_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    at: datetime
+    event: str
+    telegram_user_id: int | None
+    detail: str
+
+
+class RegistrationConflict(Exception):
+    """A registration that cannot be saved; nothing was stored."""
+
+
+class EmailTaken(RegistrationConflict):
+    """Another account already uses this e-mail address (compared case-insensitively)."""
+
+
+class CustomerAlreadyRegistered(RegistrationConflict):
+    """The customer already has an account."""
+
+
+class UnknownCustomer(RegistrationConflict):
+    """No customer with this code in the registry."""
+
+
+class AccountNotFound(LookupError):
+    """No account with this id (e.g. deleted meanwhile)."""
+
+
+def normalize_email(email: str) -> str:
+    """The stored form of an address: stripped and lower-cased."""
+    return email.strip().lower()
+
+
+_VIEW_COLUMNS = (
+    Account.id,
+    Customer.customer_code,
+    Customer.kind,
+    Customer.first_name,
+    Customer.last_name,
+    Customer.company_name,
+    Customer.tax_code,
+    Account.email,
+    Account.phone,
+    Account.security_question,
+    Account.password_hash,
+    Account.answer_hash,
+    Account.registered_at,
+    Account.registered_by,
+    Account.password_changed_at,
+    Account.login_locked_until,
+    Account.recovery_locked_until,
+)
+
+
+def _select_views() -> Select[Any]:
+    return select(*_VIEW_COLUMNS).join(Customer, Customer.id == Account.customer_id)
+
+
+def _view(row: Any) -> AccountView:
+    return AccountView(**{column.key: getattr(row, column.key) for column in _VIEW_COLUMNS})
+
+
+def _constraint_text(exc: IntegrityError) -> str:
+    """Everything the driver tells about a violated constraint, for both SQLite and PostgreSQL.
+
+    asyncpg names the constraint ("uq_accounts_email"); SQLite names the column ("accounts.email").
+    """
+    parts = [str(exc.orig)]
+    cause = getattr(exc.orig, "__cause__", None)
+    name = getattr(cause, "constraint_name", None)
+    if name:
+        parts.append(name)
+    return " ".join(parts).lower()
+
+
+def _registration_conflict(exc: IntegrityError, new: NewAccount) -> RegistrationConflict | None:
+    text = _constraint_text(exc)
+    if "uq_accounts_email" in text or "accounts.email" in text:
+        return EmailTaken(normalize_email(new.email))
+    if "uq_accounts_customer_id" in text or "accounts.customer_id" in text:
+        return CustomerAlreadyRegistered(new.customer_code)
+    if "foreign key" in text or "fk_accounts_customer_id_customers" in text:
+        return UnknownCustomer(new.customer_code)  # the customer vanished meanwhile
+    return None
+
+
+class AccountRepository:
+    """Everything the conversations need to know or change about accounts."""
+
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._db = db
+        self._clock = clock
+
+    # --- registration and look-ups --------------------------------------------------------------------
+
+    async def register(self, new: NewAccount) -> AccountView:
+        """Create the account of ``new.customer_code`` in one transaction, with a "registered" audit event.
+
+        Raises ``UnknownCustomer``, ``EmailTaken`` or ``CustomerAlreadyRegistered``; in every failure case
+        nothing is saved.
+        """
+        email = normalize_email(new.email)
+        now = self._clock()
+        try:
+            async with self._db.transaction() as session:
+                customer_id = (
+                    await session.execute(
+                        select(Customer.id).where(Customer.customer_code == new.customer_code)
+                    )
+                ).scalar_one_or_none()
+                if customer_id is None:
+                    raise UnknownCustomer(new.customer_code)
+                account_id = (
+                    await session.execute(
+                        insert(Account)
+                        .values(
+                            customer_id=customer_id,
+                            email=email,
+                            password_hash=new.password_hash,
+                            security_question=new.security_question,
+                            answer_hash=new.answer_hash,
+                            phone=new.phone,
+                            registered_at=now,
+                            registered_by=new.telegram_user_id,
+                            password_changed_at=now,
+                        )
+                        .returning(Account.id)
+                    )
+                ).scalar_one()
+                await self._add_event(
+                    session,
+                    "registered",
+                    account_id=account_id,
+                    customer_code=new.customer_code,
+                    telegram_user_id=new.telegram_user_id,
+                )
+                row = (await session.execute(_select_views().where(Account.id == account_id))).one()
+        except IntegrityError as exc:
+            conflict = _registration_conflict(exc, new)
+            if conflict is None:
+                raise
+            raise conflict from exc
+        return _view(row)
+
+    async def email_taken(self, email: str) -> bool:
+        async with self._db.session() as session:
+            found = await session.execute(select(Account.id).where(Account.email == normalize_email(email)))
+            return found.first() is not None
+
+    async def customer_has_account(self, customer_code: str) -> bool:
+        async with self._db.session() as session:
+            found = await session.execute(
+                select(Account.id)
+                .join(Customer, Customer.id == Account.customer_id)
+                .where(Customer.customer_code == customer_code.strip().upper())
+            )
+            return found.first() is not None
+
+    async def get(self, account_id: int) -> AccountView | None:
+        return await self._one(Account.id == account_id)
+
+    async def get_by_email(self, email: str) -> AccountView | None:
+        return await self._one(Account.email == normalize_email(email))
+
+    async def get_by_customer_code(self, customer_code: str) -> AccountView | None:
+        return await self._one(Customer.customer_code == customer_code.strip().upper())
+
+    async def find(self, email_or_code: str) -> AccountView | None:
+        """Look an account up by e-mail address (anything with an "@") or by customer code."""
+        if "@" in email_or_code:
+            return await self.get_by_email(email_or_code)
+        return await self.get_by_customer_code(email_or_code)
+
+    async def _one(self, condition: Any) -> AccountView | None:
+        async with self._db.session() as session:
+            row = (await session.execute(_select_views().where(condition))).one_or_none()
+        return None if row is None else _view(row)
+
+    # --- Telegram sessions ----------------------------------------------------------------------------
+
+    async def link_session(self, account_id: int, telegram_user_id: int, ttl: timedelta) -> None:
+        """Log the Telegram user into the account for ``ttl``, replacing any session that user had."""
+        now = self._clock()
+        stmt = upsert_statement(
+            self._db.dialect,
+            TelegramSession.__table__,  # type: ignore[arg-type]
+            key="telegram_user_id",
+            update=["account_id", "created_at", "expires_at"],
+        )
+        values = {
+            "account_id": account_id,
+            "telegram_user_id": telegram_user_id,
+            "created_at": now,
+            "expires_at": now + ttl,
+        }
+        try:
+            async with self._db.transaction() as session:
+                await (await session.connection()).execute(stmt, values)
+        except IntegrityError as exc:  # only the foreign key can fail here
+            raise AccountNotFound(account_id) from exc
+
+    async def session_account(self, telegram_user_id: int) -> AccountView | None:
+        """The account the Telegram user is logged into, or None; an expired session is deleted."""
+        now = self._clock()
+        async with self._db.session() as session:
+            row = (
+                await session.execute(
+                    _select_views()
+                    .add_columns(TelegramSession.expires_at)
+                    .join(TelegramSession, TelegramSession.account_id == Account.id)
+                    .where(TelegramSession.telegram_user_id == telegram_user_id)
+                )
+            ).one_or_none()
+        if row is None:
+            return None
+        if row.expires_at > now:
+            return _view(row)
+        async with self._db.transaction() as session:
+            await session.execute(
+                delete(TelegramSession).where(
+                    TelegramSession.telegram_user_id == telegram_user_id, TelegramSession.expires_at <= now
+                )
+            )
+        return None
+
+    async def end_session(self, telegram_user_id: int) -> bool:
+        """Log the Telegram user out; False if they were not logged in."""
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                delete(TelegramSession).where(TelegramSession.telegram_user_id == telegram_user_id)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def end_all_sessions(self, account_id: int) -> int:
+        """Log every Telegram user out of the account; returns how many sessions ended."""
+        async with self._db.transaction() as session:
+            return await self._end_all(session, account_id)
+
+    async def prune_sessions(self) -> int:
+        """Delete every expired session; returns how many."""
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                delete(TelegramSession).where(TelegramSession.expires_at <= self._clock())
+            )
+            return result.rowcount  # type: ignore[attr-defined]
+
+    @staticmethod
+    async def _end_all(session: AsyncSession, account_id: int) -> int:
+        result = await session.execute(
+            delete(TelegramSession).where(TelegramSession.account_id == account_id)
+        )
+        return result.rowcount  # type: ignore[attr-defined]
+
+    # --- password and locks ---------------------------------------------------------------------------
+
+    async def change_password(self, account_id: int, new_hash: str) -> None:
+        """Set a new password hash, end every session of the account, audit "password_recovered"."""
+        async with self._db.transaction() as session:
+            code = await self._update(
+                session, account_id, password_hash=new_hash, password_changed_at=self._clock()
+            )
+            await self._end_all(session, account_id)
+            await self._add_event(session, "password_recovered", account_id=account_id, customer_code=code)
+
+    async def set_login_lock(self, account_id: int, until: datetime | None) -> None:
+        """Refuse logins to the account until ``until`` (None lifts the lock)."""
+        async with self._db.transaction() as session:
+            await self._update(session, account_id, login_locked_until=until)
+
+    async def set_recovery_lock(self, account_id: int, until: datetime | None) -> None:
+        """Refuse password recovery for the account until ``until`` (None lifts the lock)."""
+        async with self._db.transaction() as session:
+            await self._update(session, account_id, recovery_locked_until=until)
+
+    async def unlock(self, account_id: int) -> None:
+        """Lift both locks and forget the account's attempts (key ``account_key(id)``); audit "unlocked"."""
+        async with self._db.transaction() as session:
+            code = await self._update(
+                session, account_id, login_locked_until=None, recovery_locked_until=None
+            )
+            await session.execute(delete(Attempt).where(Attempt.key == account_key(account_id)))
+            await self._add_event(session, "unlocked", account_id=account_id, customer_code=code)
+
+    async def _update(self, session: AsyncSession, account_id: int, **values: Any) -> str:
+        """Update the account's columns; returns its customer code, raises ``AccountNotFound``."""
+        result = await session.execute(update(Account).where(Account.id == account_id).values(**values))
+        if not result.rowcount:  # type: ignore[attr-defined]
+            raise AccountNotFound(account_id)
+        return await self._customer_code(session, account_id)
+
+    @staticmethod
+    async def _customer_code(session: AsyncSession, account_id: int) -> str:
+        return (
+            await session.execute(
+                select(Customer.customer_code)
+                .join(Account, Account.customer_id == Customer.id)
+                .where(Account.id == account_id)
+            )
+        ).scalar_one()
+
+    # --- administration -------------------------------------------------------------------------------
+
+    async def count(self) -> int:
+        """How many accounts exist."""
+        async with self._db.session() as session:
+            return (await session.execute(select(func.count()).select_from(Account))).scalar_one()
+
+    async def list_accounts(self, page: int, page_size: int = 20) -> list[AccountView]:
+        """One page of accounts, newest registration first; pages count from 1."""
+        if page < 1 or page_size < 1:
+            raise ValueError("page and page_size start at 1")
+        async with self._db.session() as session:
+            rows = await session.execute(
+                _select_views()
+                .order_by(Account.registered_at.desc(), Account.id.desc())
+                .limit(page_size)
+                .offset((page - 1) * page_size)
+            )
+            return [_view(row) for row in rows]
+
+    async def delete(self, account_id: int) -> bool:
+        """Delete the account, its sessions and attempts; the registry record stays. Audit "deleted"."""
+        async with self._db.transaction() as session:
+            code = (
+                await session.execute(
+                    select(Customer.customer_code)
+                    .join(Account, Account.customer_id == Customer.id)
+                    .where(Account.id == account_id)
+                )
+            ).scalar_one_or_none()
+            if code is None:
+                return False
+            # The foreign key cascades too; deleting explicitly does not depend on SQLite's pragma.
+            await self._end_all(session, account_id)
+            await session.execute(delete(Attempt).where(Attempt.key == account_key(account_id)))
+            await session.execute(delete(Account).where(Account.id == account_id))
+            await self._add_event(session, "deleted", account_id=account_id, customer_code=code)
+            return True
+
+    # --- audit trail ----------------------------------------------------------------------------------
+
+    async def record_event(
+        self,
+        event: str,
+        *,
+        account_id: int | None = None,
+        customer_code: str | None = None,
+        telegram_user_id: int | None = None,
+        detail: str = "",
+    ) -> None:
+        """Append an audit event. ``detail`` is short free text and must never contain a secret."""
+        async with self._db.transaction() as session:
+            await self._add_event(
+                session,
+                event,
+                account_id=account_id,
+                customer_code=customer_code,
+                telegram_user_id=telegram_user_id,
+                detail=detail,
+            )
+
+    async def recent_events(self, account_id: int, limit: int = 20) -> list[AuditEntry]:
+        """The account's latest audit events, newest first (also after the account was deleted)."""
+        async with self._db.session() as session:
+            rows = await session.execute(
+                select(AuditEvent.at, AuditEvent.event, AuditEvent.telegram_user_id, AuditEvent.detail)
+                .where(AuditEvent.account_id == account_id)
+                .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+                .limit(limit)
+            )
+            return [AuditEntry(row.at, row.event, row.telegram_user_id, row.detail) for row in rows]
+
+    async def _add_event(
+        self,
+        session: AsyncSession,
+        event: str,
+        *,
+        account_id: int | None = None,
+        customer_code: str | None = None,
+        telegram_user_id: int | None = None,
+        detail: str = "",
+    ) -> None:
+        """Insert an audit event inside the caller's transaction."""
+        await session.execute(
+            insert(AuditEvent).values(
+                at=self._clock(),
+                event=event,
+                account_id=account_id,
+                customer_code=customer_code,
+                telegram_user_id=telegram_user_id,
+                detail=detail[:DETAIL_LEN],
+            )
+        )
