@@ -332,7 +332,10 @@ class FormEngine:
         return await self._step(update, context, self._other_command)
 
     async def not_text(self, update: Update, context: BotContext) -> object:
-        return await self._step(update, context, lambda turn: self._reask(turn, Reply("text_only")))
+        async def handle(turn: Turn) -> Outcome:
+            return self._reask(turn, Reply("text_only"))
+
+        return await self._step(update, context, handle)
 
     async def stale_button(self, update: Update, context: BotContext) -> object:
         await _answer_quietly(update.callback_query, texts.t(context.language(None), "stale_button"))

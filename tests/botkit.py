@@ -1,0 +1,102 @@
+"""Driving the whole bot offline in tests: the real Application, the stand-in Bot API, a test database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from storage.db import Database
+from storage.demo import load_demo
+from unogas_bot.app import build_application
+from unogas_bot.config import Settings
+from unogas_bot.services import Services, utc_now
+from unogas_bot.standin import OfflineBotAPI, Sent, SimUser, Simulator, offline_builder
+
+# Cheap bcrypt in tests: the cost does not change any behaviour under test.
+TEST_SETTINGS = Settings(bcrypt_rounds=4, hash_workers=2)
+
+# Demo customers (storage/demo.py) used throughout the conversation tests.
+MARIO = {"code": "UG-100234", "first": "Mario", "last": "Rossi", "tax": "RSSMRA75C12H501H"}
+GIULIA = {"code": "UG-100235", "first": "Giulia", "last": "Bianchi", "tax": "BNCGLI88L64F205B"}
+FERRARO = {"code": "UG-200101", "company": "Idrotermica Ferraro S.r.l.", "tax": "02847390586"}
+
+PASSWORD = "Sole sul lago 2024"
+QUESTION = "Come si chiamava il mio primo gatto?"
+ANSWER = "Briciola Bianca"
+
+
+@dataclass
+class Bot:
+    """A running offline bot and what a test needs to look at."""
+
+    services: Services
+    api: OfflineBotAPI
+    sim: Simulator
+    app: object
+    users: dict[int, SimUser] = field(default_factory=dict)
+
+    def user(self, user_id: int = 1001, language_code: str = "it", **kwargs: object) -> SimUser:
+        if user_id not in self.users:
+            self.users[user_id] = self.sim.user(user_id, language_code=language_code, **kwargs)
+        return self.users[user_id]
+
+
+@asynccontextmanager
+async def running_bot(
+    db: Database,
+    clock: Callable[[], datetime] = utc_now,
+    settings: Settings = TEST_SETTINGS,
+    demo: bool = True,
+) -> AsyncIterator[Bot]:
+    services = Services.create(settings, db, clock=clock)
+    if demo:
+        await load_demo(services.registry)
+    api = OfflineBotAPI()
+    app = build_application(services, builder=offline_builder(api))
+    try:
+        async with Simulator(app, api) as sim:
+            yield Bot(services, api, sim, app)
+    finally:
+        services.hasher.close()
+
+
+def texts_of(events: list[object]) -> list[str]:
+    """What the user read, as plain text, in order."""
+    return [e.plain_text for e in events if isinstance(e, Sent)]
+
+
+def last_text(events: list[object]) -> str:
+    sent = texts_of(events)
+    assert sent, f"the bot said nothing: {events!r}"
+    return sent[-1]
+
+
+async def answer_all(user: SimUser, *replies: str) -> list[object]:
+    """Send several replies in a row; returns the events of the last one."""
+    events: list[object] = []
+    for reply in replies:
+        events = await user.send(reply)
+    return events
+
+
+async def register_person(
+    user: SimUser,
+    customer: dict[str, str] = MARIO,
+    email: str = "mario.rossi@example.it",
+    password: str = PASSWORD,
+    phone: str | None = "347 123 4567",
+    save: bool = True,
+) -> list[object]:
+    """A complete, valid registration of a person; returns the events of the last step."""
+    await user.send("/registrati")
+    await user.send(customer["code"])
+    await user.press("Persona")
+    await answer_all(user, customer["first"], customer["last"], customer["tax"])
+    await user.send(phone or "salta")
+    await answer_all(user, email, password, password, QUESTION, ANSWER)
+    events = await user.send(ANSWER)
+    if save:
+        events = await user.press("Salva")
+    return events
