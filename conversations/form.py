@@ -181,6 +181,7 @@ class Form:
     name: str = ""
     fields: Sequence[Field] = ()
     entry_commands: Sequence[str] = ()
+    deep_link: str | None = None  # t.me/<bot>?start=<deep_link> opens this form directly
     intro: str | None = None  # catalogue key said when the form starts
     show_progress: bool = True
     has_summary: bool = False
@@ -279,13 +280,21 @@ class Form:
             warnings.filterwarnings("ignore", message=".*per_message.*", category=PTBUserWarning)
             return self._conversation(engine, in_state, private, persistent)
 
+    def _entry_points(self, engine: FormEngine, private: filters.BaseFilter) -> list[BaseHandler]:
+        points: list[BaseHandler] = [CommandHandler(list(self.entry_commands), engine.start, filters=private)]
+        if self.deep_link:
+            # Only the flow is chosen by the payload: nothing in it is trusted as identity.
+            link = filters.Regex(f"^/start {self.deep_link}$")
+            points.append(CommandHandler("start", engine.start, filters=private & link))
+        return points
+
     def _conversation(
         self, engine: FormEngine, in_state: list[BaseHandler], private: filters.BaseFilter, persistent: bool
     ) -> ConversationHandler:
         states: dict[object, list[BaseHandler]] = {f.key: in_state for f in self.fields}
         states[SUMMARY] = in_state
         return ConversationHandler(
-            entry_points=[CommandHandler(list(self.entry_commands), engine.start, filters=private)],
+            entry_points=self._entry_points(engine, private),
             states=states,
             fallbacks=[
                 CommandHandler(["annulla", "cancel"], engine.cancel),

@@ -170,6 +170,7 @@ class RegistrationForm(Form):
     name = NAME
     fields = FIELDS
     entry_commands = ("registrati", "register")
+    deep_link = "registrati"
     intro = "reg_intro"
     has_summary = True
 

@@ -12,7 +12,7 @@ from storage.demo import load_demo
 from unogas_bot.app import build_application
 from unogas_bot.config import Settings
 from unogas_bot.services import Services, utc_now
-from unogas_bot.standin import OfflineBotAPI, Sent, SimUser, Simulator, offline_builder
+from unogas_bot.standin import OfflineBotAPI, Sent, Simulator, SimUser, offline_builder
 
 # Cheap bcrypt in tests: the cost does not change any behaviour under test.
 TEST_SETTINGS = Settings(bcrypt_rounds=4, hash_workers=2)
