@@ -25,6 +25,7 @@ from telegram.request import BaseRequest
 
 from conversations.registration import RegistrationForm
 from unogas_bot import texts
+from unogas_bot.concurrency import PerChatUpdateProcessor
 from unogas_bot.services import BotContext, Services, UnogasApplication
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ def build_application(
             builder = builder.request(request)
     builder = builder.application_class(UnogasApplication, kwargs={"services": services})
     builder = builder.context_types(ContextTypes(context=BotContext))
+    builder = builder.concurrent_updates(PerChatUpdateProcessor())
     if persistence is not None:
         builder = builder.persistence(persistence)
     app = builder.build()

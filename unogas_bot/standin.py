@@ -24,6 +24,7 @@ Typical use::
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import json
 import re
@@ -148,6 +149,7 @@ class Called:
 
 
 Event: TypeAlias = Sent | Edited | Deleted | CallbackAnswered | CommandsSet | Called
+_CHAT_EVENTS: Final = (Sent, Edited, Deleted)  # the events that happen in one chat
 
 
 @dataclass(frozen=True, slots=True)
@@ -746,6 +748,9 @@ class OfflineBotAPI:
         self._messages: dict[int, dict[int, LiveMessage]] = {}
         self._sent: dict[int, list[Sent]] = {}  # chat id -> Sent events, for O(1) per-chat queries
         self._last_text: dict[int, Sent | Edited] = {}  # chat id -> newest Sent/Edited that set a text
+        # Positions in `events`, for attributing events to chats without scanning the whole list.
+        self._chat_positions: dict[int, list[int]] = {}  # chat id -> positions of Sent/Edited/Deleted
+        self._answer_positions: dict[str, int] = {}  # callback query id -> position of its answer
         self._deleted: set[tuple[int, int]] = set()
         self._reply_keyboards: dict[int, JSONDict | None] = {}
         self._callback_queries: dict[str, bool] = {}  # id -> answered
@@ -892,6 +897,21 @@ class OfflineBotAPI:
         """Texts (as the user sees them, markup removed) of the messages the bot sent to ``chat_id``."""
         return [e.plain_text for e in self.messages_to(chat_id)]
 
+    def events_since(
+        self, position: int, chat_ids: Iterable[int], callback_query_ids: Iterable[str] = ()
+    ) -> list[Event]:
+        """Events from ``events[position:]`` that concern ``chat_ids`` (Sent/Edited/Deleted there) or
+        answer one of ``callback_query_ids``, in order. Cost depends on those chats only."""
+        positions: list[int] = []
+        for chat_id in set(chat_ids):
+            chat_positions = self._chat_positions.get(chat_id, [])
+            positions.extend(chat_positions[bisect.bisect_left(chat_positions, position) :])
+        for query_id in callback_query_ids:
+            answer = self._answer_positions.get(query_id)
+            if answer is not None and answer >= position:
+                positions.append(answer)
+        return [self.events[p] for p in sorted(positions)]
+
     def live_message(self, chat_id: int, message_id: int) -> LiveMessage | None:
         """The current state of a message, or None if unknown or deleted."""
         return self._get(chat_id, message_id)
@@ -939,11 +959,16 @@ class OfflineBotAPI:
                 raise _Failure(403, "Forbidden: bot was blocked by the user")
             raise _Failure(403, "Forbidden: bot was kicked from the group chat")
 
-    def _parse(self, text: str, parse_mode: str | None) -> tuple[str, list[JSONDict]]:
+    def _parse(self, params: JSONDict) -> tuple[str, list[JSONDict]]:
+        text = params.get("text")
+        if not isinstance(text, str) or not text:
+            raise _Failure(400, "Bad Request: message text is empty")
         try:
-            plain, entities = parse_text(text, parse_mode)
+            plain, entities = parse_text(text, params.get("parse_mode"))
         except EntityParseError as exc:
             raise _Failure(400, f"Bad Request: can't parse entities: {exc}") from None
+        if isinstance(params.get("entities"), list) and not params.get("parse_mode"):
+            entities = params["entities"]  # explicit entities instead of markup
         if not plain.strip():
             raise _Failure(400, "Bad Request: message text is empty")
         if len(plain) > MAX_MESSAGE_LENGTH:
@@ -1030,7 +1055,12 @@ class OfflineBotAPI:
         return chat.get(message_id) if chat is not None and isinstance(message_id, int) else None
 
     def _record(self, event: Event) -> None:
+        position = len(self.events)
         self.events.append(event)
+        if isinstance(event, _CHAT_EVENTS):
+            self._chat_positions.setdefault(event.chat_id, []).append(position)
+        elif isinstance(event, CallbackAnswered):
+            self._answer_positions[event.callback_query_id] = position
         if isinstance(event, Sent):
             self._sent.setdefault(event.chat_id, []).append(event)
         if isinstance(event, Sent | Edited) and event.text is not None:
@@ -1048,11 +1078,8 @@ class OfflineBotAPI:
 
     def _m_sendMessage(self, params: JSONDict) -> JSONDict:
         chat = self._chat(params)
-        text = params.get("text")
-        if not isinstance(text, str) or not text:
-            raise _Failure(400, "Bad Request: message text is empty")
-        parse_mode = params.get("parse_mode")
-        plain, entities = self._parse(text, parse_mode)
+        plain, entities = self._parse(params)  # validates text first
+        text, parse_mode = params["text"], params.get("parse_mode")
         markup = self._check_markup(params.get("reply_markup"))
         reply_to: LiveMessage | None = None
         reply = params.get("reply_parameters")
@@ -1083,11 +1110,8 @@ class OfflineBotAPI:
 
     def _m_editMessageText(self, params: JSONDict) -> JSONDict:
         message = self._bot_message(params)
-        text = params.get("text")
-        if not isinstance(text, str) or not text:
-            raise _Failure(400, "Bad Request: message text is empty")
-        parse_mode = params.get("parse_mode")
-        plain, entities = self._parse(text, parse_mode)
+        plain, entities = self._parse(params)  # validates text first
+        text, parse_mode = params["text"], params.get("parse_mode")
         # Telegram drops the inline keyboard unless the edit repeats it.
         markup = self._check_markup(params.get("reply_markup"), inline_only=True)
         if (plain, entities, markup) == (message.plain_text, message.entities, message.inline_markup):
@@ -1270,7 +1294,6 @@ def offline_builder(api: OfflineBotAPI, token: str = DEFAULT_TOKEN) -> Applicati
 # User side
 # --------------------------------------------------------------------------------------------------------
 
-_CHAT_EVENTS: Final = (Sent, Edited, Deleted)
 _COMMAND_ENTITY_RE: Final = re.compile(r"/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]{1,64})?(?=\s|$)")
 _OWN: Final = object()
 
@@ -1492,13 +1515,8 @@ class SimUser:
     async def _run(self, data: JSONDict) -> list[Event]:
         start = len(self.api.events)
         await self.sim.process(data)
-        own_chats = {self.chat_id, self.user_id}
-        self.last_events = [
-            e
-            for e in self.api.events[start:]
-            if (isinstance(e, _CHAT_EVENTS) and e.chat_id in own_chats)
-            or (isinstance(e, CallbackAnswered) and e.callback_query_id in self._callback_ids)
-        ]
+        # Other users' updates may have run meanwhile: keep only what happened in this user's chats.
+        self.last_events = self.api.events_since(start, {self.chat_id, self.user_id}, self._callback_ids)
         return self.last_events
 
     # ---- actions -------------------------------------------------------------------------------------
