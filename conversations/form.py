@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 
 END = ConversationHandler.END
 SUMMARY = "summary"
+# The names of the forms built in this process. Each form is its own ConversationHandler, so one form's
+# entry command is not seen by another form in progress when that one comes later in the handler order:
+# `FormEngine.start` checks these drafts instead, so a customer is in one form at a time.
+FORM_NAMES: set[str] = set()
 
 Draft = dict[str, Any]
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | ForceReply | None
@@ -188,6 +192,7 @@ class Form:
 
     def __init__(self) -> None:
         self.by_key = {f.key: f for f in self.fields}
+        FORM_NAMES.add(self.name)
 
     # hooks ------------------------------------------------------------------------------------------
     async def on_start(self, turn: Turn) -> Outcome | None:
@@ -319,6 +324,9 @@ class FormEngine:
     # entry and fallbacks ----------------------------------------------------------------------------
     async def start(self, update: Update, context: BotContext) -> object:
         turn = Turn(update, context, self.form, {"_history": [], "_n": 0})
+        if self._other_form_in_progress(turn):
+            await turn.send(Reply("busy_other_flow"))
+            return END
         previous = context.user_data.get(self.form.name)
         if previous:
             turn.draft["_rk"] = previous.get("_rk", False)
@@ -410,12 +418,20 @@ class FormEngine:
         outcome = await handle(turn)
         return await self._conclude(turn, outcome)
 
-    def _expired(self, turn: Turn) -> bool:
-        touched = turn.draft.get("_touched")
+    def _expired(self, turn: Turn, draft: Draft | None = None) -> bool:
+        touched = (turn.draft if draft is None else draft).get("_touched")
         if not touched:
             return False
         idle = turn.now() - datetime.fromisoformat(touched)
         return idle > turn.services.settings.conversation_timeout
+
+    def _other_form_in_progress(self, turn: Turn) -> bool:
+        """Another form has a draft that has not expired (an expired one ends at its next update)."""
+        user_data = turn.context.user_data
+        return any(
+            user_data.get(name) and not self._expired(turn, user_data[name])
+            for name in FORM_NAMES - {self.form.name}
+        )
 
     def _current(self, turn: Turn) -> Field | None:
         return self.form.by_key.get(turn.draft.get("_at", ""))
@@ -437,7 +453,12 @@ class FormEngine:
         except validation.Invalid as bad:
             return self._invalid(turn, f, bad)
         if f.confirms:
-            if not turn.services.mac.matches(value, draft.get("_mac", {}).get(f.confirms)):
+            first = draft.get("_mac", {}).get(f.confirms)
+            if not turn.services.mac.is_current(first):
+                # Digested by an earlier process (a restart): it cannot be compared, so ask the pair again.
+                form.forget(draft, f.confirms)
+                return Ask([Reply("secret_expired")], field=f.confirms)
+            if not turn.services.mac.matches(value, first):
                 form.forget(draft, f.confirms)
                 return Ask([Reply(f.mismatch or "secret_expired")], field=f.confirms)
             draft[f.hash_as or f.key] = await turn.services.hasher.hash(value)
@@ -447,7 +468,8 @@ class FormEngine:
         elif not f.consume:
             draft[f.key] = value
         draft.setdefault("_errors", {}).pop(f.key, None)
-        if f.key not in draft.setdefault("_history", []):
+        # A consumed answer is never stored, so the field stays unanswered: it is no step to go back to.
+        if not f.consume and f.key not in draft.setdefault("_history", []):
             draft["_history"].append(f.key)
         outcome = await form.on_value(turn, f, value)
         return outcome or Ask()

@@ -21,7 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.attempts import account_key
 from storage.db import Database, upsert_statement, utcnow
-from storage.models import DETAIL_LEN, Account, Attempt, AuditEvent, Customer, TelegramSession
+from storage.models import (
+    CUSTOMER_CODE_LEN,
+    DETAIL_LEN,
+    Account,
+    Attempt,
+    AuditEvent,
+    Customer,
+    TelegramSession,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,16 +131,15 @@ def _view(row: Any) -> AccountView:
 
 
 def _constraint_text(exc: IntegrityError) -> str:
-    """Everything the driver tells about a violated constraint, for both SQLite and PostgreSQL.
+    """What the driver tells about the violated constraint, for both SQLite and PostgreSQL.
 
-    asyncpg names the constraint ("uq_accounts_email"); SQLite names the column ("accounts.email").
+    asyncpg names the constraint ("uq_accounts_email"); SQLite only says "UNIQUE constraint failed:
+    accounts.email". Only the first line is used: PostgreSQL's DETAIL line quotes the (user-typed) values.
     """
-    parts = [str(exc.orig)]
-    cause = getattr(exc.orig, "__cause__", None)
-    name = getattr(cause, "constraint_name", None)
+    name = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
     if name:
-        parts.append(name)
-    return " ".join(parts).lower()
+        return str(name).lower()
+    return str(exc.orig).partition("\n")[0].lower()
 
 
 def _registration_conflict(exc: IntegrityError, new: NewAccount) -> RegistrationConflict | None:
@@ -315,14 +322,23 @@ class AccountRepository:
 
     # --- password and locks ---------------------------------------------------------------------------
 
-    async def change_password(self, account_id: int, new_hash: str) -> None:
-        """Set a new password hash, end every session of the account, audit "password_recovered"."""
+    async def change_password(
+        self, account_id: int, new_hash: str, *, telegram_user_id: int | None = None
+    ) -> None:
+        """Set a new password hash, end every session of the account, audit "password_recovered"
+        (by ``telegram_user_id``, the Telegram user who recovered it, when known)."""
         async with self._db.transaction() as session:
             code = await self._update(
                 session, account_id, password_hash=new_hash, password_changed_at=self._clock()
             )
             await self._end_all(session, account_id)
-            await self._add_event(session, "password_recovered", account_id=account_id, customer_code=code)
+            await self._add_event(
+                session,
+                "password_recovered",
+                account_id=account_id,
+                customer_code=code,
+                telegram_user_id=telegram_user_id,
+            )
 
     async def set_login_lock(self, account_id: int, until: datetime | None) -> None:
         """Refuse logins to the account until ``until`` (None lifts the lock)."""
@@ -448,7 +464,8 @@ class AccountRepository:
                 at=self._clock(),
                 event=event,
                 account_id=account_id,
-                customer_code=customer_code,
+                # Cut to the column sizes: an audit record must never make the audited action fail.
+                customer_code=customer_code[:CUSTOMER_CODE_LEN] if customer_code else customer_code,
                 telegram_user_id=telegram_user_id,
                 detail=detail[:DETAIL_LEN],
             )

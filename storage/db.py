@@ -121,7 +121,10 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A plain session; the caller decides about transactions (read-only use is the typical case)."""
+        """A plain session, for reads: on exit anything uncommitted is rolled back.
+
+        Write through ``transaction()`` instead: on SQLite it takes the write lock up front.
+        """
         async with self._sessions() as session:
             yield session
 

@@ -8,13 +8,13 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, String, any_, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from storage.db import Database, upsert_statement, utcnow
 from storage.models import BUSINESS, PERSON, Customer
 from unogas_bot import validation
 
-# Expanding IN lists stay well below SQLite's historic 999-variable limit.
 _IN_CHUNK = 900
 
 
@@ -143,31 +143,23 @@ class CustomerRegistry:
         inserted = updated = 0
         async with self._db.transaction() as session:
             conn = await session.connection()
+            if self._db.dialect == "postgresql":
+                # The look-ups below run as prepared statements; a generic plan made while the table was
+                # still small could keep seq-scanning it as it grows within this transaction (seen: 10x).
+                await conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
             stmt = upsert_statement(
                 self._db.dialect,
                 Customer.__table__,  # type: ignore[arg-type]
                 key="customer_code",
-                update=[
-                    "kind",
-                    "first_name",
-                    "last_name",
-                    "company_name",
-                    "tax_code",
-                    "name_key",
-                    "updated_at",
-                ],
+                update=[*_DATA_COLUMNS, "name_key", "updated_at"],
                 changed_only=True,
             )
             for batch in _batches(records, batch_size):
                 # Last one wins inside a batch; earlier batches are already visible to the query below.
                 by_code = {record.customer_code: record for record in batch}
                 existing: dict[str, CustomerRecord] = {}
-                codes = list(by_code)
-                for start in range(0, len(codes), _IN_CHUNK):
-                    chunk = codes[start : start + _IN_CHUNK]
-                    result = await conn.execute(
-                        select(*_RECORD_COLUMNS).where(Customer.customer_code.in_(chunk))
-                    )
+                for lookup in self._lookups(list(by_code)):
+                    result = await conn.execute(lookup)
                     existing.update((row.customer_code, _to_record(row)) for row in result)
                 now = self._clock()
                 params = []
@@ -181,9 +173,22 @@ class CustomerRegistry:
                         updated += 1
                     params.append(self._row(record, now))
                 if params:
-                    # A list of parameter sets: executemany, one round trip per batch with asyncpg.
-                    await conn.execute(stmt, params)
+                    # A list of parameter sets: executemany. RETURNING makes SQLAlchemy send pages of
+                    # multi-row VALUES ("insertmanyvalues") rather than one statement per row: about twice
+                    # as fast on PostgreSQL.
+                    await conn.execute(stmt.returning(Customer.id), params)
         return inserted, updated
+
+    def _lookups(self, codes: list[str]) -> Iterator[Select[Any]]:
+        """Statements fetching the registry rows of these codes, each an indexed look-up."""
+        query = select(*_RECORD_COLUMNS)
+        if self._db.dialect == "postgresql":
+            # One array parameter: planned in no time, unlike an IN list of thousands of parameters.
+            yield query.where(Customer.customer_code == any_(bindparam("codes", codes, type_=ARRAY(String))))
+            return
+        # Expanding IN lists stay well below SQLite's historic 999-variable limit.
+        for start in range(0, len(codes), _IN_CHUNK):
+            yield query.where(Customer.customer_code.in_(codes[start : start + _IN_CHUNK]))
 
     @staticmethod
     def _row(record: CustomerRecord, now: datetime) -> dict[str, Any]:

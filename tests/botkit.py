@@ -22,7 +22,7 @@ MARIO = {"code": "UG-100234", "first": "Mario", "last": "Rossi", "tax": "RSSMRA7
 GIULIA = {"code": "UG-100235", "first": "Giulia", "last": "Bianchi", "tax": "BNCGLI88L64F205B"}
 FERRARO = {"code": "UG-200101", "company": "Idrotermica Ferraro S.r.l.", "tax": "02847390586"}
 
-PASSWORD = "Sole sul lago 2024"
+PASSWORD = "Lanterna verde 1987"
 QUESTION = "Come si chiamava il mio primo gatto?"
 ANSWER = "Briciola Bianca"
 

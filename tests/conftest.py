@@ -84,7 +84,9 @@ async def _check_postgres() -> None:
 
 
 @asynccontextmanager
-async def make_test_database(backend: str, tmp_path: Path, *, upgrade: bool = True) -> AsyncIterator[Database]:
+async def make_test_database(
+    backend: str, tmp_path: Path, *, upgrade: bool = True
+) -> AsyncIterator[Database]:
     """A throw-away Database of the given backend ("sqlite" or "postgres"); usable outside fixtures too."""
     if backend == "sqlite":
         db = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db")
@@ -109,8 +111,10 @@ async def make_test_database(backend: str, tmp_path: Path, *, upgrade: bool = Tr
                 await db.upgrade()
             yield db
         finally:
-            await db.dispose()
-            await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+            try:
+                await db.dispose()
+            finally:
+                await admin.execute(f"DROP SCHEMA {schema} CASCADE")
     finally:
         await admin.close()
 
@@ -148,3 +152,35 @@ def attempt_log(database: Database, clock: FakeClock) -> AttemptLog:
 
 
 # ============================================ end of storage fixtures ====================================
+
+
+# =========================================================================================================
+# Bot fixtures: the real Application on the offline stand-in (see tests/botkit.py)
+#
+#   bot             a running offline bot on `database` (both backends) with the demo customers and `clock`
+#   sqlite_bot      the same on SQLite only, for tests whose subject is not the database
+# =========================================================================================================
+
+
+@pytest.fixture
+async def bot(database: Database, clock: FakeClock) -> AsyncIterator[object]:
+    from tests.botkit import running_bot
+
+    async with running_bot(database, clock) as running:
+        yield running
+
+
+@pytest.fixture
+async def sqlite_bot(tmp_path: Path, clock: FakeClock) -> AsyncIterator[object]:
+    from tests.botkit import running_bot
+
+    async with make_test_database("sqlite", tmp_path) as db, running_bot(db, clock) as running:
+        yield running
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-transcripts",
+        action="store_true",
+        help="rewrite tests/transcripts/*.txt from the current bot (then review the diff before committing)",
+    )

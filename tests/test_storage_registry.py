@@ -110,7 +110,9 @@ async def test_upsert_counts_inserted_updated_and_leaves_unchanged_rows_alone(
         rows = await session.execute(select(Customer.customer_code, Customer.updated_at))
         stamps = {code: stamp for code, stamp in rows}
         created = (
-            await session.execute(select(Customer.created_at).where(Customer.customer_code == MARIO.customer_code))
+            await session.execute(
+                select(Customer.created_at).where(Customer.customer_code == MARIO.customer_code)
+            )
         ).scalar_one()
     assert stamps[MARIO.customer_code] == clock()  # changed today
     assert stamps[NICOLO.customer_code] == first_stamp  # untouched rows keep their timestamp
@@ -120,7 +122,9 @@ async def test_upsert_counts_inserted_updated_and_leaves_unchanged_rows_alone(
 
 async def test_upsert_can_change_kind(registry: CustomerRegistry) -> None:
     await registry.upsert_many([MARIO])
-    company = CustomerRecord(MARIO.customer_code, "business", None, None, "Rossi Impianti S.p.A.", "02847390586")
+    company = CustomerRecord(
+        MARIO.customer_code, "business", None, None, "Rossi Impianti S.p.A.", "02847390586"
+    )
     assert await registry.upsert_many([company]) == (0, 1)
     assert await registry.get(MARIO.customer_code) == company
 
@@ -181,7 +185,9 @@ async def test_wrong_identity_does_not_match(
     assert await registry.match(dataclasses.replace(identity_of(MARIO), **change)) is None
 
 
-async def test_incomplete_identity_does_not_match(registry: CustomerRegistry, demo: list[CustomerRecord]) -> None:
+async def test_incomplete_identity_does_not_match(
+    registry: CustomerRegistry, demo: list[CustomerRecord]
+) -> None:
     assert await registry.match(dataclasses.replace(identity_of(MARIO), first_name=None)) is None
     assert await registry.match(dataclasses.replace(identity_of(SRL), company_name=None)) is None
     assert await registry.match(dataclasses.replace(identity_of(MARIO), kind="alien")) is None
@@ -206,7 +212,12 @@ async def test_person_names_match_regardless_of_case_accents_spaces(
 
 @pytest.mark.parametrize(
     "company",
-    ["Idrotermica Ferraro S.r.l.", "IDROTERMICA FERRARO SRL", "idrotermica ferraro s.r.l", "Idrotermica Ferraro Srl"],
+    [
+        "Idrotermica Ferraro S.r.l.",
+        "IDROTERMICA FERRARO SRL",
+        "idrotermica ferraro s.r.l",
+        "Idrotermica Ferraro Srl",
+    ],
 )
 async def test_company_names_match_regardless_of_legal_form_spelling(
     registry: CustomerRegistry, demo: list[CustomerRecord], company: str
@@ -233,7 +244,7 @@ async def test_match_is_one_lookup(registry: CustomerRegistry, database: Databas
     await registry.upsert_many(person(f"UG-{n:06d}", "Mario", "Rossi") for n in range(300))
     statements: list[str] = []
 
-    def remember(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+    def remember(conn, cursor, statement, parameters, context, executemany) -> None:
         statements.append(statement)
 
     event.listen(database.engine.sync_engine, "before_cursor_execute", remember)

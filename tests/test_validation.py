@@ -111,7 +111,8 @@ EXAMPLES: dict[str, Callable[[], object]] = {
     "question.too_few_letters": lambda: v.security_question("1234567890"),
     "answer.empty": lambda: v.security_answer("  ", "Nome del mio primo cane?"),
     "answer.too_short": lambda: v.security_answer("a", "Nome del mio primo cane?"),
-    "answer.too_long": lambda: v.security_answer("a" * 101, "Nome del mio primo cane?"),
+    "answer.too_long": lambda: v.security_answer("a" * 61, "Nome del mio primo cane?"),
+    "answer.too_many_bytes": lambda: v.security_answer("🐈" * 19, "Nome del mio primo cane?"),
     "answer.in_question": lambda: v.security_answer("cane", "Nome del mio primo cane?"),
     "kind.unknown": lambda: v.parse_kind("boh"),
 }
@@ -673,7 +674,7 @@ def test_normalize_answer(text: str, expected: str) -> None:
         ("Fido", "Come si chiamava il tuo primo cane?", "fido"),
         ("ma", "Come si chiamava tua mamma?", "ma"),  # whole words only
         ("cane fido", "Nome del mio cane?", "cane fido"),
-        ("a" * 100, "Nome del mio cane?", "a" * 100),
+        ("a" * 60, "Nome del mio cane?", "a" * 60),
         ("?!", "Nome del mio cane?!", "?!"),  # no words, so nothing to find in the question
     ],
 )
@@ -687,7 +688,7 @@ def test_security_answer_ok(text: str, question: str, expected: str) -> None:
         ("   ", "Nome del mio cane?", "answer.empty"),
         ("a", "Nome del mio cane?", "answer.too_short"),
         ("à", "Nome del mio cane?", "answer.too_short"),
-        ("a" * 101, "Nome del mio cane?", "answer.too_long"),
+        ("a" * 61, "Nome del mio cane?", "answer.too_long"),
         ("Fido", "Il mio cane Fido come si chiamava?", "answer.in_question"),
         ("FIDÒ", "Il mio cane fido?", "answer.in_question"),
         ("primo cane", "Nome del mio primo cane?", "answer.in_question"),
@@ -700,7 +701,7 @@ def test_security_answer_bad(text: str, question: str, reason: str) -> None:
 
 def test_security_answer_length_params() -> None:
     assert params_of(v.security_answer, "  à ", "Nome del mio cane?") == {"min": 2, "length": 1}
-    assert params_of(v.security_answer, "b" * 101, "Nome del mio cane?") == {"max": 100, "length": 101}
+    assert params_of(v.security_answer, "b" * 101, "Nome del mio cane?") == {"max": 60, "length": 101}
 
 
 # --- matching keys ---------------------------------------------------------------------------------------
@@ -876,3 +877,10 @@ def test_is_skip_true(text: str) -> None:
 @pytest.mark.parametrize("text", ["", "non so", "nope", "not", "salta la domanda", "sì", "mario@example.it"])
 def test_is_skip_false(text: str) -> None:
     assert v.is_skip(text) is False
+
+
+def test_answer_over_bcrypt_bytes_is_rejected_before_hashing():
+    with pytest.raises(Invalid) as bad:
+        v.security_answer("🐈" * 19, "Qual è il mio animale preferito?")
+    assert bad.value.reason == "answer.too_many_bytes"
+    assert v.security_answer("🐈" * 18, "Qual è il mio animale preferito?") == "🐈" * 18

@@ -14,6 +14,7 @@ from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
+    ApplicationHandlerStop,
     BasePersistence,
     CallbackQueryHandler,
     CommandHandler,
@@ -23,6 +24,9 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
+from conversations.account import logout, show_profile
+from conversations.login import LoginForm
+from conversations.recovery import RecoveryForm
 from conversations.registration import RegistrationForm
 from unogas_bot import texts
 from unogas_bot.concurrency import PerChatUpdateProcessor
@@ -30,7 +34,7 @@ from unogas_bot.services import BotContext, Services, UnogasApplication
 
 log = logging.getLogger(__name__)
 
-FORMS = (RegistrationForm(),)
+FORMS = (RegistrationForm(), LoginForm(), RecoveryForm())
 
 # Errors that mean "the database is not answering": the customer is asked to retry shortly.
 DATABASE_DOWN = (OperationalError, DBAPIError, ConnectionError, OSError, asyncio.TimeoutError)
@@ -67,16 +71,20 @@ def build_application(
 
 def add_handlers(app: Application, persistent: bool = False) -> None:
     group_chats = ~filters.ChatType.PRIVATE
+    private = filters.ChatType.PRIVATE
+    # Language works anywhere, even in the middle of a form: these stop the update before the forms see it.
+    app.add_handler(CommandHandler(["lingua", "language"], choose_language, filters=private), group=-2)
+    app.add_handler(CallbackQueryHandler(set_language, pattern=r"^lang\|"), group=-2)
     app.add_handler(MessageHandler(group_chats & ~filters.UpdateType.EDITED, redirect_group), group=-1)
     for form in FORMS:
         app.add_handler(form.handler(persistent=persistent))
     private = filters.ChatType.PRIVATE
+    app.add_handler(CommandHandler(["profilo", "profile"], show_profile, filters=private))
+    app.add_handler(CommandHandler(["esci", "logout"], logout, filters=private))
     app.add_handler(CommandHandler(["start", "aiuto", "help"], welcome, filters=private))
     app.add_handler(
         CommandHandler(["annulla", "cancel", "indietro", "back"], nothing_to_cancel, filters=private)
     )
-    app.add_handler(CommandHandler(["lingua", "language"], choose_language, filters=private))
-    app.add_handler(CallbackQueryHandler(set_language, pattern=r"^lang\|"))
     app.add_handler(CallbackQueryHandler(stale_button))
     app.add_handler(MessageHandler(private & filters.COMMAND, unknown_command))
     app.add_handler(MessageHandler(private & ~filters.UpdateType.EDITED, welcome))
@@ -122,6 +130,7 @@ async def choose_language(update: Update, context: BotContext) -> None:
     await context.bot.send_message(
         update.effective_chat.id, texts.t(_lang(update, context), "language_choose"), reply_markup=markup
     )
+    raise ApplicationHandlerStop
 
 
 async def set_language(update: Update, context: BotContext) -> None:
@@ -129,12 +138,13 @@ async def set_language(update: Update, context: BotContext) -> None:
     choice = (query.data or "").partition("|")[2]
     if choice not in texts.LANGUAGES:
         await query.answer(texts.t(_lang(update, context), "stale_button"))
-        return
+        raise ApplicationHandlerStop
     context.user_data["lang"] = choice
     await query.answer()
     with contextlib.suppress(TelegramError):
         await query.edit_message_reply_markup(None)
     await _say(update, context, "language_set")
+    raise ApplicationHandlerStop
 
 
 async def stale_button(update: Update, context: BotContext) -> None:

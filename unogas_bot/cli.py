@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("file", help="UTF-8 CSV: customer_code,kind,first_name,last_name,company_name,tax_code")
     csub.add_parser("demo", help="load a few demo customers and print them")
 
+    from unogas_bot import cli_accounts  # imported here: it imports this module
+
+    cli_accounts.add_parser(sub)
+
     db = sub.add_parser("db", help="database schema")
     dsub = db.add_subparsers(dest="action", required=True)
     dsub.add_parser("upgrade", help="bring the schema up to date")
@@ -133,10 +137,21 @@ def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run_console(settings, user_id=args.user_id, language=args.language))
 
 
+def cmd_accounts(settings: Settings, args: argparse.Namespace) -> int:
+    """`accounts list|show|unlock|delete`: see unogas_bot/cli_accounts.py."""
+    from unogas_bot import cli_accounts
+
+    return cli_accounts.COMMANDS[(args.command, args.action)](settings, args)
+
+
 COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], int]] = {
     ("run", None): cmd_run,
     ("console", None): cmd_console,
     ("customers", "import"): cmd_customers_import,
     ("customers", "demo"): cmd_customers_demo,
     ("db", "upgrade"): cmd_db_upgrade,
+    ("accounts", "list"): cmd_accounts,
+    ("accounts", "show"): cmd_accounts,
+    ("accounts", "unlock"): cmd_accounts,
+    ("accounts", "delete"): cmd_accounts,
 }

@@ -26,8 +26,9 @@ QUIT_WORDS = ("/quit", "/esci_console")
 class ConsoleSession:
     """Turns lines into updates and the bot's answers into printed lines."""
 
-    def __init__(self, user: SimUser, out: TextIO, echo: bool) -> None:
+    def __init__(self, user: SimUser, out: TextIO, echo: bool, language: str = "it") -> None:
         self.user = user
+        self.language = language
         self.out = out
         self.echo = echo
         self.buttons: list[tuple[str, bool]] = []  # (label, is_inline) of the last keyboard shown
@@ -73,7 +74,7 @@ class ConsoleSession:
                 elif event.reply_markup and event.reply_markup.get("remove_keyboard"):
                     self.buttons = []
             elif isinstance(event, Deleted):
-                self._print("     (il suo messaggio è stato cancellato per sicurezza)")
+                self._print("     " + texts.t(self.language, "console_deleted"))
             elif isinstance(event, Edited) and event.reply_markup is None and event.text is None:
                 self.buttons = [b for b in self.buttons if not b[1]]
 
@@ -111,7 +112,7 @@ async def run_console(
     try:
         async with Simulator(app, api) as sim:
             user = sim.user(user_id, first_name="Cliente", language_code=language)
-            session = ConsoleSession(user, out, echo=not interactive)
+            session = ConsoleSession(user, out, echo=not interactive, language=texts.language_for(language))
             if interactive:
                 print(texts.t(language, "console_banner"), file=out, flush=True)
             await session.handle_line("/start")

@@ -79,5 +79,9 @@ class EphemeralMac:
         mac = hmac.new(self._key, secret.encode(), sha256).hexdigest()
         return f"{self.key_id}:{mac}"
 
+    def is_current(self, stored: str | None) -> bool:
+        """Was `stored` made with this process's key?"""
+        return stored is not None and stored.startswith(f"{self.key_id}:")
+
     def matches(self, secret: str, stored: str | None) -> bool:
         return stored is not None and hmac.compare_digest(self.digest(secret), stored)

@@ -20,6 +20,8 @@ IT: dict[str, str] = {
         "/registrati – crea il profilo (tenga a portata di mano una bolletta)\n"
         "/accedi – entra con e-mail e password\n"
         "/recupera_password – se ha dimenticato la password\n"
+        "/profilo – i dati del suo profilo, dopo l'accesso\n"
+        "/esci – chiude l'accesso\n"
         "/aiuto – come funziona"
     ),
     "help": (
@@ -57,7 +59,7 @@ IT: dict[str, str] = {
     "group_redirect": (
         "Per proteggere i suoi dati, la registrazione e l'accesso si fanno solo in chat privata con me."
     ),
-    "language_set": "Da ora le scrivo in italiano.",
+    "language_set": "Da ora le scrivo in italiano. Se stava rispondendo a una domanda, continui pure.",
     "language_choose": "In che lingua preferisce che le scriva?",
     # --- buttons -------------------------------------------------------------------------------------
     "btn_person": "Persona",
@@ -188,6 +190,7 @@ IT: dict[str, str] = {
         "I pulsanti sono numerati: scriva il numero o l'etichetta. /contatto NUMERO condivide un telefono; "
         "/quit esce."
     ),
+    "console_deleted": "(il suo messaggio è stato cancellato per sicurezza)",
     "cmd_register": "Registrati all'area clienti",
     "cmd_login": "Accedi con e-mail e password",
     "cmd_recover": "Recupera la password",
@@ -325,12 +328,86 @@ IT: dict[str, str] = {
     "e_answer.empty": "Non ho ricevuto la risposta. La scriva, per esempio «Briciola».",
     "e_answer.too_short": "La risposta è troppo corta: almeno {min} caratteri. Per esempio «Briciola».",
     "e_answer.too_long": "La risposta è troppo lunga: al massimo {max} caratteri.",
+    "e_answer.too_many_bytes": "La risposta è troppo lunga: emoji e caratteri speciali contano di più. La accorci, per esempio «Briciola».",
     "e_answer.in_question": (
         "La risposta non deve comparire nella domanda, altrimenti chiunque potrebbe indovinarla. Ne "
         "scelga un'altra."
     ),
     "e_kind.unknown": "Scelga uno dei pulsanti oppure scriva «persona» o «azienda».",
     "e_choice.unknown": "Scelga uno dei pulsanti qui sotto.",
+    # --- login, profile, recovery ---
+    "q_login_email": "Qual è l'<b>indirizzo e-mail</b> del suo profilo?\nPer esempio: mario.rossi@example.it",
+    "h_login_email": "È l'indirizzo scelto durante la registrazione. Se non ha ancora un profilo, usi /registrati.",
+    "q_login_password": "Scriva la <b>password</b>. Per sicurezza cancellerò subito il suo messaggio.",
+    "h_login_password": (
+        "È la password scelta durante la registrazione. Se non la ricorda, scriva /annulla e poi /recupera_password."
+    ),
+    "login_invalid": (
+        "E-mail o password non validi. Riscriva la password per {email}, oppure usi /indietro per correggere "
+        "l'e-mail. Se non ricorda la password, scriva /annulla e poi /recupera_password."
+    ),
+    "login_wait": (
+        "Troppi tentativi di accesso non riusciti: per sicurezza l'accesso è sospeso. Riprovi tra {minutes} min. "
+        "Se non ricorda la password, usi /recupera_password."
+    ),
+    "login_ok": (
+        "Accesso effettuato. Salve, {name}!\n/profilo mostra i dati del suo profilo, /esci chiude l'accesso."
+    ),
+    "login_already": "Ha già effettuato l'accesso con {email}. Per entrare con un altro profilo, prima usi /esci.",
+    "profile": "<b>Il suo profilo</b>\n\n{lines}\n\nPer chiudere l'accesso: /esci",
+    "profile_not_logged_in": "Non ha effettuato l'accesso. Per vedere il profilo, entri prima con /accedi.",
+    "label_holder": "Intestatario",
+    "label_registered": "Registrato il",
+    "logout_ok": "È uscito dall'area clienti. Per rientrare usi /accedi.",
+    "logout_not_logged_in": (
+        "Non ha effettuato l'accesso, quindi non c'è nulla da chiudere. Per entrare usi /accedi."
+    ),
+    "rec_intro": (
+        "Impostiamo una nuova password. Le chiederò l'e-mail del profilo, il codice cliente della bolletta e "
+        "la risposta alla sua domanda di sicurezza. Può interrompere in ogni momento con /annulla."
+    ),
+    "q_rec_email": "Qual è l'<b>indirizzo e-mail</b> del suo profilo?\nPer esempio: mario.rossi@example.it",
+    "h_rec_email": "È l'indirizzo che usa per accedere all'area clienti, scelto durante la registrazione.",
+    "q_rec_customer_code": (
+        "Qual è il suo <b>codice cliente</b>? Lo trova sulla prima pagina della bolletta "
+        "(per esempio UG-100234)."
+    ),
+    "h_rec_customer_code": "Il codice cliente è stampato sulla bolletta come NIC, CE o COD.CLIENTE.",
+    "rec_no_match": (
+        "Con questi dati non posso procedere. Controlli l'e-mail del profilo e il codice cliente sulla "
+        "bolletta (per esempio UG-100234): ricominciamo dall'e-mail. Tentativi rimasti: {left}."
+    ),
+    "rec_too_many": (
+        "Troppi tentativi non riusciti: per sicurezza non posso continuare. Riprovi tra {minutes} min "
+        "oppure contatti il servizio clienti Unogas."
+    ),
+    "rec_question": "La sua domanda di sicurezza è:\n<b>{question}</b>",
+    "q_rec_answer": "Scriva la <b>risposta</b>. Per sicurezza cancellerò subito il suo messaggio.",
+    "h_rec_answer": "La risposta è quella data durante la registrazione; maiuscole, accenti e spazi non contano.",
+    "rec_wrong_answer": "La risposta non è corretta. Tentativi rimasti: {left}.",
+    "rec_locked": (
+        "Per sicurezza il recupero della password di questo profilo è sospeso dopo troppe risposte errate. "
+        "Riprovi tra {minutes} min oppure contatti il servizio clienti Unogas."
+    ),
+    "q_new_password": (
+        "Scelga la <b>nuova password</b>: almeno 8 caratteri, diversa da quella di prima e senza i suoi dati "
+        "personali, per esempio «Nuvole sul mare 2025». Cancellerò subito il suo messaggio."
+    ),
+    "h_new_password": (
+        "La password deve avere da 8 a 64 caratteri, non essere tra le più comuni, non contenere i suoi dati "
+        "ed essere diversa da quella attuale."
+    ),
+    "q_new_password_repeat": "Scriva di nuovo la <b>nuova password</b>, per conferma.",
+    "h_new_password_repeat": "Riscriva la stessa nuova password, per essere sicuri che non ci siano errori di battitura.",
+    "rec_same_password": (
+        "La nuova password deve essere diversa da quella attuale. Ne scelga un'altra, per esempio "
+        "«Nuvole sul mare 2025»."
+    ),
+    "rec_gone": "Questo profilo non esiste più. Per crearne uno nuovo usi /registrati.",
+    "rec_done": (
+        "La password è stata cambiata e gli accessi aperti con quella vecchia sono stati chiusi. "
+        "Ora può accedere con /accedi."
+    ),
 }
 
 EN: dict[str, str] = {
@@ -340,6 +417,8 @@ EN: dict[str, str] = {
         "/register – create your profile (keep a bill at hand)\n"
         "/login – log in with e-mail and password\n"
         "/recover – if you forgot your password\n"
+        "/profile – your profile, once logged in\n"
+        "/logout – end your session\n"
         "/help – how it works"
     ),
     "help": (
@@ -372,7 +451,7 @@ EN: dict[str, str] = {
     "error_generic": "Something went wrong. Please repeat your last answer.",
     "db_unavailable": "The service is temporarily unavailable. Please try again in a few minutes.",
     "group_redirect": "To protect your data, registration and login only happen in a private chat with me.",
-    "language_set": "From now on I will write to you in English.",
+    "language_set": "From now on I will write to you in English. If you were answering a question, please go on.",
     "language_choose": "Which language would you like me to use?",
     "btn_person": "Person",
     "btn_business": "Business",
@@ -495,6 +574,7 @@ EN: dict[str, str] = {
         "unogas-bot terminal mode: type as in a chat, one message per line. Buttons are numbered: type the "
         "number or the label. /contact NUMBER shares a phone number; /quit leaves."
     ),
+    "console_deleted": "(your message was deleted for your security)",
     "cmd_register": "Sign up for the customer area",
     "cmd_login": "Log in with e-mail and password",
     "cmd_recover": "Recover your password",
@@ -628,11 +708,80 @@ EN: dict[str, str] = {
     "e_answer.empty": "I did not get the answer. Type it, for example «Crumble».",
     "e_answer.too_short": "The answer is too short: at least {min} characters. For example «Crumble».",
     "e_answer.too_long": "The answer is too long: at most {max} characters.",
+    "e_answer.too_many_bytes": "The answer is too long: emoji and special characters count more. Shorten it, for example «Crumble».",
     "e_answer.in_question": (
         "The answer must not appear in the question, or anyone could guess it. Choose another."
     ),
     "e_kind.unknown": "Choose one of the buttons or type «person» or «business».",
     "e_choice.unknown": "Choose one of the buttons below.",
+    # --- login, profile, recovery ---
+    "q_login_email": "What is the <b>e-mail address</b> of your profile?\nFor example: mario.rossi@example.it",
+    "h_login_email": "It is the address you chose when you registered. If you have no profile yet, use /register.",
+    "q_login_password": "Type your <b>password</b>. For your security I will delete your message at once.",
+    "h_login_password": (
+        "It is the password you chose when you registered. If you do not remember it, type /cancel and then /recover."
+    ),
+    "login_invalid": (
+        "E-mail or password not valid. Type the password for {email} again, or use /back to correct the "
+        "e-mail. If you do not remember your password, type /cancel and then /recover."
+    ),
+    "login_wait": (
+        "Too many failed login attempts: for your security logging in is suspended. Try again in {minutes} min. "
+        "If you do not remember your password, use /recover."
+    ),
+    "login_ok": "You are logged in. Hello, {name}!\n/profile shows your profile, /logout ends the session.",
+    "login_already": "You are already logged in as {email}. To use another profile, first use /logout.",
+    "profile": "<b>Your profile</b>\n\n{lines}\n\nTo log out: /logout",
+    "profile_not_logged_in": "You are not logged in. To see your profile, first log in with /login.",
+    "label_holder": "Account holder",
+    "label_registered": "Registered on",
+    "logout_ok": "You have logged out of the customer area. To log in again use /login.",
+    "logout_not_logged_in": "You are not logged in, so there is nothing to log out of. To log in use /login.",
+    "rec_intro": (
+        "Let's set a new password. I will ask for your profile's e-mail, the customer code on your bill and "
+        "the answer to your security question. You can stop at any time with /cancel."
+    ),
+    "q_rec_email": "What is the <b>e-mail address</b> of your profile?\nFor example: mario.rossi@example.it",
+    "h_rec_email": "It is the address you use to log in to the customer area, chosen when you registered.",
+    "q_rec_customer_code": (
+        "What is your <b>customer code</b>? You find it on the first page of your bill (for example UG-100234)."
+    ),
+    "h_rec_customer_code": "The customer code is printed on your bill as NIC, CE or COD.CLIENTE.",
+    "rec_no_match": (
+        "I cannot go on with these details. Check your profile's e-mail and the customer code on your bill "
+        "(for example UG-100234): we start again from the e-mail. Attempts left: {left}."
+    ),
+    "rec_too_many": (
+        "Too many failed attempts: for your security I cannot go on. Try again in {minutes} min or contact "
+        "Unogas customer service."
+    ),
+    "rec_question": "Your security question is:\n<b>{question}</b>",
+    "q_rec_answer": "Type the <b>answer</b>. For your security I will delete your message at once.",
+    "h_rec_answer": "It is the answer you gave when you registered; capitals, accents and spaces do not matter.",
+    "rec_wrong_answer": "The answer is not correct. Attempts left: {left}.",
+    "rec_locked": (
+        "For your security, password recovery for this profile is suspended after too many wrong answers. "
+        "Try again in {minutes} min or contact Unogas customer service."
+    ),
+    "q_new_password": (
+        "Choose your <b>new password</b>: at least 8 characters, different from the old one and without your "
+        "personal details, for example «Clouds over the sea 2025». I will delete your message at once."
+    ),
+    "h_new_password": (
+        "The password must have 8 to 64 characters, not be a common one, not contain your details and "
+        "differ from the current one."
+    ),
+    "q_new_password_repeat": "Type the <b>new password</b> again to confirm it.",
+    "h_new_password_repeat": "Type the same new password again, to rule out typing mistakes.",
+    "rec_same_password": (
+        "The new password must be different from the current one. Choose another, for example «Clouds over "
+        "the sea 2025»."
+    ),
+    "rec_gone": "This profile no longer exists. To create a new one use /register.",
+    "rec_done": (
+        "Your password has been changed and the sessions opened with the old one have been closed. "
+        "You can now log in with /login."
+    ),
 }
 
 CATALOGUE: dict[str, dict[str, str]] = {"it": IT, "en": EN}

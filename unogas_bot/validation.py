@@ -69,6 +69,7 @@ REASONS: frozenset[str] = frozenset(
         "answer.empty",
         "answer.too_short",  # params: min, length
         "answer.too_long",  # params: max, length
+        "answer.too_many_bytes",  # params: max_bytes, bytes
         "answer.in_question",
         "kind.unknown",
     }
@@ -80,7 +81,7 @@ COMPANY_MIN, COMPANY_MAX = 2, 120
 EMAIL_MAX = 254
 PASSWORD_MIN, PASSWORD_MAX, PASSWORD_MAX_BYTES = 8, 64, 72
 QUESTION_MIN, QUESTION_MAX = 10, 200
-ANSWER_MIN, ANSWER_MAX = 2, 100
+ANSWER_MIN, ANSWER_MAX = 2, 60
 MIN_LETTERS = 2
 MASK = "•"
 
@@ -484,6 +485,9 @@ def security_answer(text: str, question: str) -> str:
     if not value:
         raise Invalid("answer.empty")
     _check_length(value, "answer", ANSWER_MIN, ANSWER_MAX)
+    if len(value.encode()) > PASSWORD_MAX_BYTES:
+        # The normalised answer is bcrypt-hashed, and bcrypt takes at most 72 bytes.
+        raise Invalid("answer.too_many_bytes", max_bytes=PASSWORD_MAX_BYTES, bytes=len(value.encode()))
     # Whole words only: "ma" is not "in" a question containing "mamma".
     if _contains_words(_words(normalize_answer(question)), _words(value)):
         raise Invalid("answer.in_question")

@@ -1,0 +1,67 @@
+"""The logged-in customer's one-message commands: `/profilo` (`/profile`) and `/esci` (`/logout`).
+
+Not forms: nothing is asked, so a plain command handler each. Both read the session from the database,
+so a session ended elsewhere (password recovered, account deleted, 30 days passed) is ended here too.
+"""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.constants import ParseMode
+
+from conversations.login import display_name
+from storage.accounts import AccountView
+from unogas_bot import texts, validation
+from unogas_bot.services import BotContext
+
+
+def _lang(update: Update, context: BotContext) -> str:
+    user = update.effective_user
+    return context.language(user.language_code if user else None)
+
+
+async def _send(update: Update, context: BotContext, html: str) -> None:
+    await context.bot.send_message(update.effective_chat.id, html, parse_mode=ParseMode.HTML)
+
+
+def profile_html(lang: str, account: AccountView) -> str:
+    """The profile as shown in the chat: tax code and phone partly masked, no secret of course."""
+
+    def line(label: str, value: str) -> str:
+        return texts.t(lang, "summary_line", label=texts.t(lang, label), value=value)
+
+    phone = validation.mask_phone(account.phone) if account.phone else texts.t(lang, "phone_none")
+    lines = [
+        line("label_customer_code", account.customer_code),
+        line("label_holder", display_name(account)),
+        line("label_tax_code", validation.mask_tax_code(account.tax_code)),
+        line("label_email", account.email),
+        line("label_phone", phone),
+        line("label_question", account.security_question),
+        line("label_registered", account.registered_at.strftime("%d/%m/%Y")),
+    ]
+    return texts.t(lang, "profile", lines=texts.Raw("\n".join(lines)))
+
+
+async def show_profile(update: Update, context: BotContext) -> None:
+    lang = _lang(update, context)
+    user_id = update.effective_user.id
+    account = await context.services.accounts.session_account(user_id)
+    if account is None:
+        await _send(update, context, texts.t(lang, "profile_not_logged_in"))
+        return
+    await _send(update, context, profile_html(lang, account))
+
+
+async def logout(update: Update, context: BotContext) -> None:
+    lang = _lang(update, context)
+    accounts = context.services.accounts
+    user_id = update.effective_user.id
+    account = await accounts.session_account(user_id)
+    if account is None or not await accounts.end_session(user_id):
+        await _send(update, context, texts.t(lang, "logout_not_logged_in"))
+        return
+    await accounts.record_event(
+        "logout", account_id=account.id, customer_code=account.customer_code, telegram_user_id=user_id
+    )
+    await _send(update, context, texts.t(lang, "logout_ok"))

@@ -1,0 +1,216 @@
+"""`unogas-bot accounts list|show|unlock|delete`, run through `cli.main` on a temporary SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pytest
+
+from storage.accounts import AccountRepository, NewAccount
+from storage.attempts import AttemptLog, account_key
+from storage.db import Database
+from storage.demo import load_demo
+from storage.registry import CustomerRegistry
+from unogas_bot import cli, cli_accounts
+
+MARIO_EMAIL = "mario.rossi@example.it"
+GIULIA_EMAIL = "giulia.bianchi@example.it"
+
+
+class Store:
+    """The test database, reachable from synchronous tests (each call runs its own event loop)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def run(self, work: Callable[[Database], Awaitable[Any]]) -> Any:
+        async def go() -> Any:
+            db = Database(self.url)
+            try:
+                await db.upgrade()
+                return await work(db)
+            finally:
+                await db.dispose()
+
+        return asyncio.run(go())
+
+    def account(self, name: str) -> Any:
+        return self.run(lambda db: AccountRepository(db).find(name))
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    url = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+    return Store(url)
+
+
+def _new(code: str, email: str, user: int) -> NewAccount:
+    digest = bcrypt.hashpw(b"Sole sul lago 2024", bcrypt.gensalt(4)).decode()
+    return NewAccount(
+        code, email, digest, "Come si chiamava il mio primo gatto?", digest, "+393471234567", user
+    )
+
+
+@pytest.fixture
+def two_accounts(store: Store) -> Store:
+    """Mario registered first, Giulia an hour later; Mario has a login lock and failed attempts."""
+
+    async def work(db: Database) -> None:
+        await load_demo(CustomerRegistry(db))
+        start = datetime.now(UTC) - timedelta(days=1)
+        await AccountRepository(db, clock=lambda: start).register(_new("UG-100234", MARIO_EMAIL, 1001))
+        later = start + timedelta(hours=1)
+        await AccountRepository(db, clock=lambda: later).register(_new("UG-100235", GIULIA_EMAIL, 1002))
+        repo = AccountRepository(db)
+        mario = await repo.get_by_email(MARIO_EMAIL)
+        await repo.set_login_lock(mario.id, datetime.now(UTC) + timedelta(minutes=10))
+        await repo.set_recovery_lock(mario.id, datetime.now(UTC) + timedelta(minutes=50))
+        await AttemptLog(db).record("login_account", account_key(mario.id))
+        await repo.link_session(mario.id, 1001, timedelta(days=30))
+
+    store.run(work)
+    return store
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --- list -------------------------------------------------------------------------------------------
+
+
+def test_list_with_no_accounts(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(capsys, "accounts", "list") == (0, "no accounts registered\n", "")
+
+
+def test_list_shows_the_newest_first(two_accounts: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "accounts", "list")
+    assert code == 0 and err == ""
+    assert "accounts 2, page 1 of 1" in out
+    assert out.index(GIULIA_EMAIL) < out.index(MARIO_EMAIL)
+    mario_line = next(line for line in out.splitlines() if MARIO_EMAIL in line)
+    assert "UG-100234" in mario_line and "Mario Rossi" in mario_line and "login,recovery" in mario_line
+    assert "$2b$" not in out
+
+
+def test_list_pages(
+    two_accounts: Store, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_accounts, "PAGE_SIZE", 1)
+    code, out, _ = run_cli(capsys, "accounts", "list", "--page", "2")
+    assert code == 0 and "page 2 of 2" in out and MARIO_EMAIL in out and GIULIA_EMAIL not in out
+    code, out, err = run_cli(capsys, "accounts", "list", "--page", "3")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "page 3 does not exist" in err
+
+
+def test_list_refuses_page_zero(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["accounts", "list", "--page", "0"])
+    assert exit_.value.code != 0
+    assert "pages count from 1" in capsys.readouterr().err
+
+
+# --- show -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [MARIO_EMAIL, "Mario.Rossi@Example.it", "UG-100234", "ug-100234"])
+def test_show_by_email_or_code(two_accounts: Store, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    code, out, err = run_cli(capsys, "accounts", "show", name)
+    assert code == 0 and err == ""
+    for expected in ("UG-100234", "Mario Rossi (person)", MARIO_EMAIL, "RSSMRA75C12H501H", "+393471234567"):
+        assert expected in out
+    assert "Come si chiamava il mio primo gatto?" in out
+    assert "login locked:       until" in out and "recovery locked:    until" in out
+    assert "registered" in out.split("recent events")[1]  # the audit trail, with the Telegram user
+    assert "tg 1001" in out
+    assert "$2b$" not in out and "hash" not in out.lower()
+
+
+def test_show_unknown_account(two_accounts: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "accounts", "show", "nessuno@example.it")
+    assert code == 1 and out == ""
+    assert err == "unogas-bot: no account with e-mail address or customer code 'nessuno@example.it'\n"
+
+
+# --- unlock -----------------------------------------------------------------------------------------
+
+
+def test_unlock_clears_locks_and_attempts(two_accounts: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "accounts", "unlock", "UG-100234")
+    assert code == 0 and err == "" and "unlocked UG-100234" in out
+    mario = two_accounts.account(MARIO_EMAIL)
+    assert mario.login_locked_until is None and mario.recovery_locked_until is None
+    attempts = two_accounts.run(
+        lambda db: AttemptLog(db).count_since("login_account", account_key(mario.id), timedelta(days=1))
+    )
+    assert attempts == 0
+    _, out, _ = run_cli(capsys, "accounts", "show", MARIO_EMAIL)
+    assert "unlocked" in out.split("recent events")[1]
+
+
+def test_unlock_unknown_account(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "accounts", "unlock", "UG-999999")
+    assert code == 1 and out == "" and "no account" in err and err.count("\n") == 1
+
+
+# --- delete -----------------------------------------------------------------------------------------
+
+
+def test_delete_asks_and_a_refusal_deletes_nothing(
+    two_accounts: Store, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("no\n"))
+    code, out, err = run_cli(capsys, "accounts", "delete", MARIO_EMAIL)
+    assert code == 1 and "Type yes to confirm" in out
+    assert err == "unogas-bot: not confirmed: nothing deleted\n"
+    assert two_accounts.account(MARIO_EMAIL) is not None
+
+
+def test_delete_with_no_answer_deletes_nothing(
+    two_accounts: Store, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # end of input
+    assert run_cli(capsys, "accounts", "delete", MARIO_EMAIL)[0] == 1
+    assert two_accounts.account(MARIO_EMAIL) is not None
+
+
+@pytest.mark.parametrize("how", ["typed", "--yes"])
+def test_delete_removes_account_and_sessions_but_keeps_the_customer(
+    two_accounts: Store, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    mario = two_accounts.account(MARIO_EMAIL)
+    if how == "typed":
+        monkeypatch.setattr("sys.stdin", io.StringIO("YES\n"))
+        code, out, err = run_cli(capsys, "accounts", "delete", "UG-100234")
+    else:
+        monkeypatch.setattr("sys.stdin", io.StringIO(""))  # must not be read
+        code, out, err = run_cli(capsys, "accounts", "delete", "UG-100234", "--yes")
+        assert "Type yes" not in out
+    assert code == 0 and err == "" and "deleted the profile of UG-100234" in out
+
+    assert two_accounts.account(MARIO_EMAIL) is None
+    assert two_accounts.account(GIULIA_EMAIL) is not None
+    assert two_accounts.run(lambda db: AccountRepository(db).session_account(1001)) is None
+    customer = two_accounts.run(lambda db: CustomerRegistry(db).get("UG-100234"))
+    assert customer is not None
+    events = two_accounts.run(lambda db: AccountRepository(db).recent_events(mario.id))
+    assert events[0].event == "deleted"
+    # Gone for the support tools too.
+    code, _, err = run_cli(capsys, "accounts", "show", "UG-100234")
+    assert code == 1 and "no account" in err
+
+
+def test_delete_unknown_account(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "accounts", "delete", "nessuno@example.it", "--yes")
+    assert code == 1 and out == "" and "no account" in err and err.count("\n") == 1

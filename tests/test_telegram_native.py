@@ -1,0 +1,189 @@
+"""What Telegram users expect: languages, menu, contact button, deep links, groups, tidy keyboards."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from storage.db import Database
+from storage.demo import load_demo
+from storage.registry import CustomerRegistry
+from tests.botkit import MARIO, TEST_SETTINGS, answer_all, last_text, register_person, texts_of
+from unogas_bot import texts
+from unogas_bot.console import run_console
+from unogas_bot.runner import MENU, publish_commands
+from unogas_bot.standin import CommandsSet, Edited, Sent
+
+TRANSCRIPTS = Path(__file__).parent / "transcripts"
+
+
+def test_catalogue_has_every_key_in_both_languages_with_same_placeholders():
+    assert set(texts.IT) == set(texts.EN)
+    for key in texts.IT:
+        assert texts.placeholders(texts.IT[key]) == texts.placeholders(texts.EN[key]), key
+        assert texts.IT[key].strip() and texts.EN[key].strip(), key
+
+
+def test_every_validation_reason_has_a_message():
+    from unogas_bot import validation
+
+    missing = [r for r in validation.REASONS if f"e_{r}" not in texts.IT]
+    assert not missing
+
+
+def test_parameters_are_escaped():
+    assert texts.t("it", "summary_line", label="X", value="<b>&</b>") == "X: <b>&lt;b&gt;&amp;&lt;/b&gt;</b>"
+
+
+@pytest.mark.parametrize(
+    ("code", "lang"), [("en", "en"), ("en-GB", "en"), ("it", "it"), ("de", "it"), (None, "it")]
+)
+def test_language_follows_telegram_and_defaults_to_italian(code, lang):
+    assert texts.language_for(code) == lang
+
+
+async def test_english_user_gets_english_and_can_switch(sqlite_bot):
+    user = sqlite_bot.user(9001, language_code="en")
+    events = await user.send("/register")
+    assert "customer code" in last_text(events)
+    events = await user.send("/lingua")
+    assert "Which language" in last_text(events)
+    events = await user.press("Italiano")
+    assert "italiano" in last_text(events)
+    events = await user.send(MARIO["code"])
+    assert "persona" in last_text(events), "the flow goes on, now in Italian"
+    assert sqlite_bot.app.user_data[9001]["lang"] == "it"
+
+
+async def test_command_menu_is_published_in_both_languages(sqlite_bot):
+    await publish_commands(sqlite_bot.app)
+    menus = {e.language_code: e.commands for e in sqlite_bot.api.events if isinstance(e, CommandsSet)}
+    assert set(menus) == {None, "en"}
+    assert [c["command"] for c in menus[None]] == [name for name, _ in MENU["it"]]
+    assert [c["command"] for c in menus["en"]] == [name for name, _ in MENU["en"]]
+    assert all(c["description"] for c in menus[None] + menus["en"])
+
+
+async def _at_phone(user):
+    await user.send("/registrati")
+    await user.send(MARIO["code"])
+    await user.press("Persona")
+    return await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"])
+
+
+async def test_phone_question_offers_own_contact_and_refuses_someone_elses(sqlite_bot):
+    user = sqlite_bot.user(9002)
+    events = await _at_phone(user)
+    question = [e for e in events if isinstance(e, Sent)][-1]
+    buttons = question.reply_markup["keyboard"]
+    assert buttons[0][0].get("request_contact") is True
+    assert question.reply_markup.get("input_field_placeholder")
+    events = await user.share_contact("393471234567", user_id=777)
+    assert "non è il suo numero" in texts_of(events)[0]
+    events = await user.share_contact("393471234567")  # own, without the leading +
+    assert "corrispondono" in texts_of(events)[0]
+    assert any(isinstance(e, Sent) and e.reply_markup == {"remove_keyboard": True} for e in events)
+    assert sqlite_bot.app.user_data[9002]["registration"]["phone"] == "+393471234567"
+
+
+async def test_answered_inline_keyboard_is_removed(sqlite_bot):
+    user = sqlite_bot.user(9003)
+    await user.send("/registrati")
+    await user.send(MARIO["code"])
+    events = await user.press("Persona")
+    assert any(isinstance(e, Edited) and e.reply_markup is None for e in events)
+
+
+@pytest.mark.parametrize(("payload", "expected"), [("registrati", "Passo 1 di 12"), ("boh", "Benvenuto")])
+async def test_deep_links_start_a_flow_or_fall_back_to_welcome(sqlite_bot, payload, expected):
+    user = sqlite_bot.user(9004)
+    events = await user.send(f"/start {payload}")
+    assert expected in last_text(events)
+
+
+async def test_group_gets_one_redirect_and_nothing_is_collected(sqlite_bot):
+    member = sqlite_bot.user(9005, chat_id=-100123, chat_type="group")
+    events = await member.send("/registrati")
+    sent = [e for e in events if isinstance(e, Sent)]
+    assert len(sent) == 1 and "chat privata" in sent[0].plain_text
+    assert sent[0].reply_markup["inline_keyboard"][0][0]["url"].endswith("?start=registrati")
+    events = await member.send("UG-100234")
+    assert not texts_of(events), "answered once per group"
+    assert "registration" not in sqlite_bot.app.user_data.get(9005, {})
+
+
+async def test_english_registration_end_to_end(sqlite_bot):
+    user = sqlite_bot.user(9006, language_code="en")
+    await user.send("/register")
+    await user.send(MARIO["code"])
+    events = await user.press("Person")
+    assert "first name" in last_text(events)
+    await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"])
+    events = await user.send("skip")
+    assert "e-mail address" in last_text(events)
+    await answer_all(user, "mario@example.it", "Sun on the lake 2024", "Sun on the lake 2024")
+    await answer_all(user, "What was my first cat called?", "Crumble", "Crumble")
+    events = await user.send("save")
+    assert "Le informazioni relative al proprio profilo sono state correttamente salvate." in last_text(
+        events
+    )
+    assert "Your profile has been saved" in last_text(events)
+
+
+async def test_registered_user_profile_is_not_duplicated(sqlite_bot):
+    await register_person(sqlite_bot.user(9007))
+    assert await sqlite_bot.services.accounts.count() == 1
+
+
+SCRIPTS = {
+    "it": [
+        "/registrati",
+        "UG-100234",
+        "1",
+        "Mario",
+        "Rossi",
+        "RSSMRA75C12H501H",
+        "/contatto +39 347 123 4567",
+        "mario.rossi@example.it",
+        "Lanterna verde 1987",
+        "Lanterna verde 1987",
+        "Come si chiamava il mio primo gatto?",
+        "Briciola",
+        "briciola",
+        "salva",
+    ],
+    "en": [
+        "/register",
+        "UG-100235",
+        "Person",
+        "Giulia",
+        "Bianchi",
+        "BNCGLI88L64F205B",
+        "skip",
+        "giulia@example.it",
+        "Sun on the lake 2024",
+        "Sun on the lake 2024",
+        "What was my first cat called?",
+        "Crumble",
+        "crumble",
+        "Save",
+    ],
+}
+
+
+@pytest.mark.parametrize("lang", ["it", "en"])
+async def test_console_transcript_matches_the_reviewed_one(tmp_path, lang, request):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'transcript.db'}"
+    db = Database(url)
+    await db.upgrade()
+    await load_demo(CustomerRegistry(db))
+    await db.dispose()
+    out = io.StringIO()
+    settings = TEST_SETTINGS.__class__(**{**TEST_SETTINGS.__dict__, "database_url": url})
+    await run_console(settings, language=lang, stdin=io.StringIO("\n".join(SCRIPTS[lang]) + "\n"), out=out)
+    expected_file = TRANSCRIPTS / f"registration_{lang}.txt"
+    if request.config.getoption("--update-transcripts", default=False):
+        expected_file.write_text(out.getvalue(), encoding="utf-8")
+    assert out.getvalue() == expected_file.read_text(encoding="utf-8")

@@ -1,0 +1,181 @@
+"""`unogas-bot accounts ...`: support tools for registered profiles (list, show, unlock, delete).
+
+Nothing here prints a hash or a secret. Accounts are named by e-mail address or customer code.
+`cli.py` imports this module lazily, so it may import `cli` at the top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+from datetime import datetime
+
+from storage.accounts import AccountRepository, AccountView
+from storage.db import Database, utcnow
+from unogas_bot.cli import CliError, _with_database
+from unogas_bot.config import Settings
+
+PAGE_SIZE = 20
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """The `accounts` sub-command and its actions."""
+    accounts = sub.add_parser(
+        "accounts", help="support tools: list, show, unlock, delete a registered profile"
+    )
+    asub = accounts.add_subparsers(dest="action", required=True)
+    lst = asub.add_parser("list", help="registered profiles, newest first, a page at a time")
+    lst.add_argument("--page", type=_page_number, default=1, help=f"page number (from 1; {PAGE_SIZE} a page)")
+    show = asub.add_parser("show", help="one profile (no hashes) and its recent audit events")
+    show.add_argument("account", metavar="EMAIL_OR_CODE")
+    unlock = asub.add_parser("unlock", help="lift login and recovery locks and forget failed attempts")
+    unlock.add_argument("account", metavar="EMAIL_OR_CODE")
+    delete = asub.add_parser("delete", help="delete a profile and its sessions (the customer record stays)")
+    delete.add_argument("account", metavar="EMAIL_OR_CODE")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _page_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("pages count from 1")
+    return value
+
+
+# --- formatting -------------------------------------------------------------------------------------
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+def _holder(account: AccountView) -> str:
+    if account.kind == "business":
+        return account.company_name or ""
+    return f"{account.first_name} {account.last_name}"
+
+
+def _lock(until: datetime | None, now: datetime) -> str:
+    return f"until {_when(until)}" if until and until > now else "no"
+
+
+async def _find(repo: AccountRepository, name: str) -> AccountView:
+    account = await repo.find(name)
+    if account is None:
+        raise CliError(f"no account with e-mail address or customer code {name!r}")
+    return account
+
+
+# --- commands ---------------------------------------------------------------------------------------
+
+
+def cmd_accounts_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        repo = AccountRepository(db)
+        total = await repo.count()
+        if total == 0:
+            print("no accounts registered")
+            return 0
+        pages = math.ceil(total / PAGE_SIZE)
+        if args.page > pages:
+            raise CliError(f"page {args.page} does not exist: {total} account(s) on {pages} page(s)")
+        now = utcnow()
+        print(f"accounts {total}, page {args.page} of {pages} (newest first)")
+        print(f"  {'registered':<17} {'customer':<12} {'e-mail':<32} {'holder':<28} locked")
+        for account in await repo.list_accounts(args.page, PAGE_SIZE):
+            locks = [
+                name
+                for name, until in (
+                    ("login", account.login_locked_until),
+                    ("recovery", account.recovery_locked_until),
+                )
+                if until and until > now
+            ]
+            print(
+                f"  {account.registered_at:%Y-%m-%d %H:%M} {account.customer_code:<12} {account.email:<32} "
+                f"{_holder(account):<28} {','.join(locks) or '-'}"
+            )
+        return 0
+
+    return _with_database(settings, work)
+
+
+def cmd_accounts_show(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        repo = AccountRepository(db)
+        account = await _find(repo, args.account)
+        now = utcnow()
+        kind = "business" if account.kind == "business" else "person"
+        rows = [
+            ("account id", str(account.id)),
+            ("customer code", account.customer_code),
+            ("holder", f"{_holder(account)} ({kind})"),
+            ("tax code", account.tax_code),
+            ("e-mail", account.email),
+            ("phone", account.phone or "-"),
+            ("security question", account.security_question),
+            ("registered", f"{_when(account.registered_at)} by Telegram user {account.registered_by}"),
+            ("password changed", _when(account.password_changed_at)),
+            ("login locked", _lock(account.login_locked_until, now)),
+            ("recovery locked", _lock(account.recovery_locked_until, now)),
+        ]
+        for label, value in rows:
+            print(f"{label + ':':<19} {value}")
+        events = await repo.recent_events(account.id)
+        print(f"recent events ({len(events)}, newest first):")
+        for event in events:
+            who = f"tg {event.telegram_user_id}" if event.telegram_user_id is not None else "-"
+            detail = f"  {event.detail}" if event.detail else ""
+            print(f"  {_when(event.at)}  {event.event:<26} {who}{detail}")
+        return 0
+
+    return _with_database(settings, work)
+
+
+def cmd_accounts_unlock(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        repo = AccountRepository(db)
+        account = await _find(repo, args.account)
+        await repo.unlock(account.id)
+        print(f"unlocked {account.customer_code} ({account.email}): login and recovery allowed again")
+        return 0
+
+    return _with_database(settings, work)
+
+
+def _confirm(prompt: str) -> bool:
+    print(prompt, end="", flush=True)
+    answer = sys.stdin.readline()
+    return answer.strip().lower() == "yes"
+
+
+def cmd_accounts_delete(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        repo = AccountRepository(db)
+        account = await _find(repo, args.account)
+        if not args.yes:
+            prompt = (
+                f"Delete the profile of {account.customer_code} {_holder(account)} ({account.email}) and "
+                "log out its Telegram sessions? The customer record stays. Type yes to confirm: "
+            )
+            if not await asyncio.to_thread(_confirm, prompt):
+                raise CliError("not confirmed: nothing deleted")
+        if not await repo.delete(account.id):
+            raise CliError(f"account {account.customer_code} was deleted meanwhile")
+        print(f"deleted the profile of {account.customer_code} ({account.email})")
+        return 0
+
+    return _with_database(settings, work)
+
+
+COMMANDS = {
+    ("accounts", "list"): cmd_accounts_list,
+    ("accounts", "show"): cmd_accounts_show,
+    ("accounts", "unlock"): cmd_accounts_unlock,
+    ("accounts", "delete"): cmd_accounts_delete,
+}
