@@ -83,6 +83,7 @@ class LoginForm(Form):
     name = NAME
     fields = FIELDS
     entry_commands = ("accedi", "login")
+    deep_link = "accedi"
 
     async def on_start(self, turn: Turn) -> Outcome | None:
         current = await turn.services.accounts.session_account(turn.user_id)

@@ -99,6 +99,7 @@ class RecoveryForm(Form):
     name = NAME
     fields = FIELDS
     entry_commands = ("recupera_password", "recover")
+    deep_link = "recupera_password"
     intro = "rec_intro"
 
     async def on_start(self, turn: Turn) -> Outcome | None:

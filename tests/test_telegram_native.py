@@ -96,7 +96,16 @@ async def test_answered_inline_keyboard_is_removed(sqlite_bot):
     assert any(isinstance(e, Edited) and e.reply_markup is None for e in events)
 
 
-@pytest.mark.parametrize(("payload", "expected"), [("registrati", "Passo 1 di 12"), ("boh", "Benvenuto")])
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ("registrati", "Passo 1 di 12"),
+        ("accedi", "e-mail"),
+        ("recupera_password", "e-mail"),
+        ("boh", "Benvenuto"),
+        ("registrati UG-100234", "Benvenuto"),  # nothing in a payload is taken as an answer
+    ],
+)
 async def test_deep_links_start_a_flow_or_fall_back_to_welcome(sqlite_bot, payload, expected):
     user = sqlite_bot.user(9004)
     events = await user.send(f"/start {payload}")
