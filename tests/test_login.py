@@ -73,7 +73,7 @@ async def test_profile_and_logout_need_a_login(sqlite_bot: Bot) -> None:
 async def test_logout_ends_the_session(bot: Bot) -> None:
     user = await registered(bot)
     await login(user)
-    assert "È uscito dall'area clienti" in last_text(await user.send("/esci"))
+    assert "accesso all'area clienti è stato chiuso" in last_text(await user.send("/esci"))
     assert NOT_LOGGED_IN in last_text(await user.send("/profilo"))
     assert NOT_LOGGED_IN in last_text(await user.send("/esci"))
     account = await bot.services.accounts.get_by_email(MARIO_EMAIL)

@@ -358,7 +358,7 @@ IT: dict[str, str] = {
     "profile_not_logged_in": "Non ha effettuato l'accesso. Per vedere il profilo, entri prima con /accedi.",
     "label_holder": "Intestatario",
     "label_registered": "Registrato il",
-    "logout_ok": "È uscito dall'area clienti. Per rientrare usi /accedi.",
+    "logout_ok": "L'accesso all'area clienti è stato chiuso. Per rientrare usi /accedi.",
     "logout_not_logged_in": (
         "Non ha effettuato l'accesso, quindi non c'è nulla da chiudere. Per entrare usi /accedi."
     ),
