@@ -355,7 +355,9 @@ class FormEngine:
         return await self._step(update, context, handle)
 
     async def stale_button(self, update: Update, context: BotContext) -> object:
-        await _answer_quietly(update.callback_query, texts.t(context.language(None), "stale_button"))
+        user = update.effective_user
+        lang = context.language(user.language_code if user else None)  # not None: that is Italian
+        await _answer_quietly(update.callback_query, texts.t(lang, "stale_button"))
         return None  # stay where we are
 
     # answers ------------------------------------------------------------------------------------------

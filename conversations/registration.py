@@ -285,9 +285,21 @@ class RegistrationForm(Form):
         )
         try:
             await turn.services.accounts.register(new)
-        except EmailTaken:
-            self.forget(draft, "email")
-            return Ask([Reply("save_conflict_email")], field="email")
-        except CustomerAlreadyRegistered:
+        except (EmailTaken, CustomerAlreadyRegistered) as conflict:
+            if await self._saved_before(turn, new):
+                return Finish([Reply("saved", {"email": draft["email"]})])
+            if isinstance(conflict, EmailTaken):
+                self.forget(draft, "email")
+                return Ask([Reply("save_conflict_email")], field="email")
             return Finish([Reply("save_conflict_customer")])
         return Finish([Reply("saved", {"email": draft["email"]})])
+
+    async def _saved_before(self, turn: Turn, new: NewAccount) -> bool:
+        """Did this very draft save already? (The profile was written but Telegram failed to deliver the
+        confirmation, so the customer pressed "Salva" again.) Only this draft holds this password hash."""
+        account = await turn.services.accounts.get_by_customer_code(new.customer_code)
+        return (
+            account is not None
+            and account.registered_by == new.telegram_user_id
+            and account.password_hash == new.password_hash
+        )

@@ -212,12 +212,12 @@ class AccountRepository:
         return _view(row)
 
     async def email_taken(self, email: str) -> bool:
-        async with self._db.session() as session:
+        async with self._db.read() as session:
             found = await session.execute(select(Account.id).where(Account.email == normalize_email(email)))
             return found.first() is not None
 
     async def customer_has_account(self, customer_code: str) -> bool:
-        async with self._db.session() as session:
+        async with self._db.read() as session:
             found = await session.execute(
                 select(Account.id)
                 .join(Customer, Customer.id == Account.customer_id)

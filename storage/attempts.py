@@ -42,7 +42,7 @@ class AttemptLog:
     async def count_since(self, kind: str, key: str, window: timedelta) -> int:
         """How many attempts of this kind and key happened in the last ``window``."""
         since = self._clock() - window
-        async with self._db.session() as session:
+        async with self._db.read() as session:
             result = await session.execute(
                 select(func.count())
                 .select_from(Attempt)

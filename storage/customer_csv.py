@@ -187,15 +187,24 @@ def validate_row(row: dict[str | None, str | list[str] | None]) -> CustomerRecor
     )
 
 
+# Duplicate detection in constant memory: a bitmap of hashed customer codes (8 MiB, whatever the file's
+# size). A code whose bit is already set is only a suspect (two codes may share a bit); the suspects, a
+# small set, are confirmed by a second, cheap read of the file.
+_SEEN_BITS = 1 << 26
+
+
 def check_file(path: str | Path) -> tuple[int, list[tuple[int, str]]]:
     """Check the whole file without importing: (number of data rows, [(line number, reason), ...]).
 
     Duplicate customer codes are reported at the later line, naming the earlier one. A file-level problem
     (wrong header, not UTF-8, broken quoting) is reported as one error at the line where it was noticed.
+    Errors come in line order.
     """
     rows = 0
     errors: list[tuple[int, str]] = []
-    first_seen: dict[str, int] = {}  # customer code -> line; the only per-row state kept
+    seen = bytearray(_SEEN_BITS // 8)
+    suspects: set[str] = set()
+    format_error: CsvFormatError | None = None
     try:
         for line, row in iter_rows(path):
             rows += 1
@@ -204,14 +213,45 @@ def check_file(path: str | Path) -> tuple[int, list[tuple[int, str]]]:
             except RowError as exc:
                 errors.append((line, exc.reason))
                 continue
-            earlier = first_seen.setdefault(record.customer_code, line)
-            if earlier != line:
-                errors.append(
-                    (line, f"duplicate customer code {record.customer_code} (first on line {earlier})")
-                )
+            bit = hash(record.customer_code) & (_SEEN_BITS - 1)
+            if seen[bit >> 3] & (1 << (bit & 7)):
+                suspects.add(record.customer_code)
+            else:
+                seen[bit >> 3] |= 1 << (bit & 7)
     except CsvFormatError as exc:
-        errors.append((exc.line, exc.reason))
+        format_error = exc
+    del seen
+    if suspects:
+        errors += _duplicates(path, suspects)
+        errors.sort(key=lambda error: error[0])  # one error per line at most: this is the file's order
+    if format_error is not None:
+        errors.append((format_error.line, format_error.reason))
     return rows, errors
+
+
+def _duplicates(path: str | Path, suspects: set[str]) -> list[tuple[int, str]]:
+    """The duplicate-code errors among valid rows whose code is in `suspects`."""
+    errors: list[tuple[int, str]] = []
+    first_seen: dict[str, int] = {}
+    try:
+        for line, row in iter_rows(path):
+            raw = _field(row, "customer_code")
+            try:
+                code = validation.customer_code(raw) if raw else None
+            except validation.Invalid:
+                continue
+            if code not in suspects:
+                continue
+            try:
+                validate_row(row)  # an invalid row is reported for what is wrong with it, not as a duplicate
+            except RowError:
+                continue
+            earlier = first_seen.setdefault(code, line)
+            if earlier != line:
+                errors.append((line, f"duplicate customer code {code} (first on line {earlier})"))
+    except CsvFormatError:
+        pass  # the first read reported it; the rows before it have been seen
+    return errors
 
 
 def _records(path: str | Path) -> Iterator[CustomerRecord]:

@@ -13,14 +13,24 @@ from alembic.config import Config
 from sqlalchemy import Connection, Insert, Table, event, or_, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # Execution option asking for "BEGIN IMMEDIATE" on SQLite (see _install_sqlite_hooks).
 _SQLITE_IMMEDIATE = "unogas_sqlite_immediate"
+# Execution option for read sessions on SQLite: no BEGIN at all (see Database.session).
+_SQLITE_AUTOCOMMIT_READ = "unogas_sqlite_autocommit_read"
 # Arbitrary constant: PostgreSQL advisory lock key serialising concurrent schema upgrades.
 _UPGRADE_LOCK_KEY = 0x756E6F676173  # "unogas"
+# Seconds to wait for PostgreSQL to accept a connection.
+CONNECT_TIMEOUT = 10
 
 
 def utcnow() -> datetime:
@@ -66,8 +76,10 @@ def _install_sqlite_hooks(engine: AsyncEngine, *, file_backed: bool) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get(_SQLITE_IMMEDIATE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get(_SQLITE_AUTOCOMMIT_READ, False):
+            return  # the driver is in autocommit mode: each statement is its own transaction
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_SQLITE_IMMEDIATE, False) else "BEGIN")
 
 
 def upsert_statement(
@@ -101,6 +113,12 @@ class Database:
     """
 
     def __init__(self, url: str, *, echo: bool = False, **engine_kwargs: Any) -> None:
+        if make_url(url).drivername == "postgresql+asyncpg":
+            # asyncpg waits 60 s for a server that does not answer; a customer should hear sooner that
+            # the service is unavailable (a refused connection fails at once anyway).
+            connect_args = dict(engine_kwargs.get("connect_args") or {})
+            connect_args.setdefault("timeout", CONNECT_TIMEOUT)
+            engine_kwargs["connect_args"] = connect_args
         self._init(create_async_engine(url, echo=echo, **engine_kwargs))
 
     @classmethod
@@ -123,10 +141,25 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A plain session, for reads: on exit anything uncommitted is rolled back.
 
-        Write through ``transaction()`` instead: on SQLite it takes the write lock up front.
+        Write through ``transaction()`` instead: on SQLite it takes the write lock up front. On SQLite a
+        read session sends no BEGIN (each statement is its own transaction), which saves three round trips
+        to the driver thread per look-up; several reads that must see one snapshot belong in
+        ``transaction()``.
         """
         async with self._sessions() as session:
+            if self.dialect == "sqlite":
+                await session.connection(execution_options={_SQLITE_AUTOCOMMIT_READ: True})
             yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A bare connection for ONE read statement: the cheapest way to a look-up (no ORM session; on
+        SQLite no BEGIN either). For the look-ups on a conversation's path (identity check, e-mail in use),
+        which run once per customer reply."""
+        async with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn = await conn.execution_options(**{_SQLITE_AUTOCOMMIT_READ: True})
+            yield conn
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -49,6 +50,9 @@ ATTEMPT_KIND_LEN = 32
 ATTEMPT_KEY_LEN = 255
 EVENT_LEN = 64
 DETAIL_LEN = 500
+CONVERSATION_NAME_LEN = 64
+CONVERSATION_KEY_LEN = 100  # JSON of PTB's key: [chat id, user id]
+CONVERSATION_STATE_LEN = 200  # JSON of a state: a form's field key
 
 PERSON = "person"
 BUSINESS = "business"
@@ -186,3 +190,39 @@ class AuditEvent(Base):
     customer_code: Mapped[str | None] = mapped_column(String(CUSTOMER_CODE_LEN))
     telegram_user_id: Mapped[int | None] = mapped_column(BigInteger)
     detail: Mapped[str] = mapped_column(String(DETAIL_LEN))
+
+
+# --- the bot's conversation state (written by storage/persistence.py) ------------------------------------
+# JSON text rather than a JSON column: the persistence compares and writes the serialised text as it is,
+# and SQLite and PostgreSQL store it alike. Drafts never hold a secret in clear (see conversations/form.py).
+
+
+class BotUserData(Base):
+    """PTB's ``user_data`` of one Telegram user: form drafts, the chosen language. No row when empty."""
+
+    __tablename__ = "bot_user_data"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    data: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
+class BotChatData(Base):
+    """PTB's ``chat_data`` of one chat (e.g. a group told to use the private chat). No row when empty."""
+
+    __tablename__ = "bot_chat_data"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    data: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
+class BotConversation(Base):
+    """Where one conversation of one ConversationHandler stands; a conversation that ended has no row."""
+
+    __tablename__ = "bot_conversations"
+
+    name: Mapped[str] = mapped_column(String(CONVERSATION_NAME_LEN), primary_key=True)
+    key: Mapped[str] = mapped_column(String(CONVERSATION_KEY_LEN), primary_key=True)
+    state: Mapped[str] = mapped_column(String(CONVERSATION_STATE_LEN))
+    updated_at: Mapped[datetime]

@@ -102,7 +102,7 @@ class CustomerRegistry:
             )
         except ValueError:
             return None
-        async with self._db.session() as session:
+        async with self._db.read() as session:
             row = (
                 await session.execute(
                     select(*_RECORD_COLUMNS, Customer.name_key).where(

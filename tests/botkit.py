@@ -7,8 +7,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from telegram.ext import BaseRateLimiter
+
 from storage.db import Database
 from storage.demo import load_demo
+from storage.persistence import SqlPersistence
 from unogas_bot.app import build_application
 from unogas_bot.config import Settings
 from unogas_bot.services import Services, utc_now
@@ -49,12 +52,20 @@ async def running_bot(
     clock: Callable[[], datetime] = utc_now,
     settings: Settings = TEST_SETTINGS,
     demo: bool = True,
+    persistent: bool = True,
+    rate_limiter: BaseRateLimiter | None = None,
 ) -> AsyncIterator[Bot]:
+    """The bot as `unogas-bot run` builds it, on the stand-in. With `persistent` (the default, so every
+    conversation test also goes through it) conversations are kept in `db` and a second `running_bot` on the
+    same database resumes them, as a restarted process would (with new services: a new EphemeralMac)."""
     services = Services.create(settings, db, clock=clock)
     if demo:
         await load_demo(services.registry)
     api = OfflineBotAPI()
-    app = build_application(services, builder=offline_builder(api))
+    persistence = SqlPersistence(db, clock=clock) if persistent else None
+    app = build_application(
+        services, builder=offline_builder(api), persistence=persistence, rate_limiter=rate_limiter
+    )
     try:
         async with Simulator(app, api) as sim:
             yield Bot(services, api, sim, app)

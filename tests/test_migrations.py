@@ -16,6 +16,9 @@ from storage.db import Database, alembic_config
 from storage.models import Base
 
 TABLES = {"customers", "accounts", "telegram_sessions", "attempts", "audit_events"}
+# The conversation state of storage/persistence.py (migration 0002).
+TABLES |= {"bot_user_data", "bot_chat_data", "bot_conversations"}
+HEAD = "0002"
 
 
 def _differences(connection: Connection) -> list[Any]:
@@ -55,7 +58,7 @@ async def test_upgrade_an_empty_database(empty_database: Database) -> None:
     assert await empty_database.current_revision() is None
     await empty_database.upgrade()
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head == "0001"
+    assert head == HEAD
     assert await empty_database.current_revision() == head
     async with empty_database.engine.connect() as conn:
         assert await conn.run_sync(_table_names) == TABLES | {"alembic_version"}
@@ -72,7 +75,7 @@ async def test_upgrade_twice_is_a_no_op(database: Database) -> None:
     async with database.engine.connect() as conn:
         before = await conn.run_sync(_constraint_names)
     await database.upgrade()
-    assert await database.current_revision() == "0001"
+    assert await database.current_revision() == HEAD
     async with database.engine.connect() as conn:
         assert await conn.run_sync(_constraint_names) == before
         assert await conn.run_sync(_differences) == []
@@ -105,7 +108,7 @@ def test_command_line_environment_with_a_url(tmp_path: Path) -> None:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         version = conn.execute("SELECT version_num FROM alembic_version").fetchall()
     assert tables >= TABLES
-    assert version == [("0001",)]
+    assert version == [(HEAD,)]
 
 
 def test_the_ini_file_points_at_the_migrations() -> None:
@@ -113,7 +116,7 @@ def test_the_ini_file_points_at_the_migrations() -> None:
 
     ini = Path(__file__).resolve().parents[1] / "storage" / "alembic.ini"
     script = ScriptDirectory.from_config(Config(str(ini)))
-    assert script.get_current_head() == "0001"
+    assert script.get_current_head() == HEAD
 
 
 @pytest.mark.parametrize(
@@ -124,3 +127,24 @@ def test_default_sqlite_url(url: str) -> None:
 
     assert default_sqlite_url(url.removeprefix("sqlite+aiosqlite:///")) == url
     assert default_sqlite_url() == "sqlite+aiosqlite:///unogas.db"
+
+
+async def test_step_by_step_from_0001_keeps_the_data(empty_database: Database) -> None:
+    """A database of the first release (0001, with data in it) upgrades to the conversation tables."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from storage.models import Attempt
+
+    await empty_database.upgrade("0001")
+    async with empty_database.transaction() as session:
+        at = datetime(2025, 3, 10, 9, 30, tzinfo=UTC)
+        await session.execute(sa.insert(Attempt).values(kind="verify", key="1", at=at))
+    await empty_database.upgrade()
+    assert await empty_database.current_revision() == HEAD
+    async with empty_database.engine.connect() as conn:
+        assert await conn.run_sync(_table_names) == TABLES | {"alembic_version"}
+        assert await conn.run_sync(_differences) == []
+    async with empty_database.session() as session:
+        assert (await session.execute(sa.text("SELECT count(*) FROM attempts"))).scalar_one() == 1

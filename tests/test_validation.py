@@ -109,6 +109,7 @@ EXAMPLES: dict[str, Callable[[], object]] = {
     "question.too_short": lambda: v.security_question("Colore?"),
     "question.too_long": lambda: v.security_question("a" * 201),
     "question.too_few_letters": lambda: v.security_question("1234567890"),
+    "question.control_chars": lambda: v.security_question("Come si chiama\x00 il gatto?"),
     "answer.empty": lambda: v.security_answer("  ", "Nome del mio primo cane?"),
     "answer.too_short": lambda: v.security_answer("a", "Nome del mio primo cane?"),
     "answer.too_long": lambda: v.security_answer("a" * 61, "Nome del mio primo cane?"),
@@ -645,6 +646,8 @@ def test_security_question_ok(text: str, expected: str) -> None:
         ("a" * 201, "question.too_long", {"max": 200, "length": 201}),
         ("1234567890", "question.too_few_letters", {"min": 2}),
         ("A 123456789?", "question.too_few_letters", {"min": 2}),
+        ("Chi era\x00 il mio gatto?", "question.control_chars", {}),
+        ("Chi era\u200b il mio gatto?", "question.control_chars", {}),
     ],
 )
 def test_security_question_bad(text: str, reason: str, params: dict[str, object]) -> None:

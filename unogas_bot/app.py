@@ -10,12 +10,14 @@ import traceback
 from sqlalchemy.exc import DBAPIError, OperationalError
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
-from telegram.error import Forbidden, TelegramError
+from telegram.error import Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
+    AIORateLimiter,
     Application,
     ApplicationBuilder,
     ApplicationHandlerStop,
     BasePersistence,
+    BaseRateLimiter,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
@@ -28,7 +30,7 @@ from conversations.account import logout, show_profile
 from conversations.login import LoginForm
 from conversations.recovery import RecoveryForm
 from conversations.registration import RegistrationForm
-from unogas_bot import texts
+from unogas_bot import logsafety, texts
 from unogas_bot.concurrency import PerChatUpdateProcessor
 from unogas_bot.services import BotContext, Services, UnogasApplication
 
@@ -38,6 +40,17 @@ FORMS = (RegistrationForm(), LoginForm(), RecoveryForm())
 
 # Errors that mean "the database is not answering": the customer is asked to retry shortly.
 DATABASE_DOWN = (OperationalError, DBAPIError, ConnectionError, OSError, asyncio.TimeoutError)
+# Telegram did not answer in time, the connection broke, or flood control outlasted the retries: transient.
+TELEGRAM_TRANSIENT = (NetworkError, RetryAfter)
+
+# Flood control: how often a request refused with RetryAfter is tried again (after the wait Telegram asks).
+RATE_LIMIT_RETRIES = 3
+
+
+def make_rate_limiter() -> AIORateLimiter:
+    """The rate limiter of `unogas-bot run`: Telegram's limits (30 messages/s overall, 20/min per group),
+    and a request refused with RetryAfter waits as asked and is retried."""
+    return AIORateLimiter(max_retries=RATE_LIMIT_RETRIES)
 
 
 def build_application(
@@ -46,11 +59,13 @@ def build_application(
     builder: ApplicationBuilder | None = None,
     request: BaseRequest | None = None,
     persistence: BasePersistence | None = None,
+    rate_limiter: BaseRateLimiter | None = None,
 ) -> Application:
     """The bot: our Application subclass with every handler registered.
 
     `builder` lets the offline stand-in (tests, console, benchmark) supply its own request objects;
-    otherwise the token and API URL come from the settings.
+    otherwise the token and API URL come from the settings. With a `persistence` (storage/persistence.py)
+    conversations survive restarts; `rate_limiter` is `make_rate_limiter()` when running on Telegram.
     """
     settings = services.settings
     if builder is None:
@@ -64,7 +79,10 @@ def build_application(
     builder = builder.concurrent_updates(PerChatUpdateProcessor())
     if persistence is not None:
         builder = builder.persistence(persistence)
+    if rate_limiter is not None:
+        builder = builder.rate_limiter(rate_limiter)
     app = builder.build()
+    logsafety.install()  # PTB's DEBUG records quote updates: passwords included
     add_handlers(app, persistent=persistence is not None)
     return app
 
@@ -106,7 +124,8 @@ async def _say(update: Update, context: BotContext, key: str, **params: object) 
 
 async def welcome(update: Update, context: BotContext) -> None:
     text = update.effective_message.text if update.effective_message else ""
-    command = (text or "").split()[0].split("@")[0] if text else ""
+    words = (text or "").split()  # a message of spaces only has no first word
+    command = words[0].split("@")[0] if words else ""
     await _say(update, context, "help" if command in ("/aiuto", "/help") else "welcome")
 
 
@@ -172,9 +191,13 @@ async def on_error(update: object, context: BotContext) -> None:
     if isinstance(error, Forbidden):
         log.info("update %s: the user blocked the bot", update_id)
         return
-    # Exception messages can quote user input or SQL parameters: log the type and the frames only.
-    frames = "".join(traceback.format_tb(error.__traceback__)) if error else ""
-    log.error("update %s failed with %s\n%s", update_id, type(error).__name__, frames)
+    if isinstance(error, TELEGRAM_TRANSIENT):
+        # Nothing to fix in the code: the step was not kept, the customer repeats the reply (told below).
+        log.warning("update %s: Telegram request failed with %s", update_id, type(error).__name__)
+    else:
+        # Exception messages can quote user input or SQL parameters: log the type and the frames only.
+        frames = "".join(traceback.format_tb(error.__traceback__)) if error else ""
+        log.error("update %s failed with %s\n%s", update_id, type(error).__name__, frames)
     if not isinstance(update, Update) or update.effective_chat is None:
         return
     key = "db_unavailable" if isinstance(error, DATABASE_DOWN) else "error_generic"

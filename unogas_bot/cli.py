@@ -11,6 +11,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from urllib.parse import urlsplit
 
 from storage.customer_csv import ImportRejected, import_file
 from storage.db import Database
@@ -28,7 +29,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("run", help="run the bot on Telegram (long polling); needs TELEGRAM_BOT_TOKEN")
+    run = sub.add_parser(
+        "run", help="run the bot on Telegram (long polling, or a webhook); needs TELEGRAM_BOT_TOKEN"
+    )
+    run.add_argument(
+        "--webhook-url",
+        metavar="URL",
+        help="receive updates by webhook at this public HTTPS URL (secret: TELEGRAM_WEBHOOK_SECRET)",
+    )
+    run.add_argument("--listen", default="127.0.0.1", help="webhook server address (default 127.0.0.1)")
+    run.add_argument("--port", type=_port, default=8443, help="webhook server port (default 8443)")
+    run.add_argument("--url-path", help="path the webhook server answers on (default: the URL's path)")
 
     console = sub.add_parser("console", help="the same conversations in the terminal, offline")
     console.add_argument("--user-id", type=int, default=424242, help="the Telegram user id to play")
@@ -47,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema")
     dsub = db.add_subparsers(dest="action", required=True)
     dsub.add_parser("upgrade", help="bring the schema up to date")
+
+    bench = sub.add_parser("bench", help="benchmark: throughput, latency and memory against their limits")
+    bench.add_argument("--quick", action="store_true", help="smaller sizes: a run of under a minute")
+    bench.add_argument("--database", metavar="URL", help="a PostgreSQL URL (default: SQLite temp files)")
+    bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
+    bench.add_argument("--customers", type=int, metavar="N", help="customers in the registration load")
     return parser
 
 
@@ -123,18 +140,54 @@ def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     return _with_database(settings, work)
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError("ports are 1-65535")
+    return value
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from unogas_bot.runner import run_polling
+    from unogas_bot.runner import Webhook, run
 
     if not settings.telegram_token:
         raise CliError("TELEGRAM_BOT_TOKEN is not set (without it, try: unogas-bot console)")
-    return run_polling(settings)
+    webhook = None
+    if args.webhook_url:
+        url = urlsplit(args.webhook_url)
+        # Telegram only posts to HTTPS; a self-hosted Bot API server (TELEGRAM_API_BASE_URL) also to HTTP.
+        schemes = ("https", "http") if settings.telegram_api_base_url else ("https",)
+        if url.scheme not in schemes or not url.hostname:
+            raise CliError(f"--webhook-url must be an https:// URL, not {args.webhook_url!r}")
+        if not settings.telegram_webhook_secret:
+            # Without it anybody who finds the address could post updates in any customer's name.
+            raise CliError("TELEGRAM_WEBHOOK_SECRET is not set: a webhook needs it")
+        webhook = Webhook(
+            args.webhook_url,
+            settings.telegram_webhook_secret,
+            listen=args.listen,
+            port=args.port,
+            url_path=args.url_path,
+        )
+    return run(settings, webhook)
 
 
 def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
     from unogas_bot.console import run_console
 
     return asyncio.run(run_console(settings, user_id=args.user_id, language=args.language))
+
+
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    """`bench`: see unogas_bot/bench.py (bcrypt cost 12 whatever BCRYPT_ROUNDS says)."""
+    from unogas_bot import bench
+
+    if args.customers is not None and args.customers < 1:
+        raise CliError("--customers must be at least 1")
+    return bench.main(args.quick, args.database, args.json, args.customers)
 
 
 def cmd_accounts(settings: Settings, args: argparse.Namespace) -> int:
@@ -150,6 +203,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], 
     ("customers", "import"): cmd_customers_import,
     ("customers", "demo"): cmd_customers_demo,
     ("db", "upgrade"): cmd_db_upgrade,
+    ("bench", None): cmd_bench,
     ("accounts", "list"): cmd_accounts,
     ("accounts", "show"): cmd_accounts,
     ("accounts", "unlock"): cmd_accounts,

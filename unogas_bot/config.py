@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///unogas.db"
+# What Telegram accepts as a webhook secret token (setWebhook's secret_token).
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 class ConfigError(ValueError):
@@ -31,10 +34,12 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
 class Settings:
     """Everything the bot can be told from outside. Secrets (the token) come only from the environment."""
 
-    telegram_token: str | None = None
+    telegram_token: str | None = field(default=None, repr=False)  # repr=False: never in a log or traceback
     telegram_api_base_url: str | None = None
     database_url: str = DEFAULT_DATABASE_URL
     bcrypt_rounds: int = 12
+    # Telegram sends it in every webhook request (X-Telegram-Bot-Api-Secret-Token); others are refused.
+    telegram_webhook_secret: str | None = field(default=None, repr=False)
     # Conversation and account-protection policy; fixed by the issues, overridable only in code (tests).
     conversation_timeout: timedelta = timedelta(minutes=15)
     max_invalid_replies: int = 5
@@ -59,4 +64,14 @@ class Settings:
             raise ConfigError(f"DATABASE_URL must be a SQLAlchemy URL such as {DEFAULT_DATABASE_URL}")
         # bcrypt accepts 4..31; below 10 is for tests and demos only.
         rounds = _int(env, "BCRYPT_ROUNDS", 12, 4, 31)
-        return cls(telegram_token=token, telegram_api_base_url=base, database_url=url, bcrypt_rounds=rounds)
+        secret = env.get("TELEGRAM_WEBHOOK_SECRET", "").strip() or None
+        if secret is not None and not _WEBHOOK_SECRET.fullmatch(secret):
+            # The value itself is not repeated: it is a secret.
+            raise ConfigError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters: letters, digits, _ and -")
+        return cls(
+            telegram_token=token,
+            telegram_api_base_url=base,
+            database_url=url,
+            bcrypt_rounds=rounds,
+            telegram_webhook_secret=secret,
+        )

@@ -2,7 +2,9 @@
 
 Each input line is one message. Buttons are shown numbered: type the number or the label to press one.
 `/contatto NUMBER` shares a phone contact as Telegram's "share my number" button does. Works interactively
-and with piped input (the input is echoed then, so a replayed script reads like a chat).
+and with piped input (the input is echoed then, so a replayed script reads like a chat). Conversations are
+kept in the database as in `run`, so a console started again (even after a crash) resumes where the last one
+stopped; its opening "/start" then meets the conversation in progress and repeats the pending question.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from typing import TextIO
 
 from storage.db import Database
+from storage.persistence import SqlPersistence
 from unogas_bot import texts
 from unogas_bot.app import FORMS, build_application
 from unogas_bot.config import Settings
@@ -108,7 +111,8 @@ async def run_console(
     await db.upgrade()
     services = Services.create(settings, db)
     api = OfflineBotAPI()
-    app = build_application(services, builder=offline_builder(api))
+    # Conversations are kept in the database as with `run`: a new console picks up where the last one stopped.
+    app = build_application(services, builder=offline_builder(api), persistence=SqlPersistence(db))
     try:
         async with Simulator(app, api) as sim:
             user = sim.user(user_id, first_name="Cliente", language_code=language)

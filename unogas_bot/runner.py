@@ -1,16 +1,19 @@
-"""Running the bot for real on Telegram: long polling (and, later, a webhook)."""
+"""Running the bot for real on Telegram: long polling, or a webhook behind a TLS reverse proxy."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from telegram import BotCommand, BotCommandScopeDefault
 from telegram.ext import Application
 
 from storage.db import Database
+from storage.persistence import SqlPersistence
 from unogas_bot import texts
-from unogas_bot.app import build_application
+from unogas_bot.app import build_application, make_rate_limiter
 from unogas_bot.config import Settings
 from unogas_bot.services import Services
 
@@ -49,12 +52,52 @@ async def publish_commands(app: Application) -> None:
         await app.bot.set_my_commands(menu, scope=BotCommandScopeDefault(), language_code=code)
 
 
-def run_polling(settings: Settings) -> int:
-    """Bring the schema up to date, then serve Telegram until interrupted."""
+# The updates the bot handles; Telegram does not send the others.
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """Where Telegram delivers updates: `url` is the public HTTPS address (a reverse proxy terminating TLS),
+    which forwards to the bot's plain-HTTP server on `listen`:`port`. Only requests carrying `secret` in the
+    X-Telegram-Bot-Api-Secret-Token header are accepted (PTB answers others 403)."""
+
+    url: str
+    secret: str = field(repr=False)
+    listen: str = "127.0.0.1"
+    port: int = 8443
+    url_path: str | None = None  # the path the server answers on; default: the path of `url`
+
+    @property
+    def path(self) -> str:
+        return (self.url_path if self.url_path is not None else urlsplit(self.url).path).strip("/")
+
+    def server_options(self) -> dict[str, object]:
+        """Arguments for PTB's run_webhook / Updater.start_webhook."""
+        return {
+            "listen": self.listen,
+            "port": self.port,
+            "url_path": self.path,
+            "webhook_url": self.url,
+            "secret_token": self.secret,
+        }
+
+
+def production_application(services: Services) -> Application:
+    """The bot as `run` serves it: conversations kept in the database, flood control with retries."""
+    return build_application(
+        services, persistence=SqlPersistence(services.db), rate_limiter=make_rate_limiter()
+    )
+
+
+def run(settings: Settings, webhook: Webhook | None = None) -> int:
+    """Bring the schema up to date, then serve Telegram (long polling, or `webhook`) until interrupted."""
 
     async def prepare() -> Services:
         db = Database(settings.database_url)
         await db.upgrade()
+        # The bot runs in another event loop (PTB's): keep no connection opened in this one.
+        await db.dispose()
         return Services.create(settings, db)
 
     services = asyncio.run(prepare())
@@ -65,9 +108,23 @@ def run_polling(settings: Settings) -> int:
     async def post_shutdown(app: Application) -> None:
         await services.close()
 
-    app = build_application(services)
+    app = production_application(services)
     app.post_init = post_init
     app.post_shutdown = post_shutdown
-    log.warning("unogas-bot is running on Telegram (long polling); Ctrl+C stops it")
-    app.run_polling(allowed_updates=["message", "edited_message", "callback_query"])
+    if webhook is None:
+        log.warning("unogas-bot is running on Telegram (long polling); Ctrl+C stops it")
+        app.run_polling(allowed_updates=ALLOWED_UPDATES)
+    else:
+        log.warning(
+            "unogas-bot is running on Telegram (webhook %s, listening on %s:%d); Ctrl+C stops it",
+            webhook.url,
+            webhook.listen,
+            webhook.port,
+        )
+        app.run_webhook(**webhook.server_options(), allowed_updates=ALLOWED_UPDATES)  # type: ignore[arg-type]
     return 0
+
+
+def run_polling(settings: Settings) -> int:
+    """Long polling (kept for callers of the first release)."""
+    return run(settings)

@@ -61,6 +61,17 @@ class UnogasApplication(Application):
         super().__init__(**kwargs)
         self.services = services
 
+    async def update_persistence(self) -> None:
+        """PTB hands the changed data to the persistence, then it is flushed: storage/persistence.py notes
+        changes in memory and writes them in one transaction when flushed. PTB calls this every
+        `persistence.update_interval` seconds and when the application stops."""
+        await super().update_persistence()
+        if self.persistence is not None:
+            try:
+                await self.persistence.flush()  # an unreachable database is logged there and retried later
+            except Exception as exc:
+                await self.process_error(update=None, error=exc)
+
 
 class BotContext(CallbackContext[ExtBot, dict, dict, dict]):
     """The callback context our handlers receive: adds `services` and the user's language."""

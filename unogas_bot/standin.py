@@ -1279,15 +1279,21 @@ class StandInRequest(BaseRequest):
         return status, json.dumps(answer).encode("utf-8")
 
 
-def offline_builder(api: OfflineBotAPI, token: str = DEFAULT_TOKEN) -> ApplicationBuilder:
-    """An ApplicationBuilder wired to ``api`` (no updater); add persistence etc., then ``.build()``."""
-    return (
+def offline_builder(
+    api: OfflineBotAPI, token: str = DEFAULT_TOKEN, *, with_updater: bool = False
+) -> ApplicationBuilder:
+    """An ApplicationBuilder wired to ``api``; add persistence etc., then ``.build()``.
+
+    Without an updater by default (the :class:`Simulator` feeds updates); ``with_updater=True`` keeps PTB's
+    Updater, e.g. to run its real webhook server on loopback against the stand-in.
+    """
+    builder = (
         Application.builder()
         .token(token)
         .request(StandInRequest(api))
         .get_updates_request(StandInRequest(api))
-        .updater(None)
     )
+    return builder if with_updater else builder.updater(None)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -325,6 +325,10 @@ IT: dict[str, str] = {
     "e_question.too_few_letters": (
         "La domanda deve contenere delle parole. Per esempio: Come si chiamava il mio primo gatto?"
     ),
+    "e_question.control_chars": (
+        "La domanda contiene caratteri invisibili. Usi lettere, numeri, spazi e punteggiatura, per "
+        "esempio: Come si chiamava il mio primo gatto?"
+    ),
     "e_answer.empty": "Non ho ricevuto la risposta. La scriva, per esempio «Briciola».",
     "e_answer.too_short": "La risposta è troppo corta: almeno {min} caratteri. Per esempio «Briciola».",
     "e_answer.too_long": "La risposta è troppo lunga: al massimo {max} caratteri.",
@@ -704,6 +708,10 @@ EN: dict[str, str] = {
     "e_question.too_long": "The question is too long: at most {max} characters.",
     "e_question.too_few_letters": (
         "The question must contain words. For example: What was the name of my first cat?"
+    ),
+    "e_question.control_chars": (
+        "The question contains invisible characters. Use letters, digits, spaces and punctuation, for "
+        "example: What was the name of my first cat?"
     ),
     "e_answer.empty": "I did not get the answer. Type it, for example «Crumble».",
     "e_answer.too_short": "The answer is too short: at least {min} characters. For example «Crumble».",

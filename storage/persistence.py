@@ -1,0 +1,318 @@
+"""Conversation state in the bot's own database, so a restarted bot resumes every customer where they were.
+
+PTB keeps ``user_data`` (the form drafts, the chosen language), ``chat_data`` and the state of each
+ConversationHandler in memory and hands what changed to a ``BasePersistence``. ``SqlPersistence`` keeps
+them in three tables (``bot_user_data``, ``bot_chat_data``, ``bot_conversations``) on SQLite or PostgreSQL
+alike, as JSON text.
+
+This is the one module of ``storage`` that imports Telegram: PTB only persists through a subclass of its
+``BasePersistence``. Everything it stores is plain JSON, and nothing else in ``storage`` depends on it.
+
+Writing is in two halves. PTB's ``update_*``/``drop_*`` calls only note the change in memory (and skip data
+identical to what was last noted); ``flush()`` writes everything noted in ONE transaction. PTB hands the
+changes over every ``update_interval`` (0.1 s) and the application (``UnogasApplication.update_persistence``)
+flushes right after, so all chats answered in that tenth of a second share one commit, and a crash loses
+at most what was answered in the last tenth of a second or so: for a customer, the last reply. If the
+database cannot be reached the noted changes are kept and written by the next flush that succeeds.
+
+Nothing secret is stored: a draft holds a password or security answer only as a keyed digest of the process
+(useless after a restart) or as its bcrypt hash (see conversations/form.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Insert, Table, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection
+from telegram.ext import BasePersistence, PersistenceInput
+
+from storage.db import Database, utcnow
+from storage.models import BotChatData, BotConversation, BotUserData
+
+log = logging.getLogger(__name__)
+
+# PTB's conversation key: (chat id, user id) for our handlers; a state is a form's field key.
+ConversationKey = tuple[int | str, ...]
+
+# Errors meaning "the database is not reachable now": the flush is retried later, nothing is lost.
+_UNAVAILABLE = (
+    OperationalError,
+    InterfaceError,
+    DisconnectionError,
+    PoolTimeout,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+def _unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, _UNAVAILABLE) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
+# Seconds between two write-backs (PTB's BasePersistence.update_interval; the application flushes at each
+# one). Short enough that a crash loses at most the reply a customer has just sent (nobody reads a question
+# and answers it in a tenth of a second), long enough that under load one transaction carries the changes
+# of many chats: writing after every update instead costs more CPU than handling the update itself.
+DEFAULT_UPDATE_INTERVAL = 0.1
+
+
+def encode(value: Any) -> str:
+    """Compact JSON; anything that is not plain JSON data is a bug in a handler and fails loudly."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
+@dataclass
+class _Changes:
+    """What is noted but not yet written. A value of None means "delete the row"."""
+
+    users: dict[int, str | None] = field(default_factory=dict)
+    chats: dict[int, str | None] = field(default_factory=dict)
+    conversations: dict[tuple[str, str], str | None] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.users or self.chats or self.conversations)
+
+    def __len__(self) -> int:
+        return len(self.users) + len(self.chats) + len(self.conversations)
+
+    def put_back(self, newer: _Changes) -> _Changes:
+        """These changes (a failed write) under the ones noted since: the newer value of a row wins."""
+        self.users.update(newer.users)
+        self.chats.update(newer.chats)
+        self.conversations.update(newer.conversations)
+        return self
+
+
+def _upsert(dialect: str, table: Table, keys: list[str], columns: list[str]) -> Insert:
+    builders: dict[str, Callable[[Table], Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+    if dialect not in builders:
+        raise NotImplementedError(f"persistence is not implemented for {dialect}")
+    stmt = builders[dialect](table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c[k] for k in keys], set_={c: stmt.excluded[c] for c in columns}
+    )
+
+
+class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """PTB persistence on the bot's database: user_data, chat_data and conversation states.
+
+    ``bot_data`` and ``callback_data`` are not stored: the bot uses neither.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        update_interval: float = DEFAULT_UPDATE_INTERVAL,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        super().__init__(
+            store_data=PersistenceInput(bot_data=False, chat_data=True, user_data=True, callback_data=False),
+            update_interval=update_interval,
+        )
+        self._db = db
+        self._clock = clock
+        self._changes = _Changes()
+        # What the database holds once the noted changes are written, to skip writing identical data:
+        # hashes of the JSON for user and chat data, the JSON itself for conversation states (short).
+        self._users: dict[int, int] = {}
+        self._chats: dict[int, int] = {}
+        self._states: dict[tuple[str, str], str] = {}
+        self._lock = asyncio.Lock()
+        users, chats, conversations = (
+            BotUserData.__table__,
+            BotChatData.__table__,
+            BotConversation.__table__,
+        )
+        self._tables: tuple[Table, Table, Table] = (users, chats, conversations)  # type: ignore[assignment]
+        self._upserts = (
+            _upsert(db.dialect, users, ["user_id"], ["data", "updated_at"]),  # type: ignore[arg-type]
+            _upsert(db.dialect, chats, ["chat_id"], ["data", "updated_at"]),  # type: ignore[arg-type]
+            _upsert(db.dialect, conversations, ["name", "key"], ["state", "updated_at"]),  # type: ignore[arg-type]
+        )
+        self.writes = 0  # transactions committed (for tests and the benchmark)
+
+    # --- loading (once, when the application initialises) ------------------------------------------------
+
+    async def get_user_data(self) -> dict[int, dict[Any, Any]]:
+        rows = await self._rows(select(BotUserData.user_id, BotUserData.data))
+        self._users = {user_id: hash(text) for user_id, text in rows}
+        return {user_id: json.loads(text) for user_id, text in rows}
+
+    async def get_chat_data(self) -> dict[int, dict[Any, Any]]:
+        rows = await self._rows(select(BotChatData.chat_id, BotChatData.data))
+        self._chats = {chat_id: hash(text) for chat_id, text in rows}
+        return {chat_id: json.loads(text) for chat_id, text in rows}
+
+    async def get_bot_data(self) -> dict[Any, Any]:
+        return {}
+
+    async def get_callback_data(self) -> None:
+        return None
+
+    async def get_conversations(self, name: str) -> dict[ConversationKey, object]:
+        query = select(BotConversation.key, BotConversation.state).where(BotConversation.name == name)
+        rows = await self._rows(query)
+        self._states.update(((name, key), state) for key, state in rows)
+        return {tuple(json.loads(key)): json.loads(state) for key, state in rows}
+
+    async def _rows(self, query: Any) -> list[tuple[Any, ...]]:
+        async with self._db.session() as session:
+            return [tuple(row) for row in await session.execute(query)]
+
+    # --- noting changes (PTB calls these after handling updates; nothing is written yet) -----------------
+
+    async def update_user_data(self, user_id: int, data: dict[Any, Any]) -> None:
+        self._note(self._changes.users, self._users, user_id, data)
+
+    async def update_chat_data(self, chat_id: int, data: dict[Any, Any]) -> None:
+        self._note(self._changes.chats, self._chats, chat_id, data)
+
+    async def drop_user_data(self, user_id: int) -> None:
+        self._note(self._changes.users, self._users, user_id, None)
+
+    async def drop_chat_data(self, chat_id: int) -> None:
+        self._note(self._changes.chats, self._chats, chat_id, None)
+
+    @staticmethod
+    def _note(
+        changes: dict[int, str | None], known: dict[int, int], key: int, data: Mapping[Any, Any] | None
+    ) -> None:
+        # Empty data is no row at all: the table holds only users and chats with something to remember.
+        text = encode(data) if data else None
+        digest = None if text is None else hash(text)
+        if known.get(key) == digest:
+            return
+        if digest is None:
+            known.pop(key, None)
+        else:
+            known[key] = digest
+        changes[key] = text
+
+    async def update_conversation(self, name: str, key: ConversationKey, new_state: object | None) -> None:
+        row = (name, encode(list(key)))
+        state = None if new_state is None else encode(new_state)
+        if self._states.get(row) == state:
+            return
+        if state is None:
+            self._states.pop(row, None)
+        else:
+            self._states[row] = state
+        self._changes.conversations[row] = state
+
+    async def update_bot_data(self, data: dict[Any, Any]) -> None:
+        """Not stored (see the class)."""
+
+    async def update_callback_data(self, data: Any) -> None:
+        """Not stored (see the class)."""
+
+    async def refresh_user_data(self, user_id: int, user_data: dict[Any, Any]) -> None:
+        """Nothing to refresh: this process is the only writer of its conversations."""
+
+    async def refresh_chat_data(self, chat_id: int, chat_data: dict[Any, Any]) -> None:
+        """Nothing to refresh (see refresh_user_data)."""
+
+    async def refresh_bot_data(self, bot_data: dict[Any, Any]) -> None:
+        """Nothing to refresh (see refresh_user_data)."""
+
+    # --- writing -----------------------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Rows noted but not written yet."""
+        return len(self._changes)
+
+    async def flush(self) -> None:
+        """Write what is noted; see ``save``. Called after every update and when the application stops."""
+        await self.save()
+
+    async def save(self) -> bool:
+        """Write every noted change in one transaction; True if nothing is left unwritten.
+
+        Concurrent callers queue on a lock; whoever gets it writes everything noted up to then, so chats
+        answered at the same moment share one commit. If the database is unreachable the changes stay
+        noted for the next flush and this returns False (a warning is logged, never any data). Any other
+        failure is a bug: the batch is dropped (so it cannot block later writes; its rows are written again
+        when they next change) and the error is raised.
+        """
+        async with self._lock:
+            if not self._changes:
+                return True
+            batch, self._changes = self._changes, _Changes()
+            try:
+                await self._write(batch)
+            except Exception as exc:
+                if not _unavailable(exc):
+                    self._forget(batch)
+                    raise
+                self._changes = batch.put_back(self._changes)
+                log.warning(
+                    "conversation state not saved (%s): %d change(s) kept for the next attempt",
+                    type(exc).__name__,
+                    len(self._changes),
+                )
+                return False
+            except BaseException:  # cancelled: keep everything for the final flush
+                self._changes = batch.put_back(self._changes)
+                raise
+            self.writes += 1
+            return True
+
+    def _forget(self, batch: _Changes) -> None:
+        """Count the rows of a dropped batch as unknown, so their next change is noted whatever it is."""
+        for user_id in batch.users:
+            self._users.pop(user_id, None)
+        for chat_id in batch.chats:
+            self._chats.pop(chat_id, None)
+        for row in batch.conversations:
+            self._states.pop(row, None)
+
+    async def _write(self, batch: _Changes) -> None:
+        now = self._clock()
+        async with self._db.transaction() as session:
+            conn = await session.connection()
+            users, chats, conversations = self._tables
+            user_upsert, chat_upsert, conversation_upsert = self._upserts
+            await _apply(conn, users, user_upsert, "user_id", "data", batch.users, now)
+            await _apply(conn, chats, chat_upsert, "chat_id", "data", batch.chats, now)
+            rows = [
+                {"name": name, "key": key, "state": state, "updated_at": now}
+                for (name, key), state in batch.conversations.items()
+                if state is not None
+            ]
+            if rows:
+                await conn.execute(conversation_upsert, rows)
+            ended: dict[str, list[str]] = {}
+            for (name, key), state in batch.conversations.items():
+                if state is None:
+                    ended.setdefault(name, []).append(key)
+            for name, keys in ended.items():
+                table = conversations
+                await conn.execute(delete(table).where(table.c.name == name, table.c.key.in_(keys)))
+
+
+async def _apply(
+    conn: AsyncConnection,
+    table: Table,
+    upsert: Insert,
+    key: str,
+    column: str,
+    changes: dict[int, str | None],
+    now: datetime,
+) -> None:
+    rows = [{key: k, column: text, "updated_at": now} for k, text in changes.items() if text is not None]
+    if rows:
+        await conn.execute(upsert, rows)
+    gone = [k for k, text in changes.items() if text is None]
+    if gone:
+        await conn.execute(delete(table).where(table.c[key].in_(gone)))

@@ -1,0 +1,58 @@
+"""The benchmark at tiny sizes: it runs end to end and its figures are complete and sane (no timings)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from storage.customer_csv import check_file
+from unogas_bot import bench, bench_data, validation
+from unogas_bot.cli import main
+
+REQUIRED = (
+    "floor_updates_per_s",
+    "registrations_per_s",
+    "bcrypt_ceiling_registrations_per_s",
+    "ceiling_ratio",
+    "nonhash_p50_ms",
+    "nonhash_p95_ms",
+    "nonhash_p99_ms",
+    "cpu_per_update_vs_floor",
+    "bytes_per_conversation",
+    "import_rows_per_s",
+    "import_peak_mem_ratio",
+    "identity_check_ratio",
+)
+
+
+def test_generated_customers_pass_the_rules(tmp_path: Path) -> None:
+    people = bench_data.identities(300)
+    for person in people:
+        assert validation.tax_code(person.tax_code, person.kind) == person.tax_code
+    assert len({p.tax_code for p in people}) > 250  # distinct people, not one repeated
+    path = bench_data.write_csv(tmp_path / "c.csv", 500, pool=40)
+    assert check_file(path) == (500, [])
+
+
+def test_smoke_run_has_every_figure(tmp_path: Path) -> None:
+    figures = bench.run(bench.Sizes.smoke(), progress=False)
+    sizes = figures["sizes"]
+    assert figures["accounts_saved"] == sizes["customers"]  # every simulated customer registered
+    assert figures["bcrypt_hashes_per_registration"] == 2
+    for key in REQUIRED:
+        assert figures[key] > 0, key
+    assert set(figures["targets"]) == set(bench.TARGETS)
+    assert all(isinstance(t["met"], bool) for t in figures["targets"].values())
+    assert {"cores", "python", "platform"} <= set(figures["machine"])
+    assert figures["imports"][str(sizes["import_large"])]["inserted"] == sizes["import_large"]
+    assert "ratio to the ceiling" in bench.table(figures)
+    out = tmp_path / "bench.json"
+    bench.write_json(figures, out)
+    assert json.loads(out.read_text())["ceiling_ratio"] == pytest.approx(figures["ceiling_ratio"])
+
+
+def test_cli_rejects_a_bad_size(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--customers", "0"]) == 1
+    assert "--customers" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+"""Load: many customers register at the same moment, offline, through the real bot and its database.
+
+Every customer is a task sending the README's registration replies one after the other, all at once, so the
+bot interleaves hundreds of conversations (bcrypt in its thread pool, the database's write lock, the
+conversation state written back). Checked: no error at all; exactly one account per customer, each with
+its own e-mail and hashes that verify what the customer typed; every conversation ended with the seed's
+sentence and left no draft and no conversation state, in memory or in the database.
+
+CI runs `LOAD_USERS` customers; `UNOGAS_LOAD_USERS=1000` runs the full figure (about a minute here).
+The customers come from the benchmark's generator (unogas_bot/bench_data.py), as do the replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from storage.registry import CustomerRecord
+from tests.botkit import running_bot
+from tests.conftest import BACKENDS, FakeClock, make_test_database
+from tests.hardkit import SEED_SENTENCE, ErrorSpy, Expected, check_accounts, drafts_of, open_conversations
+from unogas_bot import bench_data
+from unogas_bot.bench_bot import registration_steps
+from unogas_bot.standin import Sent, SimUser
+
+LOAD_USERS = int(os.environ.get("UNOGAS_LOAD_USERS") or 300)
+FORMS = ("registration", "login", "recovery")
+
+
+async def register(user: SimUser, record: CustomerRecord, index: int) -> str:
+    """One customer's whole registration; returns the last thing the bot said."""
+    events: list[object] = []
+    for step in registration_steps(record, index):
+        events = await (user.send(step.text) if step.action == "send" else user.press(step.text))
+    said = [e.plain_text for e in events if isinstance(e, Sent)]
+    return said[-1] if said else ""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_hundreds_of_customers_register_at_once(
+    backend: str, tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    users = LOAD_USERS if backend == "sqlite" else max(1, LOAD_USERS // 3)
+    records = bench_data.person_records(users, start=5_000_000)
+    caplog.set_level(logging.WARNING)
+    async with make_test_database(backend, tmp_path) as db, running_bot(db, clock) as bot:
+        spy = ErrorSpy(bot.app)
+        await bot.services.registry.upsert_many(records)
+        people = [bot.sim.user(20_000_000 + i) for i in range(users)]
+        started = time.perf_counter()
+        last = await asyncio.gather(
+            *(register(p, r, i) for i, (p, r) in enumerate(zip(people, records, strict=True)))
+        )
+        seconds = time.perf_counter() - started
+
+        assert not spy.errors, spy.errors[:3]
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert all(SEED_SENTENCE in said for said in last), [s for s in last if SEED_SENTENCE not in s][:3]
+        expected = {
+            r.customer_code: Expected(
+                r.customer_code,
+                f"cliente.{i}@example.it",
+                bench_data.PASSWORD,
+                bench_data.ANSWER,
+                20_000_000 + i,
+            )
+            for i, r in enumerate(records)
+        }
+        accounts = await check_accounts(bot.services, expected)
+        assert len(accounts) == users
+        states = open_conversations(bot.app)
+        for person in people:
+            assert not drafts_of(bot.app, person.user_id)
+            assert not any((person.user_id, person.user_id) in s for s in states.values())
+        persistence = bot.app.persistence
+        if persistence is not None:  # what a restarted bot would load: nothing left open either
+            await bot.app.update_persistence()
+            stored = await persistence.get_user_data()
+            assert not any(drafts_of_data(stored.get(p.user_id, {})) for p in people)
+            for form in FORMS:
+                assert not set(await persistence.get_conversations(form)) & {
+                    (p.user_id, p.user_id) for p in people
+                }
+    print(f"\nload[{backend}]: {users} customers registered at once in {seconds:.1f} s, {users * 14} updates")
+
+
+def drafts_of_data(data: dict[str, object]) -> list[str]:
+    return [k for k, v in data.items() if isinstance(v, dict) and "_at" in v]

@@ -1,0 +1,190 @@
+"""Injection and odd data: SQL-looking text, markup, the longest values, 4,096-character messages,
+invisible characters and homoglyph e-mail addresses.
+
+Whatever a customer typed and the bot echoes (the summary, the profile, error messages quoting characters)
+must reach Telegram as valid HTML (the stand-in refuses malformed markup and texts over 4,096 characters
+as Telegram does) and read exactly as typed; SQL-looking text is data, never SQL.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from sqlalchemy import func, select, text
+
+from storage.models import Account, Customer
+from storage.registry import CustomerRecord
+from tests.botkit import GIULIA, MARIO, Bot, answer_all, register_person
+from tests.hardkit import ErrorSpy, check_accounts
+from unogas_bot import bench_data, validation
+from unogas_bot.standin import MAX_MESSAGE_LENGTH, SimUser
+
+PASSWORD = "Ombrello giallo 314"
+ANSWER = "Zucchero filato"
+SQL = "'; DROP TABLE accounts; --"
+SQL_QUESTION = "Robert'); DROP TABLE customers; -- come si chiamava?"
+MARKUP_QUESTION = "<b>Chi</b> era </i> il mio &amp; *_[`preferito`]? <a href='x'>"
+# 4,096 distinct characters: an error message quoting every one of them would be far too long.
+DISTINCT_4096 = "".join(chr(0x4E00 + i) for i in range(MAX_MESSAGE_LENGTH))
+
+
+def shown(user: SimUser) -> list[str]:
+    return [s.plain_text for s in user.replies]
+
+
+def no_refused_calls(bot: Bot) -> None:
+    """Telegram (the stand-in) accepted every message: no malformed HTML, nothing too long."""
+    assert not bot.api.errors, bot.api.errors[:1]
+
+
+async def to_the_question(
+    user: SimUser, customer: dict[str, str] = MARIO, email: str = "o'reilly@example.it"
+):
+    await answer_all(user, "/registrati", customer["code"])
+    await user.press("Persona")
+    await answer_all(
+        user, customer["first"], customer["last"], customer["tax"], "salta", email, PASSWORD, PASSWORD
+    )
+
+
+async def test_sql_looking_text_is_only_data(bot: Bot) -> None:
+    spy = ErrorSpy(bot.app)
+    stray = bot.user(6001)
+    for reply in ("/registrati", SQL, "UG-100234", "persona", SQL, "Robert'); --"):
+        await stray.send(reply)  # refused where it breaks a rule, and the refusal quotes it safely
+    await answer_all(stray, "/annulla", "/accedi", SQL, "robert@example.it", SQL, "/annulla")
+    await answer_all(stray, "/recupera_password", "x@example.it", SQL, "/annulla")
+
+    user = bot.user(6002)
+    await to_the_question(user)
+    await answer_all(user, SQL_QUESTION, ANSWER, ANSWER)
+    summary = shown(user)[-1]
+    assert SQL_QUESTION in summary and "o'reilly@example.it" in summary
+    await user.press("Salva")
+    await answer_all(user, "/accedi", "O'Reilly@example.it", PASSWORD)
+    await user.send("/profilo")
+    assert SQL_QUESTION in shown(user)[-1]
+
+    assert not spy.errors
+    no_refused_calls(bot)
+    async with bot.services.db.session() as session:
+        assert (await session.execute(select(func.count()).select_from(Customer))).scalar_one() == 6
+        stored = (await session.execute(select(Account.security_question, Account.email))).one()
+        assert tuple(stored) == (SQL_QUESTION, "o'reilly@example.it")
+        await session.execute(text("SELECT 1 FROM accounts"))  # the table is still there
+
+
+async def test_markup_typed_by_a_customer_is_shown_literally(sqlite_bot: Bot) -> None:
+    bot = sqlite_bot
+    spy = ErrorSpy(bot.app)
+    user = bot.user(6101)
+    await answer_all(user, "/registrati", "<b>UG</b>")
+    assert "<>" in shown(user)[-2], "the refused characters are quoted as typed"
+    await answer_all(user, "UG-100234")
+    await user.press("Persona")
+    await user.send("</i>Mario")
+    assert "</>" in shown(user)[-2]
+    await answer_all(user, "Mario", "Rossi &amp; *_[", "Rossi", MARIO["tax"], "salta", "mario@example.it")
+    await answer_all(user, PASSWORD, PASSWORD, MARKUP_QUESTION, ANSWER, ANSWER)
+    assert MARKUP_QUESTION in shown(user)[-1]
+    await user.press("Salva")
+    await answer_all(user, "/accedi", "mario@example.it", PASSWORD, "/profilo")
+    assert MARKUP_QUESTION in shown(user)[-1]
+    assert not spy.errors
+    no_refused_calls(bot)
+
+
+async def test_longest_company_name_and_4096_character_messages(sqlite_bot: Bot) -> None:
+    bot = sqlite_bot
+    spy = ErrorSpy(bot.app)
+    company = ('"Rossi & Figli" l\'Officina (A+B) Impianti/Gas, S.n.c. ' * 3)[:119] + "x"
+    assert validation.company_name(company) == company and len(company) == validation.COMPANY_MAX
+    vat = bench_data.vat_number(random.Random(3))
+    await bot.services.registry.upsert_many(
+        [CustomerRecord("UG-777001", "business", None, None, company, vat)]
+    )
+    huge = "ò" * MAX_MESSAGE_LENGTH
+    user = bot.user(6201)
+    await user.send("/registrati")
+    for reply in (huge, DISTINCT_4096, "UG-777001"):
+        await user.send(reply)
+    await user.press("Azienda")
+    for reply in (huge, DISTINCT_4096, company, huge, DISTINCT_4096, vat, huge, DISTINCT_4096, "salta"):
+        await user.send(reply)
+    # (a wrong repetition would start the pair again: the repetitions are typed right)
+    for reply in (huge, DISTINCT_4096, "ufficio@officina.example.it", huge, PASSWORD, PASSWORD):
+        await user.send(reply)
+    for reply in (huge, DISTINCT_4096, "Dove abbiamo aperto la prima sede?", huge, ANSWER, ANSWER):
+        await user.send(reply)
+    summary = shown(user)[-1]
+    assert company in summary
+    await user.send(huge)  # at the summary: asked to press Salva
+    await user.press("Salva")
+    assert "correttamente salvate" in shown(user)[-1]
+    for reply in ("/accedi", huge, DISTINCT_4096, "ufficio@officina.example.it", huge, PASSWORD, "/profilo"):
+        await user.send(reply)
+    assert company in shown(user)[-1]
+    await answer_all(user, "/esci", "/recupera_password", huge, "ufficio@officina.example.it", huge)
+    await answer_all(user, DISTINCT_4096, "UG-777001", huge, DISTINCT_4096, "/annulla")
+    assert all(0 < len(t) <= MAX_MESSAGE_LENGTH for t in shown(user))
+    assert any("…" in t for t in shown(user)), "an error message quotes the first refused characters only"
+    assert not spy.errors
+    no_refused_calls(bot)
+    await check_accounts(bot.services)
+
+
+async def test_invisible_characters_in_the_security_question_are_refused(bot: Bot) -> None:
+    """A question is stored and shown back: NUL (which PostgreSQL cannot store in text) and other
+    invisible characters are refused with a message, not discovered when saving."""
+    spy = ErrorSpy(bot.app)
+    user = bot.user(6301)
+    await to_the_question(user, email="mario@example.it")
+    for question in ("Come si chiama\x00 il gatto?", "Come si chiama\u200b il gatto?", "Come\x07 si chiama?"):
+        await user.send(question)
+        assert "invisibili" in shown(user)[-2]
+    await answer_all(user, "Come si chiama il gatto?", ANSWER, ANSWER)
+    await user.press("Salva")
+    assert "correttamente salvate" in shown(user)[-1]
+    assert not spy.errors
+
+
+async def test_homoglyph_email_is_a_different_address(bot: Bot) -> None:
+    """Decision: an address with a Cyrillic "а" is accepted and kept apart from the Latin one.
+
+    Internationalised addresses are valid (RFC 6531) and mail providers treat them as different
+    mailboxes, so folding them together could hand one customer's login to another; refusing them would
+    turn away real addresses. Kept apart they cannot collide: the look-alike is another login ID with its
+    own password, stored and shown exactly as typed, and each customer still has only one profile.
+    """
+    latin, cyrillic = "mario.rossi@example.it", "mаrio.rossi@example.it"
+    assert latin != cyrillic
+    mario, giulia = bot.user(6401), bot.user(6402)
+    await register_person(mario, MARIO, email=latin)
+    other_password = "Girandola azzurra 2031"
+    events = await register_person(giulia, GIULIA, email=cyrillic, password=other_password)
+    assert "correttamente salvate" in shown(giulia)[-1], events
+    accounts = {a.email: a for a in await check_accounts(bot.services)}
+    assert set(accounts) == {latin, cyrillic}
+    assert accounts[cyrillic].customer_code == GIULIA["code"]
+
+    outsider = bot.user(6403)
+    await answer_all(outsider, "/accedi", latin, other_password)
+    assert "non validi" in shown(outsider)[-2], "the Latin address does not open the look-alike's profile"
+    await answer_all(outsider, "/annulla", "/accedi", cyrillic.upper(), other_password, "/profilo")
+    assert cyrillic in shown(outsider)[-1] and "Giulia" in shown(outsider)[-1]
+    no_refused_calls(bot)
+
+
+@pytest.mark.parametrize(
+    "email", ["mario\u200b@example.it", "mario@exa\u202emple.it", "<b>@example.it", "mario@example.it\x00"]
+)
+async def test_invisible_or_markup_characters_make_an_email_invalid(sqlite_bot: Bot, email: str) -> None:
+    user = sqlite_bot.user(6501)
+    await answer_all(user, "/registrati", MARIO["code"])
+    await user.press("Persona")
+    await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"], "salta")
+    asked = shown(user)[-1]
+    await user.send(email)
+    assert shown(user)[-1] == asked, "the address was refused and asked again"
+    no_refused_calls(sqlite_bot)

@@ -1,0 +1,212 @@
+"""Secret-leak scan: after registrations, logins and recoveries with every logger at DEBUG, no password or
+security answer (nor an obvious transformation of one) is in any table, in the log, in an error report or
+in anything the bot wrote in the chat.
+
+Tables are reflected from the database, so tables added later are scanned too. Updates go through PTB's
+update queue, as polling and the webhook deliver them, so the library's own logging of updates runs too.
+The secrets differ from the catalogue's examples, which the bot shows on purpose.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from telegram import Update
+
+from storage.db import Database
+from tests.botkit import FERRARO, MARIO, Bot, answer_all, running_bot
+from tests.conftest import FakeClock
+from tests.hardkit import ErrorSpy, dump_database, find_leaks, secret_variants
+from unogas_bot import logsafety, validation
+from unogas_bot.standin import Sent
+
+EMAIL = "mario.rossi@example.it"
+COMPANY_EMAIL = "amministrazione@ferraro.example.it"
+QUESTION = "Qual era il soprannome di mio nonno?"
+PASSWORD = "Ombrello giallo 314"
+ANSWER = "Pàstà Frollà Ùnica"  # accents and capitals: the stored form is normalised
+ANSWER_TYPED_AGAIN = "  pasta FROLLA unica "
+COMPANY_PASSWORD = "Cammello dorato sul tetto 58"
+COMPANY_ANSWER = "Zucchero filato"
+MISMATCHED = "Ombrello verde 315"  # a first password whose repetition differed
+PERSONAL = "Mario Rossi forever 7"  # refused: it contains the name
+WRONG_PASSWORD = "Ombrello viola 271"
+UNKNOWN_PASSWORD = "Segreto di nessuno 99"
+LONG_PASSWORD = "Lungo segreto " + "ž" * 60  # more than bcrypt's 72 bytes
+WRONG_ANSWER = "Pasta sfoglia"
+NEW_PASSWORD = "Girandola azzurra 2031"
+NEW_MISMATCH = "Girandola rossa 2032"
+FAILING_PASSWORD = "Temporale estivo 1234"  # typed while the handler fails with an error quoting it
+
+SECRETS = (
+    PASSWORD,
+    ANSWER,
+    ANSWER_TYPED_AGAIN,
+    COMPANY_PASSWORD,
+    COMPANY_ANSWER,
+    MISMATCHED,
+    PERSONAL,
+    WRONG_PASSWORD,
+    UNKNOWN_PASSWORD,
+    LONG_PASSWORD,
+    WRONG_ANSWER,
+    NEW_PASSWORD,
+    NEW_MISMATCH,
+    FAILING_PASSWORD,
+)
+LOGGERS = (
+    "",
+    "telegram",
+    "httpx",
+    "httpcore",
+    "sqlalchemy.engine",
+    "sqlalchemy.pool",
+    "aiosqlite",
+    "asyncio",
+)
+
+
+def through_the_update_queue(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deliver updates as polling and the webhook do: onto `update_queue`, fetched by the Application."""
+    sim, app = bot.sim, bot.app
+
+    async def process(data: dict[str, Any]) -> None:
+        data.setdefault("update_id", next(sim._update_ids))
+        await app.update_queue.put(Update.de_json(data, app.bot))
+        await app.update_queue.join()  # task_done() comes once the update is handled
+
+    monkeypatch.setattr(sim, "process", process)
+
+
+async def register(bot: Bot, user_id: int) -> None:
+    user = bot.user(user_id)
+    await answer_all(user, "/registrati", MARIO["code"])
+    await user.press("Persona")
+    await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"], "salta", EMAIL)
+    await answer_all(user, MISMATCHED, PASSWORD)  # the pair differs: asked again
+    await answer_all(user, PERSONAL, PASSWORD, PASSWORD, QUESTION, ANSWER, ANSWER_TYPED_AGAIN)
+    events = await user.press("Salva")
+    assert "correttamente salvate" in _said(events)
+
+    company = bot.user(user_id + 1, language_code="en")
+    await answer_all(company, "/register", FERRARO["code"])
+    await company.press("Business")
+    await answer_all(company, FERRARO["company"], FERRARO["tax"], "skip", COMPANY_EMAIL)
+    await answer_all(company, COMPANY_PASSWORD, COMPANY_PASSWORD, QUESTION, COMPANY_ANSWER, COMPANY_ANSWER)
+    assert "correttamente salvate" in _said(await company.send("save"))
+
+
+async def log_in_and_out(bot: Bot, user_id: int) -> None:
+    user = bot.user(user_id)
+    await answer_all(user, "/accedi", EMAIL, WRONG_PASSWORD)
+    await user.send(LONG_PASSWORD)
+    await user.send("/annulla")
+    await answer_all(user, "/accedi", "nessuno@example.it", UNKNOWN_PASSWORD)
+    await user.send("/annulla")
+    events = await answer_all(user, "/accedi", EMAIL, PASSWORD)
+    assert "Bentornat" in _said(events) or "Mario Rossi" in _said(events)
+    await user.send("/profilo")
+    await user.send("/esci")
+
+
+async def recover(bot: Bot, user_id: int) -> None:
+    user = bot.user(user_id)
+    await answer_all(user, "/recupera_password", EMAIL, MARIO["code"], WRONG_ANSWER, ANSWER)
+    await answer_all(user, PASSWORD)  # refused: the same as the old one
+    await answer_all(user, NEW_PASSWORD, NEW_MISMATCH)  # the pair differs
+    events = await answer_all(user, NEW_PASSWORD, NEW_PASSWORD)
+    assert "/accedi" in _said(events)
+    await answer_all(user, "/accedi", EMAIL, NEW_PASSWORD)
+
+
+async def fail_while_holding_a_secret(bot: Bot, user_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unexpected error whose message quotes the password: the error report must not repeat it."""
+    user = bot.user(user_id)
+    await answer_all(user, "/recupera_password", EMAIL, MARIO["code"], ANSWER)
+
+    def boom(text: str, personal: Any = ()) -> str:
+        raise RuntimeError(f"could not check {text!r}")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(validation, "password", boom)
+        events = await user.send(FAILING_PASSWORD)
+    assert "problema" in _said(events)  # the customer is told to retry
+    await user.send("/annulla")
+
+
+def _files(folder: Path) -> str:
+    return b"".join(p.read_bytes() for p in folder.glob("*.db*")).decode("utf-8", "replace")
+
+
+def _said(events: list[object]) -> str:
+    return "\n".join(e.plain_text for e in events if isinstance(e, Sent))
+
+
+async def test_no_secret_reaches_tables_logs_error_reports_or_chat(
+    database: Database,
+    clock: FakeClock,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name)
+    async with running_bot(database, clock) as bot:  # as in production: conversations kept in the database
+        spy = ErrorSpy(bot.app)
+        through_the_update_queue(bot, monkeypatch)
+        await register(bot, 9101)
+        await log_in_and_out(bot, 9103)
+        await recover(bot, 9104)
+        await fail_while_holding_a_secret(bot, 9105, monkeypatch)
+        assert [type(e).__name__ for e in spy.errors] == ["RuntimeError"]  # the one error we caused
+        chat = [e.text for e in bot.api.events if isinstance(e, Sent)]
+        memory = repr(dict(bot.app.user_data)) + repr(dict(bot.app.chat_data)) + repr(bot.app.bot_data)
+    rows = await dump_database(database)
+
+    tables = {table for table, _, _ in rows}
+    assert {"accounts", "customers", "audit_events"} <= tables, "the scan reads every table"
+    assert any("$2b$" in value for _, _, value in rows), "the scan reads the hash columns"
+    assert any("Processing update" in r.getMessage() for r in caplog.records), "PTB's DEBUG logs ran"
+    assert any(r.name.startswith("sqlalchemy.engine") for r in caplog.records), "SQL was logged"
+    places: list[tuple[str, str]] = [(f"table {t}.{c}", v) for t, c, v in rows]
+    places += [(f"log record {r.name}", r.getMessage()) for r in caplog.records]
+    places.append(("the formatted log (tracebacks included)", caplog.text))
+    places += [("a message to a customer", text) for text in chat]
+    places.append(("the bot's memory", memory))
+    if database.dialect == "sqlite":
+        places.append(("the SQLite files (WAL included)", _files(tmp_path)))
+    leaks = find_leaks(places, secret_variants(*SECRETS))
+    assert not leaks, "\n".join(leaks[:10])
+
+
+def test_the_scan_finds_a_planted_secret() -> None:
+    """The scanner itself: a transformed secret in any place is found."""
+    places = [("table accounts.security_question", f"domanda {validation.normalize_answer(ANSWER)}?")]
+    assert find_leaks(places, secret_variants(ANSWER))
+    assert find_leaks([("log", PASSWORD.upper())], secret_variants(PASSWORD))
+    assert not find_leaks([("log", "Ombrello")], secret_variants(PASSWORD))
+
+
+def test_library_log_records_keep_their_wording_but_not_the_text(caplog: pytest.LogCaptureFixture) -> None:
+    """What PTB and HTTP libraries log at DEBUG, as in polling mode (getUpdates results, request bodies)."""
+    logsafety.install()
+    caplog.set_level(logging.DEBUG)
+    update = {"update_id": 7, "message": {"text": PASSWORD}}
+    bot_log, http_log = logging.getLogger("telegram.Bot"), logging.getLogger("httpx")
+    bot_log.debug("Call to Bot API endpoint `%s` finished with return value `%s`", "getUpdates", [update])
+    bot_log.debug("Received data: %(data)s", {"data": update})
+    bot_log.debug({"text": PASSWORD})
+    logging.getLogger("telegram.ext.Updater").warning("Error: %s", RuntimeError(PASSWORD))
+    http_log.info(
+        'HTTP Request: %s %s "%s"', "POST", "https://api.telegram.org/bot123:AbC-xyz/getUpdates", 200
+    )
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged[0] == "Call to Bot API endpoint `getUpdates` finished with return value `<list>`"
+    assert "getUpdates" in logged[0] and all(PASSWORD not in line for line in logged)
+    assert logged[3] == "Error: RuntimeError"
+    assert "bot<token>/getUpdates" in logged[4] and "AbC-xyz" not in logged[4]
+    logsafety.install()  # idempotent: one filter per logger
+    assert sum(isinstance(f, logsafety.RedactPayloads) for f in bot_log.filters) == 1

@@ -1,0 +1,169 @@
+"""`unogas-bot run --webhook-url`: PTB's real webhook server on loopback, against the offline Bot API.
+
+Only requests that carry the secret token (X-Telegram-Bot-Api-Secret-Token) reach the bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from telegram.ext import Application
+
+from storage.demo import load_demo
+from storage.persistence import SqlPersistence
+from tests.botkit import TEST_SETTINGS
+from tests.conftest import FakeClock, make_test_database
+from unogas_bot import cli
+from unogas_bot.app import build_application
+from unogas_bot.config import ConfigError, Settings
+from unogas_bot.runner import ALLOWED_UPDATES, Webhook
+from unogas_bot.services import Services
+from unogas_bot.standin import Called, OfflineBotAPI, Sent, offline_builder
+
+SECRET = "s3cr3t_Token-for-the-webhook"
+HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _update(update_id: int, text: str, user_id: int = 1001) -> dict[str, Any]:
+    person = {"id": user_id, "is_bot": False, "first_name": "Mario", "language_code": "it"}
+    message: dict[str, Any] = {
+        "message_id": update_id,
+        "date": int(time.time()),
+        "chat": {"id": user_id, "type": "private", "first_name": "Mario"},
+        "from": person,
+        "text": text,
+    }
+    if text.startswith("/"):
+        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+    return {"update_id": update_id, "message": message}
+
+
+@asynccontextmanager
+async def webhook_bot(tmp_path: Path, hook: Webhook) -> AsyncIterator[tuple[Application, OfflineBotAPI]]:
+    """The bot as `run --webhook-url` builds it (persistence included), serving on loopback."""
+    async with make_test_database("sqlite", tmp_path) as db:
+        services = Services.create(TEST_SETTINGS, db, clock=FakeClock())
+        await load_demo(services.registry)
+        api = OfflineBotAPI()
+        api.register_chat(1001, first_name="Mario")  # the chat Telegram would know
+        builder = offline_builder(api, with_updater=True)
+        app = build_application(services, builder=builder, persistence=SqlPersistence(db))
+        try:
+            async with app:
+                await app.start()
+                assert app.updater is not None
+                await app.updater.start_webhook(**hook.server_options(), allowed_updates=ALLOWED_UPDATES)  # type: ignore[arg-type]
+                try:
+                    yield app, api
+                finally:
+                    await app.updater.stop()
+                    await app.stop()
+        finally:
+            services.hasher.close()
+
+
+async def _replies(api: OfflineBotAPI, chat_id: int, at_least: int, within: float = 5.0) -> list[str]:
+    for _ in range(int(within / 0.02)):
+        if len(api.texts_to(chat_id)) >= at_least:
+            break
+        await asyncio.sleep(0.02)
+    return api.texts_to(chat_id)
+
+
+async def test_only_requests_with_the_secret_token_are_processed(tmp_path: Path) -> None:
+    port = _free_port()
+    hook = Webhook("https://bot.example.it/unogas/telegram", SECRET, listen="127.0.0.1", port=port)
+    assert hook.path == "unogas/telegram", "by default the server answers on the public URL's path"
+    async with webhook_bot(tmp_path, hook) as (_app, api):
+        (registered,) = [e for e in api.events if isinstance(e, Called) and e.method == "setWebhook"]
+        assert registered.params["url"] == hook.url
+        assert registered.params["secret_token"] == SECRET
+        assert registered.params["allowed_updates"] == ALLOWED_UPDATES
+
+        url = f"http://127.0.0.1:{port}/{hook.path}"
+        async with httpx.AsyncClient(timeout=5) as client:
+            missing = await client.post(url, json=_update(1, "/registrati"))
+            wrong = await client.post(url, json=_update(2, "/registrati"), headers={HEADER: "guess"})
+            assert (missing.status_code, wrong.status_code) == (403, 403)
+            await asyncio.sleep(0.3)
+            assert not [e for e in api.events if isinstance(e, Sent)], "nothing was processed"
+
+            right = await client.post(url, json=_update(3, "/registrati"), headers={HEADER: SECRET})
+            assert right.status_code == 200
+            said = await _replies(api, 1001, at_least=2)
+            assert "codice cliente" in said[-1]
+            right = await client.post(url, json=_update(4, "UG-100234"), headers={HEADER: SECRET})
+            assert right.status_code == 200
+            said = await _replies(api, 1001, at_least=3)
+            assert "persona" in said[-1], "the conversation goes on through the webhook"
+            elsewhere = await client.post(f"http://127.0.0.1:{port}/other", json=_update(5, "/start"))
+            assert elsewhere.status_code == 404
+
+
+def test_webhook_path_can_differ_from_the_public_url() -> None:
+    hook = Webhook("https://bot.example.it/hook", SECRET, url_path="/internal/tg/")
+    assert hook.path == "internal/tg"
+    assert SECRET not in repr(hook)
+
+
+def test_secrets_never_appear_in_the_settings_repr() -> None:
+    settings = Settings.from_env({"TELEGRAM_BOT_TOKEN": "123:ABC", "TELEGRAM_WEBHOOK_SECRET": SECRET})
+    assert settings.telegram_webhook_secret == SECRET
+    assert SECRET not in repr(settings) and "123:ABC" not in repr(settings)
+
+
+@pytest.mark.parametrize("bad", ["with space", "x" * 257, "semi;colon"])
+def test_a_malformed_webhook_secret_is_refused_without_echoing_it(bad: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"TELEGRAM_WEBHOOK_SECRET": bad})
+    assert bad not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "reason"),
+    [
+        (["run", "--webhook-url", "https://bot.example.it/tg"], {}, "TELEGRAM_WEBHOOK_SECRET is not set"),
+        (
+            ["run", "--webhook-url", "http://bot.example.it/tg"],
+            {"TELEGRAM_WEBHOOK_SECRET": SECRET},
+            "https://",
+        ),
+        (["run", "--webhook-url", "bot.example.it"], {"TELEGRAM_WEBHOOK_SECRET": SECRET}, "https://"),
+    ],
+)
+def test_run_refuses_an_unusable_webhook_setup(
+    argv: list[str],
+    env: dict[str, str],
+    reason: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:ABC")
+    monkeypatch.delenv("TELEGRAM_WEBHOOK_SECRET", raising=False)
+    monkeypatch.delenv("TELEGRAM_API_BASE_URL", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert reason in err and err.count("\n") == 1
+    assert SECRET not in err
+
+
+def test_the_port_must_be_a_port(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--webhook-url", "https://bot.example.it/tg", "--port", "70000"])
+    assert "1-65535" in capsys.readouterr().err
