@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -136,6 +137,20 @@ class Database:
             file_backed = bool(database) and database != ":memory:" and "mode=memory" not in str(engine.url)
             _install_sqlite_hooks(engine, file_backed=file_backed)
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._writers: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+
+    def _writer_turn(self) -> asyncio.Lock:
+        """SQLite's one write lock, as an asyncio lock for the writers of this process (one per event loop).
+
+        Queued here, in order, a writer holds no pooled connection while it waits and cannot time out: left
+        to SQLite's busy handler, the writers of an overloaded process each poll for the lock while holding
+        a connection, and some ran out of the 30 s busy timeout (1,000 registrations at once, measured).
+        Other processes (the CLI) still meet the busy timeout.
+        """
+        loop = asyncio.get_running_loop()
+        if self._writers is None or self._writers[0] is not loop:
+            self._writers = (loop, asyncio.Lock())
+        return self._writers[1]
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -156,7 +171,10 @@ class Database:
         """A bare connection for ONE read statement: the cheapest way to a look-up (no ORM session; on
         SQLite no BEGIN either). For the look-ups on a conversation's path (identity check, e-mail in use),
         which run once per customer reply."""
-        async with self.engine.connect() as conn:
+        # The engine behind the session factory, so reads go wherever sessions go (tests swap the factory
+        # to simulate a database outage).
+        engine: AsyncEngine = self._sessions.kw.get("bind") or self.engine
+        async with engine.connect() as conn:
             if self.dialect == "sqlite":
                 conn = await conn.execution_options(**{_SQLITE_AUTOCOMMIT_READ: True})
             yield conn
@@ -168,11 +186,14 @@ class Database:
         On SQLite the transaction starts with BEGIN IMMEDIATE, so concurrent writers queue up on the
         write lock rather than failing halfway.
         """
-        async with self._sessions() as session, session.begin():
-            if self.dialect == "sqlite":
-                # The first connection() call of the transaction procures the connection with these options,
-                # so the "begin" hook sees them.
-                await session.connection(execution_options={_SQLITE_IMMEDIATE: True})
+        if self.dialect != "sqlite":
+            async with self._sessions() as session, session.begin():
+                yield session
+            return
+        async with self._writer_turn(), self._sessions() as session, session.begin():
+            # The first connection() call of the transaction procures the connection with these options,
+            # so the "begin" hook sees them.
+            await session.connection(execution_options={_SQLITE_IMMEDIATE: True})
             yield session
 
     async def upgrade(self, revision: str = "head") -> None:

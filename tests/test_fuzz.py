@@ -12,7 +12,7 @@ the accounts are exactly the saves the users were told about. At the end: every 
 against the secrets its user confirmed, and no secret is in the database or the logs.
 
 A conversation is one user's sequence of actions. CI runs at least `MIN_CONVERSATIONS`;
-`UNOGAS_FUZZ_EXAMPLES=N` runs N examples (4 to 8 conversations each) with a new random seed each run.
+`UNOGAS_FUZZ_EXAMPLES=N` runs N examples (6 or 7 conversations each) with a new random seed each run.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from unogas_bot import texts, validation
 from unogas_bot.standin import Sent, SimUser
 
 MIN_CONVERSATIONS = 2_000
-CI_EXAMPLES = 340  # 4 to 8 users each: over MIN_CONVERSATIONS (the test checks the count)
+CI_EXAMPLES = 334  # at least 6 users each: at least MIN_CONVERSATIONS, whatever Hypothesis draws
 POSTGRES_EXAMPLES = 40  # the same invariants on PostgreSQL, fewer examples (the backend is not the subject)
 EXAMPLES = int(os.environ.get("UNOGAS_FUZZ_EXAMPLES") or 0)
 
@@ -208,7 +208,7 @@ class Scenario:
 
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
-    """4 to 8 users, each with 1 to 4 actions, some texts to type, and the order in which they act."""
+    """6 or 7 users, each with 1 to 4 actions, some texts to type, and the order in which they act."""
     pool = draw(st.lists(texts_st, max_size=3))
     plans = [
         UserPlan(
@@ -217,7 +217,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
             draw(st.integers(0, 1 << 16)),
             draw(st.lists(st.integers(0, (1 << 32) - 1), min_size=1, max_size=4)),
         )
-        for _ in range(draw(st.integers(4, 8)))
+        for _ in range(draw(st.integers(6, 7)))
     ]
     return Scenario(pool, plans, draw(st.integers(0, 1 << 16)))
 

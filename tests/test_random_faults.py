@@ -117,31 +117,27 @@ class Outage:
     after the work was committed (the nastiest case: done, but the bot does not know it)."""
 
     def __init__(self, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.real_session, self.real_transaction = db.session, db.transaction
         self.left = 0
         self.mode = "refuse"
         self.fired = 0
-        monkeypatch.setattr(db, "session", self.session)
-        monkeypatch.setattr(db, "transaction", self.transaction)
+        # Every way into the database: ORM sessions, bare read connections, write transactions.
+        for name in ("session", "read", "transaction"):
+            monkeypatch.setattr(db, name, self._failing(getattr(db, name)))
 
     def _fail(self, moment: str) -> None:
         if self.left and self.mode == moment:
             self.fired += 1
             raise OSError(f"injected: database {moment}")
 
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[Any]:
-        self._fail("refuse")
-        async with self.real_session() as session:
-            yield session
-        self._fail("lost")
+    def _failing(self, real: Any) -> Any:
+        @asynccontextmanager
+        async def opened() -> AsyncIterator[Any]:
+            self._fail("refuse")
+            async with real() as handle:
+                yield handle
+            self._fail("lost")
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Any]:
-        self._fail("refuse")
-        async with self.real_transaction() as session:
-            yield session
-        self._fail("lost")
+        return opened
 
 
 @dataclass

@@ -101,3 +101,16 @@ def test_the_command_line_reads_the_webhook_secret_from_the_environment(
     assert how == "webhook"
     assert (kwargs["listen"], kwargs["port"], kwargs["url_path"]) == ("0.0.0.0", 8080, "tg")
     assert kwargs["secret_token"] == SECRET
+
+
+def test_run_without_a_database_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from unogas_bot import cli
+
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:ABC")
+    monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:1/unogas")  # nothing listens
+    assert cli.main(["run"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("unogas-bot: cannot start:") and err.count("\n") == 1

@@ -37,6 +37,7 @@ from unogas_bot.app import build_application
 from unogas_bot.concurrency import PerChatUpdateProcessor
 from unogas_bot.config import Settings
 from unogas_bot.hashing import Hasher, lower_thread_priority
+from unogas_bot.runner import freeze_startup_heap
 from unogas_bot.services import Services
 from unogas_bot.standin import OfflineBotAPI, Sent, Simulator, SimUser, offline_builder
 
@@ -134,6 +135,7 @@ async def bot_rig(settings: Settings, db: Database) -> AsyncIterator[Rig]:
     app = build_application(services, builder=offline_builder(api), persistence=persistence)
     try:
         async with Simulator(app, api) as sim:
+            freeze_startup_heap()  # as `unogas-bot run` does once the bot has started
             yield Rig(services, api, app, sim, hasher, persistence is not None)
     finally:
         hasher.close()

@@ -154,23 +154,41 @@ def _identity(record: CustomerRecord) -> Identity:
 
 
 async def identity_check_seconds(
-    place: Place, probes: Sequence[CustomerRecord], *, seed: int = 3, warm_up: int = 50
-) -> float:
-    """Average seconds of `registry.match` for the given existing records (in random order)."""
-    db = place.database()
+    places: Sequence[tuple[Place, Sequence[CustomerRecord]]], *, rounds: int = 10, seed: int = 3
+) -> list[float]:
+    """Average seconds of `registry.match` for existing records, one figure per registry.
+
+    The registries take turns, a slice of look-ups each per round (in alternating order), so a change in
+    the machine's load during the measurement weighs on all of them alike.
+    """
+    dbs = [place.database() for place, _ in places]
     try:
-        registry = CustomerRegistry(db)
-        order = list(probes)
-        random.Random(seed).shuffle(order)
-        for record in order[:warm_up]:
-            await registry.match(_identity(record))
-        start = time.perf_counter()
-        for record in order:
-            if await registry.match(_identity(record)) is None:
-                raise RuntimeError(f"identity check failed for {record.customer_code}")
-        return (time.perf_counter() - start) / len(order)
+        registries = [CustomerRegistry(db) for db in dbs]
+        orders = []
+        for index, (_, probes) in enumerate(places):
+            order = [_identity(record) for record in probes]
+            random.Random(seed + index).shuffle(order)
+            orders.append(order)
+        for registry, order in zip(registries, orders, strict=True):  # warm-up: connections, caches
+            for identity in order[: max(1, len(order) // 20)]:
+                await registry.match(identity)
+        spent = [0.0] * len(places)
+        for turn in range(rounds):
+            turns = list(range(len(places)))
+            if turn % 2:
+                turns.reverse()
+            for index in turns:
+                order = orders[index]
+                chunk = order[turn * len(order) // rounds : (turn + 1) * len(order) // rounds]
+                start = time.perf_counter()
+                for identity in chunk:
+                    if await registries[index].match(identity) is None:
+                        raise RuntimeError(f"identity check failed for {identity.customer_code}")
+                spent[index] += time.perf_counter() - start
+        return [total / len(order) for total, order in zip(spent, orders, strict=True)]
     finally:
-        await db.dispose()
+        for db in dbs:
+            await db.dispose()
 
 
 def main(argv: Sequence[str]) -> int:

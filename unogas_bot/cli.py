@@ -13,6 +13,8 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import OperationalError
+
 from storage.customer_csv import ImportRejected, import_file
 from storage.db import Database
 from storage.demo import load_demo
@@ -172,7 +174,11 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             port=args.port,
             url_path=args.url_path,
         )
-    return run(settings, webhook)
+    try:
+        return run(settings, webhook)
+    except (OSError, OperationalError) as exc:  # the database unreachable, the webhook port taken, ...
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CliError(f"cannot start: {reason}") from None
 
 
 def cmd_console(settings: Settings, args: argparse.Namespace) -> int:

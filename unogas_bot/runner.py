@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -83,6 +84,15 @@ class Webhook:
         }
 
 
+def freeze_startup_heap() -> None:
+    """Put everything alive after start-up (libraries, catalogue, handlers, loaded conversations) out of
+    the cyclic garbage collector's sight. A full collection then walks only what the bot made since, instead
+    of stopping the event loop for 100 ms and more (seen by `unogas-bot bench`). Frozen objects are still
+    freed as usual when nothing refers to them any more."""
+    gc.collect()
+    gc.freeze()
+
+
 def production_application(services: Services) -> Application:
     """The bot as `run` serves it: conversations kept in the database, flood control with retries."""
     return build_application(
@@ -104,6 +114,7 @@ def run(settings: Settings, webhook: Webhook | None = None) -> int:
 
     async def post_init(app: Application) -> None:
         await publish_commands(app)
+        freeze_startup_heap()
 
     async def post_shutdown(app: Application) -> None:
         await services.close()
