@@ -144,8 +144,9 @@ class Database:
 
         Queued here, in order, a writer holds no pooled connection while it waits and cannot time out: left
         to SQLite's busy handler, the writers of an overloaded process each poll for the lock while holding
-        a connection, and some ran out of the 30 s busy timeout (1,000 registrations at once, measured).
-        Other processes (the CLI) still meet the busy timeout.
+        a connection, and some ran out of the 30 s busy timeout (hundreds of registrations at once on a busy
+        CPU, measured). Other processes (the CLI) still meet the busy timeout. Write transactions of one task
+        must therefore not nest (none does: each repository method opens its own).
         """
         loop = asyncio.get_running_loop()
         if self._writers is None or self._writers[0] is not loop:

@@ -58,7 +58,7 @@ from unogas_bot.standin import Sent, SimUser
 
 MIN_CONVERSATIONS = 2_000
 CI_EXAMPLES = 334  # at least 6 users each: at least MIN_CONVERSATIONS, whatever Hypothesis draws
-POSTGRES_EXAMPLES = 40  # the same invariants on PostgreSQL, fewer examples (the backend is not the subject)
+POSTGRES_EXAMPLES = 12  # the same invariants on PostgreSQL, fewer examples (the backend is not the subject)
 EXAMPLES = int(os.environ.get("UNOGAS_FUZZ_EXAMPLES") or 0)
 
 REAL_T = texts.t  # the catalogue before the witness wraps it
@@ -78,7 +78,7 @@ COMMAND_RE = re.compile(r"/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]{1,64})?(?=\s|$)")  #
 
 # --- the people ------------------------------------------------------------------------------------------
 
-POOL = 4_000  # registry records made for the run; each conversation takes a fresh one
+POOL = 2_500  # registry records made for the run; most conversations take a fresh one
 
 
 # --- what users do ---------------------------------------------------------------------------------------
@@ -263,6 +263,9 @@ class Figures:
 
 
 class World:
+    """One bot for the whole run, the users of the example being played, and the test's own bookkeeping:
+    the accounts users were told were saved, and every secret they typed."""
+
     def __init__(
         self, bot: Bot, clock: FakeClock, witness: CatalogueWitness, records: list[CustomerRecord]
     ) -> None:
@@ -639,13 +642,14 @@ def test_fuzzed_conversations_keep_every_invariant(
             runner.run(cm.__aexit__(None, None, None))
     f = w.figures
     print(
-        f"\nfuzz[{backend}]: {f.examples} examples, {f.conversations} conversations, {f.actions} actions, "
+        f"\nfuzz[{backend}]: {f.examples} examples, {f.conversations} conversations, {f.actions} actions "
+        f"({f.updates} updates), "
         f"{f.saves} profiles saved, {f.recoveries} passwords recovered, "
         f"{time.perf_counter() - started:.1f} s ({time.process_time() - cpu:.1f} s CPU)"
     )
-    if backend == "sqlite" and not EXAMPLES:
-        assert f.conversations >= MIN_CONVERSATIONS
-    assert f.saves > 0 and f.recoveries >= 0
+    if backend == "sqlite":  # (the PostgreSQL run is too short to be sure to reach a save)
+        assert f.saves > 0, "no conversation reached the end of a registration: the test lost its teeth"
+        assert f.conversations >= MIN_CONVERSATIONS or EXAMPLES
 
 
 async def _final_checks(w: World) -> None:
@@ -655,8 +659,10 @@ async def _final_checks(w: World) -> None:
         secrets |= {expected.password, expected.answer, validation.normalize_answer(expected.answer)}
     # What a user typed where nothing is secret (a password pasted as the question...) is theirs to show.
     secrets -= w.in_clear
-    rows = [(f"{table}.{column}", value) for table, column, value in await dump_database(w.bot.services.db)]
-    assert rows, "the dump reads the database"
-    logged = [("the log", "\n".join(w.log.lines))]
-    leaks = find_leaks([*rows, *logged], secrets)
+    columns: dict[str, list[str]] = {}
+    for table, column, value in await dump_database(w.bot.services.db):
+        columns.setdefault(f"{table}.{column}", []).append(value)
+    assert "customers.tax_code" in columns, "the dump reads the database"
+    places = [(column, "\n".join(values)) for column, values in columns.items()]
+    leaks = find_leaks([*places, ("the log", "\n".join(w.log.lines))], secrets)
     assert not leaks, "\n".join(leaks[:20])

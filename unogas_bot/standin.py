@@ -1330,6 +1330,8 @@ class Simulator:
         self._update_ids = itertools.count(1)
         self._callback_ids = itertools.count(1)
         self._started = False
+        self._handlers_key: tuple[Any, ...] | None = None  # see _may_run_non_blocking
+        self._handlers_non_blocking = False
 
     async def __aenter__(self) -> Simulator:
         await self.app.initialize()
@@ -1410,7 +1412,13 @@ class Simulator:
             return True
         if any(block is False for block in self.app.error_handlers.values()):
             return True
-        return any(_is_non_blocking(h) for group in self.app.handlers.values() for h in group)
+        # The nested scan is the costly part: redo it only when the registered handlers change (the key holds
+        # the handler objects themselves, so a replaced handler never matches by a recycled id).
+        key = tuple((group, tuple(handlers)) for group, handlers in self.app.handlers.items())
+        if key != self._handlers_key:
+            self._handlers_key = key
+            self._handlers_non_blocking = any(_is_non_blocking(h) for _, group in key for h in group)
+        return self._handlers_non_blocking
 
     async def _wait_non_blocking(self, before: set[asyncio.Task[Any]], update_id: int) -> None:
         # Handlers with block=False (and their error handlers) run as tasks; wait for the ones started
