@@ -276,8 +276,11 @@ class Form:
         private = filters.ChatType.PRIVATE
         in_state: list[BaseHandler] = [
             CallbackQueryHandler(engine.on_button, pattern=f"^{self.name}\\|"),
-            MessageHandler(private & filters.TEXT & ~filters.COMMAND, engine.on_text),
-            MessageHandler(private & filters.CONTACT, engine.on_contact),
+            # Only new messages answer a question: editing an old message must not change an answer.
+            MessageHandler(
+                private & filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND, engine.on_text
+            ),
+            MessageHandler(private & filters.UpdateType.MESSAGE & filters.CONTACT, engine.on_contact),
         ]
         with warnings.catch_warnings():
             # PTB warns that callback queries are not tracked per message: intended, the serial in the

@@ -12,8 +12,8 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from conversations.form import Ask, Choice, Draft, Field, Finish, Form, Outcome, Reply, Turn
-from storage.accounts import CustomerAlreadyRegistered, EmailTaken, NewAccount
+from conversations.form import SUMMARY, Ask, Choice, Draft, Field, Finish, Form, Outcome, Reply, Turn
+from storage.accounts import CustomerAlreadyRegistered, EmailTaken, NewAccount, UnknownCustomer
 from storage.registry import Identity
 from unogas_bot import texts, validation
 
@@ -270,7 +270,9 @@ class RegistrationForm(Form):
         if action.startswith("edit:") and action[5:] in self.by_key:
             self.forget(turn.draft, action[5:])
             return Ask()
-        return Finish([Reply("cancelled")])
+        if action == "cancel":
+            return Finish([Reply("cancelled")])
+        return Ask([Reply("press_save")], field=SUMMARY)  # unknown (forged) action: nothing happens
 
     async def _save(self, turn: Turn) -> Outcome:
         draft = turn.draft
@@ -292,6 +294,9 @@ class RegistrationForm(Form):
                 self.forget(draft, "email")
                 return Ask([Reply("save_conflict_email")], field="email")
             return Finish([Reply("save_conflict_customer")])
+        except UnknownCustomer:
+            # The record left the registry after the identity check (e.g. a contract closed meanwhile).
+            return Finish([Reply("customer_gone")])
         return Finish([Reply("saved", {"email": draft["email"]})])
 
     async def _saved_before(self, turn: Turn, new: NewAccount) -> bool:

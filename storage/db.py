@@ -120,6 +120,8 @@ class Database:
             connect_args = dict(engine_kwargs.get("connect_args") or {})
             connect_args.setdefault("timeout", CONNECT_TIMEOUT)
             engine_kwargs["connect_args"] = connect_args
+        # SQL parameters (names, e-mails, hashes) stay out of SQL logs and out of error messages.
+        engine_kwargs.setdefault("hide_parameters", True)
         self._init(create_async_engine(url, echo=echo, **engine_kwargs))
 
     @classmethod

@@ -375,3 +375,39 @@ async def test_demo_customers_are_all_valid_and_matchable(sqlite_bot):
     for record in DEMO_CUSTOMERS:
         identity = Identity(**{k: getattr(record, k) for k in Identity.__dataclass_fields__})
         assert await sqlite_bot.services.registry.match(identity) == record
+
+
+async def test_customer_removed_before_save_is_told_not_stuck(sqlite_bot):
+    import sqlalchemy as sa
+
+    user = sqlite_bot.user(8101)
+    await register_person(user, save=False)
+    async with sqlite_bot.services.db.transaction() as session:
+        await session.execute(sa.text("DELETE FROM customers WHERE customer_code = 'UG-100234'"))
+    events = await user.press("Salva")
+    assert "non risulta più tra i nostri clienti" in last_text(events)
+    assert "registration" not in sqlite_bot.app.user_data[8101]
+    assert await sqlite_bot.services.accounts.count() == 0
+
+
+async def test_forged_summary_action_changes_nothing(sqlite_bot):
+    user = sqlite_bot.user(8102)
+    await register_person(user, save=False)
+    draft = sqlite_bot.app.user_data[8102]["registration"]
+    summary = sqlite_bot.api.messages_to(user.chat_id)[-1]
+    events = await user.press_in(summary.message_id, f"registration|{draft['_n']}|explode")
+    assert "Prema «Salva»" in texts_of(events)[0]
+    assert "registration" in sqlite_bot.app.user_data[8102]
+    events = await user.send("salva")
+    assert SEED_SENTENCE in last_text(events)
+
+
+async def test_editing_an_old_message_does_not_answer_the_question(sqlite_bot):
+    user = sqlite_bot.user(8103)
+    await user.send("/registrati")
+    await user.send("UG-100234")
+    first_message = user.last_message_id
+    await user.press("Persona")
+    events = await user.edit(first_message, "Giuseppe")
+    assert not texts_of(events)
+    assert "first_name" not in sqlite_bot.app.user_data[8103]["registration"]

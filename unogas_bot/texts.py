@@ -181,6 +181,7 @@ IT: dict[str, str] = {
     ),
     "save_conflict_customer": "Nel frattempo è stato creato un profilo per questo cliente. "
     "Può accedere con /accedi.",
+    "customer_gone": "Il codice cliente non risulta più tra i nostri clienti, quindi non posso creare il profilo. Contatti il servizio clienti Unogas.",
     "save_conflict_email": "Nel frattempo questo indirizzo e-mail è stato usato da un altro profilo. Ne scelga un altro.",
     "press_save": "Prema «Salva» per creare il profilo oppure «Annulla». Può anche modificare un dato.",
     "edit_which": "Quale dato vuole modificare?",
@@ -571,6 +572,7 @@ EN: dict[str, str] = {
         "You can now log in to the customer area with /login, using the e-mail {email} and your password."
     ),
     "save_conflict_customer": "Meanwhile a profile was created for this customer. You can log in with /login.",
+    "customer_gone": "This customer code is no longer among our customers, so I cannot create the profile. Please contact Unogas customer service.",
     "save_conflict_email": "Meanwhile this e-mail address was taken by another profile. Please choose another.",
     "press_save": "Press «Save» to create your profile or «Cancel». You can also change a detail.",
     "edit_which": "Which detail do you want to change?",
