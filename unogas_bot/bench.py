@@ -65,15 +65,15 @@ class Sizes:
     @classmethod
     def quick(cls) -> Sizes:
         return cls(
-            customers=40,
+            customers=30,
             floor_users=100,
             floor_rounds=3,
             cpu_users=100,
-            drafts=2_000,
+            drafts=1_000,
             ceiling_per_worker=2,
-            import_small=20_000,
-            import_large=200_000,
-            registry_small=2_000,
+            import_small=10_000,
+            import_large=100_000,
+            registry_small=1_000,
             lookups=500,
         )
 

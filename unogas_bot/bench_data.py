@@ -8,7 +8,6 @@ code (the registry's key) has to be unique per row.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,16 +103,6 @@ def identities(count: int, *, seed: int = 5, business_share: float = 0.1) -> lis
 
 def customer_code(index: int) -> str:
     return f"UG-{index:07d}"
-
-
-def records(count: int, *, start: int = 0, pool: int = CSV_POOL, seed: int = 5) -> Iterator[CustomerRecord]:
-    """`count` registry records with unique customer codes; identities cycle through a pool."""
-    people = identities(min(pool, count) or 1, seed=seed)
-    for i in range(count):
-        p = people[i % len(people)]
-        yield CustomerRecord(
-            customer_code(start + i), p.kind, p.first_name, p.last_name, p.company_name, p.tax_code
-        )
 
 
 def person_records(count: int, *, start: int = 0, seed: int = 7) -> list[CustomerRecord]:
