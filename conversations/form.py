@@ -590,7 +590,9 @@ class FormEngine:
                 for c in f.choices
             ]
             return InlineKeyboardMarkup([buttons])
-        placeholder = turn.text(f.placeholder) if f.placeholder else None
+        # Every free-text question gets a hint in the input field; secrets get a generic one.
+        hint = f.placeholder or ("ph_repeat" if f.confirms else "ph_secret" if f.secret else "")
+        placeholder = turn.text(hint) if hint else None
         if f.share_contact or f.optional:
             rows = []
             if f.share_contact:

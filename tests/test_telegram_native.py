@@ -196,3 +196,18 @@ async def test_console_transcript_matches_the_reviewed_one(tmp_path, lang, reque
     if request.config.getoption("--update-transcripts", default=False):
         expected_file.write_text(out.getvalue(), encoding="utf-8")
     assert out.getvalue() == expected_file.read_text(encoding="utf-8")
+
+
+async def test_every_free_text_question_has_an_input_hint(sqlite_bot):
+    from tests.botkit import register_person
+
+    user = sqlite_bot.user(9010)
+    await register_person(user, save=False)
+    questions = [
+        e
+        for e in sqlite_bot.api.messages_to(user.chat_id)
+        if "Passo" in e.plain_text and "Passo 2 di" not in e.plain_text  # step 2 has inline buttons
+    ]
+    assert len(questions) == 11
+    for question in questions:
+        assert (question.reply_markup or {}).get("input_field_placeholder"), question.plain_text

@@ -209,6 +209,8 @@ IT: dict[str, str] = {
     "ph_phone": "es. 347 123 4567",
     "ph_email": "es. mario.rossi@example.it",
     "ph_question": "es. Il nome del mio primo gatto?",
+    "ph_secret": "verrà cancellato subito",
+    "ph_repeat": "di nuovo, per conferma",
     # --- answers that break a rule (validation.REASONS) ----------------------------------------------
     "e_customer_code.empty": (
         "Non ho ricevuto il codice cliente. Lo scriva così come è stampato, per esempio UG-100234."
@@ -597,6 +599,8 @@ EN: dict[str, str] = {
     "ph_phone": "e.g. 347 123 4567",
     "ph_email": "e.g. mario.rossi@example.it",
     "ph_question": "e.g. My first cat's name?",
+    "ph_secret": "deleted at once",
+    "ph_repeat": "again, to confirm",
     # --- answers that break a rule (validation.REASONS) ----------------------------------------------
     "e_customer_code.empty": "I did not get the customer code. Type it as printed, for example UG-100234.",
     "e_customer_code.bad_chars": (
