@@ -20,7 +20,7 @@ from typing import Any
 from conversations.form import Ask, Field, Finish, Form, Outcome, Reply, Turn
 from conversations.login import FAILED as LOGIN_FAILED
 from conversations.login import minutes_until
-from conversations.registration import _personal
+from conversations.registration import personal_data_of
 from storage.accounts import AccountNotFound, AccountView
 from storage.attempts import account_key, telegram_key
 from unogas_bot import validation
@@ -41,7 +41,7 @@ def _answer(text: str, draft: dict[str, Any]) -> str:
 
 def personal_data(account: AccountView) -> list[str]:
     """What the new password must not contain: the same data the registration forbids."""
-    return _personal(
+    return personal_data_of(
         {
             "customer_code": account.customer_code,
             "tax_code": account.tax_code,

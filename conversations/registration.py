@@ -29,7 +29,7 @@ def _business(d: Draft) -> bool:
     return d.get("kind") == "business"
 
 
-def _personal(d: Draft) -> list[str]:
+def personal_data_of(d: Draft) -> list[str]:
     """What a password must not contain: the customer's own data."""
     items = [d.get(k) for k in ("customer_code", "tax_code", "first_name", "last_name", "company_name")]
     email = d.get("email") or ""
@@ -120,7 +120,7 @@ FIELDS: tuple[Field, ...] = (
         "password",
         "q_password",
         "h_password",
-        lambda t, d: validation.password(t, _personal(d)),
+        lambda t, d: validation.password(t, personal_data_of(d)),
         label="label_password",
         secret=True,
     ),
