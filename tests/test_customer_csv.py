@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from pathlib import Path
 
 import pytest
 
-from storage import customer_csv
 from storage.customer_csv import (
     HEADER,
     ImportRejected,
     ImportResult,
     RowError,
-    check_file,
     import_file,
     iter_rows,
     validate_row,
 )
 from storage.demo import DEMO_CUSTOMERS
-from storage.registry import CustomerRecord, CustomerRegistry
+from storage.registry import CustomerRecord, CustomerRegistry, RegistryImport
 
 HEADER_LINE = ",".join(HEADER)
 
@@ -39,19 +38,27 @@ def write(tmp_path: Path, text: str, name: str = "customers.csv", *, encoding: s
     return path
 
 
-def row(**values: str) -> dict[str | None, str | list[str] | None]:
-    base: dict[str | None, str | list[str] | None] = dict.fromkeys(HEADER, "")
-    base.update(values)
-    return base
+def row(**values: str) -> list[str]:
+    """A CSV row's fields, empty where not given."""
+    return [values.get(name, "") for name in HEADER]
 
 
-# --- reading and checking (no database) ------------------------------------------------------------------
+async def rejection(path: Path, registry: CustomerRegistry) -> list[tuple[int, str]]:
+    """The errors an import of `path` is rejected with; the registry must be as it was."""
+    before = await registry.count()
+    with pytest.raises(ImportRejected) as caught:
+        await import_file(path, registry)
+    assert await registry.count() == before
+    return caught.value.errors
+
+
+# --- reading and checking rows ---------------------------------------------------------------------------
 
 
 def test_good_file_normalises_every_row(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD)
-    assert check_file(path) == (6, [])
-    records = [validate_row(r) for _, r in iter_rows(path)]
+    records = [validate_row(fields) for _, fields in iter_rows(path)]
+    assert len(records) == 6
     assert [r.customer_code for r in records] == [r.customer_code for r in DEMO_CUSTOMERS]
     assert records[1] == CustomerRecord("UG-100235", "person", "giulia", "BIANCHI", None, "BNCGLI88L64F205B")
     assert records[2] == CustomerRecord("UG-100236", "person", "Nicolò", "D'Angelo", None, "DNGNCL69S05F839F")
@@ -70,13 +77,14 @@ def test_iter_rows_streams_with_editor_line_numbers(tmp_path: Path) -> None:
     assert inspect.isgenerator(rows)
     numbered = list(rows)
     assert [line for line, _ in numbered] == [2, 4, 6]  # blank line 3 skipped; record 4 spans two lines
-    assert numbered[1][1]["company_name"] == "Rossi, Bianchi\r\n& C. S.n.c."
+    assert numbered[1][1][HEADER.index("company_name")] == "Rossi, Bianchi\r\n& C. S.n.c."
 
 
-def test_bom_is_accepted(tmp_path: Path) -> None:
+async def test_bom_is_accepted(registry: CustomerRegistry, tmp_path: Path) -> None:
     path = write(tmp_path, GOOD, encoding="utf-8-sig")
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")
-    assert check_file(path) == (6, [])
+    assert await import_file(path, registry) == ImportResult(6, 6, 0)
+    assert await registry.get("UG-100234") == DEMO_CUSTOMERS[0]
 
 
 @pytest.mark.parametrize(
@@ -89,18 +97,18 @@ def test_bom_is_accepted(tmp_path: Path) -> None:
         "UG-100234,person,Mario,Rossi,,RSSMRA75C12H501H",
     ],
 )
-def test_wrong_header_is_an_error_at_line_1(tmp_path: Path, header: str) -> None:
+async def test_wrong_header_is_an_error_at_line_1(
+    registry: CustomerRegistry, tmp_path: Path, header: str
+) -> None:
     path = write(tmp_path, f"{header}\nUG-100234,person,Mario,Rossi,,RSSMRA75C12H501H\n")
-    rows, errors = check_file(path)
-    assert rows == 0
+    errors = await rejection(path, registry)
     assert len(errors) == 1 and errors[0][0] == 1 and "header" in errors[0][1]
 
 
-def test_empty_file(tmp_path: Path) -> None:
-    assert check_file(write(tmp_path, "")) == (
-        0,
-        [(1, "the file is empty: expected the header " + HEADER_LINE)],
-    )
+async def test_empty_file(registry: CustomerRegistry, tmp_path: Path) -> None:
+    assert await rejection(write(tmp_path, ""), registry) == [
+        (1, "the file is empty: expected the header " + HEADER_LINE)
+    ]
 
 
 BAD = f"""{HEADER_LINE}
@@ -119,9 +127,10 @@ UG-200106,business,,,Idrotermica Ferraro S.r.l.,02847390587
 """
 
 
-def test_every_bad_row_is_reported_with_line_and_reason(tmp_path: Path) -> None:
-    rows, errors = check_file(write(tmp_path, BAD))
-    assert rows == 12
+async def test_every_bad_row_is_reported_with_line_and_reason(
+    registry: CustomerRegistry, tmp_path: Path
+) -> None:
+    errors = await rejection(write(tmp_path, BAD), registry)
     assert errors == [
         (3, "kind must be person or business"),
         (4, "tax code: bad_checksum"),
@@ -174,19 +183,26 @@ def test_validate_row_reasons(values: dict[str, str], reason: str) -> None:
     assert caught.value.reason == reason
 
 
-def test_bad_bytes_are_reported_on_their_line(tmp_path: Path) -> None:
+async def test_bad_bytes_are_reported_on_their_line(registry: CustomerRegistry, tmp_path: Path) -> None:
     data = (f"{HEADER_LINE}\nUG-100234,person,Mario,Rossi,,RSSMRA75C12H501H\n").encode() + (
         "UG-100236,person,Nicolò,D'Angelo,,DNGNCL69S05F839F\n".encode("latin-1")
     )
     path = tmp_path / "latin1.csv"
     path.write_bytes(data)
-    assert check_file(path) == (1, [(3, "the line is not valid UTF-8")])
+    assert await rejection(path, registry) == [(3, "the line is not valid UTF-8")]
 
 
-def test_broken_quoting_is_reported(tmp_path: Path) -> None:
-    text = f'{HEADER_LINE}\nUG-100234,person,Mario,Rossi,,RSSMRA75C12H501H\nUG-1,business,,,"Bar "Sport",x\n'
-    rows, errors = check_file(write(tmp_path, text))
-    assert rows == 1 and errors[0][0] == 3 and errors[0][1].startswith("malformed CSV")
+async def test_a_file_level_error_comes_after_the_rows_before_it(
+    registry: CustomerRegistry, tmp_path: Path
+) -> None:
+    text = (
+        f"{HEADER_LINE}\nUG-1,client,Mario,Rossi,,RSSMRA75C12H501H\n"
+        'UG-100234,person,Mario,Rossi,,RSSMRA75C12H501H\nUG-1,business,,,"Bar "Sport",x\n'
+    )
+    errors = await rejection(write(tmp_path, text), registry)
+    assert errors[0] == (2, "kind must be person or business")
+    assert errors[1][0] == 4 and errors[1][1].startswith("malformed CSV")
+    assert len(errors) == 2
 
 
 # --- importing -------------------------------------------------------------------------------------------
@@ -234,16 +250,38 @@ async def test_wrong_header_rejects_the_file(registry: CustomerRegistry, tmp_pat
     assert await registry.count() == 0
 
 
-async def test_file_changed_after_the_check_imports_nothing(
+async def test_a_rejected_import_leaves_nothing_behind(registry: CustomerRegistry, tmp_path: Path) -> None:
+    """Rows staged batch by batch before the bad ones are gone, and the next import starts clean."""
+    with pytest.raises(ImportRejected):
+        await import_file(write(tmp_path, BAD), registry, batch_size=1)
+    assert await registry.count() == 0
+    assert await import_file(write(tmp_path, GOOD, "good.csv"), registry, batch_size=4) == ImportResult(
+        6, 6, 0
+    )
+    assert await registry.count() == 6
+
+
+async def test_a_failure_after_the_merge_rolls_everything_back(
     registry: CustomerRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A bad row met while importing (the file changed after check_file) rolls the whole import back."""
-    path = write(tmp_path, BAD)
-    monkeypatch.setattr(customer_csv, "check_file", lambda _path: (12, []))
-    with pytest.raises(ImportRejected) as caught:
-        await import_file(path, registry, batch_size=1)  # row 2 is already sent when row 3 fails
-    assert caught.value.errors == [(3, "kind must be person or business")]
+    """The merge and the staging share one transaction: an error after the merge undoes both."""
+    merge = RegistryImport.merge
+
+    async def merge_then_fail(self: RegistryImport) -> tuple[int, int]:
+        assert await merge(self) == (6, 0)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(RegistryImport, "merge", merge_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        await import_file(write(tmp_path, GOOD), registry)
     assert await registry.count() == 0
+    monkeypatch.undo()
+    assert await import_file(write(tmp_path, GOOD), registry) == ImportResult(6, 6, 0)
+
+
+def test_batch_size_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        asyncio.run(import_file(write(tmp_path, GOOD), None, batch_size=0))  # type: ignore[arg-type]
 
 
 async def test_larger_file(registry: CustomerRegistry, tmp_path: Path) -> None:

@@ -169,6 +169,10 @@ def customer_code(text: str) -> str:
     """Customer code from a bill: spaces removed, upper-cased; A-Z, 0-9, '-' and '/' only, with a digit."""
     if _CODE_FAST.fullmatch(text):
         return text.upper()
+    return _customer_code_rules(text)
+
+
+def _customer_code_rules(text: str) -> str:
     value = "".join(text.split())
     if not value:
         raise Invalid("customer_code.empty")
@@ -197,6 +201,10 @@ def person_name(text: str) -> str:
         and len(text) - text.count(" ") - text.count("'") - text.count("-") >= MIN_LETTERS
     ):
         return text  # already collapsed, NFC and free of digits and other characters
+    return _person_name_rules(text)
+
+
+def _person_name_rules(text: str) -> str:
     value = _collapse(text).translate(_QUOTES)
     if not value:
         raise Invalid("name.empty")
@@ -218,8 +226,20 @@ def _is_company_char(ch: str) -> bool:
     return _is_letter(ch) or _is_mark(ch) or unicodedata.category(ch) == "Nd" or ch in _COMPANY_PUNCTUATION
 
 
+# Latin-1 letters, digits and the usual punctuation, single spaces inside, at least one letter.
+_COMPANY_FAST = re.compile(
+    rf"(?=.*[{_LATIN_LETTERS}])[{_LATIN_LETTERS}0-9.,&'/()+\"-]+(?: [{_LATIN_LETTERS}0-9.,&'/()+\"-]+)*"
+)
+
+
 def company_name(text: str) -> str:
     """A company name as written: letters, digits, spaces and usual punctuation; at least one letter."""
+    if _COMPANY_FAST.fullmatch(text) and COMPANY_MIN <= len(text) <= COMPANY_MAX:
+        return text
+    return _company_name_rules(text)
+
+
+def _company_name_rules(text: str) -> str:
     value = _collapse(text).translate(_QUOTES)
     if not value:
         raise Invalid("company.empty")
@@ -290,6 +310,8 @@ def tax_code(text: str, kind: str) -> str:
     """
     if kind not in (PERSON, BUSINESS):
         raise ValueError(f"unknown customer kind: {kind!r}")
+    if _CF_LAYOUT.fullmatch(text):  # already bare and upper-case, as in a registry file
+        return _personal_code(text)
     code = _TAX_SEPARATORS.sub("", text)
     if not code:
         raise Invalid("tax_code.empty")
@@ -430,8 +452,13 @@ def is_common_password(text: str) -> bool:
     return len(base) >= _COMMON_BASE_MIN and base in common
 
 
+_ASCII_NON_ALNUM = str.maketrans("", "", "".join(chr(c) for c in range(128) if not chr(c).isalnum()))
+
+
 def _squeeze(text: str) -> str:
     """Folded letters and digits only, so "Mario.Rossi-80" and "mariorossi80" compare equal."""
+    if text.isascii():  # folding ASCII is lower-casing
+        return text.lower().translate(_ASCII_NON_ALNUM)
     return "".join(ch for ch in _fold(text) if ch.isalnum())
 
 
