@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
+
+from unogas_bot.console import CONSOLE_USER_ID
 
 SCRIPT = [
     "/registrati",
@@ -55,6 +59,11 @@ def test_piped_registration_script_registers_a_demo_customer(tmp_path: Path) -> 
 
     again = _cli(["console"], db, stdin="\n".join(SCRIPT[:7]) + "\n")
     assert "ha già un profilo" in again.stdout
+
+    # The operator played a user id Telegram never assigns: no real customer's chat state was touched.
+    with closing(sqlite3.connect(db)) as conn:
+        (registered_by,) = conn.execute("SELECT registered_by FROM accounts").fetchone()
+    assert registered_by == CONSOLE_USER_ID >= 2**52
 
 
 def test_import_rejects_a_bad_file_with_line_numbers(tmp_path: Path) -> None:

@@ -44,7 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--url-path", help="path the webhook server answers on (default: the URL's path)")
 
     console = sub.add_parser("console", help="the same conversations in the terminal, offline")
-    console.add_argument("--user-id", type=int, default=424242, help="the Telegram user id to play")
+    console.add_argument(
+        "--user-id",
+        type=int,
+        help="the Telegram user id to play (default: one Telegram never assigns, so no real customer's)",
+    )
     console.add_argument("--language", default="it", help="the user's Telegram language code (it, en)")
 
     customers = sub.add_parser("customers", help="the customer registry (the data printed on the bills)")
@@ -184,7 +188,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
     from unogas_bot.console import run_console
 
-    return asyncio.run(run_console(settings, user_id=args.user_id, language=args.language))
+    player = {} if args.user_id is None else {"user_id": args.user_id}
+    return asyncio.run(run_console(settings, language=args.language, **player))
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:

@@ -96,10 +96,15 @@ def _expects_secret(app: object, user_id: int) -> bool:
     return False
 
 
+# Telegram user ids have at most 52 significant bits (Bot API, User.id): above them, the console's default
+# player can never be a real customer, even when support staff run the console on the production database.
+CONSOLE_USER_ID = 2**52 + 424242
+
+
 async def run_console(
     settings: Settings,
     *,
-    user_id: int = 424242,
+    user_id: int = CONSOLE_USER_ID,
     language: str = "it",
     stdin: TextIO | None = None,
     out: TextIO | None = None,
