@@ -63,6 +63,23 @@ def _always(_: Draft) -> bool:
     return True
 
 
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def copy_draft(value: Any) -> Any:
+    """A deep copy of a draft. Drafts are JSON data (the persistence stores them as JSON): dicts, lists and
+    immutable scalars, copied here without ``copy.deepcopy``'s memo and dispatch (several times slower,
+    once per customer reply); anything else is still handed to ``copy.deepcopy``."""
+    kind = type(value)
+    if kind is dict:
+        return {k: copy_draft(v) for k, v in value.items()}
+    if kind is list:
+        return [copy_draft(v) for v in value]
+    if kind in _ATOMS:
+        return value
+    return copy.deepcopy(value)
+
+
 @dataclass(frozen=True)
 class Choice:
     value: str
@@ -228,7 +245,8 @@ class Form:
 
     # the rules of the engine -------------------------------------------------------------------------
     def applicable(self, draft: Draft) -> list[Field]:
-        return [f for f in self.fields if f.applies(draft)]
+        # Most fields always apply: no call for those (this runs several times per reply).
+        return [f for f in self.fields if f.applies is _always or f.applies(draft)]
 
     def is_answered(self, f: Field, draft: Draft) -> bool:
         if f.consume:
@@ -415,7 +433,7 @@ class FormEngine:
         self, update: Update, context: BotContext, handle: Callable[[Turn], Awaitable[Outcome]]
     ) -> object:
         stored = context.user_data.get(self.form.name)
-        draft = copy.deepcopy(stored) if stored else None
+        draft = copy_draft(stored) if stored else None
         turn = Turn(update, context, self.form, draft or {})
         if draft is None or self._expired(turn):
             minutes = int(context.services.settings.conversation_timeout.total_seconds() // 60)

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.attempts import account_key
-from storage.db import Database, upsert_statement, utcnow
+from storage.db import Database, Lookup, upsert_statement, utcnow
 from storage.models import (
     CUSTOMER_CODE_LEN,
     DETAIL_LEN,
@@ -122,6 +122,16 @@ _VIEW_COLUMNS = (
 )
 
 
+# The look-ups of every registration (identity check, e-mail step): Lookups, one driver call on SQLite.
+_EMAIL_TAKEN = Lookup(select(Account.id).where(Account.email == bindparam("email")).limit(1))
+_CUSTOMER_HAS_ACCOUNT = Lookup(
+    select(Account.id)
+    .join(Customer, Customer.id == Account.customer_id)
+    .where(Customer.customer_code == bindparam("code"))
+    .limit(1)
+)
+
+
 def _select_views() -> Select[Any]:
     return select(*_VIEW_COLUMNS).join(Customer, Customer.id == Account.customer_id)
 
@@ -212,18 +222,12 @@ class AccountRepository:
         return _view(row)
 
     async def email_taken(self, email: str) -> bool:
-        async with self._db.read() as session:
-            found = await session.execute(select(Account.id).where(Account.email == normalize_email(email)))
-            return found.first() is not None
+        async with self._db.read() as conn:
+            return bool(await _EMAIL_TAKEN.rows(conn, email=normalize_email(email)))
 
     async def customer_has_account(self, customer_code: str) -> bool:
-        async with self._db.read() as session:
-            found = await session.execute(
-                select(Account.id)
-                .join(Customer, Customer.id == Account.customer_id)
-                .where(Customer.customer_code == customer_code.strip().upper())
-            )
-            return found.first() is not None
+        async with self._db.read() as conn:
+            return bool(await _CUSTOMER_HAS_ACCOUNT.rows(conn, code=customer_code.strip().upper()))
 
     async def get(self, account_id: int) -> AccountView | None:
         return await self._one(Account.id == account_id)

@@ -11,10 +11,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 
-from storage.db import Database, utcnow
+from storage.db import Database, Lookup, utcnow
 from storage.models import Attempt
+
+# Counted before every identity check and login: a Lookup (one driver call on SQLite).
+_COUNT_SINCE = Lookup(
+    select(func.count())
+    .select_from(Attempt)
+    .where(
+        Attempt.kind == bindparam("kind"),
+        Attempt.key == bindparam("key"),
+        Attempt.at > bindparam("since"),
+    )
+)
 
 
 def account_key(account_id: int) -> str:
@@ -42,13 +53,9 @@ class AttemptLog:
     async def count_since(self, kind: str, key: str, window: timedelta) -> int:
         """How many attempts of this kind and key happened in the last ``window``."""
         since = self._clock() - window
-        async with self._db.read() as session:
-            result = await session.execute(
-                select(func.count())
-                .select_from(Attempt)
-                .where(Attempt.kind == kind, Attempt.key == key, Attempt.at > since)
-            )
-            return result.scalar_one()
+        async with self._db.read() as conn:
+            ((count,),) = await _COUNT_SINCE.rows(conn, kind=kind, key=key, since=since)
+            return int(count)
 
     async def oldest_in_window(self, kind: str, key: str, window: timedelta) -> datetime | None:
         """The oldest attempt still inside the window (it leaves the window at ``oldest + window``)."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,9 +12,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Insert, Table, event, or_, text
+from sqlalchemy import Connection, Insert, Select, Table, event, or_, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import PoolResetState, QueuePool
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -32,6 +35,8 @@ _SQLITE_AUTOCOMMIT_READ = "unogas_sqlite_autocommit_read"
 _UPGRADE_LOCK_KEY = 0x756E6F676173  # "unogas"
 # Seconds to wait for PostgreSQL to accept a connection.
 CONNECT_TIMEOUT = 10
+# Connections kept by the pool of a file-backed SQLite database (see Database.__init__).
+SQLITE_POOL_SIZE = 15
 
 
 def utcnow() -> datetime:
@@ -83,6 +88,15 @@ def _install_sqlite_hooks(engine: AsyncEngine, *, file_backed: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_SQLITE_IMMEDIATE, False) else "BEGIN")
 
 
+def _rollback_if_open(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+    """The pool's reset of an SQLite connection coming back: what its default rollback does, skipped when
+    the connection has no transaction open (the rollback would do nothing)."""
+    if state.transaction_was_reset or not state.asyncio_safe:
+        return  # as the default: already rolled back, or garbage-collected outside the event loop
+    if getattr(dbapi_connection.driver_connection, "in_transaction", True):
+        dbapi_connection.rollback()
+
+
 def upsert_statement(
     dialect: str, table: Table, *, key: str, update: Sequence[str], changed_only: bool = False
 ) -> Insert:
@@ -106,6 +120,90 @@ def upsert_statement(
     )
 
 
+class Lookup:
+    """A read statement on a conversation's path, compiled once per dialect: ``await lookup.rows(conn, ...)``.
+
+    Through SQLAlchemy's aiosqlite adapter one SELECT is four round trips to the driver's thread (cursor,
+    execute, fetch, close) plus compiling-cache and result bookkeeping: about 0.3 ms of CPU, more than
+    answering the customer's message costs PTB. On SQLite this sends the compiled SQL in ONE driver call
+    instead (``execute_fetchall``), with SQLAlchemy's own parameter and result conversions, and its errors
+    wrapped in SQLAlchemy's exceptions as usual. Other databases, and SQLite while SQL is logged or cursor
+    events are listened to, go through SQLAlchemy unchanged.
+
+    Parameters are named ``bindparam``s of the statement; expanding (IN-list) parameters are not supported.
+    """
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self._compiled: dict[str, _CompiledLookup] = {}
+
+    async def rows(self, conn: AsyncConnection, **params: Any) -> list[tuple[Any, ...]]:
+        dialect = conn.dialect
+        if dialect.name != "sqlite" or not dialect.positional or self._watched(conn):
+            return [tuple(row) for row in await conn.execute(self.statement, params)]
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self._compiled[dialect.name] = _CompiledLookup(self.statement, dialect)
+        driver = (await conn.get_raw_connection()).driver_connection
+        args = compiled.arguments(params)
+        try:
+            rows = await driver.execute_fetchall(compiled.sql, args)  # type: ignore[union-attr]
+        except sqlite3.Error as exc:
+            # As SQLAlchemy would raise it (OperationalError for "database is locked", ...): parameters
+            # (e-mails, names) stay out of the message.
+            raise DBAPIError.instance(
+                compiled.sql, args, exc, sqlite3.Error, hide_parameters=True, dialect=dialect
+            ) from exc
+        return compiled.results(rows)
+
+    @staticmethod
+    def _watched(conn: AsyncConnection) -> bool:
+        """SQL logging or cursor events are on: go through SQLAlchemy, so whoever watches sees the SQL."""
+        dispatch = conn.sync_connection.dispatch if conn.sync_connection is not None else None
+        return bool(
+            conn.sync_engine.echo
+            or dispatch is None
+            or dispatch.before_cursor_execute
+            or dispatch.after_cursor_execute
+        )
+
+
+class _CompiledLookup:
+    """A Lookup's SQL for one dialect, with the conversions SQLAlchemy applies to its parameters and
+    result columns (e.g. UTCDateTime's text form on SQLite)."""
+
+    def __init__(self, statement: Select[Any], dialect: Any) -> None:
+        compiled = statement.compile(dialect=dialect)
+        if compiled.post_compile_params:
+            raise ValueError("a Lookup cannot have expanding (IN-list) parameters")
+        self.sql = compiled.string
+        self._compiled = compiled
+        names = compiled.positiontup or []
+        self._binds = [
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names
+        ]
+        processors = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in statement.selected_columns
+        ]
+        self._processors = processors if any(processors) else None
+
+    def arguments(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        values = self._compiled.construct_params(params, escape_names=False)
+        return tuple(
+            values[name] if convert is None else convert(values[name]) for name, convert in self._binds
+        )
+
+    def results(self, rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        processors = self._processors
+        if processors is None:
+            return [tuple(row) for row in rows]
+        return [
+            tuple(v if convert is None else convert(v) for convert, v in zip(processors, row, strict=True))
+            for row in rows
+        ]
+
+
 class Database:
     """The bot's database: an async engine, a session factory and schema upgrades.
 
@@ -122,7 +220,26 @@ class Database:
             engine_kwargs["connect_args"] = connect_args
         # SQL parameters (names, e-mails, hashes) stay out of SQL logs and out of error messages.
         engine_kwargs.setdefault("hide_parameters", True)
-        self._init(create_async_engine(url, echo=echo, **engine_kwargs))
+        # On SQLite a look-up leaves no transaction open (no BEGIN, see `read`), so the pool's rollback when
+        # a connection comes back is a round trip to the driver's thread for nothing: it rolls back only
+        # when a transaction is open instead (SQLAlchemy's recipe for custom reset schemes).
+        parsed = make_url(url)
+        sqlite_db = parsed.get_backend_name() == "sqlite"
+        custom_reset = sqlite_db and "pool_reset_on_return" not in engine_kwargs
+        if custom_reset:
+            engine_kwargs["pool_reset_on_return"] = None
+        pool_class = engine_kwargs.get("poolclass") or parsed.get_dialect().get_pool_class(parsed)
+        if sqlite_db and issubclass(pool_class, QueuePool):
+            # SQLAlchemy's default pool keeps 5 connections and opens up to 10 more for bursts, closing each
+            # again when it comes back: on SQLite every such connection is a new driver thread, file handle
+            # and set of PRAGMAs, hundreds of times a second under a burst of look-ups. The same 15 at most,
+            # kept once opened, do the same work without that churn.
+            engine_kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
+            engine_kwargs.setdefault("max_overflow", 0)
+        engine = create_async_engine(url, echo=echo, **engine_kwargs)
+        if custom_reset:
+            event.listen(engine.sync_engine, "reset", _rollback_if_open)
+        self._init(engine)
 
     @classmethod
     def from_engine(cls, engine: AsyncEngine) -> Database:
@@ -140,6 +257,7 @@ class Database:
             _install_sqlite_hooks(engine, file_backed=file_backed)
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._writers: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._reads: tuple[AsyncEngine, AsyncEngine] | None = None  # see _read_engine
 
     def _writer_turn(self) -> asyncio.Lock:
         """SQLite's one write lock, as an asyncio lock for the writers of this process (one per event loop).
@@ -174,13 +292,19 @@ class Database:
         """A bare connection for ONE read statement: the cheapest way to a look-up (no ORM session; on
         SQLite no BEGIN either). For the look-ups on a conversation's path (identity check, e-mail in use),
         which run once per customer reply."""
-        # The engine behind the session factory, so reads go wherever sessions go (tests swap the factory
-        # to simulate a database outage).
-        engine: AsyncEngine = self._sessions.kw.get("bind") or self.engine
-        async with engine.connect() as conn:
-            if self.dialect == "sqlite":
-                conn = await conn.execution_options(**{_SQLITE_AUTOCOMMIT_READ: True})
+        async with self._read_engine().connect() as conn:
             yield conn
+
+    def _read_engine(self) -> AsyncEngine:
+        """The engine behind the session factory, so reads go wherever sessions go (tests swap the factory
+        to simulate a database outage); on SQLite with the no-BEGIN option already set, which is cheaper
+        than setting it on each connection (one trip through a greenlet less per look-up)."""
+        engine: AsyncEngine = self._sessions.kw.get("bind") or self.engine
+        if self.dialect != "sqlite":
+            return engine
+        if self._reads is None or self._reads[0] is not engine:
+            self._reads = (engine, engine.execution_options(**{_SQLITE_AUTOCOMMIT_READ: True}))
+        return self._reads[1]
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

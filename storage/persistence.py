@@ -66,9 +66,13 @@ def _unavailable(exc: BaseException) -> bool:
 DEFAULT_UPDATE_INTERVAL = 0.1
 
 
+# One encoder for every call: json.dumps builds a new one each time it is given options.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
 def encode(value: Any) -> str:
     """Compact JSON; anything that is not plain JSON data is a bug in a handler and fails loudly."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), check_circular=False)
+    return _ENCODER.encode(value)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.db import Database, upsert_statement, utcnow
+from storage.db import Database, Lookup, upsert_statement, utcnow
 from storage.models import BUSINESS, PERSON, Customer
 from unogas_bot import validation
 
@@ -205,6 +205,11 @@ class CustomerRegistry:
         self._db = db
         self._clock = clock
 
+    # The identity check's look-up (once per registration): a Lookup, one driver call on SQLite.
+    _MATCH = Lookup(
+        select(*_RECORD_COLUMNS, Customer.name_key).where(Customer.customer_code == bindparam("code"))
+    )
+
     async def match(self, identity: Identity) -> CustomerRecord | None:
         """The registry record when code, kind, tax code and name all match the identity, else None.
 
@@ -217,19 +222,15 @@ class CustomerRegistry:
             )
         except ValueError:
             return None
-        async with self._db.read() as session:
-            row = (
-                await session.execute(
-                    select(*_RECORD_COLUMNS, Customer.name_key).where(
-                        Customer.customer_code == identity.customer_code
-                    )
-                )
-            ).one_or_none()
-        if row is None:
+        async with self._db.read() as conn:
+            rows = await self._MATCH.rows(conn, code=identity.customer_code)
+        if not rows:
             return None
-        if row.kind != identity.kind or row.tax_code != identity.tax_code or row.name_key != wanted_key:
+        *fields, key = rows[0]  # customer_code is unique: one row at most
+        record = CustomerRecord(*fields)
+        if record.kind != identity.kind or record.tax_code != identity.tax_code or key != wanted_key:
             return None
-        return _to_record(row)
+        return record
 
     async def get(self, customer_code: str) -> CustomerRecord | None:
         """The record with this customer code, or None."""

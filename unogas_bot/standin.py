@@ -211,7 +211,9 @@ class EntityParseError(ValueError):
 
 
 def _utf16_len(text: str) -> int:
-    # Telegram measures entity offsets and lengths in UTF-16 code units.
+    # Telegram measures entity offsets and lengths in UTF-16 code units (one per character below U+10000).
+    if text.isascii():
+        return len(text)
     return len(text.encode("utf-16-le")) // 2
 
 
@@ -269,6 +271,7 @@ _HTML_NAME_RE: Final = re.compile(r"[a-zA-Z][a-zA-Z0-9-]*")
 _HTML_ATTR_RE: Final = re.compile(r"\s*([a-zA-Z_-]+)(?:\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s\"'>]+)))?")
 _HTML_CHARREF_RE: Final = re.compile(r"&(#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|lt|gt|amp|quot);")
 _HTML_NAMED: Final = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+_HTML_SPECIAL_RE: Final = re.compile(r"[<&]")
 
 
 @dataclass(slots=True)
@@ -356,9 +359,10 @@ def parse_html(text: str) -> tuple[str, list[JSONDict]]:
                 out.add("&")
                 i += 1
         else:
-            j = i
-            while j < n and text[j] not in "<&":
-                j += 1
+            # Plain text up to the next tag or character reference, found by the regex engine rather than
+            # a Python loop over every character.
+            special = _HTML_SPECIAL_RE.search(text, i)
+            j = special.start() if special else n
             out.add(text[i:j])
             i = j
     if stack:

@@ -1,0 +1,94 @@
+"""storage.db: Lookups (one driver call per look-up on SQLite) and the SQLite pool's reset."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy.exc import OperationalError
+
+from storage.db import SQLITE_POOL_SIZE, Database, Lookup
+from storage.models import Attempt
+
+AT = datetime(2026, 3, 1, 12, 30, 15, 250_000, tzinfo=UTC)
+
+ATTEMPTS_SINCE = Lookup(
+    select(Attempt.key, Attempt.at)
+    .where(Attempt.kind == bindparam("kind"), Attempt.at > bindparam("since"))
+    .order_by(Attempt.at)
+)
+
+
+async def _add_attempts(db: Database) -> None:
+    async with db.transaction() as session:
+        for minutes, key in ((0, "tg:1"), (10, "tg:2"), (20, "tg:3")):
+            await session.execute(
+                insert(Attempt).values(kind="verify", key=key, at=AT + timedelta(minutes=minutes))
+            )
+        await session.execute(insert(Attempt).values(kind="login_user", key="tg:1", at=AT))
+
+
+async def test_a_lookup_answers_as_sqlalchemy_does(database: Database) -> None:
+    await _add_attempts(database)
+    since = AT + timedelta(minutes=5)
+    async with database.read() as conn:
+        rows = await ATTEMPTS_SINCE.rows(conn, kind="verify", since=since)
+        expected = [
+            tuple(row)
+            for row in await conn.execute(ATTEMPTS_SINCE.statement, {"kind": "verify", "since": since})
+        ]
+    assert rows == expected == [("tg:2", AT + timedelta(minutes=10)), ("tg:3", AT + timedelta(minutes=20))]
+    assert all(at.tzinfo is not None for _, at in rows)  # UTCDateTime's conversion applied to results
+
+
+async def test_a_lookup_without_rows_and_with_an_aggregate(database: Database) -> None:
+    count = Lookup(select(func.count()).select_from(Attempt).where(Attempt.key == bindparam("key")))
+    async with database.read() as conn:
+        assert await count.rows(conn, key="tg:9") == [(0,)]
+        assert await ATTEMPTS_SINCE.rows(conn, kind="verify", since=AT) == []
+
+
+async def test_a_failing_lookup_raises_sqlalchemys_error_without_parameters(tmp_path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/empty.db")  # no schema: the table is missing
+    try:
+        async with db.read() as conn:
+            with pytest.raises(OperationalError) as raised:
+                await ATTEMPTS_SINCE.rows(conn, kind="secret-kind", since=AT)
+        assert "secret-kind" not in str(raised.value)
+    finally:
+        await db.dispose()
+
+
+async def test_a_lookup_refuses_in_lists(tmp_path) -> None:
+    lookup = Lookup(select(Attempt.id).where(Attempt.key.in_(bindparam("keys", expanding=True))))
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db")
+    try:
+        async with db.read() as conn:
+            with pytest.raises(ValueError, match="IN-list"):
+                await lookup.rows(conn, keys=["tg:1"])
+    finally:
+        await db.dispose()
+
+
+async def test_an_sqlite_connection_comes_back_to_the_pool_without_its_open_transaction(tmp_path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db")
+    try:
+        await db.upgrade()
+        assert db.engine.sync_engine.pool.size() == SQLITE_POOL_SIZE
+        async with db.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            await driver.execute("BEGIN")
+            await driver.execute(
+                "INSERT INTO attempts (kind, key, at) VALUES ('verify', 'tg:1', '2026-03-01')"
+            )
+            assert driver.in_transaction
+        # Back in the pool, the transaction was rolled back: nothing was written, and writers are not blocked.
+        async with db.transaction() as session:
+            await session.execute(insert(Attempt).values(kind="verify", key="tg:2", at=AT))
+        async with db.read() as conn:
+            assert await ATTEMPTS_SINCE.rows(conn, kind="verify", since=AT - timedelta(days=1)) == [
+                ("tg:2", AT)
+            ]
+    finally:
+        await db.dispose()
