@@ -29,6 +29,7 @@ import math
 from datetime import datetime
 from typing import Any
 
+from conversations.audit import audit
 from conversations.form import Ask, Field, Finish, Form, Outcome, Reply, Turn
 from storage.accounts import AccountView
 from storage.attempts import account_key, telegram_key
@@ -136,19 +137,11 @@ class LoginForm(Form):
         services = turn.services
         await services.accounts.link_session(account.id, turn.user_id, services.settings.session_ttl)
         await services.attempts.clear(FAILED, account_key(account.id))
-        await services.accounts.record_event(
-            "login", account_id=account.id, customer_code=account.customer_code, telegram_user_id=turn.user_id
-        )
+        await audit(turn, "login", account)
         return Finish([Reply("login_ok", {"name": display_name(account)})])
 
     async def _failed(self, turn: Turn, account: AccountView | None, detail: str) -> None:
-        await turn.services.accounts.record_event(
-            "login_failed",
-            account_id=account.id if account else None,
-            customer_code=account.customer_code if account else None,
-            telegram_user_id=turn.user_id,
-            detail=detail,
-        )
+        await audit(turn, "login_failed", account, detail)
 
     # locks ------------------------------------------------------------------------------------------
     async def _address_locked_until(
@@ -168,13 +161,8 @@ class LoginForm(Form):
             await services.attempts.record(EMAIL_LOCK, email_key(email))
             return until
         await services.accounts.set_login_lock(account.id, until)
-        await services.accounts.record_event(
-            "login_locked",
-            account_id=account.id,
-            customer_code=account.customer_code,
-            telegram_user_id=turn.user_id,
-            detail=f"{services.settings.login_failures_per_account} failed logins",
-        )
+        failures = services.settings.login_failures_per_account
+        await audit(turn, "login_locked", account, f"{failures} failed logins")
         return until
 
     async def _user_blocked_until(self, turn: Turn) -> datetime | None:
@@ -191,9 +179,7 @@ class LoginForm(Form):
         if failures < settings.login_failures_per_user:
             return None
         await services.attempts.record(USER_LOCK, key)
-        await services.accounts.record_event(
-            "login_throttled", telegram_user_id=turn.user_id, detail=f"{failures} failed logins in the window"
-        )
+        await audit(turn, "login_throttled", detail=f"{failures} failed logins in the window")
         return turn.now() + settings.login_lock
 
     def _wait(self, turn: Turn, until: datetime) -> Reply:

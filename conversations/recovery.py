@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from conversations.audit import audit
 from conversations.form import Ask, Field, Finish, Form, Outcome, Reply, Turn
 from conversations.login import FAILED as LOGIN_FAILED
 from conversations.login import minutes_until
@@ -154,12 +155,8 @@ class RecoveryForm(Form):
         services = turn.services
         key = telegram_key(turn.user_id)
         await services.attempts.record(MISMATCH, key)
-        await services.accounts.record_event(
-            "recovery_identity_failed",
-            account_id=account.id if account else None,
-            customer_code=account.customer_code if account else None,
-            telegram_user_id=turn.user_id,
-            detail="wrong customer code" if account else "unknown e-mail",
+        await audit(
+            turn, "recovery_identity_failed", account, "wrong customer code" if account else "unknown e-mail"
         )
         limit = services.settings.verify_attempts_per_hour
         left = limit - await services.attempts.count_since(MISMATCH, key, MISMATCH_WINDOW)
@@ -185,24 +182,12 @@ class RecoveryForm(Form):
         key = account_key(account.id)
         await services.attempts.record(WRONG_ANSWER, key)
         settings = services.settings
-        await services.accounts.record_event(
-            "recovery_failed",
-            account_id=account.id,
-            customer_code=account.customer_code,
-            telegram_user_id=turn.user_id,
-            detail="wrong security answer",
-        )
+        await audit(turn, "recovery_failed", account, "wrong security answer")
         failures = await services.attempts.count_since(WRONG_ANSWER, key, settings.recovery_lock)
         if failures >= settings.recovery_failures:
             until = turn.now() + settings.recovery_lock
             await services.accounts.set_recovery_lock(account.id, until)
-            await services.accounts.record_event(
-                "recovery_locked",
-                account_id=account.id,
-                customer_code=account.customer_code,
-                telegram_user_id=turn.user_id,
-                detail=f"{failures} wrong security answers",
-            )
+            await audit(turn, "recovery_locked", account, f"{failures} wrong security answers")
             return Finish([Reply("rec_locked", {"minutes": minutes_until(until, turn.now())})])
         notes = [
             Reply("rec_wrong_answer", {"left": settings.recovery_failures - failures}),

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from conversations.login import email_key, minutes_until
 from storage.attempts import account_key, telegram_key
+from storage.models import AuditEvent
 from tests.accountkit import (
     GIULIA_EMAIL,
     MARIO_EMAIL,
@@ -153,6 +155,24 @@ async def test_unknown_email_looks_and_costs_like_a_wrong_password(
     assert stranger.last_message_id in deleted_ids(unknown_events)
     assert owner.last_message_id in deleted_ids(wrong_events)
     assert spy.calls == [False, True]  # one bcrypt check each: a dummy hash, then the real one
+
+    # Support staff see both in the audit trail, the unknown address tied to no account or customer.
+    async with sqlite_bot.services.db.read() as conn:
+        trail = (
+            await conn.execute(
+                select(
+                    AuditEvent.event,
+                    AuditEvent.account_id.is_(None),
+                    AuditEvent.customer_code,
+                    AuditEvent.telegram_user_id,
+                    AuditEvent.detail,
+                ).where(AuditEvent.event == "login_failed")
+            )
+        ).all()
+    assert sorted(tuple(row) for row in trail) == [
+        ("login_failed", False, MARIO["code"], 2002, "wrong password"),
+        ("login_failed", True, None, 2001, "unknown e-mail"),
+    ]
 
 
 async def test_unknown_email_is_locked_like_an_account(
