@@ -40,13 +40,21 @@ class CsvFormatError(ValueError):
         self.reason = reason
 
 
-class ImportRejected(Exception):
-    """The file has errors, so nothing was imported. ``errors`` lists (line number, reason)."""
+# A file that is wrong throughout (another export, a shifted column) has an error on every line: the first
+# ones say what is wrong, and a list of millions would only fill the operator's screen and this process's
+# memory. The rest are counted.
+MAX_LISTED_ERRORS = 1000
 
-    def __init__(self, errors: list[tuple[int, str]]) -> None:
-        first = f"; first: line {errors[0][0]}: {errors[0][1]}" if errors else ""
-        super().__init__(f"{len(errors)} error(s){first}")
+
+class ImportRejected(Exception):
+    """The file has errors, so nothing was imported. ``errors`` lists (line number, reason), the first
+    ``MAX_LISTED_ERRORS`` of them in line order (and a file-level problem last); ``total`` counts them all."""
+
+    def __init__(self, errors: list[tuple[int, str]], total: int | None = None) -> None:
         self.errors = errors
+        self.total = len(errors) if total is None else total
+        first = f"; first: line {errors[0][0]}: {errors[0][1]}" if errors else ""
+        super().__init__(f"{self.total} error(s){first}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,17 +191,6 @@ def _next_batch(rows: Iterator[tuple[int, list[str]]], size: int) -> _Batch:
     return batch
 
 
-def _duplicate_errors(repeated: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """Errors for repeated codes, at each later line, naming the first; `repeated` is in line order."""
-    first_line: dict[str, int] = {}
-    errors = []
-    for line, code in repeated:
-        first = first_line.setdefault(code, line)
-        if first != line:
-            errors.append((line, f"duplicate customer code {code} (first on line {first})"))
-    return errors
-
-
 async def import_file(
     path: str | Path, registry: CustomerRegistry, *, batch_size: int = 5000
 ) -> ImportResult:
@@ -207,8 +204,8 @@ async def import_file(
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     rows = iter_rows(path)
-    total = 0
-    errors: list[tuple[int, str]] = []
+    total = bad_rows = 0
+    errors: list[tuple[int, str]] = []  # the first MAX_LISTED_ERRORS bad rows, in line order
     format_error: CsvFormatError | None = None
     try:
         async with registry.importing() as job:
@@ -216,15 +213,22 @@ async def import_file(
             while not last:
                 batch = await asyncio.to_thread(_next_batch, rows, batch_size)
                 total += batch.rows
-                errors += batch.errors
+                bad_rows += len(batch.errors)
+                errors += batch.errors[: MAX_LISTED_ERRORS - len(errors)]
                 format_error, last = batch.format_error, batch.last
                 await job.add(batch.staged)
-            errors += _duplicate_errors(await job.repeated_codes())
-            if errors or format_error:
-                errors.sort(key=lambda error: error[0])
+            repeats, repeated_rows = await job.repeats(MAX_LISTED_ERRORS)
+            if bad_rows or repeated_rows or format_error:
+                errors += (
+                    (line, f"duplicate customer code {code} (first on line {first})")
+                    for line, code, first in repeats
+                )
+                errors.sort(key=lambda error: error[0])  # one error per line at most: the file's order
+                del errors[MAX_LISTED_ERRORS:]
                 if format_error is not None:
                     errors.append((format_error.line, format_error.reason))
-                raise ImportRejected(errors)  # leaving the block rolls the staging back
+                count = bad_rows + repeated_rows + (format_error is not None)
+                raise ImportRejected(errors, count)  # leaving the block rolls the staging back
             inserted, updated = await job.merge()
     finally:
         rows.close()

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
+    distinct,
     func,
     literal,
     select,
@@ -148,25 +149,29 @@ class RegistryImport:
         else:
             await self._conn.exec_driver_sql(_STAGING_INSERT[self._dialect], list(rows))
 
-    async def repeated_codes(self) -> list[tuple[int, str]]:
-        """(line, customer code) of every staged row whose code was staged more than once, in line order."""
-        repeated = (
-            select(_STAGING.c.customer_code)
-            .group_by(_STAGING.c.customer_code)
-            .having(func.count() > 1)
-            .scalar_subquery()
+    async def repeats(self, limit: int) -> tuple[list[tuple[int, str, int]], int]:
+        """Staged rows whose customer code was staged before: the first `limit` of them in line order, as
+        (line, code, line where the code was first staged), and how many there are in all."""
+        staged = _STAGING.c
+        total = await self._conn.scalar(
+            select(func.count() - func.count(distinct(staged.customer_code))).select_from(_STAGING)
         )
+        if not total:
+            return [], 0
+        first = func.min(staged.line).over(partition_by=staged.customer_code).label("first_line")
+        numbered = select(staged.line, staged.customer_code, first).subquery()
         result = await self._conn.execute(
-            select(_STAGING.c.line, _STAGING.c.customer_code)
-            .where(_STAGING.c.customer_code.in_(repeated))
-            .order_by(_STAGING.c.line)
+            select(numbered.c.line, numbered.c.customer_code, numbered.c.first_line)
+            .where(numbered.c.line > numbered.c.first_line)
+            .order_by(numbered.c.line)
+            .limit(limit)
         )
-        return [(row.line, row.customer_code) for row in result]
+        return [tuple(row) for row in result], total  # type: ignore[misc]
 
     async def merge(self) -> tuple[int, int]:
         """Write the staged rows into the registry; returns (inserted, updated).
 
-        The staged codes must be distinct (see ``repeated_codes``). A customer whose data did not change is
+        The staged codes must be distinct (see ``repeats``). A customer whose data did not change is
         left alone and counts in neither number.
         """
         staged = _STAGING.c

@@ -10,6 +10,7 @@ import pytest
 
 from storage.customer_csv import (
     HEADER,
+    MAX_LISTED_ERRORS,
     ImportRejected,
     ImportResult,
     RowError,
@@ -19,6 +20,7 @@ from storage.customer_csv import (
 )
 from storage.demo import DEMO_CUSTOMERS
 from storage.registry import CustomerRecord, CustomerRegistry, RegistryImport
+from unogas_bot.cli import main as cli_main
 
 HEADER_LINE = ",".join(HEADER)
 
@@ -289,3 +291,57 @@ async def test_larger_file(registry: CustomerRegistry, tmp_path: Path) -> None:
     path = write(tmp_path, "\n".join(lines) + "\n")
     assert await import_file(path, registry) == ImportResult(12_000, 12_000, 0)
     assert await registry.count() == 12_000
+
+
+# --- a file wrong throughout ------------------------------------------------------------------------------
+
+
+def _wrong_throughout(tmp_path: Path) -> Path:
+    """1,500 rows with a bad tax code, then 1,200 repeats of good rows, then broken quoting."""
+    good = "UG-{n:06d},person,Mario,Rossi,,RSSMRA75C12H501H\n"
+    bad = "UG-{n:06d},person,Mario,Rossi,,RSSMRA75C12H501X\n"
+    lines = [bad.format(n=n) for n in range(1500)]
+    lines += [good.format(n=900_000 + n % 600) for n in range(1800)]  # 600 codes, each three times
+    lines.append('UG-1,business,,,"Bar "Sport",x\n')
+    return write(tmp_path, HEADER_LINE + "\n" + "".join(lines))
+
+
+async def test_a_file_wrong_throughout_lists_the_first_errors_and_counts_the_rest(
+    registry: CustomerRegistry, tmp_path: Path
+) -> None:
+    with pytest.raises(ImportRejected) as caught:
+        await import_file(_wrong_throughout(tmp_path), registry, batch_size=700)
+    rejected = caught.value
+    assert rejected.total == 1500 + 1200 + 1
+    listed, (format_line, format_reason) = rejected.errors[:-1], rejected.errors[-1]
+    assert len(listed) == MAX_LISTED_ERRORS
+    assert listed[:2] == [(2, "tax code: bad_checksum"), (3, "tax code: bad_checksum")]
+    assert [line for line, _ in listed] == list(range(2, 2 + MAX_LISTED_ERRORS))  # the first, in order
+    assert format_line == 1 + 1500 + 1800 + 1 and format_reason.startswith("malformed CSV")
+    assert await registry.count() == 0
+
+
+async def test_a_file_wrong_throughout_lists_its_repeats_too(
+    registry: CustomerRegistry, tmp_path: Path
+) -> None:
+    good = "UG-{n:06d},person,Mario,Rossi,,RSSMRA75C12H501H\n"
+    lines = [good.format(n=n % 700) for n in range(2100)]  # 700 codes, each three times
+    path = write(tmp_path, HEADER_LINE + "\n" + "".join(lines))
+    with pytest.raises(ImportRejected) as caught:
+        await import_file(path, registry)
+    rejected = caught.value
+    assert rejected.total == 1400
+    assert len(rejected.errors) == MAX_LISTED_ERRORS
+    assert rejected.errors[0] == (702, "duplicate customer code UG-000000 (first on line 2)")
+    assert rejected.errors[-1] == (1701, "duplicate customer code UG-000299 (first on line 301)")
+
+
+def test_the_command_lists_the_first_errors_and_says_how_many_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    assert cli_main(["customers", "import", str(_wrong_throughout(tmp_path))]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "line 2: tax code: bad_checksum"
+    assert f"... and {2701 - MAX_LISTED_ERRORS - 1} more" in err
+    assert "2701 error(s)" in err[-1] and "nothing imported" in err[-1]

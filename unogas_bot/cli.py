@@ -118,7 +118,10 @@ def cmd_customers_import(settings: Settings, args: argparse.Namespace) -> int:
         except ImportRejected as rejected:
             for line, reason in rejected.errors:
                 print(f"line {line}: {reason}", file=sys.stderr)
-            raise CliError(f"{len(rejected.errors)} bad row(s) in {args.file}: nothing imported") from None
+            unlisted = rejected.total - len(rejected.errors)
+            if unlisted:
+                print(f"... and {unlisted} more", file=sys.stderr)
+            raise CliError(f"{rejected.total} error(s) in {args.file}: nothing imported") from None
         except FileNotFoundError:
             raise CliError(f"no such file: {args.file}") from None
         print(f"{result.rows} rows read: {result.inserted} customers added, {result.updated} updated")
