@@ -105,9 +105,10 @@ def iter_rows(path: str | Path) -> Iterator[tuple[int, list[str]]]:
             raise CsvFormatError(last_line + 1, f"malformed CSV: {exc}") from None
 
 
-def _checked(label: str, rule: Callable[[str], str], value: str) -> str:
+def _checked(label: str, rule: Callable[..., str], *args: str) -> str:
+    """`rule(*args)`, its refusal turned into a ``RowError`` naming the column."""
     try:
-        return rule(value)
+        return rule(*args)
     except validation.Invalid as exc:
         # "tax_code.bad_checksum" -> "tax code: bad_checksum"
         raise RowError(f"{label}: {exc.reason.split('.', 1)[-1]}") from None
@@ -144,10 +145,7 @@ def staged_row(line: int, fields: Sequence[str]) -> StagedRow:
         raise RowError("kind must be person or business")
     if not raw_tax:
         raise RowError("tax_code is missing")
-    try:
-        tax = validation.tax_code(raw_tax, kind)
-    except validation.Invalid as exc:
-        raise RowError(f"tax code: {exc.reason.split('.', 1)[-1]}") from None
+    tax = _checked("tax code", validation.tax_code, raw_tax, kind)
     # The matching key must be computable, or the customer could never be recognised.
     try:
         key = name_key(kind, *names)
