@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,10 +50,6 @@ log = logging.getLogger(__name__)
 
 END = ConversationHandler.END
 SUMMARY = "summary"
-# The names of the forms built in this process. Each form is its own ConversationHandler, so one form's
-# entry command is not seen by another form in progress when that one comes later in the handler order:
-# `FormEngine.start` checks these drafts instead, so a customer is in one form at a time.
-FORM_NAMES: set[str] = set()
 
 Draft = dict[str, Any]
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | ForceReply | None
@@ -209,7 +205,6 @@ class Form:
 
     def __init__(self) -> None:
         self.by_key = {f.key: f for f in self.fields}
-        FORM_NAMES.add(self.name)
 
     # hooks ------------------------------------------------------------------------------------------
     async def on_start(self, turn: Turn) -> Outcome | None:
@@ -289,8 +284,10 @@ class Form:
         return steps.index(f) + 1, len(steps)
 
     # building the PTB handler -------------------------------------------------------------------------
-    def handler(self, persistent: bool = False) -> ConversationHandler:
-        engine = FormEngine(self)
+    def handler(self, persistent: bool = False, others: Collection[str] = ()) -> ConversationHandler:
+        """This form's ConversationHandler. `others` names the forms a customer must not be in at the same
+        time (see ``FormEngine.start``)."""
+        engine = FormEngine(self, others)
         private = filters.ChatType.PRIVATE
         in_state: list[BaseHandler] = [
             CallbackQueryHandler(engine.on_button, pattern=f"^{self.name}\\|"),
@@ -339,8 +336,12 @@ class Form:
 class FormEngine:
     """The generic step behind every form's handlers."""
 
-    def __init__(self, form: Form) -> None:
+    def __init__(self, form: Form, others: Collection[str] = ()) -> None:
         self.form = form
+        # Each form is its own ConversationHandler, so this form's entry command is not seen by another
+        # form in progress when that one comes later in the handler order: `start` looks at the other
+        # forms' drafts instead, so a customer is in one form at a time.
+        self.others = frozenset(others) - {form.name}
 
     # entry and fallbacks ----------------------------------------------------------------------------
     async def start(self, update: Update, context: BotContext) -> object:
@@ -451,10 +452,7 @@ class FormEngine:
     def _other_form_in_progress(self, turn: Turn) -> bool:
         """Another form has a draft that has not expired (an expired one ends at its next update)."""
         user_data = turn.context.user_data
-        return any(
-            user_data.get(name) and not self._expired(turn, user_data[name])
-            for name in FORM_NAMES - {self.form.name}
-        )
+        return any(user_data.get(name) and not self._expired(turn, user_data[name]) for name in self.others)
 
     def _current(self, turn: Turn) -> Field | None:
         return self.form.by_key.get(turn.draft.get("_at", ""))

@@ -94,8 +94,9 @@ def add_handlers(app: Application, persistent: bool = False) -> None:
     app.add_handler(CommandHandler(["lingua", "language"], choose_language, filters=private), group=-2)
     app.add_handler(CallbackQueryHandler(set_language, pattern=r"^lang\|"), group=-2)
     app.add_handler(MessageHandler(group_chats & ~filters.UpdateType.EDITED, redirect_group), group=-1)
+    names = [form.name for form in FORMS]
     for form in FORMS:
-        app.add_handler(form.handler(persistent=persistent))
+        app.add_handler(form.handler(persistent=persistent, others=names))
     private = filters.ChatType.PRIVATE
     app.add_handler(CommandHandler(["profilo", "profile"], show_profile, filters=private))
     app.add_handler(CommandHandler(["esci", "logout"], logout, filters=private))
