@@ -15,11 +15,6 @@ from unogas_bot import texts, validation
 from unogas_bot.services import BotContext
 
 
-def _lang(update: Update, context: BotContext) -> str:
-    user = update.effective_user
-    return context.language(user.language_code if user else None)
-
-
 async def _send(update: Update, context: BotContext, html: str) -> None:
     await context.bot.send_message(update.effective_chat.id, html, parse_mode=ParseMode.HTML)
 
@@ -44,7 +39,7 @@ def profile_html(lang: str, account: AccountView) -> str:
 
 
 async def show_profile(update: Update, context: BotContext) -> None:
-    lang = _lang(update, context)
+    lang = context.language_of(update)
     user_id = update.effective_user.id
     account = await context.services.accounts.session_account(user_id)
     if account is None:
@@ -54,7 +49,7 @@ async def show_profile(update: Update, context: BotContext) -> None:
 
 
 async def logout(update: Update, context: BotContext) -> None:
-    lang = _lang(update, context)
+    lang = context.language_of(update)
     accounts = context.services.accounts
     user_id = update.effective_user.id
     account = await accounts.session_account(user_id)

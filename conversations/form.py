@@ -151,7 +151,7 @@ class Turn:
         user = update.effective_user
         self.user_id: int = user.id if user else 0
         self.chat_id: int = update.effective_chat.id if update.effective_chat else self.user_id
-        self.lang = context.language(user.language_code if user else None)
+        self.lang = context.language_of(update)
         self._reply_keyboard_open = bool(draft.get("_rk"))
 
     @property
@@ -377,9 +377,7 @@ class FormEngine:
         return await self._step(update, context, handle)
 
     async def stale_button(self, update: Update, context: BotContext) -> object:
-        user = update.effective_user
-        lang = context.language(user.language_code if user else None)  # not None: that is Italian
-        await _answer_quietly(update.callback_query, texts.t(lang, "stale_button"))
+        await _answer_quietly(update.callback_query, texts.t(context.language_of(update), "stale_button"))
         return None  # stay where we are
 
     # answers ------------------------------------------------------------------------------------------
@@ -409,10 +407,7 @@ class FormEngine:
         draft = context.user_data.get(self.form.name) or {}
         if not serial.isdigit() or int(serial) != draft.get("_n"):
             # A button of a question already answered, or forged data: answered, not acted upon.
-            await _answer_quietly(
-                query, texts.t(context.language(update.effective_user.language_code), "stale_button")
-            )
-            return None
+            return await self.stale_button(update, context)
         await _answer_quietly(query)
         await _drop_keyboard(query)
 

@@ -110,16 +110,13 @@ def add_handlers(app: Application, persistent: bool = False) -> None:
     app.add_error_handler(on_error)
 
 
-def _lang(update: Update, context: BotContext) -> str:
-    user = update.effective_user
-    return context.language(user.language_code if user else None)
-
-
 async def _say(update: Update, context: BotContext, key: str, **params: object) -> None:
     if update.effective_chat is None:
         return
     await context.bot.send_message(
-        update.effective_chat.id, texts.t(_lang(update, context), key, **params), parse_mode=ParseMode.HTML
+        update.effective_chat.id,
+        texts.t(context.language_of(update), key, **params),
+        parse_mode=ParseMode.HTML,
     )
 
 
@@ -148,7 +145,7 @@ async def choose_language(update: Update, context: BotContext) -> None:
         ]
     )
     await context.bot.send_message(
-        update.effective_chat.id, texts.t(_lang(update, context), "language_choose"), reply_markup=markup
+        update.effective_chat.id, texts.t(context.language_of(update), "language_choose"), reply_markup=markup
     )
     raise ApplicationHandlerStop
 
@@ -157,7 +154,7 @@ async def set_language(update: Update, context: BotContext) -> None:
     query = update.callback_query
     choice = (query.data or "").partition("|")[2]
     if choice not in texts.LANGUAGES:
-        await query.answer(texts.t(_lang(update, context), "stale_button"))
+        await query.answer(texts.t(context.language_of(update), "stale_button"))
         raise ApplicationHandlerStop
     context.user_data["lang"] = choice
     await query.answer()
@@ -168,7 +165,7 @@ async def set_language(update: Update, context: BotContext) -> None:
 
 
 async def stale_button(update: Update, context: BotContext) -> None:
-    await update.callback_query.answer(texts.t(_lang(update, context), "stale_button"))
+    await update.callback_query.answer(texts.t(context.language_of(update), "stale_button"))
 
 
 async def redirect_group(update: Update, context: BotContext) -> None:
@@ -177,7 +174,7 @@ async def redirect_group(update: Update, context: BotContext) -> None:
         return
     if context.chat_data is not None:
         context.chat_data["redirected"] = True
-    lang = _lang(update, context)
+    lang = context.language_of(update)
     url = f"https://t.me/{context.bot.username}?start=registrati"
     markup = InlineKeyboardMarkup([[InlineKeyboardButton(texts.t(lang, "btn_open_private"), url=url)]])
     await context.bot.send_message(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from telegram import Update
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from storage.accounts import AccountRepository
@@ -80,6 +81,10 @@ class BotContext(CallbackContext[ExtBot, dict, dict, dict]):
     def services(self) -> Services:
         return self.application.services  # type: ignore[attr-defined]
 
-    def language(self, language_code: str | None) -> str:
+    def language_of(self, update: object) -> str:
+        """The language to answer `update`'s user in: the one chosen with /lingua, else Telegram's."""
         chosen = self.user_data.get("lang") if self.user_data is not None else None
-        return chosen or language_for(language_code)
+        if chosen:
+            return chosen
+        user = update.effective_user if isinstance(update, Update) else None
+        return language_for(user.language_code if user else None)
