@@ -11,7 +11,7 @@ nothing of its attempt is saved.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,9 +38,9 @@ class NewAccount:
 
     customer_code: str
     email: str
-    password_hash: str
+    password_hash: str = field(repr=False)  # hashes stay out of reprs, hence out of logs and tracebacks
     security_question: str
-    answer_hash: str
+    answer_hash: str = field(repr=False)
     phone: str | None
     telegram_user_id: int
 
@@ -59,8 +59,8 @@ class AccountView:
     email: str
     phone: str | None
     security_question: str
-    password_hash: str
-    answer_hash: str
+    password_hash: str = field(repr=False)
+    answer_hash: str = field(repr=False)
     registered_at: datetime
     registered_by: int
     password_changed_at: datetime

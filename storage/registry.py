@@ -199,7 +199,6 @@ class RegistryImport:
             ).where(true()),
         )
         written = (await self._conn.execute(merge)).rowcount
-        await self._conn.execute(_STAGING.delete())
         return new or 0, written - (new or 0)
 
 
