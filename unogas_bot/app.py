@@ -30,7 +30,7 @@ from conversations.account import logout, show_profile
 from conversations.login import LoginForm
 from conversations.recovery import RecoveryForm
 from conversations.registration import RegistrationForm
-from unogas_bot import logsafety, texts
+from unogas_bot import housekeeping, logsafety, texts
 from unogas_bot.concurrency import PerChatUpdateProcessor
 from unogas_bot.services import BotContext, Services, UnogasApplication
 
@@ -84,6 +84,7 @@ def build_application(
     app = builder.build()
     logsafety.install()  # PTB's DEBUG records quote updates: passwords included
     add_handlers(app, persistent=persistence is not None)
+    housekeeping.schedule(app)
     return app
 
 
