@@ -132,7 +132,7 @@ async def test_english_registration_end_to_end(sqlite_bot):
     await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"])
     events = await user.send("skip")
     assert "e-mail address" in last_text(events)
-    await answer_all(user, "mario@example.it", "Sun on the lake 2024", "Sun on the lake 2024")
+    await answer_all(user, "mario@example.it", "Sunflowers on the balcony 77", "Sunflowers on the balcony 77")
     await answer_all(user, "What was my first cat called?", "Crumble", "Crumble")
     events = await user.send("save")
     assert "Le informazioni relative al proprio profilo sono state correttamente salvate." in last_text(
@@ -172,8 +172,8 @@ SCRIPTS = {
         "BNCGLI88L64F205B",
         "skip",
         "giulia@example.it",
-        "Sun on the lake 2024",
-        "Sun on the lake 2024",
+        "Sunflowers on the balcony 77",
+        "Sunflowers on the balcony 77",
         "What was my first cat called?",
         "Crumble",
         "crumble",

@@ -115,6 +115,7 @@ EXAMPLES: dict[str, Callable[[], object]] = {
     "answer.too_long": lambda: v.security_answer("a" * 61, "Nome del mio primo cane?"),
     "answer.too_many_bytes": lambda: v.security_answer("🐈" * 19, "Nome del mio primo cane?"),
     "answer.in_question": lambda: v.security_answer("cane", "Nome del mio primo cane?"),
+    "answer.control_chars": lambda: v.security_answer("Bri\x00ciola", "Nome del mio primo cane?"),
     "kind.unknown": lambda: v.parse_kind("boh"),
 }
 
@@ -696,6 +697,8 @@ def test_security_answer_ok(text: str, question: str, expected: str) -> None:
         ("FIDÒ", "Il mio cane fido?", "answer.in_question"),
         ("primo cane", "Nome del mio primo cane?", "answer.in_question"),
         ("Nome del mio primo cane", "Nome del mio primo cane?", "answer.in_question"),
+        ("Bri\x00ciola", "Nome del mio cane?", "answer.control_chars"),
+        ("Briciola\ud800", "Nome del mio cane?", "answer.control_chars"),  # a lone surrogate: no UTF-8
     ],
 )
 def test_security_answer_bad(text: str, question: str, reason: str) -> None:
@@ -887,3 +890,43 @@ def test_answer_over_bcrypt_bytes_is_rejected_before_hashing():
         v.security_answer("🐈" * 19, "Qual è il mio animale preferito?")
     assert bad.value.reason == "answer.too_many_bytes"
     assert v.security_answer("🐈" * 18, "Qual è il mio animale preferito?") == "🐈" * 18
+
+
+# --- the examples the messages show ------------------------------------------------------------------------
+
+
+def _catalogue() -> str:
+    from unogas_bot import texts
+
+    return "\n".join(str(text) for catalogue in (texts.IT, texts.EN) for text in catalogue.values())
+
+
+def test_every_tax_code_the_messages_show_as_an_example_is_valid() -> None:
+    catalogue = _catalogue()
+    personal = set(re.findall(r"\b[A-Z]{6}[0-9]{2}[A-Z][0-9]{2}[A-Z][0-9]{3}[A-Z]\b", catalogue))
+    vat = set(re.findall(r"\b[0-9]{11}\b", catalogue))
+    assert personal and vat
+    for code in personal:
+        assert v.tax_code(code, "person") == code
+    for code in vat:
+        assert v.tax_code(code, "business") == code  # a customer who copies the example is not refused
+
+
+def test_the_example_passwords_the_messages_show_are_refused() -> None:
+    shown = set(re.findall(r"«([^»]*\d[^»]*)»", _catalogue()))  # the quoted examples with digits
+    assert shown == set(v.PUBLISHED_PASSWORDS)
+    for example in shown:
+        assert reason_of(v.password, example) == "password.common"
+        assert reason_of(v.password, example.upper().replace(" ", "")) == "password.common"
+
+
+async def test_a_lone_surrogate_neither_matches_nor_crashes_the_hasher() -> None:
+    from unogas_bot.hashing import EphemeralMac, Hasher
+
+    hasher, mac = Hasher(rounds=4), EphemeralMac()
+    try:
+        stored = await hasher.hash("Girasoli sul balcone 77")
+        assert not await hasher.verify("Girasoli\ud800", stored)
+        assert not mac.matches("Girasoli\ud800", mac.digest("Girasoli"))
+    finally:
+        hasher.close()

@@ -40,7 +40,7 @@ CSV_POOL = 4000  # identities reused across a CSV (a codice fiscale costs a chec
 CSV_HEADER = "customer_code,kind,first_name,last_name,company_name,tax_code\n"
 
 # What every simulated customer types after the identity (accepted by the validation rules).
-PASSWORD = "Sole sul lago 2024"
+PASSWORD = "Girasoli sul balcone 77"
 QUESTION = "Come si chiamava il mio primo gatto?"
 ANSWER = "Briciola Bianca"
 

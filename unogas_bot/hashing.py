@@ -24,6 +24,12 @@ import bcrypt
 BCRYPT_MAX_BYTES = 72
 
 
+def _utf8(secret: str) -> bytes:
+    """The bytes of a typed secret. A lone surrogate (possible in a JSON string) has no UTF-8 form; kept
+    as its own bytes it can never match a stored secret (those are validated), instead of crashing."""
+    return secret.encode("utf-8", "surrogatepass")
+
+
 class Hasher:
     """Hashes and checks secrets (passwords, security answers) with bcrypt in worker threads."""
 
@@ -37,7 +43,7 @@ class Hasher:
         self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds)).decode()
 
     async def hash(self, secret: str) -> str:
-        data = secret.encode()
+        data = _utf8(secret)
         if len(data) > BCRYPT_MAX_BYTES:
             raise ValueError("secret longer than bcrypt's 72 bytes")
         loop = asyncio.get_running_loop()
@@ -46,7 +52,7 @@ class Hasher:
 
     async def verify(self, secret: str, hashed: str | None) -> bool:
         """True if `secret` matches `hashed`; with no hash, does a dummy check and returns False."""
-        data = secret.encode()
+        data = _utf8(secret)
         target = hashed or self._dummy
         too_long = len(data) > BCRYPT_MAX_BYTES
         if too_long:
@@ -97,7 +103,7 @@ class EphemeralMac:
         self.key_id = secrets.token_hex(4)
 
     def digest(self, secret: str) -> str:
-        mac = hmac.new(self._key, secret.encode(), sha256).hexdigest()
+        mac = hmac.new(self._key, _utf8(secret), sha256).hexdigest()
         return f"{self.key_id}:{mac}"
 
     def is_current(self, stored: str | None) -> bool:

@@ -95,7 +95,7 @@ IT: dict[str, str] = {
     ),
     "q_tax_code_business": (
         "Qual è la <b>partita IVA</b> dell'azienda?\n"
-        "È riportata nella bolletta, nei dati del cliente (11 cifre, per esempio 01234567897). "
+        "È riportata nella bolletta, nei dati del cliente (11 cifre, per esempio 01234560017). "
         "Una ditta individuale può indicare il codice fiscale del titolare."
     ),
     "q_phone": (
@@ -192,14 +192,14 @@ IT: dict[str, str] = {
         "/quit esce."
     ),
     "console_deleted": "(il suo messaggio è stato cancellato per sicurezza)",
-    "cmd_register": "Registrati all'area clienti",
-    "cmd_login": "Accedi con e-mail e password",
-    "cmd_recover": "Recupera la password",
-    "cmd_profile": "Vedi il tuo profilo",
-    "cmd_logout": "Esci dall'area clienti",
-    "cmd_cancel": "Annulla l'operazione in corso",
+    "cmd_register": "Registrarsi all'area clienti",
+    "cmd_login": "Accedere con e-mail e password",
+    "cmd_recover": "Recuperare la password",
+    "cmd_profile": "I dati del proprio profilo",
+    "cmd_logout": "Uscire dall'area clienti",
+    "cmd_cancel": "Annullare l'operazione in corso",
     "cmd_help": "Come funziona",
-    "cmd_language": "Cambia lingua",
+    "cmd_language": "Cambiare lingua",
     # --- input field hints ----------------------------------------------------------------------------
     "ph_customer_code": "es. UG-100234",
     "ph_first_name": "es. Mario",
@@ -228,15 +228,17 @@ IT: dict[str, str] = {
     "e_customer_code.no_digit": (
         "Il codice cliente contiene sempre dei numeri. Lo copi dalla bolletta, per esempio UG-100234."
     ),
-    "e_name.empty": "Non ho ricevuto il nome. Lo scriva come in bolletta, per esempio Maria Grazia.",
-    "e_name.digits": "Un nome non contiene numeri. Lo scriva come in bolletta, per esempio D'Angelo.",
+    "e_name.empty": "Non ho ricevuto nulla. Lo scriva come in bolletta, per esempio Maria Grazia o Rossi.",
+    "e_name.digits": "Un nome o un cognome non contiene numeri. Lo scriva come in bolletta, per esempio D'Angelo.",
     "e_name.bad_chars": (
-        "Il nome contiene caratteri non ammessi ({chars}). Usi lettere, spazi, apostrofi e "
-        "trattini, per esempio Rossi-Bianchi."
+        "Ci sono caratteri non ammessi ({chars}). Usi lettere, spazi, apostrofi e trattini, per "
+        "esempio Rossi-Bianchi."
     ),
-    "e_name.too_short": "Il nome è troppo corto: almeno {min} caratteri. Per esempio Ugo.",
-    "e_name.too_long": "Il nome è troppo lungo: al massimo {max} caratteri. Lo scriva come in bolletta.",
-    "e_name.too_few_letters": "Il nome deve contenere almeno {min} lettere. Per esempio Ugo.",
+    "e_name.too_short": "È troppo corto: almeno {min} caratteri. Per esempio Ugo o Re.",
+    "e_name.too_long": (
+        "È troppo lungo: al massimo {max} caratteri. Lo scriva come in bolletta, per esempio Maria Grazia."
+    ),
+    "e_name.too_few_letters": "Servono almeno {min} lettere. Per esempio Ugo o Re.",
     "e_company.empty": (
         "Non ho ricevuto la ragione sociale. La scriva come in bolletta, per esempio Rossi Impianti S.r.l."
     ),
@@ -246,19 +248,25 @@ IT: dict[str, str] = {
     "e_company.too_short": (
         "La ragione sociale è troppo corta: almeno {min} caratteri. Per esempio Rossi Impianti S.r.l."
     ),
-    "e_company.too_long": "La ragione sociale è troppo lunga: al massimo {max} caratteri.",
+    "e_company.too_long": (
+        "La ragione sociale è troppo lunga: al massimo {max} caratteri. La scriva come in bolletta, per "
+        "esempio Rossi Impianti S.r.l."
+    ),
     "e_company.no_letter": "La ragione sociale deve contenere delle lettere. Per esempio 3M Italia S.r.l.",
-    "e_tax_code.empty": "Non ho ricevuto il codice. Lo copi dalla bolletta, per esempio RSSMRA80A01H501U.",
+    "e_tax_code.empty": (
+        "Non ho ricevuto il codice. Lo copi dalla bolletta, per esempio RSSMRA80A01H501U (codice "
+        "fiscale) o 01234560017 (partita IVA)."
+    ),
     "e_tax_code.bad_chars": (
         "Il codice contiene caratteri non ammessi ({chars}): solo lettere e numeri, per esempio "
-        "RSSMRA80A01H501U."
+        "RSSMRA80A01H501U (codice fiscale) o 01234560017 (partita IVA)."
     ),
     "e_tax_code.bad_length": (
         "Il codice fiscale ha 16 caratteri, quello scritto ne ha {length}. Per esempio RSSMRA80A01H501U."
     ),
     "e_tax_code.bad_length_business": (
         "La partita IVA ha 11 cifre (il codice fiscale 16 caratteri); quello scritto ne ha "
-        "{length}. Per esempio 01234567897."
+        "{length}. Per esempio 01234560017."
     ),
     "e_tax_code.bad_format": (
         "Il codice fiscale non ha la forma giusta: 6 lettere, 2 cifre, una lettera, 2 cifre, una "
@@ -276,10 +284,13 @@ IT: dict[str, str] = {
         "Questa sembra una partita IVA: per una persona serve il codice fiscale di 16 caratteri, "
         "per esempio RSSMRA80A01H501U."
     ),
-    "e_tax_code.vat_bad_format": "La partita IVA è fatta di 11 cifre, per esempio 01234567897.",
+    "e_tax_code.vat_bad_format": (
+        "Questa partita IVA non risulta valida: sono 11 cifre, per esempio 01234560017. La ricontrolli "
+        "sulla bolletta."
+    ),
     "e_tax_code.vat_bad_checksum": (
         "L'ultima cifra della partita IVA non torna: probabilmente c'è un errore di battitura. Per "
-        "esempio 01234567897."
+        "esempio 01234560017."
     ),
     "e_phone.empty": "Non ho ricevuto il numero. Lo scriva, per esempio 347 123 4567, oppure scriva «salta».",
     "e_phone.bad_chars": (
@@ -294,7 +305,9 @@ IT: dict[str, str] = {
         "o «salta»."
     ),
     "e_email.empty": "Non ho ricevuto l'indirizzo e-mail. Per esempio mario.rossi@example.it.",
-    "e_email.too_long": "L'indirizzo e-mail è troppo lungo: al massimo {max} caratteri.",
+    "e_email.too_long": (
+        "L'indirizzo e-mail è troppo lungo: al massimo {max} caratteri. Per esempio mario.rossi@example.it."
+    ),
     "e_email.no_at": "Manca la chiocciola (@). Un indirizzo e-mail è fatto così: mario.rossi@example.it.",
     "e_email.spaces": "Un indirizzo e-mail non contiene spazi. Per esempio mario.rossi@example.it.",
     "e_email.bad_domain": "La parte dopo la @ non è valida. Per esempio mario.rossi@example.it.",
@@ -303,13 +316,17 @@ IT: dict[str, str] = {
         "La password è troppo corta: servono almeno {min} caratteri. Per esempio una frase come "
         "«Sole sul lago 2024»."
     ),
-    "e_password.too_long": "La password è troppo lunga: al massimo {max} caratteri.",
+    "e_password.too_long": (
+        "La password è troppo lunga: al massimo {max} caratteri. Basta una frase breve, come "
+        "«Sole sul lago 2024»."
+    ),
     "e_password.too_many_bytes": (
         "La password è troppo lunga: emoji e caratteri speciali contano di più. La accorci un po', "
         "per esempio «Sole sul lago 2024»."
     ),
     "e_password.control_chars": (
-        "La password contiene caratteri invisibili. Usi lettere, numeri, spazi e simboli, per "
+        "La password contiene caratteri invisibili (per esempio un a capo). Usi lettere, numeri, "
+        "spazi e simboli, per "
         "esempio «Sole sul lago 2024»."
     ),
     "e_password.common": (
@@ -324,7 +341,10 @@ IT: dict[str, str] = {
     "e_question.too_short": (
         "La domanda è troppo corta: almeno {min} caratteri. Per esempio: Come si chiamava il mio primo gatto?"
     ),
-    "e_question.too_long": "La domanda è troppo lunga: al massimo {max} caratteri.",
+    "e_question.too_long": (
+        "La domanda è troppo lunga: al massimo {max} caratteri. Per esempio: Come si chiamava il mio "
+        "primo gatto?"
+    ),
     "e_question.too_few_letters": (
         "La domanda deve contenere delle parole. Per esempio: Come si chiamava il mio primo gatto?"
     ),
@@ -334,11 +354,16 @@ IT: dict[str, str] = {
     ),
     "e_answer.empty": "Non ho ricevuto la risposta. La scriva, per esempio «Briciola».",
     "e_answer.too_short": "La risposta è troppo corta: almeno {min} caratteri. Per esempio «Briciola».",
-    "e_answer.too_long": "La risposta è troppo lunga: al massimo {max} caratteri.",
+    "e_answer.too_long": "La risposta è troppo lunga: al massimo {max} caratteri. Per esempio «Briciola».",
     "e_answer.too_many_bytes": "La risposta è troppo lunga: emoji e caratteri speciali contano di più. La accorci, per esempio «Briciola».",
     "e_answer.in_question": (
         "La risposta non deve comparire nella domanda, altrimenti chiunque potrebbe indovinarla. Ne "
-        "scelga un'altra."
+        "scelga un'altra: per esempio, alla domanda «Come si chiamava il mio primo gatto?» la "
+        "risposta «Briciola»."
+    ),
+    "e_answer.control_chars": (
+        "La risposta contiene caratteri invisibili o non validi. Usi lettere, numeri e spazi, per "
+        "esempio «Briciola»."
     ),
     "e_kind.unknown": "Scelga uno dei pulsanti oppure scriva «persona» o «azienda».",
     "e_choice.unknown": "Scelga uno dei pulsanti qui sotto.",
@@ -491,7 +516,7 @@ EN: dict[str, str] = {
     ),
     "q_tax_code_business": (
         "What is the company's <b>VAT number</b> (partita IVA)?\n"
-        "It is on your bill, in the customer details (11 digits, for example 01234567897). "
+        "It is on your bill, in the customer details (11 digits, for example 01234560017). "
         "A sole trader may give the owner's tax code instead."
     ),
     "q_phone": (
@@ -586,7 +611,7 @@ EN: dict[str, str] = {
     "cmd_register": "Sign up for the customer area",
     "cmd_login": "Log in with e-mail and password",
     "cmd_recover": "Recover your password",
-    "cmd_profile": "See your profile",
+    "cmd_profile": "Your profile",
     "cmd_logout": "Log out of the customer area",
     "cmd_cancel": "Cancel what is in progress",
     "cmd_help": "How it works",
@@ -616,15 +641,17 @@ EN: dict[str, str] = {
     "e_customer_code.no_digit": (
         "The customer code always contains digits. Copy it from your bill, for example UG-100234."
     ),
-    "e_name.empty": "I did not get the name. Type it as on the bill, for example Maria Grazia.",
-    "e_name.digits": "A name has no digits. Type it as on the bill, for example D'Angelo.",
+    "e_name.empty": "I did not get anything. Type it as on the bill, for example Maria Grazia or Rossi.",
+    "e_name.digits": "A name or surname has no digits. Type it as on the bill, for example D'Angelo.",
     "e_name.bad_chars": (
-        "The name has characters that are not allowed ({chars}). Use letters, spaces, apostrophes "
-        "and hyphens, for example Rossi-Bianchi."
+        "There are characters that are not allowed ({chars}). Use letters, spaces, apostrophes and "
+        "hyphens, for example Rossi-Bianchi."
     ),
-    "e_name.too_short": "The name is too short: at least {min} characters. For example Ugo.",
-    "e_name.too_long": "The name is too long: at most {max} characters. Type it as on the bill.",
-    "e_name.too_few_letters": "The name must contain at least {min} letters. For example Ugo.",
+    "e_name.too_short": "That is too short: at least {min} characters. For example Ugo or Re.",
+    "e_name.too_long": (
+        "That is too long: at most {max} characters. Type it as on the bill, for example Maria Grazia."
+    ),
+    "e_name.too_few_letters": "It needs at least {min} letters. For example Ugo or Re.",
     "e_company.empty": (
         "I did not get the company name. Type it as on the bill, for example Rossi Impianti S.r.l."
     ),
@@ -634,19 +661,25 @@ EN: dict[str, str] = {
     "e_company.too_short": (
         "The company name is too short: at least {min} characters. For example Rossi Impianti S.r.l."
     ),
-    "e_company.too_long": "The company name is too long: at most {max} characters.",
+    "e_company.too_long": (
+        "The company name is too long: at most {max} characters. Type it as on the bill, for example "
+        "Rossi Impianti S.r.l."
+    ),
     "e_company.no_letter": "The company name must contain letters. For example 3M Italia S.r.l.",
-    "e_tax_code.empty": "I did not get the code. Copy it from your bill, for example RSSMRA80A01H501U.",
+    "e_tax_code.empty": (
+        "I did not get the code. Copy it from your bill, for example RSSMRA80A01H501U (tax code) or "
+        "01234560017 (VAT number)."
+    ),
     "e_tax_code.bad_chars": (
         "The code has characters that are not allowed ({chars}): only letters and digits, for "
-        "example RSSMRA80A01H501U."
+        "example RSSMRA80A01H501U (tax code) or 01234560017 (VAT number)."
     ),
     "e_tax_code.bad_length": (
         "The tax code has 16 characters, the one you typed has {length}. For example RSSMRA80A01H501U."
     ),
     "e_tax_code.bad_length_business": (
         "The VAT number has 11 digits (a tax code 16 characters); the one you typed has {length}. "
-        "For example 01234567897."
+        "For example 01234560017."
     ),
     "e_tax_code.bad_format": (
         "The tax code does not have the right shape: 6 letters, 2 digits, a letter, 2 digits, a "
@@ -663,10 +696,13 @@ EN: dict[str, str] = {
         "This looks like a VAT number: a person needs the 16-character tax code, for example "
         "RSSMRA80A01H501U."
     ),
-    "e_tax_code.vat_bad_format": "The VAT number is made of 11 digits, for example 01234567897.",
+    "e_tax_code.vat_bad_format": (
+        "This VAT number is not valid: it has 11 digits, for example 01234560017. Please check it on "
+        "your bill."
+    ),
     "e_tax_code.vat_bad_checksum": (
         "The last digit of the VAT number does not add up: probably a typing mistake. For example "
-        "01234567897."
+        "01234560017."
     ),
     "e_phone.empty": "I did not get the number. Type it, for example +39 347 123 4567, or type «skip».",
     "e_phone.bad_chars": (
@@ -680,7 +716,9 @@ EN: dict[str, str] = {
         "4567) or «skip»."
     ),
     "e_email.empty": "I did not get the e-mail address. For example mario.rossi@example.it.",
-    "e_email.too_long": "The e-mail address is too long: at most {max} characters.",
+    "e_email.too_long": (
+        "The e-mail address is too long: at most {max} characters. For example mario.rossi@example.it."
+    ),
     "e_email.no_at": "The @ sign is missing. An e-mail address looks like this: mario.rossi@example.it.",
     "e_email.spaces": "An e-mail address has no spaces. For example mario.rossi@example.it.",
     "e_email.bad_domain": "The part after the @ is not valid. For example mario.rossi@example.it.",
@@ -689,13 +727,17 @@ EN: dict[str, str] = {
         "The password is too short: at least {min} characters. For example a phrase such as «Sun on "
         "the lake 2024»."
     ),
-    "e_password.too_long": "The password is too long: at most {max} characters.",
+    "e_password.too_long": (
+        "The password is too long: at most {max} characters. A short phrase will do, such as "
+        "«Sun on the lake 2024»."
+    ),
     "e_password.too_many_bytes": (
         "The password is too long: emoji and special characters count more. Shorten it a little, "
         "for example «Sun on the lake 2024»."
     ),
     "e_password.control_chars": (
-        "The password contains invisible characters. Use letters, digits, spaces and symbols, for "
+        "The password contains invisible characters (a line break, for example). Use letters, digits, "
+        "spaces and symbols, for "
         "example «Sun on the lake 2024»."
     ),
     "e_password.common": (
@@ -711,7 +753,9 @@ EN: dict[str, str] = {
         "The question is too short: at least {min} characters. For example: What was the name of my "
         "first cat?"
     ),
-    "e_question.too_long": "The question is too long: at most {max} characters.",
+    "e_question.too_long": (
+        "The question is too long: at most {max} characters. For example: What was the name of my first cat?"
+    ),
     "e_question.too_few_letters": (
         "The question must contain words. For example: What was the name of my first cat?"
     ),
@@ -721,10 +765,15 @@ EN: dict[str, str] = {
     ),
     "e_answer.empty": "I did not get the answer. Type it, for example «Crumble».",
     "e_answer.too_short": "The answer is too short: at least {min} characters. For example «Crumble».",
-    "e_answer.too_long": "The answer is too long: at most {max} characters.",
+    "e_answer.too_long": "The answer is too long: at most {max} characters. For example «Crumble».",
     "e_answer.too_many_bytes": "The answer is too long: emoji and special characters count more. Shorten it, for example «Crumble».",
     "e_answer.in_question": (
-        "The answer must not appear in the question, or anyone could guess it. Choose another."
+        "The answer must not appear in the question, or anyone could guess it. Choose another: for "
+        "example, to the question «What was the name of my first cat?» the answer «Crumble»."
+    ),
+    "e_answer.control_chars": (
+        "The answer contains invisible or broken characters. Use letters, digits and spaces, for "
+        "example «Crumble»."
     ),
     "e_kind.unknown": "Choose one of the buttons or type «person» or «business».",
     "e_choice.unknown": "Choose one of the buttons below.",

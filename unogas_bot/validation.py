@@ -72,6 +72,7 @@ REASONS: frozenset[str] = frozenset(
         "answer.too_long",  # params: max, length
         "answer.too_many_bytes",  # params: max_bytes, bytes
         "answer.in_question",
+        "answer.control_chars",
         "kind.unknown",
     }
 )
@@ -441,9 +442,21 @@ def _common_passwords() -> frozenset[str]:
     return frozenset(line.strip().casefold() for line in lines if line.strip())
 
 
+# The example passwords the bot's own messages show (texts.py): known to everybody who reads them.
+PUBLISHED_PASSWORDS = (
+    "Sole sul lago 2024",
+    "Nuvole sul mare 2025",
+    "Sun on the lake 2024",
+    "Clouds over the sea 2025",
+)
+
+
 def is_common_password(text: str) -> bool:
     """True when the password, ignoring case, is on the list, or is a listed word (4+ characters)
-    followed only by digits and symbols ("Dragon2024!")."""
+    followed only by digits and symbols ("Dragon2024!"), or is one of the bot's published examples
+    (however spaced or capitalised)."""
+    if _squeeze(text) in {_squeeze(example) for example in PUBLISHED_PASSWORDS}:
+        return True
     common = _common_passwords()
     lowered = text.strip().casefold()
     if lowered in common:
@@ -540,6 +553,9 @@ def security_answer(text: str, question: str) -> str:
     if not value:
         raise Invalid("answer.empty")
     _check_length(value, "answer", ANSWER_MIN, ANSWER_MAX)
+    # Invisible characters could not be typed again at recovery (and a lone surrogate has no UTF-8 form).
+    if any(_is_forbidden_control(ch) for ch in value):
+        raise Invalid("answer.control_chars")
     if len(value.encode()) > PASSWORD_MAX_BYTES:
         # The normalised answer is bcrypt-hashed, and bcrypt takes at most 72 bytes.
         raise Invalid("answer.too_many_bytes", max_bytes=PASSWORD_MAX_BYTES, bytes=len(value.encode()))
