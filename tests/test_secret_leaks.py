@@ -21,6 +21,9 @@ from tests.botkit import FERRARO, MARIO, Bot, answer_all, running_bot
 from tests.conftest import FakeClock
 from tests.hardkit import ErrorSpy, dump_database, find_leaks, secret_variants
 from unogas_bot import logsafety, validation
+from unogas_bot.app import build_application
+from unogas_bot.config import Settings
+from unogas_bot.services import Services
 from unogas_bot.standin import Sent
 
 EMAIL = "mario.rossi@example.it"
@@ -210,3 +213,28 @@ def test_library_log_records_keep_their_wording_but_not_the_text(caplog: pytest.
     assert "bot<token>/getUpdates" in logged[4] and "AbC-xyz" not in logged[4]
     logsafety.install()  # idempotent: one filter per logger
     assert sum(isinstance(f, logsafety.RedactPayloads) for f in bot_log.filters) == 1
+
+
+def test_the_bot_token_stays_out_of_the_debug_log(caplog: pytest.LogCaptureFixture) -> None:
+    """PTB logs the Bot API URL, token included, while the Application is being built."""
+    for logger in [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]:
+        for kind in (logsafety.RedactPayloads, logsafety.MaskToken):  # as in a fresh process
+            for installed in [f for f in logger.filters if isinstance(f, kind)]:
+                logger.removeFilter(installed)
+    caplog.set_level(logging.DEBUG)
+    token = "123456:SecretTokenXYZ"
+    settings = Settings(telegram_token=token, bcrypt_rounds=4, hash_workers=1)
+    services = Services.create(settings, Database("sqlite+aiosqlite:///:memory:"))
+    try:
+        build_application(services)
+    finally:
+        services.hasher.close()
+    assert any("Bot API URL" in r.getMessage() for r in caplog.records), "PTB logged the URL"
+    assert "SecretTokenXYZ" not in caplog.text
+
+
+def test_sql_parameters_stay_out_of_the_driver_debug_log(caplog: pytest.LogCaptureFixture) -> None:
+    logsafety.install()
+    caplog.set_level(logging.DEBUG, logger="aiosqlite")
+    logging.getLogger("aiosqlite").debug("executing %s", ("INSERT ...", ("mario.rossi@example.it",)))
+    assert "mario.rossi@example.it" not in caplog.text and "executing" in caplog.text

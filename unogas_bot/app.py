@@ -68,6 +68,9 @@ def build_application(
     conversations survive restarts; `rate_limiter` is `make_rate_limiter()` when running on Telegram.
     """
     settings = services.settings
+    # Before anything is built: PTB logs the Bot API URL, token included, while building the bot, and its
+    # DEBUG records quote updates (passwords included). Again after building, for loggers made meanwhile.
+    logsafety.install()
     if builder is None:
         builder = Application.builder().token(settings.telegram_token or "")
         if settings.telegram_api_base_url:
@@ -82,7 +85,7 @@ def build_application(
     if rate_limiter is not None:
         builder = builder.rate_limiter(rate_limiter)
     app = builder.build()
-    logsafety.install()  # PTB's DEBUG records quote updates: passwords included
+    logsafety.install()
     add_handlers(app, persistent=persistence is not None)
     housekeeping.schedule(app)
     return app

@@ -20,7 +20,8 @@ from telegram.error import TelegramError
 _TOKEN = re.compile(r"bot\d+:[A-Za-z0-9_-]+")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,63}")  # e.g. an API method name: no spaces, no text
 # Loggers whose records may quote updates or request parameters; and those that may log the token.
-_PAYLOAD_LOGGERS = ("telegram",)
+# aiosqlite's DEBUG records show each call's SQL parameters (e-mails, tax codes, hashes).
+_PAYLOAD_LOGGERS = ("telegram", "aiosqlite")
 _URL_LOGGERS = ("httpx", "httpcore", "tornado.access", "tornado.general")
 
 
