@@ -29,6 +29,7 @@ from storage.demo import load_demo
 from storage.models import BotConversation
 from storage.registry import CustomerRegistry
 from tests.conftest import BACKENDS, POSTGRES_URL, _asyncpg_dsn, _check_postgres
+from unogas_bot.console import SECRET_ECHO
 
 FIRST_HALF = [
     "/registrati",
@@ -188,7 +189,8 @@ async def test_a_killed_console_is_resumed_by_a_new_process(database_url: str) -
     assert second.proc.returncode == 0, second.stderr()
     assert "Traceback" not in second.stderr()
     # The console's own "/start" meets the registration in progress: told so, asked the same question.
-    resumed = out[: out.index("> Lanterna verde 1987")]
+    assert "Lanterna verde 1987" not in out, "a piped password is echoed masked"
+    resumed = out[: out.index(f"> {SECRET_ECHO}")]
     assert BUSY in resumed and PASSWORD_QUESTION in resumed
     assert "codice cliente" not in out, "nothing is asked twice"
     assert SAVED in out

@@ -36,10 +36,11 @@ class ConsoleSession:
         self.echo = echo
         self.buttons: list[tuple[str, bool]] = []  # (label, is_inline) of the last keyboard shown
 
-    async def handle_line(self, line: str) -> None:
+    async def handle_line(self, line: str, secret: bool = False) -> None:
+        """Send one typed line; when echoing (piped input), a secret is shown masked, never as typed."""
         text = line.rstrip("\r\n")
         if self.echo:
-            self._print(f"> {text}")
+            self._print(f"> {SECRET_ECHO if secret else text}")
         events = await self._dispatch(text.strip())
         self.show(events)
 
@@ -85,6 +86,9 @@ class ConsoleSession:
         print(text, file=self.out, flush=True)
 
 
+SECRET_ECHO = "••••••••"  # what a piped session prints for a password or security answer
+
+
 def _expects_secret(app: object, user_id: int) -> bool:
     """Is the question waiting for this user a secret (so an interactive terminal should not echo it)?"""
     data = app.user_data.get(user_id, {})  # type: ignore[attr-defined]
@@ -126,7 +130,8 @@ async def run_console(
                 print(texts.t(language, "console_banner"), file=out, flush=True)
             await session.handle_line("/start")
             while True:
-                if interactive and _expects_secret(app, user_id):
+                secret = _expects_secret(app, user_id)
+                if interactive and secret:
                     line = await asyncio.to_thread(getpass.getpass, "(nascosto) > ")
                 else:
                     if interactive:
@@ -137,7 +142,7 @@ async def run_console(
                 if line.strip().lower() in QUIT_WORDS:
                     break
                 if line.strip():
-                    await session.handle_line(line)
+                    await session.handle_line(line, secret=secret)
     finally:
         await services.close()
     return 0
