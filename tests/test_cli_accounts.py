@@ -214,3 +214,17 @@ def test_delete_removes_account_and_sessions_but_keeps_the_customer(
 def test_delete_unknown_account(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(capsys, "accounts", "delete", "nessuno@example.it", "--yes")
     assert code == 1 and out == "" and "no account" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["accounts", "list"], ["customers", "demo"]])
+def test_a_database_that_cannot_be_opened_is_one_line_not_a_traceback(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'bot.db'}")
+    assert cli.main(command) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("unogas-bot: database error:"), err
+    assert "unable to open database file" in err

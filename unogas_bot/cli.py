@@ -13,7 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import urlsplit
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from storage.customer_csv import ImportRejected, import_file
 from storage.db import Database
@@ -85,6 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(settings, args) or 0
     except (CliError, ConfigError) as exc:
         print(f"unogas-bot: {exc}", file=sys.stderr)
+        return 1
+    except DBAPIError as exc:
+        # One line, as for every other failure: SQLAlchemy's first line names the driver's error (SQL
+        # parameters are hidden); the rest is a link to its documentation.
+        print(f"unogas-bot: database error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
