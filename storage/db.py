@@ -15,7 +15,8 @@ from alembic.config import Config
 from sqlalchemy import Connection, Insert, Select, Table, event, or_, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -37,6 +38,23 @@ _UPGRADE_LOCK_KEY = 0x756E6F676173  # "unogas"
 CONNECT_TIMEOUT = 10
 # Connections kept by the pool of a file-backed SQLite database (see Database.__init__).
 SQLITE_POOL_SIZE = 15
+
+
+# Errors meaning "the database is not reachable now" (retry later), as opposed to a bug in a statement.
+_UNAVAILABLE = (
+    OperationalError,
+    InterfaceError,
+    DisconnectionError,
+    PoolTimeout,
+    ConnectionError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Is `exc` the database being unreachable or overloaded (worth retrying), rather than a bug?"""
+    return isinstance(exc, _UNAVAILABLE) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 def utcnow() -> datetime:

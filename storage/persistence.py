@@ -31,33 +31,16 @@ from typing import Any
 
 from sqlalchemy import Insert, Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram.ext import BasePersistence, PersistenceInput
 
-from storage.db import Database, utcnow
+from storage.db import Database, database_unavailable, utcnow
 from storage.models import BotChatData, BotConversation, BotUserData
 
 log = logging.getLogger(__name__)
 
 # PTB's conversation key: (chat id, user id) for our handlers; a state is a form's field key.
 ConversationKey = tuple[int | str, ...]
-
-# Errors meaning "the database is not reachable now": the flush is retried later, nothing is lost.
-_UNAVAILABLE = (
-    OperationalError,
-    InterfaceError,
-    DisconnectionError,
-    PoolTimeout,
-    OSError,
-    asyncio.TimeoutError,
-)
-
-
-def _unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, _UNAVAILABLE) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
-
 
 # Seconds between two write-backs (PTB's BasePersistence.update_interval; the application flushes at each
 # one). Short enough that a crash loses at most the reply a customer has just sent (nobody reads a question
@@ -256,7 +239,7 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
             try:
                 await self._write(batch)
             except Exception as exc:
-                if not _unavailable(exc):
+                if not database_unavailable(exc):
                     self._forget(batch)
                     raise
                 self._changes = batch.put_back(self._changes)

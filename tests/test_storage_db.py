@@ -92,3 +92,20 @@ async def test_an_sqlite_connection_comes_back_to_the_pool_without_its_open_tran
             ]
     finally:
         await db.dispose()
+
+
+def test_only_an_unreachable_database_counts_as_unavailable() -> None:
+    """A customer is told "try again in a few minutes" for an outage, not for a bug in a statement."""
+    from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
+
+    from storage.db import database_unavailable
+
+    def wrapped(kind: type[DBAPIError], invalidated: bool = False) -> DBAPIError:
+        return kind("SELECT 1", None, Exception("driver"), connection_invalidated=invalidated)
+
+    assert database_unavailable(wrapped(OperationalError))
+    assert database_unavailable(ConnectionRefusedError())
+    assert database_unavailable(wrapped(DBAPIError, invalidated=True))  # e.g. the server shut down
+    assert not database_unavailable(wrapped(IntegrityError))
+    assert not database_unavailable(wrapped(ProgrammingError))
+    assert not database_unavailable(RuntimeError("a bug"))

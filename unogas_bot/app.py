@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import traceback
 
-from sqlalchemy.exc import DBAPIError, OperationalError
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, NetworkError, RetryAfter, TelegramError
@@ -30,6 +28,7 @@ from conversations.account import logout, show_profile
 from conversations.login import LoginForm
 from conversations.recovery import RecoveryForm
 from conversations.registration import RegistrationForm
+from storage.db import database_unavailable
 from unogas_bot import housekeeping, logsafety, texts
 from unogas_bot.concurrency import PerChatUpdateProcessor
 from unogas_bot.services import BotContext, Services, UnogasApplication
@@ -38,8 +37,6 @@ log = logging.getLogger(__name__)
 
 FORMS = (RegistrationForm(), LoginForm(), RecoveryForm())
 
-# Errors that mean "the database is not answering": the customer is asked to retry shortly.
-DATABASE_DOWN = (OperationalError, DBAPIError, ConnectionError, OSError, asyncio.TimeoutError)
 # Telegram did not answer in time, the connection broke, or flood control outlasted the retries: transient.
 TELEGRAM_TRANSIENT = (NetworkError, RetryAfter)
 
@@ -202,7 +199,9 @@ async def on_error(update: object, context: BotContext) -> None:
         log.error("update %s failed with %s\n%s", update_id, type(error).__name__, frames)
     if not isinstance(update, Update) or update.effective_chat is None:
         return
-    key = "db_unavailable" if isinstance(error, DATABASE_DOWN) else "error_generic"
+    # The database not answering: the customer is asked to retry shortly; anything else is our bug.
+    unavailable = error is not None and database_unavailable(error)
+    key = "db_unavailable" if unavailable else "error_generic"
     try:
         await _say(update, context, key)
     except TelegramError as exc:
