@@ -127,9 +127,8 @@ class Rig:
 
 @asynccontextmanager
 async def bot_rig(settings: Settings, db: Database) -> AsyncIterator[Rig]:
-    services = Services.create(settings, db)
-    services.hasher.close()
-    hasher = services.hasher = CountingHasher(settings.bcrypt_rounds, settings.hash_workers)
+    hasher = CountingHasher(settings.bcrypt_rounds, settings.hash_workers)
+    services = Services.create(settings, db, hasher=hasher)
     persistence = make_persistence(db)
     api = TimedAPI()
     app = build_application(services, builder=offline_builder(api), persistence=persistence)

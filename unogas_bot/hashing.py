@@ -39,8 +39,8 @@ class Hasher:
             max_workers=max(1, workers), thread_name_prefix="bcrypt", initializer=lower_thread_priority
         )
         # A fixed hash to check against when the account does not exist, so an unknown e-mail costs
-        # the same time as a wrong password.
-        self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds)).decode()
+        # the same time as a wrong password. Made in the pool, like every hash, not on the event loop.
+        self._dummy = self._pool.submit(_hashpw, secrets.token_bytes(16), rounds)
 
     async def hash(self, secret: str) -> str:
         data = _utf8(secret)
@@ -53,7 +53,7 @@ class Hasher:
     async def verify(self, secret: str, hashed: str | None) -> bool:
         """True if `secret` matches `hashed`; with no hash, does a dummy check and returns False."""
         data = _utf8(secret)
-        target = hashed or self._dummy
+        target = hashed or (await asyncio.wrap_future(self._dummy)).decode()
         too_long = len(data) > BCRYPT_MAX_BYTES
         if too_long:
             # Still spend the same time, then fail: no stored secret can be that long.
