@@ -80,14 +80,14 @@ async def test_hundreds_of_customers_register_at_once(
             assert not drafts_of(bot.app, person.user_id)
             assert not any((person.user_id, person.user_id) in s for s in states.values())
         persistence = bot.app.persistence
-        if persistence is not None:  # what a restarted bot would load: nothing left open either
-            await bot.app.update_persistence()
-            stored = await persistence.get_user_data()
-            assert not any(drafts_of_data(stored.get(p.user_id, {})) for p in people)
-            for form in FORMS:
-                assert not set(await persistence.get_conversations(form)) & {
-                    (p.user_id, p.user_id) for p in people
-                }
+        assert persistence is not None  # what a restarted bot would load: nothing left open either
+        await bot.app.update_persistence()
+        stored = await persistence.get_user_data()
+        assert not any(drafts_of_data(stored.get(p.user_id, {})) for p in people)
+        for form in FORMS:
+            assert not set(await persistence.get_conversations(form)) & {
+                (p.user_id, p.user_id) for p in people
+            }
     print(f"\nload[{backend}]: {users} customers registered at once in {seconds:.1f} s, {users * 14} updates")
 
 

@@ -112,18 +112,16 @@ async def test_invalid_identity_reply_is_explained_and_asked_again(
     sqlite_bot, answers, bad, error_fragment, question_fragment
 ):
     user = sqlite_bot.user(3003)
-    await user.send("/registrati")
-    before = None
+    before = await user.send("/registrati")
     for reply in answers:
         before = await user.send(reply)
-    step_before = last_text(before) if before else None
+    step_before = last_text(before)
     events = await user.send(bad)
     said = texts_of(events)
     assert len(said) == 2, said
     assert error_fragment in said[0]
     assert question_fragment in said[1].lower() or question_fragment in said[1]
-    if step_before:
-        assert said[1] == step_before, "the same question, with the same progress, is asked again"
+    assert said[1] == step_before, "the same question, with the same progress, is asked again"
 
 
 async def test_invalid_login_data_is_explained_and_asked_again(sqlite_bot):

@@ -22,7 +22,6 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.request import BaseRequest
 
 from conversations.account import logout, show_profile
 from conversations.login import LoginForm
@@ -54,7 +53,6 @@ def build_application(
     services: Services,
     *,
     builder: ApplicationBuilder | None = None,
-    request: BaseRequest | None = None,
     persistence: BasePersistence | None = None,
     rate_limiter: BaseRateLimiter | None = None,
 ) -> Application:
@@ -72,8 +70,6 @@ def build_application(
         builder = Application.builder().token(settings.telegram_token or "")
         if settings.telegram_api_base_url:
             builder = builder.base_url(settings.telegram_api_base_url)
-        if request is not None:
-            builder = builder.request(request)
     builder = builder.application_class(UnogasApplication, kwargs={"services": services})
     builder = builder.context_types(ContextTypes(context=BotContext))
     builder = builder.concurrent_updates(PerChatUpdateProcessor())
@@ -98,7 +94,6 @@ def add_handlers(app: Application, persistent: bool = False) -> None:
     names = [form.name for form in FORMS]
     for form in FORMS:
         app.add_handler(form.handler(persistent=persistent, others=names))
-    private = filters.ChatType.PRIVATE
     app.add_handler(CommandHandler(["profilo", "profile"], show_profile, filters=private))
     app.add_handler(CommandHandler(["esci", "logout"], logout, filters=private))
     app.add_handler(CommandHandler(["start", "aiuto", "help"], welcome, filters=private))

@@ -134,8 +134,3 @@ def run(settings: Settings, webhook: Webhook | None = None) -> int:
         )
         app.run_webhook(**webhook.server_options(), allowed_updates=ALLOWED_UPDATES)  # type: ignore[arg-type]
     return 0
-
-
-def run_polling(settings: Settings) -> int:
-    """Long polling (kept for callers of the first release)."""
-    return run(settings)
