@@ -93,6 +93,7 @@ EXAMPLES: dict[str, Callable[[], object]] = {
     "phone.empty": lambda: v.phone(""),
     "phone.bad_chars": lambda: v.phone("347 abc"),
     "phone.invalid": lambda: v.phone("12"),
+    "phone.not_personal": lambda: v.phone("800 123 456"),
     "email.empty": lambda: v.email(""),
     "email.too_long": lambda: v.email("a" * 250 + "@x.it"),
     "email.no_at": lambda: v.email("mario.example.it"),
@@ -432,6 +433,8 @@ def test_phone_ok(text: str, expected: str) -> None:
         ("", "phone.empty"),
         ("   ", "phone.empty"),
         ("12", "phone.invalid"),
+        ("800 123 456", "phone.not_personal"),  # numero verde
+        ("899 123 456", "phone.not_personal"),  # premium rate
         ("+", "phone.invalid"),
         ("--", "phone.invalid"),
         ("+39 347 123", "phone.invalid"),

@@ -300,6 +300,10 @@ IT: dict[str, str] = {
         "Questo non sembra un numero di telefono valido. Per esempio 347 123 4567 oppure 06 1234 "
         "5678; o scriva «salta»."
     ),
+    "e_phone.not_personal": (
+        "Questo è un numero verde o a pagamento, non il suo. Scriva il suo cellulare o fisso, per "
+        "esempio 347 123 4567, oppure «salta»."
+    ),
     "e_phone.not_own": (
         "Questo non è il suo numero. Condivida il suo contatto, scriva il numero (es. 347 123 4567) "
         "o «salta»."
@@ -710,6 +714,10 @@ EN: dict[str, str] = {
     ),
     "e_phone.invalid": (
         "This does not look like a valid phone number. For example +39 347 123 4567; or type «skip»."
+    ),
+    "e_phone.not_personal": (
+        "This is a toll-free or premium-rate number, not yours. Type your mobile or landline, for "
+        "example 347 123 4567, or «skip»."
     ),
     "e_phone.not_own": (
         "This is not your own number. Share your own contact, type the number (e.g. +39 347 123 "

@@ -50,6 +50,7 @@ REASONS: frozenset[str] = frozenset(
         "phone.empty",
         "phone.bad_chars",  # params: chars
         "phone.invalid",
+        "phone.not_personal",
         "email.empty",
         "email.too_long",  # params: max, length
         "email.no_at",
@@ -339,6 +340,19 @@ def tax_code(text: str, kind: str) -> str:
 # --- phone ----------------------------------------------------------------------------------------------
 
 
+# Valid numbers that cannot be a customer's own line: toll-free (800), premium-rate (899), shared-cost...
+_NOT_A_PERSONS_PHONE = frozenset(
+    {
+        phonenumbers.PhoneNumberType.TOLL_FREE,
+        phonenumbers.PhoneNumberType.PREMIUM_RATE,
+        phonenumbers.PhoneNumberType.SHARED_COST,
+        phonenumbers.PhoneNumberType.UAN,
+        phonenumbers.PhoneNumberType.PAGER,
+        phonenumbers.PhoneNumberType.VOICEMAIL,
+    }
+)
+
+
 def phone(text: str) -> str:
     """A valid phone number in E.164 ("+393471234567").
 
@@ -362,6 +376,8 @@ def phone(text: str) -> str:
         raise Invalid("phone.invalid") from None
     if not phonenumbers.is_valid_number(number):
         raise Invalid("phone.invalid")
+    if phonenumbers.number_type(number) in _NOT_A_PERSONS_PHONE:
+        raise Invalid("phone.not_personal")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
