@@ -80,9 +80,9 @@ def test_tax_code_fast_path_agrees(kind: str, code: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(edgy_text)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40))  # the path under test: ASCII
 @example("Panificio Rossi S.r.l.")
-@example("Société Générale")
+@example("Bar & C. 2000")
 def test_company_key_ascii_path_agrees(text: str) -> None:
     folded = "".join(ch for ch in v._fold(text) if ch.isalnum())
     assert v._squeeze(text) == folded
