@@ -7,18 +7,29 @@ security question, answer twice; a summary; "Salva" writes the profile in one tr
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from conversations.form import SUMMARY, Ask, Choice, Draft, Field, Finish, Form, Outcome, Reply, Turn
-from storage.accounts import CustomerAlreadyRegistered, EmailTaken, NewAccount, UnknownCustomer
+from storage.accounts import NewAccount
 from storage.registry import Identity
 from unogas_bot import texts, validation
+from unogas_bot.service import registration
+from unogas_bot.service.outcomes import (
+    AlreadyRegistered,
+    CustomerGone,
+    CustomerTaken,
+    EmailAccepted,
+    EmailInUse,
+    IdentityMismatch,
+    IdentityVerified,
+    Registered,
+    TooManyEmailsInUse,
+    VerificationLocked,
+)
 
 NAME = "registration"
-VERIFY_WINDOW = timedelta(hours=1)
 
 
 def _person(d: Draft) -> bool:
@@ -30,11 +41,15 @@ def _business(d: Draft) -> bool:
 
 
 def personal_data_of(d: Draft) -> list[str]:
-    """What a password must not contain: the customer's own data."""
-    items = [d.get(k) for k in ("customer_code", "tax_code", "first_name", "last_name", "company_name")]
-    email = d.get("email") or ""
-    items.append(email.split("@", 1)[0])
-    return [i for i in items if i]
+    """What a password must not contain: the customer's own data as typed so far."""
+    return validation.personal_data(
+        customer_code=d.get("customer_code"),
+        tax_code=d.get("tax_code"),
+        first_name=d.get("first_name"),
+        last_name=d.get("last_name"),
+        company_name=d.get("company_name"),
+        email=d.get("email"),
+    )
 
 
 # Changing any of these means the identity must be checked again.
@@ -186,12 +201,7 @@ class RegistrationForm(Form):
         return None
 
     async def _verify(self, turn: Turn) -> Outcome:
-        services, draft = turn.services, turn.draft
-        limit = services.settings.verify_attempts_per_hour
-        key = str(turn.user_id)
-        failures = await services.attempts.count_since("verify", key, VERIFY_WINDOW)
-        if failures >= limit:
-            return Finish([Reply("verify_locked")])
+        draft = turn.draft
         identity = Identity(
             customer_code=draft["customer_code"],
             kind=draft["kind"],
@@ -200,26 +210,32 @@ class RegistrationForm(Form):
             company_name=draft.get("company_name"),
             tax_code=draft["tax_code"],
         )
-        record = await services.registry.match(identity)
-        if record is None:
-            await services.attempts.record("verify", key)
-            left = limit - failures - 1
-            if left <= 0:
+        match await registration.verify_identity(turn.services, turn.user_id, identity):
+            case IdentityVerified():
+                draft["verified"] = True
+                return Ask([Reply("verified")])
+            case IdentityMismatch(left):
+                # Start again from the customer code, without saying which datum was wrong.
+                for k in IDENTITY_FIELDS:
+                    self.forget(draft, k)
+                return Ask([Reply("mismatch", {"left": left})])
+            case AlreadyRegistered():
+                return Finish([Reply("already_registered")])
+            case VerificationLocked():
                 return Finish([Reply("verify_locked")])
-            # Start again from the customer code, without saying which datum was wrong.
-            for k in IDENTITY_FIELDS:
-                self.forget(draft, k)
-            return Ask([Reply("mismatch", {"left": left})])
-        if await services.accounts.customer_has_account(record.customer_code):
-            return Finish([Reply("already_registered")])
-        draft["verified"] = True
-        return Ask([Reply("verified")])
 
     async def on_value(self, turn: Turn, field: Field, value: Any) -> Outcome | None:
-        if field.key == "email" and await turn.services.accounts.email_taken(value):
-            self.forget(turn.draft, "email")
-            return Ask([Reply("email_taken")], field="email")
-        return None
+        if field.key != "email":
+            return None
+        draft = turn.draft
+        match await registration.choose_email(turn.services, turn.user_id, draft["customer_code"], value):
+            case EmailAccepted():
+                return None
+            case EmailInUse():
+                self.forget(draft, "email")
+                return Ask([Reply("email_taken")], field="email")
+            case TooManyEmailsInUse():
+                return Finish([Reply("email_taken_too_often")])
 
     # summary ------------------------------------------------------------------------------------------
     def summary(self, turn: Turn) -> str:
@@ -285,26 +301,16 @@ class RegistrationForm(Form):
             phone=draft.get("phone"),
             telegram_user_id=turn.user_id,
         )
-        try:
-            await turn.services.accounts.register(new)
-        except (EmailTaken, CustomerAlreadyRegistered) as conflict:
-            if await self._saved_before(turn, new):
+        match await registration.register(turn.services, new):
+            case Registered():
                 return Finish([Reply("saved", {"email": draft["email"]})])
-            if isinstance(conflict, EmailTaken):
+            case EmailInUse():
                 self.forget(draft, "email")
                 return Ask([Reply("save_conflict_email")], field="email")
-            return Finish([Reply("save_conflict_customer")])
-        except UnknownCustomer:
-            # The record left the registry after the identity check (e.g. a contract closed meanwhile).
-            return Finish([Reply("customer_gone")])
-        return Finish([Reply("saved", {"email": draft["email"]})])
-
-    async def _saved_before(self, turn: Turn, new: NewAccount) -> bool:
-        """Did this very draft save already? (The profile was written but Telegram failed to deliver the
-        confirmation, so the customer pressed "Salva" again.) Only this draft holds this password hash."""
-        account = await turn.services.accounts.get_by_customer_code(new.customer_code)
-        return (
-            account is not None
-            and account.registered_by == new.telegram_user_id
-            and account.password_hash == new.password_hash
-        )
+            case TooManyEmailsInUse():
+                return Finish([Reply("email_taken_too_often")])
+            case CustomerTaken():
+                return Finish([Reply("save_conflict_customer")])
+            case CustomerGone():
+                # The record left the registry after the identity check (e.g. a contract closed meanwhile).
+                return Finish([Reply("customer_gone")])

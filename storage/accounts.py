@@ -10,7 +10,8 @@ nothing of its attempt is saved.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -163,71 +164,70 @@ def _registration_conflict(exc: IntegrityError, new: NewAccount) -> Registration
     return None
 
 
-class AccountRepository:
-    """Everything the conversations need to know or change about accounts."""
+class Accounts:
+    """Accounts, their Telegram sessions, locks and audit trail, inside the caller's transaction.
 
-    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
-        self._db = db
+    Used through a unit of work (storage/unit_of_work.py): nothing here commits; whoever opened the
+    transaction decides. ``AccountRepository`` offers the same on a bare `Database`.
+    """
+
+    def __init__(self, session: AsyncSession, clock: Callable[[], datetime] = utcnow) -> None:
+        self._session = session
         self._clock = clock
 
     # --- registration and look-ups --------------------------------------------------------------------
 
     async def register(self, new: NewAccount) -> AccountView:
-        """Create the account of ``new.customer_code`` in one transaction, with a "registered" audit event.
+        """Create the account of ``new.customer_code`` with a "registered" audit event.
 
-        Raises ``UnknownCustomer``, ``EmailTaken`` or ``CustomerAlreadyRegistered``; in every failure case
-        nothing is saved.
+        Raises ``UnknownCustomer``, ``EmailTaken`` or ``CustomerAlreadyRegistered``; the caller's
+        transaction must then be rolled back (PostgreSQL refuses anything more in it).
         """
-        email = normalize_email(new.email)
-        now = self._clock()
+        session, now = self._session, self._clock()
+        customer_id = (
+            await session.execute(select(Customer.id).where(Customer.customer_code == new.customer_code))
+        ).scalar_one_or_none()
+        if customer_id is None:
+            raise UnknownCustomer(new.customer_code)
         try:
-            async with self._db.transaction() as session:
-                customer_id = (
-                    await session.execute(
-                        select(Customer.id).where(Customer.customer_code == new.customer_code)
+            account_id = (
+                await session.execute(
+                    insert(Account)
+                    .values(
+                        customer_id=customer_id,
+                        email=normalize_email(new.email),
+                        password_hash=new.password_hash,
+                        security_question=new.security_question,
+                        answer_hash=new.answer_hash,
+                        phone=new.phone,
+                        registered_at=now,
+                        registered_by=new.telegram_user_id,
+                        password_changed_at=now,
                     )
-                ).scalar_one_or_none()
-                if customer_id is None:
-                    raise UnknownCustomer(new.customer_code)
-                account_id = (
-                    await session.execute(
-                        insert(Account)
-                        .values(
-                            customer_id=customer_id,
-                            email=email,
-                            password_hash=new.password_hash,
-                            security_question=new.security_question,
-                            answer_hash=new.answer_hash,
-                            phone=new.phone,
-                            registered_at=now,
-                            registered_by=new.telegram_user_id,
-                            password_changed_at=now,
-                        )
-                        .returning(Account.id)
-                    )
-                ).scalar_one()
-                await self._add_event(
-                    session,
-                    "registered",
-                    account_id=account_id,
-                    customer_code=new.customer_code,
-                    telegram_user_id=new.telegram_user_id,
+                    .returning(Account.id)
                 )
-                row = (await session.execute(_select_views().where(Account.id == account_id))).one()
+            ).scalar_one()
         except IntegrityError as exc:
             conflict = _registration_conflict(exc, new)
             if conflict is None:
                 raise
             raise conflict from exc
+        await self.add_event(
+            "registered",
+            account_id=account_id,
+            customer_code=new.customer_code,
+            telegram_user_id=new.telegram_user_id,
+        )
+        row = (await session.execute(_select_views().where(Account.id == account_id))).one()
         return _view(row)
 
     async def email_taken(self, email: str) -> bool:
-        async with self._db.read() as conn:
-            return bool(await _EMAIL_TAKEN.rows(conn, email=normalize_email(email)))
+        conn = await self._session.connection()
+        return bool(await _EMAIL_TAKEN.rows(conn, email=normalize_email(email)))
 
     async def customer_has_account(self, customer_code: str) -> bool:
-        async with self._db.read() as conn:
-            return bool(await _CUSTOMER_HAS_ACCOUNT.rows(conn, code=customer_code.strip().upper()))
+        conn = await self._session.connection()
+        return bool(await _CUSTOMER_HAS_ACCOUNT.rows(conn, code=customer_code.strip().upper()))
 
     async def get(self, account_id: int) -> AccountView | None:
         return await self._one(Account.id == account_id)
@@ -238,15 +238,8 @@ class AccountRepository:
     async def get_by_customer_code(self, customer_code: str) -> AccountView | None:
         return await self._one(Customer.customer_code == customer_code.strip().upper())
 
-    async def find(self, email_or_code: str) -> AccountView | None:
-        """Look an account up by e-mail address (anything with an "@") or by customer code."""
-        if "@" in email_or_code:
-            return await self.get_by_email(email_or_code)
-        return await self.get_by_customer_code(email_or_code)
-
     async def _one(self, condition: Any) -> AccountView | None:
-        async with self._db.session() as session:
-            row = (await session.execute(_select_views().where(condition))).one_or_none()
+        row = (await self._session.execute(_select_views().where(condition))).one_or_none()
         return None if row is None else _view(row)
 
     # --- Telegram sessions ----------------------------------------------------------------------------
@@ -254,8 +247,9 @@ class AccountRepository:
     async def link_session(self, account_id: int, telegram_user_id: int, ttl: timedelta) -> None:
         """Log the Telegram user into the account for ``ttl``, replacing any session that user had."""
         now = self._clock()
+        session = self._session
         stmt = upsert_statement(
-            self._db.dialect,
+            session.bind.dialect.name,
             TelegramSession.__table__,  # type: ignore[arg-type]
             key="telegram_user_id",
             update=["account_id", "created_at", "expires_at"],
@@ -267,161 +261,159 @@ class AccountRepository:
             "expires_at": now + ttl,
         }
         try:
-            async with self._db.transaction() as session:
-                await (await session.connection()).execute(stmt, values)
+            await (await session.connection()).execute(stmt, values)
         except IntegrityError as exc:  # only the foreign key can fail here
             raise AccountNotFound(account_id) from exc
 
-    async def session_account(self, telegram_user_id: int) -> AccountView | None:
-        """The account the Telegram user is logged into, or None; an expired session is deleted."""
-        now = self._clock()
-        async with self._db.session() as session:
-            row = (
-                await session.execute(
-                    _select_views()
-                    .add_columns(TelegramSession.expires_at)
-                    .join(TelegramSession, TelegramSession.account_id == Account.id)
-                    .where(TelegramSession.telegram_user_id == telegram_user_id)
-                )
-            ).one_or_none()
-        if row is None:
-            return None
-        if row.expires_at > now:
-            return _view(row)
-        async with self._db.transaction() as session:
-            await session.execute(
-                delete(TelegramSession).where(
-                    TelegramSession.telegram_user_id == telegram_user_id, TelegramSession.expires_at <= now
-                )
+    async def session_lookup(self, telegram_user_id: int) -> tuple[AccountView | None, bool]:
+        """The account the Telegram user is logged into and whether that session has expired."""
+        row = (
+            await self._session.execute(
+                _select_views()
+                .add_columns(TelegramSession.expires_at)
+                .join(TelegramSession, TelegramSession.account_id == Account.id)
+                .where(TelegramSession.telegram_user_id == telegram_user_id)
             )
-        return None
+        ).one_or_none()
+        if row is None:
+            return None, False
+        return _view(row), row.expires_at <= self._clock()
+
+    async def end_expired_session(self, telegram_user_id: int) -> None:
+        await self._session.execute(
+            delete(TelegramSession).where(
+                TelegramSession.telegram_user_id == telegram_user_id,
+                TelegramSession.expires_at <= self._clock(),
+            )
+        )
 
     async def end_session(self, telegram_user_id: int) -> bool:
         """Log the Telegram user out; False if they were not logged in."""
-        async with self._db.transaction() as session:
-            result = await session.execute(
-                delete(TelegramSession).where(TelegramSession.telegram_user_id == telegram_user_id)
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        result = await self._session.execute(
+            delete(TelegramSession).where(TelegramSession.telegram_user_id == telegram_user_id)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def end_all_sessions(self, account_id: int) -> int:
         """Log every Telegram user out of the account; returns how many sessions ended."""
-        async with self._db.transaction() as session:
-            return await self._end_all(session, account_id)
+        result = await self._session.execute(
+            delete(TelegramSession).where(TelegramSession.account_id == account_id)
+        )
+        return result.rowcount  # type: ignore[attr-defined]
 
     async def prune_sessions(self) -> int:
         """Delete every expired session; returns how many."""
-        async with self._db.transaction() as session:
-            result = await session.execute(
-                delete(TelegramSession).where(TelegramSession.expires_at <= self._clock())
-            )
-            return result.rowcount  # type: ignore[attr-defined]
-
-    @staticmethod
-    async def _end_all(session: AsyncSession, account_id: int) -> int:
-        result = await session.execute(
-            delete(TelegramSession).where(TelegramSession.account_id == account_id)
+        result = await self._session.execute(
+            delete(TelegramSession).where(TelegramSession.expires_at <= self._clock())
         )
         return result.rowcount  # type: ignore[attr-defined]
 
     # --- password and locks ---------------------------------------------------------------------------
 
     async def change_password(
-        self, account_id: int, new_hash: str, *, telegram_user_id: int | None = None
+        self,
+        account_id: int,
+        new_hash: str,
+        *,
+        telegram_user_id: int | None = None,
+        event: str = "password_recovered",
     ) -> None:
-        """Set a new password hash, end every session of the account, audit "password_recovered"
-        (by ``telegram_user_id``, the Telegram user who recovered it, when known)."""
-        async with self._db.transaction() as session:
-            code = await self._update(
-                session, account_id, password_hash=new_hash, password_changed_at=self._clock()
-            )
-            await self._end_all(session, account_id)
-            await self._add_event(
-                session,
-                "password_recovered",
-                account_id=account_id,
-                customer_code=code,
-                telegram_user_id=telegram_user_id,
-            )
+        """Set a new password hash, end every session of the account and audit `event` (by
+        ``telegram_user_id``, the Telegram user who changed it, when known)."""
+        code = await self._update(account_id, password_hash=new_hash, password_changed_at=self._clock())
+        await self.end_all_sessions(account_id)
+        await self.add_event(
+            event, account_id=account_id, customer_code=code, telegram_user_id=telegram_user_id
+        )
+
+    async def rehash_password(self, account_id: int, old_hash: str, new_hash: str) -> bool:
+        """Replace the stored hash by the same password hashed at another cost, unless it changed
+        meanwhile; the password itself, its sessions and ``password_changed_at`` stay as they are."""
+        result = await self._session.execute(
+            update(Account)
+            .where(Account.id == account_id, Account.password_hash == old_hash)
+            .values(password_hash=new_hash)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def set_login_lock(self, account_id: int, until: datetime | None) -> None:
         """Refuse logins to the account until ``until`` (None lifts the lock)."""
-        async with self._db.transaction() as session:
-            await self._update(session, account_id, login_locked_until=until)
+        await self._update(account_id, login_locked_until=until)
 
     async def set_recovery_lock(self, account_id: int, until: datetime | None) -> None:
         """Refuse password recovery for the account until ``until`` (None lifts the lock)."""
-        async with self._db.transaction() as session:
-            await self._update(session, account_id, recovery_locked_until=until)
+        await self._update(account_id, recovery_locked_until=until)
 
     async def unlock(self, account_id: int) -> None:
         """Lift both locks and forget the account's attempts (key ``account_key(id)``); audit "unlocked"."""
-        async with self._db.transaction() as session:
-            code = await self._update(
-                session, account_id, login_locked_until=None, recovery_locked_until=None
-            )
-            await session.execute(delete(Attempt).where(Attempt.key == account_key(account_id)))
-            await self._add_event(session, "unlocked", account_id=account_id, customer_code=code)
+        code = await self._update(account_id, login_locked_until=None, recovery_locked_until=None)
+        await self._session.execute(delete(Attempt).where(Attempt.key == account_key(account_id)))
+        await self.add_event("unlocked", account_id=account_id, customer_code=code)
 
-    async def _update(self, session: AsyncSession, account_id: int, **values: Any) -> str:
+    async def _update(self, account_id: int, **values: Any) -> str:
         """Update the account's columns; returns its customer code, raises ``AccountNotFound``."""
-        result = await session.execute(update(Account).where(Account.id == account_id).values(**values))
+        result = await self._session.execute(update(Account).where(Account.id == account_id).values(**values))
         if not result.rowcount:  # type: ignore[attr-defined]
             raise AccountNotFound(account_id)
-        return await self._customer_code(session, account_id)
+        code = await self._customer_code(account_id)
+        assert code is not None  # the row was just updated in this transaction
+        return code
 
-    @staticmethod
-    async def _customer_code(session: AsyncSession, account_id: int) -> str:
+    async def _customer_code(self, account_id: int) -> str | None:
         return (
-            await session.execute(
+            await self._session.execute(
                 select(Customer.customer_code)
                 .join(Account, Account.customer_id == Customer.id)
                 .where(Account.id == account_id)
             )
-        ).scalar_one()
+        ).scalar_one_or_none()
 
     # --- administration -------------------------------------------------------------------------------
 
     async def count(self) -> int:
         """How many accounts exist."""
-        async with self._db.session() as session:
-            return (await session.execute(select(func.count()).select_from(Account))).scalar_one()
+        return (await self._session.execute(select(func.count()).select_from(Account))).scalar_one()
 
     async def list_accounts(self, page: int, page_size: int = 20) -> list[AccountView]:
         """One page of accounts, newest registration first; pages count from 1."""
         if page < 1 or page_size < 1:
             raise ValueError("page and page_size start at 1")
-        async with self._db.session() as session:
-            rows = await session.execute(
-                _select_views()
-                .order_by(Account.registered_at.desc(), Account.id.desc())
-                .limit(page_size)
-                .offset((page - 1) * page_size)
-            )
-            return [_view(row) for row in rows]
+        rows = await self._session.execute(
+            _select_views()
+            .order_by(Account.registered_at.desc(), Account.id.desc())
+            .limit(page_size)
+            .offset((page - 1) * page_size)
+        )
+        return [_view(row) for row in rows]
 
     async def delete(self, account_id: int) -> bool:
         """Delete the account, its sessions and attempts; the registry record stays. Audit "deleted"."""
-        async with self._db.transaction() as session:
-            code = (
-                await session.execute(
-                    select(Customer.customer_code)
-                    .join(Account, Account.customer_id == Customer.id)
-                    .where(Account.id == account_id)
-                )
-            ).scalar_one_or_none()
-            if code is None:
-                return False
-            # The foreign key cascades too; deleting explicitly does not depend on SQLite's pragma.
-            await self._end_all(session, account_id)
-            await session.execute(delete(Attempt).where(Attempt.key == account_key(account_id)))
-            await session.execute(delete(Account).where(Account.id == account_id))
-            await self._add_event(session, "deleted", account_id=account_id, customer_code=code)
-            return True
+        code = await self._customer_code(account_id)
+        if code is None:
+            return False
+        # The foreign key cascades too; deleting explicitly does not depend on SQLite's pragma.
+        await self.end_all_sessions(account_id)
+        await self._session.execute(delete(Attempt).where(Attempt.key == account_key(account_id)))
+        await self._session.execute(delete(Account).where(Account.id == account_id))
+        await self.add_event("deleted", account_id=account_id, customer_code=code)
+        return True
+
+    async def stored_hash_cost(self, sample: int = 1000) -> int | None:
+        """The bcrypt cost most of the latest `sample` password hashes carry (None: no account yet).
+
+        The dummy check of an unknown address is made at this cost, so it takes as long as a real one."""
+        latest = select(Account.password_hash).order_by(Account.id.desc()).limit(sample).subquery()
+        cost = func.substr(latest.c.password_hash, 5, 2)
+        row = (
+            await self._session.execute(
+                select(cost).group_by(cost).order_by(func.count().desc(), cost.desc()).limit(1)
+            )
+        ).one_or_none()
+        return int(row[0]) if row is not None and str(row[0]).isdigit() else None
 
     # --- audit trail ----------------------------------------------------------------------------------
 
-    async def record_event(
+    async def add_event(
         self,
         event: str,
         *,
@@ -431,39 +423,7 @@ class AccountRepository:
         detail: str = "",
     ) -> None:
         """Append an audit event. ``detail`` is short free text and must never contain a secret."""
-        async with self._db.transaction() as session:
-            await self._add_event(
-                session,
-                event,
-                account_id=account_id,
-                customer_code=customer_code,
-                telegram_user_id=telegram_user_id,
-                detail=detail,
-            )
-
-    async def recent_events(self, account_id: int, limit: int = 20) -> list[AuditEntry]:
-        """The account's latest audit events, newest first (also after the account was deleted)."""
-        async with self._db.session() as session:
-            rows = await session.execute(
-                select(AuditEvent.at, AuditEvent.event, AuditEvent.telegram_user_id, AuditEvent.detail)
-                .where(AuditEvent.account_id == account_id)
-                .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-                .limit(limit)
-            )
-            return [AuditEntry(row.at, row.event, row.telegram_user_id, row.detail) for row in rows]
-
-    async def _add_event(
-        self,
-        session: AsyncSession,
-        event: str,
-        *,
-        account_id: int | None = None,
-        customer_code: str | None = None,
-        telegram_user_id: int | None = None,
-        detail: str = "",
-    ) -> None:
-        """Insert an audit event inside the caller's transaction."""
-        await session.execute(
+        await self._session.execute(
             insert(AuditEvent).values(
                 at=self._clock(),
                 event=event,
@@ -474,3 +434,135 @@ class AccountRepository:
                 detail=detail[:DETAIL_LEN],
             )
         )
+
+    async def recent_events(self, account_id: int, limit: int = 20) -> list[AuditEntry]:
+        """The account's latest audit events, newest first (also after the account was deleted)."""
+        rows = await self._session.execute(
+            select(AuditEvent.at, AuditEvent.event, AuditEvent.telegram_user_id, AuditEvent.detail)
+            .where(AuditEvent.account_id == account_id)
+            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+            .limit(limit)
+        )
+        return [AuditEntry(row.at, row.event, row.telegram_user_id, row.detail) for row in rows]
+
+
+class AccountRepository:
+    """`Accounts` on a bare `Database`: each call is its own transaction (reads: a plain session).
+
+    For the support tools, housekeeping and the read-only commands; anything that must be atomic with
+    other changes (a limit, an audit event) goes through a unit of work instead.
+    """
+
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._db = db
+        self._clock = clock
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[Accounts]:
+        async with self._db.session() as session:
+            yield Accounts(session, self._clock)
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[Accounts]:
+        async with self._db.transaction() as session:
+            yield Accounts(session, self._clock)
+
+    async def register(self, new: NewAccount) -> AccountView:
+        """See `Accounts.register`; in every failure case nothing is saved."""
+        async with self._writing() as accounts:
+            return await accounts.register(new)
+
+    async def email_taken(self, email: str) -> bool:
+        async with self._reading() as accounts:
+            return await accounts.email_taken(email)
+
+    async def customer_has_account(self, customer_code: str) -> bool:
+        async with self._reading() as accounts:
+            return await accounts.customer_has_account(customer_code)
+
+    async def get(self, account_id: int) -> AccountView | None:
+        async with self._reading() as accounts:
+            return await accounts.get(account_id)
+
+    async def get_by_email(self, email: str) -> AccountView | None:
+        async with self._reading() as accounts:
+            return await accounts.get_by_email(email)
+
+    async def get_by_customer_code(self, customer_code: str) -> AccountView | None:
+        async with self._reading() as accounts:
+            return await accounts.get_by_customer_code(customer_code)
+
+    async def find(self, email_or_code: str) -> AccountView | None:
+        """Look an account up by e-mail address (anything with an "@") or by customer code."""
+        if "@" in email_or_code:
+            return await self.get_by_email(email_or_code)
+        return await self.get_by_customer_code(email_or_code)
+
+    async def link_session(self, account_id: int, telegram_user_id: int, ttl: timedelta) -> None:
+        async with self._writing() as accounts:
+            await accounts.link_session(account_id, telegram_user_id, ttl)
+
+    async def session_account(self, telegram_user_id: int) -> AccountView | None:
+        """The account the Telegram user is logged into, or None; an expired session is deleted."""
+        async with self._reading() as accounts:
+            account, expired = await accounts.session_lookup(telegram_user_id)
+        if not expired:
+            return account
+        async with self._writing() as accounts:
+            await accounts.end_expired_session(telegram_user_id)
+        return None
+
+    async def end_session(self, telegram_user_id: int) -> bool:
+        async with self._writing() as accounts:
+            return await accounts.end_session(telegram_user_id)
+
+    async def end_all_sessions(self, account_id: int) -> int:
+        async with self._writing() as accounts:
+            return await accounts.end_all_sessions(account_id)
+
+    async def prune_sessions(self) -> int:
+        async with self._writing() as accounts:
+            return await accounts.prune_sessions()
+
+    async def change_password(
+        self, account_id: int, new_hash: str, *, telegram_user_id: int | None = None
+    ) -> None:
+        async with self._writing() as accounts:
+            await accounts.change_password(account_id, new_hash, telegram_user_id=telegram_user_id)
+
+    async def set_login_lock(self, account_id: int, until: datetime | None) -> None:
+        async with self._writing() as accounts:
+            await accounts.set_login_lock(account_id, until)
+
+    async def set_recovery_lock(self, account_id: int, until: datetime | None) -> None:
+        async with self._writing() as accounts:
+            await accounts.set_recovery_lock(account_id, until)
+
+    async def unlock(self, account_id: int) -> None:
+        async with self._writing() as accounts:
+            await accounts.unlock(account_id)
+
+    async def count(self) -> int:
+        async with self._reading() as accounts:
+            return await accounts.count()
+
+    async def list_accounts(self, page: int, page_size: int = 20) -> list[AccountView]:
+        async with self._reading() as accounts:
+            return await accounts.list_accounts(page, page_size)
+
+    async def delete(self, account_id: int) -> bool:
+        async with self._writing() as accounts:
+            return await accounts.delete(account_id)
+
+    async def stored_hash_cost(self) -> int | None:
+        async with self._reading() as accounts:
+            return await accounts.stored_hash_cost()
+
+    async def record_event(self, event: str, **where: Any) -> None:
+        """Append an audit event (see `Accounts.add_event`)."""
+        async with self._writing() as accounts:
+            await accounts.add_event(event, **where)
+
+    async def recent_events(self, account_id: int, limit: int = 20) -> list[AuditEntry]:
+        async with self._reading() as accounts:
+            return await accounts.recent_events(account_id, limit)

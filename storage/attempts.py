@@ -1,17 +1,24 @@
-"""A persistent log of attempts, for rate limits that survive restarts.
+"""A persistent log of attempts, for rate limits that survive restarts and hold under concurrency.
 
 An attempt is a (kind, key, time) triple: kind names the limited action ("verify", "login_account",
 "login_user", "recovery", ...), key what it is limited per (a Telegram user, an account, ...). Attempts that
 concern an account should use ``account_key(account_id)`` as key: ``AccountRepository.unlock`` and
 ``delete`` remove exactly those.
+
+`Attempts` works on the session of a unit of work (storage/unit_of_work.py). A limit is kept by
+*reserving*: inside one write transaction the keys are locked (`lock`), the window is counted and, when
+there is room, the attempt is recorded before the guarded work runs. Two transactions that lock the same
+key run one after the other, so however many attempts arrive at once, no more than the limit are granted.
+`AttemptLog` is the same on a bare `Database`, one transaction per call (support tools, housekeeping).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database, Lookup, utcnow
 from storage.models import Attempt
@@ -26,6 +33,8 @@ _COUNT_SINCE = Lookup(
         Attempt.at > bindparam("since"),
     )
 )
+# PostgreSQL: a transaction-level advisory lock per key, released at commit or rollback.
+_PG_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
 def account_key(account_id: int) -> str:
@@ -38,8 +47,77 @@ def telegram_key(telegram_user_id: int) -> str:
     return f"tg:{telegram_user_id}"
 
 
+class Attempts:
+    """Count, reserve and forget attempts inside the caller's transaction."""
+
+    def __init__(self, session: AsyncSession, clock: Callable[[], datetime] = utcnow) -> None:
+        self._session = session
+        self._clock = clock
+
+    async def lock(self, *keys: str) -> None:
+        """Serialise this transaction with every other one that locks any of `keys`, until it ends.
+
+        On SQLite every write transaction already holds the database's one write lock (BEGIN IMMEDIATE),
+        so there is nothing more to take. Keys are locked in sorted order: two transactions locking the
+        same pair cannot deadlock.
+        """
+        if self._session.bind.dialect.name != "postgresql":
+            return
+        for key in sorted(set(keys)):
+            await self._session.execute(_PG_LOCK, {"key": key})
+
+    async def add(self, kind: str, key: str) -> int:
+        """Record one attempt now; returns its id (so a reservation can be taken back)."""
+        result = await self._session.execute(
+            insert(Attempt).values(kind=kind, key=key, at=self._clock()).returning(Attempt.id)
+        )
+        return int(result.scalar_one())
+
+    async def take_back(self, ids: Iterable[int]) -> None:
+        """Forget the attempts with these ids (a reservation whose attempt turned out not to count)."""
+        wanted = list(ids)
+        if wanted:
+            await self._session.execute(delete(Attempt).where(Attempt.id.in_(wanted)))
+
+    async def count_since(self, kind: str, key: str, window: timedelta) -> int:
+        """How many attempts of this kind and key happened in the last ``window``."""
+        conn = await self._session.connection()
+        ((count,),) = await _COUNT_SINCE.rows(conn, kind=kind, key=key, since=self._clock() - window)
+        return int(count)
+
+    async def oldest_in_window(self, kind: str, key: str, window: timedelta) -> datetime | None:
+        """The oldest attempt still inside the window (it leaves the window at ``oldest + window``)."""
+        result = await self._session.execute(
+            select(func.min(Attempt.at)).where(
+                Attempt.kind == kind, Attempt.key == key, Attempt.at > self._clock() - window
+            )
+        )
+        return result.scalar_one()
+
+    async def held_until(self, kind: str, key: str, duration: timedelta) -> datetime | None:
+        """When a hold recorded as attempts of `kind` (each lasting `duration`) ends, or None if none holds.
+
+        Locks that must look the same whatever they protect (a registered address or an unknown one) are
+        kept this way."""
+        started = await self.oldest_in_window(kind, key, duration)
+        return None if started is None else started + duration
+
+    async def clear(self, kind: str, key: str) -> None:
+        """Forget every attempt of this kind and key (e.g. after a successful login)."""
+        await self._session.execute(delete(Attempt).where(Attempt.kind == kind, Attempt.key == key))
+
+    async def forget_key(self, key: str) -> None:
+        """Forget every attempt of any kind under `key` (an account unlocked or deleted)."""
+        await self._session.execute(delete(Attempt).where(Attempt.key == key))
+
+    async def prune(self, older_than: timedelta) -> int:
+        """Delete attempts older than ``older_than``; returns how many."""
+        result = await self._session.execute(delete(Attempt).where(Attempt.at < self._clock() - older_than))
+        return result.rowcount  # type: ignore[attr-defined]
+
+
 class AttemptLog:
-    """Record and count attempts in sliding time windows."""
+    """`Attempts` on a bare database, one transaction per call (support tools, housekeeping, tests)."""
 
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
@@ -48,34 +126,24 @@ class AttemptLog:
     async def record(self, kind: str, key: str) -> None:
         """Log one attempt now."""
         async with self._db.transaction() as session:
-            await session.execute(insert(Attempt).values(kind=kind, key=key, at=self._clock()))
+            await Attempts(session, self._clock).add(kind, key)
 
     async def count_since(self, kind: str, key: str, window: timedelta) -> int:
         """How many attempts of this kind and key happened in the last ``window``."""
-        since = self._clock() - window
-        async with self._db.read() as conn:
-            ((count,),) = await _COUNT_SINCE.rows(conn, kind=kind, key=key, since=since)
-            return int(count)
+        async with self._db.session() as session:
+            return await Attempts(session, self._clock).count_since(kind, key, window)
 
     async def oldest_in_window(self, kind: str, key: str, window: timedelta) -> datetime | None:
         """The oldest attempt still inside the window (it leaves the window at ``oldest + window``)."""
-        since = self._clock() - window
         async with self._db.session() as session:
-            result = await session.execute(
-                select(func.min(Attempt.at)).where(
-                    Attempt.kind == kind, Attempt.key == key, Attempt.at > since
-                )
-            )
-            return result.scalar_one()
+            return await Attempts(session, self._clock).oldest_in_window(kind, key, window)
 
     async def clear(self, kind: str, key: str) -> None:
-        """Forget every attempt of this kind and key (e.g. after a successful login)."""
+        """Forget every attempt of this kind and key."""
         async with self._db.transaction() as session:
-            await session.execute(delete(Attempt).where(Attempt.kind == kind, Attempt.key == key))
+            await Attempts(session, self._clock).clear(kind, key)
 
     async def prune(self, older_than: timedelta) -> int:
         """Delete attempts older than ``older_than``; returns how many. Run it now and then."""
-        cutoff = self._clock() - older_than
         async with self._db.transaction() as session:
-            result = await session.execute(delete(Attempt).where(Attempt.at < cutoff))
-            return result.rowcount  # type: ignore[attr-defined]
+            return await Attempts(session, self._clock).prune(older_than)

@@ -341,6 +341,22 @@ class Database:
             await session.connection(execution_options={_SQLITE_IMMEDIATE: True})
             yield session
 
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one write transaction that is committed only when the caller says so
+        (``await session.commit()``) and rolled back otherwise: the unit of work's transaction.
+
+        Like `transaction()`, on SQLite it takes the write lock up front (and this process's writer turn).
+        """
+        if self.dialect != "sqlite":
+            async with self._sessions() as session:
+                await session.begin()
+                yield session  # leaving the session rolls back whatever was not committed
+            return
+        async with self._writer_turn(), self._sessions() as session:
+            await session.connection(execution_options={_SQLITE_IMMEDIATE: True})
+            yield session
+
     async def upgrade(self, revision: str = "head") -> None:
         """Bring the schema to the latest alembic revision; idempotent, works on an empty database."""
         await self.run_schema_change(_upgrade_sync, revision)

@@ -26,7 +26,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.db import Database, Lookup, upsert_statement, utcnow
 from storage.models import BUSINESS, PERSON, Customer
@@ -202,6 +202,38 @@ class RegistryImport:
         return new or 0, written - (new or 0)
 
 
+# The identity check's look-up (once per registration): a Lookup, one driver call on SQLite.
+_MATCH = Lookup(
+    select(*_RECORD_COLUMNS, Customer.name_key).where(Customer.customer_code == bindparam("code"))
+)
+
+
+async def _match(conn: AsyncConnection, identity: Identity) -> CustomerRecord | None:
+    try:
+        wanted_key = name_key(identity.kind, identity.first_name, identity.last_name, identity.company_name)
+    except ValueError:
+        return None
+    rows = await _MATCH.rows(conn, code=identity.customer_code)
+    if not rows:
+        return None
+    *fields, key = rows[0]  # customer_code is unique: one row at most
+    record = CustomerRecord(*fields)
+    if record.kind != identity.kind or record.tax_code != identity.tax_code or key != wanted_key:
+        return None
+    return record
+
+
+class RegistryReader:
+    """The registry's identity check inside a unit of work's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def match(self, identity: Identity) -> CustomerRecord | None:
+        """See `CustomerRegistry.match`."""
+        return await _match(await self._session.connection(), identity)
+
+
 class CustomerRegistry:
     """Look-ups and bulk imports of the customer registry."""
 
@@ -209,32 +241,14 @@ class CustomerRegistry:
         self._db = db
         self._clock = clock
 
-    # The identity check's look-up (once per registration): a Lookup, one driver call on SQLite.
-    _MATCH = Lookup(
-        select(*_RECORD_COLUMNS, Customer.name_key).where(Customer.customer_code == bindparam("code"))
-    )
-
     async def match(self, identity: Identity) -> CustomerRecord | None:
         """The registry record when code, kind, tax code and name all match the identity, else None.
 
         One indexed look-up by customer code; the rest is compared here. Names are compared by their keys
         (case, accents, spaces, apostrophes and company legal-form spelling do not matter).
         """
-        try:
-            wanted_key = name_key(
-                identity.kind, identity.first_name, identity.last_name, identity.company_name
-            )
-        except ValueError:
-            return None
         async with self._db.read() as conn:
-            rows = await self._MATCH.rows(conn, code=identity.customer_code)
-        if not rows:
-            return None
-        *fields, key = rows[0]  # customer_code is unique: one row at most
-        record = CustomerRecord(*fields)
-        if record.kind != identity.kind or record.tax_code != identity.tax_code or key != wanted_key:
-            return None
-        return record
+            return await _match(conn, identity)
 
     async def get(self, customer_code: str) -> CustomerRecord | None:
         """The record with this customer code, or None."""
@@ -303,7 +317,7 @@ class CustomerRegistry:
     async def importing(self) -> AsyncIterator[RegistryImport]:
         """A bulk import in ONE transaction: stage rows, check them, merge. Leaving the block by an
         exception rolls everything back, so the registry never holds half a file."""
-        async with self._db.transaction() as session:
+        async with self._db.transaction(bulk=True) as session:  # no statement timeout: files can be big
             conn = await session.connection()
             await conn.run_sync(lambda sync_conn: _STAGING.create(sync_conn))
             yield RegistryImport(conn, self._db.dialect, self._clock)

@@ -6,13 +6,13 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from conversations.login import USER_FAILED
 from storage.attempts import telegram_key
 from storage.models import Attempt, TelegramSession
 from tests.accountkit import WRONG_PASSWORD, login, registered
 from tests.botkit import Bot
 from tests.conftest import FakeClock
 from unogas_bot import housekeeping
+from unogas_bot.service.limits import LOGIN_USER_FAILED as USER_FAILED
 
 
 async def _rows(bot: Bot, model: type) -> int:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from conversations.login import email_key, minutes_until
+from conversations.login import minutes_until
 from storage.attempts import account_key, telegram_key
 from storage.models import AuditEvent
 from tests.accountkit import (
@@ -23,6 +23,7 @@ from tests.accountkit import (
 from tests.botkit import GIULIA, MARIO, PASSWORD, Bot, answer_all, last_text
 from tests.conftest import FakeClock
 from unogas_bot import texts
+from unogas_bot.service.limits import email_key
 
 INVALID = "E-mail o password non validi"
 WAIT = "Troppi tentativi di accesso non riusciti"

@@ -118,7 +118,7 @@ async def log_in_and_out(bot: Bot, user_id: int) -> None:
 async def recover(bot: Bot, user_id: int) -> None:
     user = bot.user(user_id)
     await answer_all(user, "/recupera_password", EMAIL, MARIO["code"], WRONG_ANSWER, ANSWER)
-    await answer_all(user, PASSWORD)  # refused: the same as the old one
+    await answer_all(user, "Mario Rossi 1975")  # refused: it holds the customer's name
     await answer_all(user, NEW_PASSWORD, NEW_MISMATCH)  # the pair differs
     events = await answer_all(user, NEW_PASSWORD, NEW_PASSWORD)
     assert "/accedi" in _said(events)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import StatementError
 from storage.accounts import (
     AccountNotFound,
     AccountRepository,
+    Accounts,
     AccountView,
     CustomerAlreadyRegistered,
     EmailTaken,
@@ -152,7 +153,7 @@ async def test_nothing_half_saved_when_the_audit_insert_fails(
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("audit table unavailable")
 
-    monkeypatch.setattr(AccountRepository, "_add_event", broken)
+    monkeypatch.setattr(Accounts, "add_event", broken)
     with pytest.raises(RuntimeError, match="audit"):
         await accounts.register(new_account(MARIO, "mario@example.it"))
     monkeypatch.undo()

@@ -51,6 +51,8 @@ class Settings:
     login_failures_per_user: int = 10
     login_user_window: timedelta = timedelta(hours=1)
     recovery_failures: int = 3
+    # "This address is already in use" answers per hour, per Telegram user and per customer code.
+    email_in_use_per_hour: int = 5
     recovery_lock: timedelta = timedelta(hours=1)
     hash_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
 

@@ -15,7 +15,7 @@ import os
 import secrets
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from hashlib import sha256
 
 import bcrypt
@@ -38,9 +38,11 @@ class Hasher:
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, workers), thread_name_prefix="bcrypt", initializer=lower_thread_priority
         )
-        # A fixed hash to check against when the account does not exist, so an unknown e-mail costs
-        # the same time as a wrong password. Made in the pool, like every hash, not on the event loop.
-        self._dummy = self._pool.submit(_hashpw, secrets.token_bytes(16), rounds)
+        # Fixed hashes to check against when the account does not exist, so an unknown e-mail costs the
+        # same time as a wrong password: one per cost, at the cost the stored hashes have (see
+        # `use_dummy_cost`). Made in the pool, like every hash, not on the event loop.
+        self._dummies: dict[int, Future[bytes]] = {}
+        self.use_dummy_cost(rounds)
 
     async def hash(self, secret: str) -> str:
         data = _utf8(secret)
@@ -53,7 +55,7 @@ class Hasher:
     async def verify(self, secret: str, hashed: str | None) -> bool:
         """True if `secret` matches `hashed`; with no hash, does a dummy check and returns False."""
         data = _utf8(secret)
-        target = hashed or (await asyncio.wrap_future(self._dummy)).decode()
+        target = hashed or (await asyncio.wrap_future(self._dummies[self.dummy_cost])).decode()
         too_long = len(data) > BCRYPT_MAX_BYTES
         if too_long:
             # Still spend the same time, then fail: no stored secret can be that long.
@@ -61,6 +63,17 @@ class Hasher:
         loop = asyncio.get_running_loop()
         ok = await loop.run_in_executor(self._pool, _checkpw, data, target.encode())
         return ok and hashed is not None and not too_long
+
+    def use_dummy_cost(self, cost: int) -> None:
+        """Check unknown accounts against a dummy hash of this cost: the cost most stored hashes have, so
+        that after a change of `BCRYPT_ROUNDS` an unknown address still takes as long as a known one."""
+        if cost not in self._dummies:
+            self._dummies[cost] = self._pool.submit(_hashpw, secrets.token_bytes(16), cost)
+        self.dummy_cost = cost
+
+    def needs_rehash(self, hashed: str | None) -> bool:
+        """Was `hashed` made at another cost than new hashes get? (Re-hashed at the next login.)"""
+        return hashed is not None and hash_cost(hashed) != self.rounds
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -77,6 +90,12 @@ def lower_thread_priority() -> None:
     # If not allowed here, hashing still works, only without the priority hint.
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_THREAD_NICENESS)
+
+
+def hash_cost(hashed: str) -> int | None:
+    """The cost a bcrypt hash was made with ("$2b$12$..." -> 12), None if it is not a bcrypt hash."""
+    parts = hashed.split("$")
+    return int(parts[2]) if len(parts) > 3 and parts[2].isdigit() else None
 
 
 def _hashpw(data: bytes, rounds: int) -> bytes:

@@ -18,6 +18,7 @@ from storage.accounts import AccountRepository
 from storage.attempts import AttemptLog
 from storage.db import Database
 from storage.registry import CustomerRegistry
+from storage.unit_of_work import UnitOfWork
 from unogas_bot.config import Settings
 from unogas_bot.hashing import EphemeralMac, Hasher
 from unogas_bot.texts import language_for
@@ -56,6 +57,10 @@ class Services:
             hasher=hasher or Hasher(settings.bcrypt_rounds, settings.hash_workers),
             clock=clock,
         )
+
+    def uow(self) -> UnitOfWork:
+        """A new unit of work on the bot's database (one transaction; see storage/unit_of_work.py)."""
+        return UnitOfWork(self.db, self.clock)
 
     async def close(self) -> None:
         self.hasher.close()

@@ -153,6 +153,10 @@ IT: dict[str, str] = {
         "se non ricorda la password, usare /recupera_password."
     ),
     "email_taken": "Questo indirizzo e-mail è già usato da un altro profilo. Ne indichi un altro.",
+    "email_taken_too_often": (
+        "Per sicurezza non posso controllare altri indirizzi e-mail per ora: troppi erano già usati da altri "
+        "profili. Riprovi tra un'ora con /registrati oppure contatti il servizio clienti Unogas."
+    ),
     "password_mismatch": "Le due password non coincidono. Scelga di nuovo la password.",
     "answer_mismatch": "Le due risposte non coincidono. Scriva di nuovo la risposta.",
     "secret_expired": "Per sicurezza devo chiederle di nuovo questo dato.",
@@ -426,19 +430,15 @@ IT: dict[str, str] = {
         "Riprovi tra {minutes} min oppure contatti il servizio clienti Unogas."
     ),
     "q_new_password": (
-        "Scelga la <b>nuova password</b>: almeno 8 caratteri, diversa da quella di prima e senza i suoi dati "
-        "personali, per esempio «Nuvole sul mare 2025». Cancellerò subito il suo messaggio."
+        "Scelga la <b>nuova password</b>: almeno 8 caratteri e senza i suoi dati personali, per esempio "
+        "«Nuvole sul mare 2025». Cancellerò subito il suo messaggio."
     ),
     "h_new_password": (
-        "La password deve avere da 8 a 64 caratteri, non essere tra le più comuni, non contenere i suoi dati "
-        "ed essere diversa da quella attuale."
+        "La password deve avere da 8 a 64 caratteri, non essere tra le più comuni e non contenere i suoi "
+        "dati."
     ),
     "q_new_password_repeat": "Scriva di nuovo la <b>nuova password</b>, per conferma.",
     "h_new_password_repeat": "Riscriva la stessa nuova password, per essere sicuri che non ci siano errori di battitura.",
-    "rec_same_password": (
-        "La nuova password deve essere diversa da quella attuale. Ne scelga un'altra, per esempio "
-        "«Nuvole sul mare 2025»."
-    ),
     "rec_gone": "Questo profilo non esiste più. Per crearne uno nuovo usi /registrati.",
     "rec_done": (
         "La password è stata cambiata e gli accessi aperti con quella vecchia sono stati chiusi. "
@@ -575,6 +575,10 @@ EN: dict[str, str] = {
         "if you forgot your password, use /recover."
     ),
     "email_taken": "This e-mail address is already used by another profile. Please give another one.",
+    "email_taken_too_often": (
+        "For your security I cannot check more e-mail addresses for now: too many were already used by other "
+        "profiles. Try again in an hour with /register or contact Unogas customer service."
+    ),
     "password_mismatch": "The two passwords do not match. Please choose your password again.",
     "answer_mismatch": "The two answers do not match. Please type the answer again.",
     "secret_expired": "For your security I need to ask you for this again.",
@@ -835,19 +839,14 @@ EN: dict[str, str] = {
         "Try again in {minutes} min or contact Unogas customer service."
     ),
     "q_new_password": (
-        "Choose your <b>new password</b>: at least 8 characters, different from the old one and without your "
-        "personal details, for example «Clouds over the sea 2025». I will delete your message at once."
+        "Choose your <b>new password</b>: at least 8 characters and without your personal details, for "
+        "example «Clouds over the sea 2025». I will delete your message at once."
     ),
     "h_new_password": (
-        "The password must have 8 to 64 characters, not be a common one, not contain your details and "
-        "differ from the current one."
+        "The password must have 8 to 64 characters, not be a common one and not contain your details."
     ),
     "q_new_password_repeat": "Type the <b>new password</b> again to confirm it.",
     "h_new_password_repeat": "Type the same new password again, to rule out typing mistakes.",
-    "rec_same_password": (
-        "The new password must be different from the current one. Choose another, for example «Clouds over "
-        "the sea 2025»."
-    ),
     "rec_gone": "This profile no longer exists. To create a new one use /register.",
     "rec_done": (
         "Your password has been changed and the sessions opened with the old one have been closed. "

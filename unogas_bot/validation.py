@@ -506,6 +506,21 @@ def _is_forbidden_control(ch: str) -> bool:
     return ch != "\u200d" and unicodedata.category(ch) in ("Cc", "Cf", "Cs")
 
 
+def personal_data(
+    *,
+    customer_code: str | None,
+    tax_code: str | None,
+    first_name: str | None,
+    last_name: str | None,
+    company_name: str | None,
+    email: str | None,
+) -> list[str]:
+    """What a customer's password must not contain: their own data, and of the e-mail its local part."""
+    local_part = (email or "").split("@", 1)[0]
+    items = (customer_code, tax_code, first_name, last_name, company_name, local_part)
+    return [item for item in items if item]
+
+
 def password(text: str, personal: Iterable[str | None] = ()) -> str:
     """Check a new password and return it unchanged (it is never stripped or normalised).
 

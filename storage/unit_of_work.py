@@ -1,0 +1,66 @@
+"""The unit of work: the repositories on one session, in one transaction that commits only when told.
+
+    async with UnitOfWork(db, clock) as uow:
+        granted = await uow.attempts.count_since(...) < limit
+        ...
+        await uow.commit()
+
+Leaving the block without `commit()` (an exception, or an early return) rolls everything back, so a use
+case either records all it decided (an attempt, its outcome, a lock, the audit event) or nothing. One unit
+of work is one transaction: after `commit()` it is finished and a new one must be opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.accounts import Accounts
+from storage.attempts import Attempts
+from storage.db import Database, utcnow
+from storage.registry import RegistryReader
+
+
+class UnitOfWork:
+    """`accounts`, `attempts` and `registry` on one write transaction."""
+
+    accounts: Accounts
+    attempts: Attempts
+    registry: RegistryReader
+
+    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
+        self._db = db
+        self._clock = clock
+        self._context: AbstractAsyncContextManager[AsyncSession] | None = None
+        self._session: AsyncSession | None = None
+
+    async def __aenter__(self) -> UnitOfWork:
+        if self._context is not None:
+            raise RuntimeError("a unit of work is one transaction: open a new one")
+        self._context = self._db.unit()
+        session = self._session = await self._context.__aenter__()
+        self.accounts = Accounts(session, self._clock)
+        self.attempts = Attempts(session, self._clock)
+        self.registry = RegistryReader(session)
+        return self
+
+    async def commit(self) -> None:
+        """Make everything done in this unit of work permanent, at once."""
+        if self._session is None:
+            raise RuntimeError("the unit of work is not open")
+        await self._session.commit()
+        self._session = None  # finished: nothing more may run in it
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        context, self._session = self._context, None
+        if context is not None:
+            await context.__aexit__(exc_type, exc, tb)  # closing the session rolls back anything left

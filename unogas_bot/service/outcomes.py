@@ -1,0 +1,153 @@
+"""What a use case can end in: one small frozen class per outcome, matched by the conversations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from storage.accounts import AccountView
+from storage.registry import CustomerRecord
+
+# --- login --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    account: AccountView
+
+
+@dataclass(frozen=True)
+class InvalidCredentials:
+    """Unknown address or wrong password: the two are never told apart."""
+
+
+@dataclass(frozen=True)
+class LoginLocked:
+    """Too many failures for the address or the Telegram user; no password was checked."""
+
+    until: datetime
+
+
+LoginOutcome = LoggedIn | InvalidCredentials | LoginLocked
+
+# --- registration -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdentityVerified:
+    record: CustomerRecord
+
+
+@dataclass(frozen=True)
+class IdentityMismatch:
+    """The data do not match a customer (which datum is never told); `left` tries remain this hour."""
+
+    left: int
+
+
+@dataclass(frozen=True)
+class VerificationLocked:
+    """Too many failed identity checks for this Telegram user or this customer code."""
+
+
+@dataclass(frozen=True)
+class AlreadyRegistered:
+    """The customer already has a profile."""
+
+
+VerifyOutcome = IdentityVerified | IdentityMismatch | VerificationLocked | AlreadyRegistered
+
+
+@dataclass(frozen=True)
+class EmailAccepted:
+    """Free when checked (the database's unique constraint has the last word at Salva)."""
+
+
+@dataclass(frozen=True)
+class EmailInUse:
+    left: int
+
+
+@dataclass(frozen=True)
+class TooManyEmailsInUse:
+    """The hour's "address in use" answers are used up: the registration ends, whatever the address."""
+
+
+EmailOutcome = EmailAccepted | EmailInUse | TooManyEmailsInUse
+
+
+@dataclass(frozen=True)
+class Registered:
+    account: AccountView
+
+
+@dataclass(frozen=True)
+class CustomerTaken:
+    """Another profile of the same customer was saved first."""
+
+
+@dataclass(frozen=True)
+class CustomerGone:
+    """The customer left the registry after the identity check."""
+
+
+RegisterOutcome = Registered | EmailInUse | TooManyEmailsInUse | CustomerTaken | CustomerGone
+
+# --- recovery -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecoveryQuestion:
+    account_id: int
+    question: str
+
+
+@dataclass(frozen=True)
+class TooManyMismatches:
+    until: datetime
+
+
+@dataclass(frozen=True)
+class RecoveryLocked:
+    until: datetime
+
+
+@dataclass(frozen=True)
+class AccountGone:
+    """The profile was deleted during the conversation."""
+
+
+IdentifyOutcome = RecoveryQuestion | IdentityMismatch | TooManyMismatches | RecoveryLocked
+
+
+@dataclass(frozen=True)
+class AnswerAccepted:
+    pass
+
+
+@dataclass(frozen=True)
+class AnswerWrong:
+    left: int
+    question: str
+
+
+AnswerOutcome = AnswerAccepted | AnswerWrong | RecoveryLocked | AccountGone
+
+
+@dataclass(frozen=True)
+class PasswordRefused:
+    """The new password breaks a rule: `reason` and `params` as in `validation.Invalid`."""
+
+    reason: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PasswordAcceptable:
+    pass
+
+
+@dataclass(frozen=True)
+class PasswordChanged:
+    pass

@@ -1,0 +1,133 @@
+"""Registration: the identity check, the choice of the e-mail address and saving the profile.
+
+The identity check and the e-mail choice run no bcrypt, so each is a single unit of work: the keys are
+locked, the window counted, the check made and its outcome recorded in one transaction, which is what
+makes their limits hold under concurrency.
+
+Limits (per hour, per Telegram user *and* per customer code, so neither many Telegram accounts nor many
+customer codes get around them):
+* failed identity checks: `verify_attempts_per_hour`; which datum did not match is never told;
+* "address already in use" answers: `email_in_use_per_hour`, each audited; once used up, the next address
+  is refused whatever it is, so the refusal itself tells nothing about the address.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from storage.accounts import CustomerAlreadyRegistered, EmailTaken, NewAccount, UnknownCustomer
+from storage.registry import Identity
+from unogas_bot.service import limits
+from unogas_bot.service.outcomes import (
+    AlreadyRegistered,
+    CustomerGone,
+    CustomerTaken,
+    EmailAccepted,
+    EmailInUse,
+    EmailOutcome,
+    IdentityMismatch,
+    IdentityVerified,
+    Registered,
+    RegisterOutcome,
+    TooManyEmailsInUse,
+    VerificationLocked,
+    VerifyOutcome,
+)
+
+if TYPE_CHECKING:
+    from storage.unit_of_work import UnitOfWork
+    from unogas_bot.services import Services
+
+
+async def _used(uow: UnitOfWork, kind: str, *keys: str) -> int:
+    """The most attempts of `kind` any of `keys` has in the last hour (keys locked first)."""
+    await uow.attempts.lock(*keys)
+    return max([await uow.attempts.count_since(kind, key, limits.HOUR) for key in keys])
+
+
+async def verify_identity(services: Services, user_id: int, identity: Identity) -> VerifyOutcome:
+    """Check what the customer typed against the registry (the data on the bill)."""
+    limit = services.settings.verify_attempts_per_hour
+    keys = (limits.telegram_key(user_id), limits.customer_key(identity.customer_code))
+    async with services.uow() as uow:
+        used = await _used(uow, limits.VERIFY, *keys)
+        if used >= limit:
+            return VerificationLocked()
+        record = await uow.registry.match(identity)
+        if record is None:
+            for key in keys:
+                await uow.attempts.add(limits.VERIFY, key)
+            await uow.accounts.add_event(
+                "registration_identity_failed", customer_code=identity.customer_code, telegram_user_id=user_id
+            )
+            await uow.commit()
+            left = limit - used - 1
+            return IdentityMismatch(left) if left > 0 else VerificationLocked()
+        if await uow.accounts.customer_has_account(record.customer_code):
+            return AlreadyRegistered()
+        return IdentityVerified(record)
+
+
+async def choose_email(services: Services, user_id: int, customer_code: str, email: str) -> EmailOutcome:
+    """May the verified customer `customer_code` take `email` as user ID?"""
+    async with services.uow() as uow:
+        outcome = await _email_in_use(uow, services, user_id, customer_code, email, check=True)
+        await uow.commit()
+        return outcome
+
+
+async def _email_in_use(
+    uow: UnitOfWork, services: Services, user_id: int, customer_code: str, email: str, *, check: bool
+) -> EmailOutcome:
+    """Count (and audit) an "address in use" answer, within the hour's limit. With `check`, the address
+    is looked up first and a free one costs nothing."""
+    limit = services.settings.email_in_use_per_hour
+    keys = (limits.telegram_key(user_id), limits.customer_key(customer_code))
+    used = await _used(uow, limits.EMAIL_IN_USE, *keys)
+    if used >= limit:
+        return TooManyEmailsInUse()
+    if check and not await uow.accounts.email_taken(email):
+        return EmailAccepted()
+    for key in keys:
+        await uow.attempts.add(limits.EMAIL_IN_USE, key)
+    await uow.accounts.add_event(
+        "registration_email_in_use", customer_code=customer_code, telegram_user_id=user_id
+    )
+    return EmailInUse(limit - used - 1)
+
+
+async def register(services: Services, new: NewAccount) -> RegisterOutcome:
+    """Save the profile in one transaction (the "Salva" of the seed), or nothing at all."""
+    try:
+        async with services.uow() as uow:
+            account = await uow.accounts.register(new)
+            await uow.commit()
+            return Registered(account)
+    except CustomerAlreadyRegistered:
+        if saved := await _saved_before(services, new):
+            return saved
+        return CustomerTaken()
+    except EmailTaken:
+        if saved := await _saved_before(services, new):
+            return saved
+        async with services.uow() as uow:  # the database had the last word: count it as an answer
+            outcome = await _email_in_use(
+                uow, services, new.telegram_user_id, new.customer_code, "", check=False
+            )
+            await uow.commit()
+            return outcome
+    except UnknownCustomer:
+        return CustomerGone()
+
+
+async def _saved_before(services: Services, new: NewAccount) -> Registered | None:
+    """This very draft was saved already (the confirmation was lost and "Salva" pressed again): only this
+    draft holds this password hash."""
+    account = await services.accounts.get_by_customer_code(new.customer_code)
+    if (
+        account is not None
+        and account.registered_by == new.telegram_user_id
+        and account.password_hash == new.password_hash
+    ):
+        return Registered(account)
+    return None
