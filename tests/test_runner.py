@@ -23,17 +23,17 @@ SECRET = "a-webhook-secret_42"
 
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Application, dict[str, Any]]]:
-    """What run() asked PTB to serve, instead of serving it."""
+    """What run() asked to serve (PTB's polling, or our webhook server), instead of serving it."""
     calls: list[tuple[str, Application, dict[str, Any]]] = []
 
-    def recorder(how: str):  # type: ignore[no-untyped-def]
-        def serve(self: Application, **kwargs: Any) -> None:
-            calls.append((how, self, kwargs))
+    def poll(self: Application, **kwargs: Any) -> None:
+        calls.append(("polling", self, kwargs))
 
-        return serve
+    async def hook(app: Application, webhook: Webhook, stop: asyncio.Event) -> None:
+        calls.append(("webhook", app, {"webhook": webhook}))
 
-    monkeypatch.setattr(Application, "run_polling", recorder("polling"))
-    monkeypatch.setattr(Application, "run_webhook", recorder("webhook"))
+    monkeypatch.setattr(Application, "run_polling", poll)
+    monkeypatch.setattr(runner, "serve_webhook", hook)
     return calls
 
 
@@ -68,21 +68,15 @@ def test_run_upgrades_the_schema_and_polls_with_persistence_and_flood_control(
     assert forms and all(form.persistent for form in forms)
 
 
-def test_run_with_a_webhook_passes_the_secret_to_ptb(
+def test_run_with_a_webhook_serves_it_with_the_secret(
     tmp_path: Path, served: list[tuple[str, Application, dict[str, Any]]]
 ) -> None:
     hook = Webhook("https://bot.example.it/unogas/telegram", SECRET, port=9443)
     assert runner.run(_settings(tmp_path), hook) == 0
-    (how, _app, kwargs) = served[0]
-    assert how == "webhook"
-    assert kwargs == {
-        "listen": "127.0.0.1",
-        "port": 9443,
-        "url_path": "unogas/telegram",
-        "webhook_url": "https://bot.example.it/unogas/telegram",
-        "secret_token": SECRET,
-        "allowed_updates": ALLOWED_UPDATES,
-    }
+    (how, app, kwargs) = served[0]
+    assert how == "webhook" and kwargs == {"webhook": hook}
+    assert isinstance(app.persistence, SqlPersistence)
+    assert (hook.listen, hook.path) == ("127.0.0.1", "unogas/telegram")
 
 
 def test_the_command_line_reads_the_webhook_secret_from_the_environment(
@@ -99,8 +93,8 @@ def test_the_command_line_reads_the_webhook_secret_from_the_environment(
     assert cli.main(argv) == 0
     (how, _app, kwargs) = served[0]
     assert how == "webhook"
-    assert (kwargs["listen"], kwargs["port"], kwargs["url_path"]) == ("0.0.0.0", 8080, "tg")
-    assert kwargs["secret_token"] == SECRET
+    hook = kwargs["webhook"]
+    assert (hook.listen, hook.port, hook.path, hook.secret) == ("0.0.0.0", 8080, "tg", SECRET)
 
 
 def test_run_without_a_database_says_so_in_one_line(

@@ -6,6 +6,7 @@ Only requests that carry the secret token (X-Telegram-Bot-Api-Secret-Token) reac
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -24,9 +25,10 @@ from tests.conftest import FakeClock, make_test_database
 from unogas_bot import cli
 from unogas_bot.app import build_application
 from unogas_bot.config import ConfigError, Settings
-from unogas_bot.runner import ALLOWED_UPDATES, Webhook
+from unogas_bot.runner import ALLOWED_UPDATES, Webhook, serve_webhook
 from unogas_bot.services import Services
 from unogas_bot.standin import Called, OfflineBotAPI, Sent, offline_builder
+from unogas_bot.webhook import MAX_BODY
 
 SECRET = "s3cr3t_Token-for-the-webhook"
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -54,25 +56,27 @@ def _update(update_id: int, text: str, user_id: int = 1001) -> dict[str, Any]:
 
 @asynccontextmanager
 async def webhook_bot(tmp_path: Path, hook: Webhook) -> AsyncIterator[tuple[Application, OfflineBotAPI]]:
-    """The bot as `run --webhook-url` builds it (persistence included), serving on loopback."""
+    """The bot as `run --webhook-url` builds and serves it (persistence included), on loopback."""
     async with make_test_database("sqlite", tmp_path) as db:
         services = Services.create(TEST_SETTINGS, db, clock=FakeClock())
         await load_demo(services.registry)
         api = OfflineBotAPI()
         api.register_chat(1001, first_name="Mario")  # the chat Telegram would know
-        builder = offline_builder(api, with_updater=True)
-        app = build_application(services, builder=builder, persistence=SqlPersistence(db))
+        app = build_application(services, builder=offline_builder(api), persistence=SqlPersistence(db))
+        stop = asyncio.Event()
+        serving = asyncio.create_task(serve_webhook(app, hook, stop))
         try:
-            async with app:
-                await app.start()
-                assert app.updater is not None
-                await app.updater.start_webhook(**hook.server_options(), allowed_updates=ALLOWED_UPDATES)  # type: ignore[arg-type]
-                try:
-                    yield app, api
-                finally:
-                    await app.updater.stop()
-                    await app.stop()
+            for _ in range(250):  # until setWebhook: by then the server listens
+                if serving.done() or any(
+                    isinstance(e, Called) and e.method == "setWebhook" for e in api.events
+                ):
+                    break
+                await asyncio.sleep(0.02)
+            assert not serving.done(), serving.exception()
+            yield app, api
         finally:
+            stop.set()
+            await serving
             services.hasher.close()
 
 
@@ -112,6 +116,64 @@ async def test_only_requests_with_the_secret_token_are_processed(tmp_path: Path)
             assert "persona" in said[-1], "the conversation goes on through the webhook"
             elsewhere = await client.post(f"http://127.0.0.1:{port}/other", json=_update(5, "/start"))
             assert elsewhere.status_code == 404
+
+
+async def _raw_post(port: int, path: str, headers: dict[str, str], body: bytes) -> bytes:
+    """POST `body` (perhaps only the start of what Content-Length announces) and read the answer until the
+    server closes the connection; fail if it keeps waiting for the rest of the body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = f"POST /{path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in headers.items()
+    )
+    try:
+        writer.write(head.encode() + b"\r\n" + body)
+        await writer.drain()
+        try:
+            return await asyncio.wait_for(reader.read(), timeout=5)
+        except TimeoutError:
+            pytest.fail("the server waited for the rest of the body instead of answering")
+    finally:
+        writer.close()
+
+
+async def test_bodies_are_refused_before_they_are_read(tmp_path: Path) -> None:
+    """Without the secret, or with more than MAX_BODY announced, the server answers and closes the connection
+    after the headers: the 50 MB body announced is never waited for, read or buffered."""
+    port = _free_port()
+    hook = Webhook("https://bot.example.it/tg", SECRET, port=port)
+    huge = {"Content-Type": "application/json", "Content-Length": str(50_000_000)}
+    async with webhook_bot(tmp_path, hook) as (_app, api):
+        answer = await _raw_post(port, hook.path, huge, b'{"update_id": 1, ')
+        assert answer.startswith(b"HTTP/1.1 403 ")
+        answer = await _raw_post(port, hook.path, {**huge, HEADER: "guess"}, b"")
+        assert answer.startswith(b"HTTP/1.1 403 ")
+        too_big = {**huge, HEADER: SECRET, "Content-Length": str(MAX_BODY + 1)}
+        answer = await _raw_post(port, hook.path, too_big, b'{"update_id": 1, ')
+        assert answer.startswith(b"HTTP/1.1 413 ")
+
+        # A chunked body (no length announced) is cut off at MAX_BODY, even a well-formed update.
+        update = json.dumps(_update(9, "/registrati")).encode()
+        padded = update[:-1] + b" " * (MAX_BODY + 1 - len(update)) + b"}"
+        chunks = b"".join(
+            f"{len(part):x}\r\n".encode() + part + b"\r\n"
+            for part in (padded[i : i + 65536] for i in range(0, len(padded), 65536))
+        )
+        chunked = {"Content-Type": "application/json", "Transfer-Encoding": "chunked", HEADER: SECRET}
+        answer = await _raw_post(port, hook.path, chunked, chunks + b"0\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        await asyncio.sleep(0.3)
+        assert not [e for e in api.events if isinstance(e, Sent)], "no refused request reached the bot"
+
+        # The same update in a normal body goes through.
+        async with httpx.AsyncClient(timeout=5) as client:
+            url = f"http://127.0.0.1:{port}/{hook.path}"
+            ok = await client.post(
+                url, content=update, headers={HEADER: SECRET, "Content-Type": "application/json"}
+            )
+            assert ok.status_code == 200
+            assert "codice cliente" in (await _replies(api, 1001, at_least=2))[-1]
+            junk = await client.post(url, content=b"[1, 2]", headers={HEADER: SECRET})
+            assert junk.status_code == 400
 
 
 def test_webhook_path_can_differ_from_the_public_url() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import signal
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ from telegram.ext import Application
 from storage.db import Database
 from storage.persistence import SqlPersistence
 from unogas_bot import texts
+from unogas_bot import webhook as webhook_server
 from unogas_bot.app import build_application, make_rate_limiter
 from unogas_bot.config import Settings
 from unogas_bot.services import Services
@@ -61,7 +63,7 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 class Webhook:
     """Where Telegram delivers updates: `url` is the public HTTPS address (a reverse proxy terminating TLS),
     which forwards to the bot's plain-HTTP server on `listen`:`port`. Only requests carrying `secret` in the
-    X-Telegram-Bot-Api-Secret-Token header are accepted (PTB answers others 403)."""
+    X-Telegram-Bot-Api-Secret-Token header are accepted (unogas_bot/webhook.py answers others 403)."""
 
     url: str
     secret: str = field(repr=False)
@@ -73,15 +75,43 @@ class Webhook:
     def path(self) -> str:
         return (self.url_path if self.url_path is not None else urlsplit(self.url).path).strip("/")
 
-    def server_options(self) -> dict[str, object]:
-        """Arguments for PTB's run_webhook / Updater.start_webhook."""
-        return {
-            "listen": self.listen,
-            "port": self.port,
-            "url_path": self.path,
-            "webhook_url": self.url,
-            "secret_token": self.secret,
-        }
+
+async def serve_webhook(app: Application, hook: Webhook, stop: asyncio.Event) -> None:
+    """Run `app` on the webhook until `stop` is set: our own server (unogas_bot/webhook.py, which caps
+    bodies before reading them) instead of PTB's run_webhook, with the same order of PTB's hooks."""
+    try:
+        async with app:  # initialize, and shutdown at the end
+            if app.post_init is not None:
+                await app.post_init(app)
+            # Listening before Telegram learns the URL: its first post finds the server ready.
+            server = webhook_server.start(app, hook.listen, hook.port, hook.path, hook.secret)
+            try:
+                await app.bot.set_webhook(
+                    url=hook.url, secret_token=hook.secret, allowed_updates=ALLOWED_UPDATES
+                )
+                await app.start()
+                try:
+                    await stop.wait()
+                finally:
+                    await app.stop()
+            finally:
+                await webhook_server.stop(server)
+    finally:
+        if app.post_shutdown is not None:
+            await app.post_shutdown(app)
+
+
+def _run_webhook(app: Application, hook: Webhook) -> None:
+    """serve_webhook until Ctrl+C or SIGTERM, as PTB's run_webhook stops."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve_webhook(app, hook, stop)
+
+    asyncio.run(main())
 
 
 def freeze_startup_heap() -> None:
@@ -132,5 +162,5 @@ def run(settings: Settings, webhook: Webhook | None = None) -> int:
             webhook.listen,
             webhook.port,
         )
-        app.run_webhook(**webhook.server_options(), allowed_updates=ALLOWED_UPDATES)  # type: ignore[arg-type]
+        _run_webhook(app, webhook)
     return 0
