@@ -44,6 +44,7 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from unogas_bot import texts, validation
+from unogas_bot.hash_budget import HashBudgetExceeded
 from unogas_bot.services import BotContext, Services
 
 log = logging.getLogger(__name__)
@@ -434,7 +435,12 @@ class FormEngine:
         if draft is None or self._expired(turn):
             minutes = int(context.services.settings.conversation_timeout.total_seconds() // 60)
             return await self._conclude(turn, Finish([Reply("expired", {"minutes": minutes})]))
-        outcome = await handle(turn)
+        try:
+            outcome = await handle(turn)
+        except HashBudgetExceeded as exc:
+            # Too much bcrypt work by this user: nothing of this step is kept, the same reply works later.
+            await turn.send(Reply("hash_wait", {"seconds": exc.retry_after_seconds}))
+            return None
         return await self._conclude(turn, outcome)
 
     def _expired(self, turn: Turn, draft: Draft | None = None) -> bool:
@@ -477,6 +483,7 @@ class FormEngine:
             if not turn.services.mac.matches(value, first):
                 form.forget(draft, f.confirms)
                 return Ask([Reply(f.mismatch or "secret_expired")], field=f.confirms)
+            turn.services.hash_budget.take(turn.user_id)
             draft[f.hash_as or f.key] = await turn.services.hasher.hash(value)
             draft["_mac"].pop(f.confirms, None)
         elif f.secret and not f.consume:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import traceback
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ParseMode
+from telegram.constants import ChatType, ParseMode
 from telegram.error import Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -72,12 +73,18 @@ def build_application(
             builder = builder.base_url(settings.telegram_api_base_url)
     builder = builder.application_class(UnogasApplication, kwargs={"services": services})
     builder = builder.context_types(ContextTypes(context=BotContext))
-    builder = builder.concurrent_updates(PerChatUpdateProcessor())
+    processor = PerChatUpdateProcessor(
+        max_waiting=settings.chat_queue_limit,
+        notice_interval=settings.slow_down_interval,
+        clock=services.clock,
+    )
+    builder = builder.concurrent_updates(processor)
     if persistence is not None:
         builder = builder.persistence(persistence)
     if rate_limiter is not None:
         builder = builder.rate_limiter(rate_limiter)
     app = builder.build()
+    processor.on_overflow = functools.partial(slow_down, app)
     logsafety.install()
     add_handlers(app, persistent=persistence is not None)
     housekeeping.schedule(app)
@@ -121,6 +128,21 @@ async def welcome(update: Update, context: BotContext) -> None:
     words = (text or "").split()  # a message of spaces only has no first word
     command = words[0].split("@")[0] if words else ""
     await _say(update, context, "help" if command in ("/aiuto", "/help") else "welcome")
+
+
+async def slow_down(app: Application, update: object) -> None:
+    """Told to a private chat whose updates were dropped because it sent too many at once
+    (unogas_bot/concurrency.py), in the user's language; not in groups, where the bot collects nothing."""
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return
+    if update.effective_chat.type != ChatType.PRIVATE:
+        return
+    user = update.effective_user
+    chosen = app.user_data.get(user.id, {}).get("lang") if user is not None else None
+    lang = chosen or texts.language_for(user.language_code if user is not None else None)
+    await app.bot.send_message(
+        update.effective_chat.id, texts.t(lang, "slow_down"), parse_mode=ParseMode.HTML
+    )
 
 
 async def nothing_to_cancel(update: Update, context: BotContext) -> None:

@@ -1,28 +1,81 @@
-"""Many chats at once, one update at a time within a chat.
+"""Many chats at once, one update at a time within a chat, and no chat able to starve the others.
 
 PTB processes one update at a time by default, so one customer's 0.2 s bcrypt hash would make every other
 customer wait. Fully concurrent processing instead lets two quick messages of the same customer race
 through a ConversationHandler. This processor takes the middle way: updates of different chats run
-concurrently, updates of the same chat in arrival order.
+concurrently, updates of the same chat one at a time in arrival order.
+
+Fairness. PTB's own ``BaseUpdateProcessor.process_update`` takes one of its global slots (a semaphore of
+``max_concurrent_updates``) before anything else. Waiting for the chat's turn inside that slot would let a
+single chat that sends hundreds of messages hold every slot while its updates queue behind each other, and
+every other chat would wait for them all. Here an update first waits for its chat's turn, holding no slot,
+and takes a global slot only when its turn has come: a chat never holds more than one slot, whatever it
+sends.
+
+Bounds. A chat's line holds at most ``max_waiting`` updates behind the one running; more are dropped (a
+person typing does not get that far ahead of the bot; a script does), and the chat is told to slow down at
+most once per ``notice_interval``. Memory does not grow with the chats seen: a chat is remembered while it
+has an update running or waiting, and a notice time only for ``notice_interval``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import contextlib
+import inspect
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
+log = logging.getLogger(__name__)
+
 DEFAULT_CONCURRENCY = 256
+# Updates of one chat allowed to wait behind the one being processed; later ones are dropped.
+DEFAULT_MAX_WAITING = 20
+DEFAULT_NOTICE_INTERVAL = timedelta(minutes=1)
+
+Notify = Callable[[object], Awaitable[None]]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):
-    def __init__(self, max_concurrent_updates: int = DEFAULT_CONCURRENCY) -> None:
+    """Per-chat FIFO lines in front of PTB's global concurrency limit (see the module docstring).
+
+    `on_overflow(update)` is awaited for a dropped update when the chat has not been told within
+    `notice_interval` (the bot sends the "slow down" message; app.py sets it once the bot exists).
+    `clock` decides that interval, so tests can move time instead of sleeping.
+    """
+
+    def __init__(
+        self,
+        max_concurrent_updates: int = DEFAULT_CONCURRENCY,
+        *,
+        max_waiting: int = DEFAULT_MAX_WAITING,
+        notice_interval: timedelta = DEFAULT_NOTICE_INTERVAL,
+        clock: Callable[[], datetime] = _utc_now,
+        on_overflow: Notify | None = None,
+    ) -> None:
         super().__init__(max_concurrent_updates)
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._waiting: dict[int, int] = {}
+        if max_waiting < 0:
+            raise ValueError("max_waiting cannot be negative")
+        self.max_waiting = max_waiting
+        self.notice_interval = notice_interval
+        self.on_overflow = on_overflow
+        self._clock = clock
+        # chat -> the turns of its waiting updates, oldest first. A chat is a key exactly while one of its
+        # updates runs (or is about to): the first update of an idle chat creates the key and runs at once.
+        self._lines: dict[int, deque[asyncio.Future[None]]] = {}
+        # chat -> when it was last told to slow down; insertion order is time order (oldest first).
+        self._noticed: dict[int, datetime] = {}
+        self.dropped = 0  # updates dropped since start, for the benchmark and the logs
 
     @staticmethod
     def _key(update: object) -> int | None:
@@ -33,25 +86,95 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
                 return update.effective_user.id
         return None
 
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+    def busy_chats(self) -> int:
+        """Chats with an update running or waiting (what this processor keeps in memory)."""
+        return len(self._lines)
+
+    def waiting(self, chat_id: int) -> int:
+        """Updates of `chat_id` waiting for their turn (not counting the one running)."""
+        line = self._lines.get(chat_id)
+        return len(line) if line is not None else 0
+
+    async def process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Wait for the chat's turn holding no global slot, then process the update inside one.
+
+        Replaces PTB's (marked final for type checkers only), which takes the slot first."""
         key = self._key(update)
         if key is None:
-            await coroutine
+            async with self._semaphore:
+                await self.do_process_update(update, coroutine)
             return
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._waiting[key] = self._waiting.get(key, 0) + 1
+        line = self._lines.get(key)
+        if line is None:
+            self._lines[key] = deque()  # the chat was idle: this update's turn is now
+        elif len(line) >= self.max_waiting:
+            await self._drop(key, update, coroutine)
+            return
+        else:
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            line.append(turn)
+            try:
+                await turn
+            except asyncio.CancelledError:
+                if turn.cancelled():
+                    with contextlib.suppress(ValueError):
+                        line.remove(turn)  # left the line before its turn
+                else:
+                    self._hand_over(key)  # the turn came just as we were cancelled: pass it on
+                _close(coroutine)
+                raise
         try:
-            async with lock:
-                await coroutine
+            async with self._semaphore:
+                await self.do_process_update(update, coroutine)
         finally:
-            # Forget the lock once nobody of this chat is waiting, so memory does not grow with chats seen.
-            self._waiting[key] -= 1
-            if not self._waiting[key]:
-                del self._waiting[key]
-                del self._locks[key]
+            self._hand_over(key)
+
+    def _hand_over(self, key: int) -> None:
+        """The chat's running update is done: start its next waiting one, or forget the chat."""
+        line = self._lines[key]
+        while line:
+            turn = line.popleft()
+            if not turn.done():  # a cancelled waiter is skipped
+                turn.set_result(None)
+                return
+        del self._lines[key]
+
+    async def _drop(self, key: int, update: object, coroutine: Awaitable[Any]) -> None:
+        """Drop an update of a chat whose line is full; tell the chat, at most once per interval."""
+        _close(coroutine)
+        self.dropped += 1
+        now = self._clock()
+        self._forget_old_notices(now)
+        if key in self._noticed:
+            return
+        self._noticed[key] = now
+        log.warning("chat %s sends faster than it is served: updates dropped", key)
+        if self.on_overflow is None:
+            return
+        try:
+            await self.on_overflow(update)
+        except Exception as exc:  # a notice that fails must not become an error reply of its own
+            log.warning("chat %s: could not send the slow-down notice (%s)", key, type(exc).__name__)
+
+    def _forget_old_notices(self, now: datetime) -> None:
+        while self._noticed:
+            key, when = next(iter(self._noticed.items()))
+            if now - when < self.notice_interval:
+                return
+            del self._noticed[key]
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """The update's turn has come and it holds a global slot: run it."""
+        await coroutine
 
     async def initialize(self) -> None:
         """Nothing to set up."""
 
     async def shutdown(self) -> None:
         """Nothing to release."""
+
+
+def _close(coroutine: Awaitable[Any]) -> None:
+    """Discard an update's processing coroutine that will never run (no "never awaited" warning)."""
+    if inspect.iscoroutine(coroutine):
+        coroutine.close()

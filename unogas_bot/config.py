@@ -55,6 +55,12 @@ class Settings:
     email_in_use_per_hour: int = 5
     recovery_lock: timedelta = timedelta(hours=1)
     hash_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # Flood control: a chat's updates waiting behind the one running (more are dropped, the chat told to
+    # slow down once per interval), and bcrypt hashes or checks per Telegram user in a sliding window.
+    chat_queue_limit: int = 20
+    slow_down_interval: timedelta = timedelta(minutes=1)
+    hash_budget_per_user: int = 6
+    hash_budget_window: timedelta = timedelta(minutes=1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

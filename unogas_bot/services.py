@@ -20,6 +20,7 @@ from storage.db import Database
 from storage.registry import CustomerRegistry
 from storage.unit_of_work import UnitOfWork
 from unogas_bot.config import Settings
+from unogas_bot.hash_budget import HashBudget
 from unogas_bot.hashing import EphemeralMac, Hasher
 from unogas_bot.texts import language_for
 
@@ -38,6 +39,8 @@ class Services:
     hasher: Hasher
     clock: Callable[[], datetime] = utc_now
     mac: EphemeralMac = field(default_factory=EphemeralMac)
+    # Take one unit before every bcrypt hash or verify a user causes (raises HashBudgetExceeded).
+    hash_budget: HashBudget = field(default_factory=HashBudget)
 
     @classmethod
     def create(
@@ -56,6 +59,7 @@ class Services:
             attempts=AttemptLog(db, clock=clock),
             hasher=hasher or Hasher(settings.bcrypt_rounds, settings.hash_workers),
             clock=clock,
+            hash_budget=HashBudget(settings.hash_budget_per_user, settings.hash_budget_window, clock),
         )
 
     def uow(self) -> UnitOfWork:

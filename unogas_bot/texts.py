@@ -56,6 +56,14 @@ IT: dict[str, str] = {
     "stale_button": "Questo pulsante non è più attivo.",
     "error_generic": "Si è verificato un problema. Ripeta per favore l'ultima risposta.",
     "db_unavailable": "Il servizio è momentaneamente non disponibile. Riprovi tra qualche minuto.",
+    "slow_down": (
+        "Ho ricevuto troppi messaggi di seguito e alcuni degli ultimi non sono stati letti. "
+        "Attenda la mia risposta prima di scrivere ancora, poi ripeta ciò che manca."
+    ),
+    "hash_wait": (
+        "Troppi tentativi in poco tempo: per sicurezza questo messaggio non è stato elaborato. "
+        "Attenda {seconds} s, poi lo invii di nuovo. Le risposte date finora sono conservate."
+    ),
     "group_redirect": (
         "Per proteggere i suoi dati, la registrazione e l'accesso si fanno solo in chat privata con me."
     ),
@@ -486,6 +494,14 @@ EN: dict[str, str] = {
     "stale_button": "This button is no longer active.",
     "error_generic": "Something went wrong. Please repeat your last answer.",
     "db_unavailable": "The service is temporarily unavailable. Please try again in a few minutes.",
+    "slow_down": (
+        "I received too many messages in a row and could not read some of the latest ones. "
+        "Please wait for my reply before writing again, then repeat what is missing."
+    ),
+    "hash_wait": (
+        "Too many attempts in a short time: for your security this message was not processed. "
+        "Please wait {seconds} s, then send it again. Your answers so far are kept."
+    ),
     "group_redirect": "To protect your data, registration and login only happen in a private chat with me.",
     "language_set": "From now on I will write to you in English. If you were answering a question, please go on.",
     "language_choose": "Which language would you like me to use?",
