@@ -21,6 +21,7 @@ REQUIRED = (
     "nonhash_p99_ms",
     "cpu_per_update_vs_floor",
     "bytes_per_conversation",
+    "flood_other_p99_ms",
     "import_rows_per_s",
     "import_peak_mem_ratio",
     "identity_check_ratio",
@@ -48,10 +49,32 @@ def test_smoke_run_has_every_figure(tmp_path: Path) -> None:
     assert all(isinstance(t["met"], bool) for t in figures["targets"].values())
     assert {"cores", "python", "platform"} <= set(figures["machine"])
     assert figures["imports"][str(sizes["import_large"])]["inserted"] == sizes["import_large"]
+    # The flood: every message processed or dropped, its bcrypt work within the user's budget.
+    assert figures["flood_processed"] + figures["flood_dropped"] == sizes["flood_messages"]
+    assert 1 <= figures["flood_hashes"] <= 6
+    assert figures["flood_notices"] == (1 if figures["flood_dropped"] else 0)
     assert "ratio to the ceiling" in bench.table(figures)
     out = tmp_path / "bench.json"
     bench.write_json(figures, out)
     assert json.loads(out.read_text())["ceiling_ratio"] == pytest.approx(figures["ceiling_ratio"])
+
+
+def test_check_fails_when_a_target_is_missed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    figures = {
+        "sizes": {"customers": 1, "drafts": 1, "import_small": 1, "import_large": 1, "bcrypt_rounds": 4},
+        "machine": {"cores": 1, "python": "3", "platform": "x"},
+        "database": "sqlite",
+        "flood_other_p99_ms": 900.0,
+        "targets": {"flood_other_p99_ms": {"value": 900.0, "limit": 250.0, "comparison": "<=", "met": False}},
+    }
+    monkeypatch.setattr(bench, "run", lambda *args, **kwargs: figures)
+    assert bench.main(True, None, None, None, out=lambda _: None) == 0
+    assert bench.main(True, None, None, None, out=lambda _: None, check=True) == 1
+    assert "flood_other_p99_ms" in capsys.readouterr().err
+    figures["targets"]["flood_other_p99_ms"]["met"] = True
+    assert bench.main(True, None, None, None, out=lambda _: None, check=True) == 0
 
 
 def test_cli_rejects_a_bad_size(capsys: pytest.CaptureFixture[str]) -> None:

@@ -32,7 +32,7 @@ from telegram.ext import (
 from storage.db import Database
 from storage.persistence import SqlPersistence
 from storage.registry import CustomerRecord
-from unogas_bot import bench_data
+from unogas_bot import bench_data, texts
 from unogas_bot.app import build_application
 from unogas_bot.concurrency import PerChatUpdateProcessor
 from unogas_bot.config import Settings
@@ -362,6 +362,91 @@ async def nonhash_cpu(rig: Rig, customers: Sequence[CustomerRecord], *, first_us
     if rig.hasher.in_flight:
         raise RuntimeError("a hash ran during the non-hashing phase")
     return Rate(len(customers) * NONHASH_PREFIX, seconds, cpu)
+
+
+# --- a flood from one chat -------------------------------------------------------------------------------
+
+FLOOD_CYCLE = (bench_data.PASSWORD, bench_data.PASSWORD, "/indietro")  # the issue's attack: a hash each time
+OTHER_STEPS = 8  # other chats answer a registration up to the e-mail (identity check and look-ups), then
+# /annulla, over and over: replies that involve no hashing
+
+
+@dataclass
+class FloodResult:
+    messages: int
+    seconds: float  # from the first flood message until the flood's last update was processed or dropped
+    other_latencies_ms: list[float]  # every reply to the other chats while the flood went on
+    dropped: int
+    notices: int  # "slow down" messages the flooding chat received
+    flood_hashes: int  # bcrypt hashes the flooding chat caused
+    processed: int  # flood updates processed (not dropped)
+
+
+async def flood(
+    rig: Rig,
+    flooder_record: CustomerRecord,
+    other_records: Sequence[CustomerRecord],
+    *,
+    messages: int,
+    rate: float,
+    first_user: int,
+    think_ms: tuple[float, float] = (50.0, 150.0),
+    seed: int = 17,
+) -> FloodResult:
+    """One chat sends `messages` messages at `rate` per second ([password, password, /indietro] at the
+    password question) while other chats keep answering registration questions; the latency of every reply
+    the other chats get meanwhile is what counts."""
+    processor = rig.app.update_processor
+    if not isinstance(processor, PerChatUpdateProcessor):
+        raise TypeError("the bot runs without its per-chat update processor")
+    flooder = rig.sim.user(first_user)
+    for step in registration_steps(flooder_record, first_user)[:OTHER_STEPS]:
+        await _do(flooder, step)  # now at the password question
+    notice = texts.t("it", "slow_down")
+    dropped, hashes, said = processor.dropped, rig.hasher.hashes, len(flooder.replies)
+    latencies: list[float] = []
+    flooding = True
+
+    async def other(index: int, record: CustomerRecord, pause: random.Random) -> None:
+        user = rig.sim.user(first_user + 1 + index)
+        steps = [*registration_steps(record, first_user + 1 + index)[:OTHER_STEPS], Step("send", "/annulla")]
+        while flooding:
+            for step in steps:
+                await asyncio.sleep(pause.uniform(*think_ms) / 1000)
+                t0 = time.perf_counter()
+                await _do(user, step)
+                done = time.perf_counter()
+                replied = rig.api.reply_at.get(user.chat_id, done)
+                if flooding:
+                    latencies.append(((replied if replied >= t0 else done) - t0) * 1000)
+
+    async def send_flood() -> None:
+        # Delivered in batches every 10 ms, as polling hands over what arrived meanwhile.
+        batch = max(1, round(rate / 100))
+        sent: list[asyncio.Task[object]] = []
+        started = time.perf_counter()
+        for first in range(0, messages, batch):
+            delay = started + first / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            for i in range(first, min(messages, first + batch)):
+                sent.append(asyncio.create_task(flooder.send(FLOOD_CYCLE[i % len(FLOOD_CYCLE)])))
+        await asyncio.gather(*sent)
+
+    rngs = [random.Random(seed * 1_000_003 + i) for i in range(len(other_records))]
+    others = [asyncio.create_task(other(i, r, rngs[i])) for i, r in enumerate(other_records)]
+    start = time.perf_counter()
+    try:
+        await send_flood()
+    finally:
+        seconds = time.perf_counter() - start
+        flooding = False
+        await asyncio.gather(*others)
+    notices = sum(1 for sent in flooder.replies[said:] if sent.plain_text == notice)
+    dropped = processor.dropped - dropped
+    return FloodResult(
+        messages, seconds, latencies, dropped, notices, rig.hasher.hashes - hashes, messages - dropped
+    )
 
 
 # --- memory per in-flight conversation --------------------------------------------------------------------
