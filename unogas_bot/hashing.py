@@ -15,6 +15,7 @@ import os
 import secrets
 import sys
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from hashlib import sha256
 
@@ -43,6 +44,7 @@ class Hasher:
         # `use_dummy_cost`). Made in the pool, like every hash, not on the event loop.
         self._dummies: dict[int, Future[bytes]] = {}
         self.use_dummy_cost(rounds)
+        self.dummy_cost_set_at = float("-inf")  # not yet matched to the stored hashes (service/login.py)
 
     async def hash(self, secret: str) -> str:
         data = _utf8(secret)
@@ -70,6 +72,7 @@ class Hasher:
         if cost not in self._dummies:
             self._dummies[cost] = self._pool.submit(_hashpw, secrets.token_bytes(16), cost)
         self.dummy_cost = cost
+        self.dummy_cost_set_at = time.monotonic()
 
     def needs_rehash(self, hashed: str | None) -> bool:
         """Was `hashed` made at another cost than new hashes get? (Re-hashed at the next login.)"""

@@ -18,6 +18,7 @@ an address is registered.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -39,10 +40,23 @@ async def user_blocked_until(services: Services, user_id: int) -> datetime | Non
         )
 
 
+# How often the dummy hash's cost is matched again to the stored hashes' (they move to `BCRYPT_ROUNDS`
+# as customers log in).
+DUMMY_COST_CHECK = 3600.0
+
+
+async def match_dummy_cost(services: Services) -> None:
+    """Make unknown addresses cost what registered ones do: the dummy hash at the stored hashes' cost."""
+    cost = await services.accounts.stored_hash_cost()
+    services.hasher.use_dummy_cost(cost or services.hasher.rounds)
+
+
 async def log_in(services: Services, user_id: int, email: str, password: str) -> LoginOutcome:
     """Check `password` for `email` on behalf of Telegram user `user_id`."""
     settings, now = services.settings, services.clock()
     services.hash_budget.take(user_id)
+    if time.monotonic() - services.hasher.dummy_cost_set_at > DUMMY_COST_CHECK:
+        await match_dummy_cost(services)  # before the first login too: the hasher starts at BCRYPT_ROUNDS
     user = limits.telegram_key(user_id)
 
     async with services.uow() as uow:  # 1. reserve
