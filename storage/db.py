@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -14,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Insert, Select, Table, event, or_, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
@@ -36,6 +37,15 @@ _SQLITE_AUTOCOMMIT_READ = "unogas_sqlite_autocommit_read"
 _UPGRADE_LOCK_KEY = 0x756E6F676173  # "unogas"
 # Seconds to wait for PostgreSQL to accept a connection.
 CONNECT_TIMEOUT = 10
+# Seconds one statement may take before the customer is told the service is unavailable: PostgreSQL
+# cancels it (statement_timeout) and the driver gives up on a server that answers nothing at all
+# (asyncpg's command_timeout, a little later so a live server's own cancel comes first); SQLite waits as
+# long for another process's write lock (busy_timeout). Bulk work (imports, migrations) has no limit.
+STATEMENT_TIMEOUT = 10.0
+# Seconds the driver waits beyond STATEMENT_TIMEOUT before it stops waiting for the server.
+_CLIENT_GRACE = 0.5
+# Seconds to wait for a pooled connection (and, on SQLite, for this process's write turn).
+POOL_TIMEOUT = 5.0
 # Connections kept by the pool of a file-backed SQLite database (see Database.__init__).
 SQLITE_POOL_SIZE = 15
 
@@ -52,9 +62,18 @@ _UNAVAILABLE = (
 )
 
 
+# PostgreSQL's SQLSTATEs of a statement that ran out of time: statement_timeout (or a cancel request),
+# lock_timeout. Retrying later can succeed; the statement itself is fine.
+_TIMED_OUT_SQLSTATES = frozenset({"57014", "55P03"})
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """Is `exc` the database being unreachable or overloaded (worth retrying), rather than a bug?"""
-    return isinstance(exc, _UNAVAILABLE) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    return exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) in _TIMED_OUT_SQLSTATES
 
 
 def utcnow() -> datetime:
@@ -75,15 +94,16 @@ def alembic_config() -> Config:
     return config
 
 
-def _install_sqlite_hooks(engine: AsyncEngine, *, file_backed: bool) -> None:
+def _install_sqlite_hooks(engine: AsyncEngine, *, file_backed: bool, busy_timeout: float) -> None:
     """Make SQLite behave: foreign keys, WAL, a busy timeout and transactions we control.
 
     The sqlite3 module normally opens transactions lazily (and not for DDL), which breaks transactional
     migrations and lets two writers deadlock on the read-to-write lock upgrade (SQLITE_BUSY without any
     waiting). So the driver's own transaction handling is switched off and SQLAlchemy's "begin" event emits
     BEGIN itself; write transactions ask for BEGIN IMMEDIATE, which takes the write lock up front and waits
-    for it (busy_timeout) instead of failing.
+    for it (busy_timeout, the statement timeout: SQLite's only wait for another process) instead of failing.
     """
+    busy_ms = int(busy_timeout * 1000)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -91,7 +111,7 @@ def _install_sqlite_hooks(engine: AsyncEngine, *, file_backed: bool) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             if file_backed:
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL, much faster commits
@@ -104,6 +124,22 @@ def _install_sqlite_hooks(engine: AsyncEngine, *, file_backed: bool) -> None:
         if options.get(_SQLITE_AUTOCOMMIT_READ, False):
             return  # the driver is in autocommit mode: each statement is its own transaction
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_SQLITE_IMMEDIATE, False) else "BEGIN")
+
+
+def _drop_timed_out_connection(context: ExceptionContext) -> None:
+    """A statement the driver gave up on (asyncpg's command_timeout): close its connection at once.
+
+    Left to the pool, the connection would be rolled back, which waits for the server to acknowledge the
+    cancelled statement: a second full timeout when the server is silent. Aborting the socket first makes
+    the invalidation immediate; only this connection goes (the pool's others are tried, and time out, on
+    their own, rather than all being closed gracefully at their next checkout).
+    """
+    if not isinstance(context.original_exception, TimeoutError) or context.connection is None:
+        return
+    with contextlib.suppress(Exception):
+        context.connection.connection.driver_connection.terminate()  # type: ignore[union-attr]
+    context.is_disconnect = True
+    context.invalidate_pool_on_disconnect = False
 
 
 def _rollback_if_open(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
@@ -227,14 +263,40 @@ class Database:
 
     ``Database(url)`` creates its own engine (extra keyword arguments go to ``create_async_engine``, e.g.
     ``connect_args``); ``Database.from_engine(engine)`` wraps an existing one.
+
+    No wait is unbounded, so a customer hears "try again shortly" instead of waiting forever on a database
+    that stopped answering: ``statement_timeout`` seconds per statement (None: no limit), ``pool_timeout``
+    for a connection from the pool (and on SQLite for the process's write turn), ``connect_timeout`` for
+    PostgreSQL to accept a new connection. Bulk work (``transaction(bulk=True)``, schema changes) has no
+    statement limit: on PostgreSQL it runs on a second engine without one, opened when first needed.
     """
 
-    def __init__(self, url: str, *, echo: bool = False, **engine_kwargs: Any) -> None:
-        if make_url(url).drivername == "postgresql+asyncpg":
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        statement_timeout: float | None = STATEMENT_TIMEOUT,
+        pool_timeout: float = POOL_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        **engine_kwargs: Any,
+    ) -> None:
+        self.pool_timeout = pool_timeout
+        self._busy_timeout = STATEMENT_TIMEOUT if statement_timeout is None else statement_timeout
+        self._bulk_args: tuple[str, bool, dict[str, Any]] | None = None
+        postgres = make_url(url).drivername == "postgresql+asyncpg"
+        unbounded_connect_args: dict[str, Any] = {}
+        if postgres:
             # asyncpg waits 60 s for a server that does not answer; a customer should hear sooner that
             # the service is unavailable (a refused connection fails at once anyway).
             connect_args = dict(engine_kwargs.get("connect_args") or {})
-            connect_args.setdefault("timeout", CONNECT_TIMEOUT)
+            connect_args.setdefault("timeout", connect_timeout)
+            unbounded_connect_args = dict(connect_args)
+            if statement_timeout is not None:
+                server_settings = dict(connect_args.get("server_settings") or {})
+                server_settings.setdefault("statement_timeout", str(round(statement_timeout * 1000)))
+                connect_args["server_settings"] = server_settings
+                connect_args.setdefault("command_timeout", statement_timeout + _CLIENT_GRACE)
             engine_kwargs["connect_args"] = connect_args
         # SQL parameters (names, e-mails, hashes) stay out of SQL logs and out of error messages.
         engine_kwargs.setdefault("hide_parameters", True)
@@ -254,15 +316,24 @@ class Database:
             # kept once opened, do the same work without that churn.
             engine_kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
             engine_kwargs.setdefault("max_overflow", 0)
+        if issubclass(pool_class, QueuePool):
+            engine_kwargs.setdefault("pool_timeout", pool_timeout)
+        if postgres:
+            self._bulk_args = (url, echo, {**engine_kwargs, "connect_args": unbounded_connect_args})
         engine = create_async_engine(url, echo=echo, **engine_kwargs)
         if custom_reset:
             event.listen(engine.sync_engine, "reset", _rollback_if_open)
+        if postgres:
+            event.listen(engine.sync_engine, "handle_error", _drop_timed_out_connection)
         self._init(engine)
 
     @classmethod
     def from_engine(cls, engine: AsyncEngine) -> Database:
         """Wrap an engine created elsewhere (SQLite hooks are installed on it)."""
         self = cls.__new__(cls)
+        self._bulk_args = None
+        self.pool_timeout = POOL_TIMEOUT
+        self._busy_timeout = STATEMENT_TIMEOUT
         self._init(engine)
         return self
 
@@ -272,24 +343,46 @@ class Database:
         if self.dialect == "sqlite":
             database = make_url(str(engine.url)).database
             file_backed = bool(database) and database != ":memory:" and "mode=memory" not in str(engine.url)
-            _install_sqlite_hooks(engine, file_backed=file_backed)
+            _install_sqlite_hooks(engine, file_backed=file_backed, busy_timeout=self._busy_timeout)
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._bulk: AsyncEngine | None = None  # see _bulk_engine
         self._writers: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._reads: tuple[AsyncEngine, AsyncEngine] | None = None  # see _read_engine
 
-    def _writer_turn(self) -> asyncio.Lock:
+    def _bulk_engine(self) -> AsyncEngine:
+        """The engine for work that may take long: on PostgreSQL one without the statement timeout."""
+        if self._bulk_args is None:
+            return self.engine
+        if self._bulk is None:
+            url, echo, kwargs = self._bulk_args
+            self._bulk = create_async_engine(url, echo=echo, **kwargs)
+        return self._bulk
+
+    @asynccontextmanager
+    async def _writer_turn(self) -> AsyncIterator[None]:
         """SQLite's one write lock, as an asyncio lock for the writers of this process (one per event loop).
 
-        Queued here, in order, a writer holds no pooled connection while it waits and cannot time out: left
-        to SQLite's busy handler, the writers of an overloaded process each poll for the lock while holding
-        a connection, and some ran out of the 30 s busy timeout (hundreds of registrations at once on a busy
-        CPU, measured). Other processes (the CLI) still meet the busy timeout. Write transactions of one task
-        must therefore not nest (none does: each repository method opens its own).
+        Queued here, in order, a writer holds no pooled connection while it waits: left to SQLite's busy
+        handler, the writers of an overloaded process each poll for the lock while holding a connection, and
+        some ran out of the busy timeout (hundreds of registrations at once on a busy CPU, measured). The
+        wait is bounded like the pool's (``pool_timeout``), so a write stuck behind another process's long
+        transaction fails (the customer is asked to retry) rather than queueing every writer behind it.
+        Other processes (the CLI) meet the busy timeout. Write transactions of one task must therefore not
+        nest (none does: each repository method opens its own).
         """
         loop = asyncio.get_running_loop()
         if self._writers is None or self._writers[0] is not loop:
             self._writers = (loop, asyncio.Lock())
-        return self._writers[1]
+        lock = self._writers[1]
+        try:
+            async with asyncio.timeout(self.pool_timeout):
+                await lock.acquire()
+        except TimeoutError:
+            raise PoolTimeout(f"no write turn within {self.pool_timeout:g} s") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -325,14 +418,17 @@ class Database:
         return self._reads[1]
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, bulk: bool = False) -> AsyncIterator[AsyncSession]:
         """A session inside one write transaction: committed on success, rolled back on any exception.
 
         On SQLite the transaction starts with BEGIN IMMEDIATE, so concurrent writers queue up on the
-        write lock rather than failing halfway.
+        write lock rather than failing halfway. ``bulk`` (a customer import) lifts the statement timeout.
         """
         if self.dialect != "sqlite":
-            async with self._sessions() as session, session.begin():
+            sessions = self._sessions
+            if bulk and self._bulk_args is not None:
+                sessions = async_sessionmaker(self._bulk_engine(), expire_on_commit=False)
+            async with sessions() as session, session.begin():
                 yield session
             return
         async with self._writer_turn(), self._sessions() as session, session.begin():
@@ -364,9 +460,10 @@ class Database:
     async def run_schema_change(self, fn: Callable[..., None], *args: Any) -> None:
         """Run ``fn(sync_connection, *args)`` in one transaction that no other schema change runs alongside.
 
-        Used by ``upgrade()`` and by the migrations' env.py when run from the alembic command line.
+        Used by ``upgrade()`` and by the migrations' env.py when run from the alembic command line. No
+        statement timeout: a migration may rewrite a big table, and waits for another process's upgrade.
         """
-        async with self.engine.connect() as conn:
+        async with self._bulk_engine().connect() as conn:
             if self.dialect == "sqlite":
                 conn = await conn.execution_options(**{_SQLITE_IMMEDIATE: True})
             async with conn.begin():
@@ -382,6 +479,8 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
+        if self._bulk is not None:
+            await self._bulk.dispose()
         await self.engine.dispose()
 
 
