@@ -9,7 +9,7 @@ import traceback
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType, ParseMode
-from telegram.error import Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import Conflict, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -204,6 +204,12 @@ async def on_error(update: object, context: BotContext) -> None:
     """The one place errors end up: log what happened (never a user's text) and tell the customer."""
     error = context.error
     update_id = update.update_id if isinstance(update, Update) else None
+    if isinstance(error, Conflict):  # from polling: PTB goes on trying, with a growing wait
+        log.error(
+            "another instance of the bot is polling Telegram with this token (%s): only one may run",
+            logsafety.describe(error),
+        )
+        return
     if isinstance(error, Forbidden):
         log.info("update %s: the user blocked the bot", update_id)
         return

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import urlsplit
@@ -19,7 +21,7 @@ from storage.customer_csv import ImportRejected, import_file
 from storage.db import Database
 from storage.demo import load_demo
 from storage.registry import CustomerRecord, CustomerRegistry
-from unogas_bot.config import ConfigError, Settings
+from unogas_bot.config import ConfigError, Settings, async_database_url
 
 
 class CliError(Exception):
@@ -74,6 +76,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # a reader that went away shows here, not in Python's flush at exit
+        return status
+    except BrokenPipeError:
+        # `unogas-bot accounts list | head -1`: the rest of the output is not wanted. Point stdout at
+        # /dev/null so the flush at exit does not complain, and end as a tool killed by SIGPIPE does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -116,7 +130,22 @@ def _describe(record: CustomerRecord) -> str:
     return f"  {record.customer_code:<12} {kind:<8} {who:<28} {record.tax_code}"
 
 
+def _readable(path: str) -> None:
+    """Refuse, in one line, a file that cannot be read, before the database is touched."""
+    try:
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        raise CliError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise CliError(f"{path} is a directory: name the CSV file inside it") from None
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+
+
 def cmd_customers_import(settings: Settings, args: argparse.Namespace) -> int:
+    _readable(args.file)
+
     async def work(db: Database) -> int:
         try:
             result = await import_file(args.file, CustomerRegistry(db))
@@ -127,8 +156,6 @@ def cmd_customers_import(settings: Settings, args: argparse.Namespace) -> int:
             if unlisted:
                 print(f"... and {unlisted} more", file=sys.stderr)
             raise CliError(f"{rejected.total} error(s) in {args.file}: nothing imported") from None
-        except FileNotFoundError:
-            raise CliError(f"no such file: {args.file}") from None
         print(f"{result.rows} rows read: {result.inserted} customers added, {result.updated} updated")
         return 0
 
@@ -165,7 +192,7 @@ def _port(text: str) -> int:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from unogas_bot.runner import Webhook, run
+    from unogas_bot.runner import StartupError, Webhook, run
 
     if not settings.telegram_token:
         raise CliError("TELEGRAM_BOT_TOKEN is not set (without it, try: unogas-bot console)")
@@ -188,6 +215,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         )
     try:
         return run(settings, webhook)
+    except StartupError as exc:  # Telegram unreachable after the retries, or the token refused
+        raise CliError(f"cannot start: {exc}") from None
     except (OSError, OperationalError) as exc:  # the database unreachable, the webhook port taken, ...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CliError(f"cannot start: {reason}") from None
@@ -197,7 +226,11 @@ def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
     from unogas_bot.console import run_console
 
     player = {} if args.user_id is None else {"user_id": args.user_id}
-    return asyncio.run(run_console(settings, language=args.language, **player))
+
+    async def work(db: Database) -> int:
+        return await run_console(settings, language=args.language, db=db, **player)
+
+    return _with_database(settings, work)  # an unreachable database: one line, as for every command
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
@@ -206,7 +239,8 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.customers is not None and args.customers < 1:
         raise CliError("--customers must be at least 1")
-    return bench.main(args.quick, args.database, args.json, args.customers)
+    database = async_database_url(args.database, "--database") if args.database else None
+    return bench.main(args.quick, database, args.json, args.customers)
 
 
 def cmd_accounts(settings: Settings, args: argparse.Namespace) -> int:

@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///unogas.db"
 # What Telegram accepts as a webhook secret token (setWebhook's secret_token).
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -28,6 +31,29 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
     if not lo <= value <= hi:
         raise ConfigError(f"{name} must be between {lo} and {hi}, not {value}")
     return value
+
+
+# The drivers installed with the bot, by database (SQLAlchemy's backend name).
+_ASYNC_DRIVERS = {"postgresql": "asyncpg", "sqlite": "aiosqlite"}
+
+
+def async_database_url(raw: str, name: str = "DATABASE_URL") -> str:
+    """`raw` on the async driver the bot uses. Hosting providers hand out postgres:// and postgresql://
+    URLs (which SQLAlchemy reads as psycopg's, not installed) and libpq's `sslmode`, which asyncpg calls
+    `ssl`. Only the scheme and that parameter's name change; the error never repeats the URL (it may hold
+    a password)."""
+    try:
+        make_url(raw)
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"{name} must be a database URL such as {DEFAULT_DATABASE_URL}") from None
+    scheme, rest = raw.split("://", 1)
+    backend, _, _driver = scheme.lower().partition("+")
+    backend = "postgresql" if backend == "postgres" else backend
+    if backend not in _ASYNC_DRIVERS:
+        raise ConfigError(f"{name} must name a PostgreSQL or SQLite database, not {backend}://")
+    if backend == "postgresql":
+        rest = re.sub(r"(?<=[?&])sslmode=", "ssl=", rest)
+    return f"{backend}+{_ASYNC_DRIVERS[backend]}://{rest}"
 
 
 @dataclass(frozen=True)
@@ -67,9 +93,7 @@ class Settings:
         env = os.environ if env is None else env
         token = env.get("TELEGRAM_BOT_TOKEN", "").strip() or None
         base = env.get("TELEGRAM_API_BASE_URL", "").strip() or None
-        url = env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
-        if "://" not in url:
-            raise ConfigError(f"DATABASE_URL must be a SQLAlchemy URL such as {DEFAULT_DATABASE_URL}")
+        url = async_database_url(env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL)
         # bcrypt accepts 4..31; below 10 is for tests and demos only.
         rounds = _int(env, "BCRYPT_ROUNDS", 12, 4, 31)
         secret = env.get("TELEGRAM_WEBHOOK_SECRET", "").strip() or None

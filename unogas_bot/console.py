@@ -112,12 +112,15 @@ async def run_console(
     language: str = "it",
     stdin: TextIO | None = None,
     out: TextIO | None = None,
+    db: Database | None = None,
 ) -> int:
+    """Chat in the terminal until end of input or /quit; `db` (schema up to date) is closed at the end."""
     stdin = stdin or sys.stdin
     out = out or sys.stdout
     interactive = stdin.isatty()
-    db = Database(settings.database_url)
-    await db.upgrade()
+    if db is None:
+        db = Database(settings.database_url)
+        await db.upgrade()
     services = Services.create(settings, db)
     api = OfflineBotAPI()
     # Conversations are kept in the database as with `run`: a new console picks up where the last one stopped.

@@ -17,7 +17,9 @@ from typing import Any
 
 from telegram.error import TelegramError
 
-_TOKEN = re.compile(r"bot\d+:[A-Za-z0-9_-]+")
+# The bot token: in a Bot API URL, quoted by PTB when Telegram rejects it, or bare (a bot id, a colon and
+# Telegram's 35 characters).
+_TOKEN = re.compile(r"bot\d+:[A-Za-z0-9_-]+|(?<=token `)[^`]+(?=`)|\b\d{6,}:[A-Za-z0-9_-]{30,}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,63}")  # e.g. an API method name: no spaces, no text
 # Loggers whose records may quote updates or request parameters; and those that may log the token.
 # aiosqlite's DEBUG records show each call's SQL parameters (e-mails, tax codes, hashes).
@@ -25,8 +27,17 @@ _PAYLOAD_LOGGERS = ("telegram", "aiosqlite")
 _URL_LOGGERS = ("httpx", "httpcore", "tornado.access", "tornado.general")
 
 
-def _mask_token(text: str) -> str:
-    return _TOKEN.sub("bot<token>", text)
+def mask_token(text: str) -> str:
+    """`text` with the bot token replaced by `<token>`."""
+    return _TOKEN.sub(lambda m: "bot<token>" if m.group().startswith("bot") else "<token>", text)
+
+
+def describe(error: TelegramError) -> str:
+    """A Telegram (or network) error in one short line: its type and Telegram's description, which never
+    quotes a customer's text; the token masked (PTB quotes it when Telegram rejects it)."""
+    first = (error.message.splitlines() or [""])[0]
+    name = type(error).__name__
+    return mask_token(first if first.startswith(name) else f"{name}: {first}")[:300]
 
 
 def _safe(arg: Any) -> Any:
@@ -35,7 +46,7 @@ def _safe(arg: Any) -> Any:
     if isinstance(arg, str) and _NAME.fullmatch(arg):
         return arg
     if isinstance(arg, TelegramError):  # Telegram's description of what went wrong, never user text
-        return _mask_token(f"{type(arg).__name__}: {arg.message}")
+        return mask_token(f"{type(arg).__name__}: {arg.message}")
     if isinstance(arg, BaseException):
         return type(arg).__name__
     update_id = getattr(arg, "update_id", None)
@@ -50,6 +61,13 @@ class RedactPayloads(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not isinstance(record.msg, str):
             record.msg = f"<{type(record.msg).__name__}>"
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, TelegramError):
+            # Telegram's answer or the network's, not a bug here: the traceback would only show PTB's
+            # frames. One line instead (e.g. when PTB gives up a start-up call or a last getUpdates).
+            record.msg = f"{record.msg} ({describe(error).replace('%', '%%')})"
+            record.exc_info = None
+            record.exc_text = None
         if isinstance(record.args, Mapping):
             record.args = {key: _safe(value) for key, value in record.args.items()}
         elif record.args:
@@ -61,12 +79,12 @@ class MaskToken(logging.Filter):
     """Masks the bot token in the URLs HTTP libraries log (it is part of every Bot API URL)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = _mask_token(str(record.msg))
+        record.msg = mask_token(str(record.msg))
         if isinstance(record.args, Mapping):
-            record.args = {key: _mask_token(str(value)) for key, value in record.args.items()}
+            record.args = {key: mask_token(str(value)) for key, value in record.args.items()}
         elif record.args:
             record.args = tuple(
-                arg if isinstance(arg, int | float) else _mask_token(str(arg)) for arg in record.args
+                arg if isinstance(arg, int | float) else mask_token(str(arg)) for arg in record.args
             )
         return True
 

@@ -6,15 +6,18 @@ import asyncio
 import gc
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, BotCommandScopeDefault
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
 from storage.db import Database
 from storage.persistence import SqlPersistence
-from unogas_bot import texts
+from unogas_bot import logsafety, texts
 from unogas_bot import webhook as webhook_server
 from unogas_bot.app import build_application, make_rate_limiter
 from unogas_bot.config import Settings
@@ -58,6 +61,51 @@ async def publish_commands(app: Application) -> None:
 # The updates the bot handles; Telegram does not send the others.
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 
+# Start-up calls to Telegram (getMe, setWebhook) are tried this often, waiting 1 s, 2 s, 4 s ... at most
+# 30 s in between (about a minute and a half in all) before `run` gives up.
+STARTUP_TRIES = 8
+FIRST_WAIT = 1.0
+LONGEST_WAIT = 30.0
+
+
+class StartupError(Exception):
+    """Telegram could not be reached, or refused the bot: `run` ends with this one line."""
+
+
+async def with_retries(
+    what: str,
+    call: Callable[[], Awaitable[object]],
+    *,
+    tries: int = STARTUP_TRIES,
+    wait: float = FIRST_WAIT,
+) -> None:
+    """`call` until it succeeds, with a growing wait and one log line per failed try. Network errors,
+    timeouts and flood control are retried; Telegram's refusals (bad token, bad request) are final."""
+    for attempt in range(1, tries + 1):
+        try:
+            await call()
+            return
+        except TelegramError as exc:
+            said = logsafety.describe(exc)
+            # BadRequest is a NetworkError in PTB, but it is Telegram's answer: final like the others.
+            if not isinstance(exc, NetworkError | RetryAfter) or isinstance(exc, BadRequest):
+                raise StartupError(f"Telegram refused {what}: {said}") from None
+            if attempt == tries:
+                raise StartupError(f"{what} failed {tries} times, the last with {said}") from None
+            pause = _seconds(exc.retry_after) if isinstance(exc, RetryAfter) else wait
+            log.warning("%s failed (try %d of %d: %s); next try in %g s", what, attempt, tries, said, pause)
+            await asyncio.sleep(pause)
+            wait = min(wait * 2, LONGEST_WAIT)
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+async def reach_telegram(app: Application) -> None:
+    """The first contact (getMe, which PTB's initialize makes), retried while Telegram is unreachable."""
+    await with_retries("contacting the Telegram Bot API (getMe)", app.bot.initialize)
+
 
 @dataclass(frozen=True)
 class Webhook:
@@ -86,8 +134,11 @@ async def serve_webhook(app: Application, hook: Webhook, stop: asyncio.Event) ->
             # Listening before Telegram learns the URL: its first post finds the server ready.
             server = webhook_server.start(app, hook.listen, hook.port, hook.path, hook.secret)
             try:
-                await app.bot.set_webhook(
-                    url=hook.url, secret_token=hook.secret, allowed_updates=ALLOWED_UPDATES
+                await with_retries(
+                    "registering the webhook (setWebhook)",
+                    lambda: app.bot.set_webhook(
+                        url=hook.url, secret_token=hook.secret, allowed_updates=ALLOWED_UPDATES
+                    ),
                 )
                 await app.start()
                 try:
@@ -101,17 +152,13 @@ async def serve_webhook(app: Application, hook: Webhook, stop: asyncio.Event) ->
             await app.post_shutdown(app)
 
 
-def _run_webhook(app: Application, hook: Webhook) -> None:
+async def _serve_webhook_until_signalled(app: Application, hook: Webhook) -> None:
     """serve_webhook until Ctrl+C or SIGTERM, as PTB's run_webhook stops."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await serve_webhook(app, hook, stop)
-
-    asyncio.run(main())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve_webhook(app, hook, stop)
 
 
 def freeze_startup_heap() -> None:
@@ -152,15 +199,26 @@ def run(settings: Settings, webhook: Webhook | None = None) -> int:
     app = production_application(services)
     app.post_init = post_init
     app.post_shutdown = post_shutdown
-    if webhook is None:
-        log.warning("unogas-bot is running on Telegram (long polling); Ctrl+C stops it")
-        app.run_polling(allowed_updates=ALLOWED_UPDATES)
-    else:
-        log.warning(
-            "unogas-bot is running on Telegram (webhook %s, listening on %s:%d); Ctrl+C stops it",
-            webhook.url,
-            webhook.listen,
-            webhook.port,
-        )
-        _run_webhook(app, webhook)
+    # One event loop from the first contact with Telegram to the end: the bot's HTTP client lives in it.
+    # (asyncio.Runner also cancels what is left and closes the loop, after Ctrl+C too.)
+    with asyncio.Runner() as loop:
+        try:
+            loop.run(reach_telegram(app))
+        except BaseException:
+            loop.run(services.close())
+            raise
+        if webhook is None:
+            log.warning("unogas-bot is running on Telegram (long polling); Ctrl+C stops it")
+            # PTB retries its own start-up call (deleteWebhook) as often as we retried getMe.
+            app.run_polling(
+                allowed_updates=ALLOWED_UPDATES, bootstrap_retries=STARTUP_TRIES - 1, close_loop=False
+            )
+        else:
+            log.warning(
+                "unogas-bot is running on Telegram (webhook %s, listening on %s:%d); Ctrl+C stops it",
+                webhook.url,
+                webhook.listen,
+                webhook.port,
+            )
+            loop.run(_serve_webhook_until_signalled(app, webhook))
     return 0
