@@ -1,18 +1,23 @@
-"""Housekeeping: the hourly job deletes outdated attempts and expired sessions, and nothing still in use."""
+"""Housekeeping: the hourly job deletes outdated attempts and expired sessions, the minutely one abandoned
+drafts, and nothing still in use."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 
 from storage.attempts import telegram_key
-from storage.models import Attempt, TelegramSession
+from storage.db import Database
+from storage.models import Attempt, BotConversation, BotUserData, TelegramSession
 from tests.accountkit import WRONG_PASSWORD, login, registered
-from tests.botkit import Bot
+from tests.botkit import ANSWER, MARIO, PASSWORD, QUESTION, Bot, answer_all, last_text, running_bot
 from tests.conftest import FakeClock
-from unogas_bot import housekeeping
+from tests.hardkit import open_conversations
+from unogas_bot import housekeeping, texts
 from unogas_bot.service.limits import LOGIN_USER_FAILED as USER_FAILED
+from unogas_bot.standin import SimUser, render_text
 
 
 async def _rows(bot: Bot, model: type) -> int:
@@ -47,3 +52,103 @@ def test_attempts_are_kept_longer_than_any_window_they_are_counted_in(bot: Bot) 
     kept = housekeeping.attempts_kept(bot.services)
     assert kept >= timedelta(days=1)
     assert kept >= max(settings.login_user_window, settings.login_failures_window, settings.recovery_lock)
+
+
+# --- abandoned drafts ---------------------------------------------------------------------------------------
+
+ABANDONED = range(5000, 5200)  # 200 customers who stop answering somewhere in a form
+LANGUAGE_USER = 8001  # abandons a draft too, but chose English: that choice stays
+FRESH_USER = 9001  # starts a registration after the others went quiet: kept
+EMAIL = "mario.rossi@example.it"
+
+
+def plain(key: str, **params: Any) -> str:
+    return render_text(texts.t("it", key, **params), "HTML")
+
+
+async def abandon_a_draft(user: SimUser, depth: int) -> None:
+    """A draft left at one of five places: just started, after the identity, after the e-mail, after the
+    password pair (its bcrypt hash is in the draft), or a login with the e-mail typed."""
+    if depth == 4:
+        await answer_all(user, "/accedi", EMAIL)
+        return
+    await user.send("/registrati")
+    if depth == 0:
+        return
+    await user.send(MARIO["code"])
+    await user.press("Persona")
+    await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"], "347 123 4567")
+    if depth >= 2:
+        await user.send(EMAIL)
+    if depth >= 3:
+        events = await answer_all(user, PASSWORD, PASSWORD)
+        assert plain("q_question") in last_text(events)
+
+
+async def _table(db: Database, model: type) -> list[tuple[Any, ...]]:
+    async with db.session() as session:
+        return [tuple(row) for row in await session.execute(select(model.__table__))]
+
+
+async def test_abandoned_drafts_are_purged_from_memory_and_tables_and_a_restart_loads_none(
+    database: Database, clock: FakeClock
+) -> None:
+    async with running_bot(database, clock) as bot:
+        app: Any = bot.app
+        jobs = app.job_queue.jobs()
+        assert min(job.job.trigger.interval for job in jobs) <= timedelta(minutes=5), "drafts go often"
+        for user_id in ABANDONED:
+            await abandon_a_draft(bot.user(user_id), user_id % 5)
+        with_hash = [u for u in ABANDONED if "password_hash" in app.user_data[u].get("registration", {})]
+        assert len(with_hash) == 40, "some drafts hold a bcrypt hash"
+        await answer_all(bot.user(LANGUAGE_USER), "/registrati", MARIO["code"])
+        app.user_data[LANGUAGE_USER]["lang"] = "en"  # as /lingua leaves it
+        await app.update_persistence()
+        assert len(await _table(database, BotConversation)) == 201, "every draft was saved, as in production"
+
+        clock.advance(bot.services.settings.conversation_timeout + timedelta(minutes=1))
+        await bot.user(FRESH_USER).send("/registrati")
+        for job in jobs:  # every housekeeping job, as the job queue runs it
+            await job.run(app)
+
+        # In memory: nothing of the abandoned drafts, neither the data nor PTB's conversation state.
+        assert not any(user_id in app.user_data for user_id in ABANDONED)
+        assert dict(app.user_data[LANGUAGE_USER]) == {"lang": "en"}
+        assert set(app.user_data[FRESH_USER]) == {"registration"}
+        assert open_conversations(app) == {
+            "registration": {(FRESH_USER, FRESH_USER): "customer_code"},
+            "login": {},
+            "recovery": {},
+        }
+        # In the tables: the same, and no trace of what the drafts held.
+        users = {user_id: data for user_id, data, *_ in await _table(database, BotUserData)}
+        assert set(users) == {LANGUAGE_USER, FRESH_USER}
+        assert users[LANGUAGE_USER] == '{"lang":"en"}'
+        conversations = [(name, key) for name, key, *_ in await _table(database, BotConversation)]
+        assert conversations == [("registration", f"[{FRESH_USER},{FRESH_USER}]")]
+        stored = " ".join(users.values())
+        for trace in (MARIO["code"], MARIO["tax"], EMAIL, "$2b$", "3471234567"):
+            assert trace not in stored
+
+    async with running_bot(database, clock, demo=False) as restarted:
+        app = restarted.app
+        assert set(app.user_data) == {LANGUAGE_USER, FRESH_USER}, "a restart loads none of them"
+        assert open_conversations(app)["registration"] == {(FRESH_USER, FRESH_USER): "customer_code"}
+        # A customer who comes back is answered as a new one; the fresh draft goes on.
+        events = await restarted.user(ABANDONED[1]).send(MARIO["first"])
+        assert last_text(events) == plain("welcome")
+        events = await restarted.user(FRESH_USER).send(MARIO["code"])
+        assert plain("q_kind") in last_text(events)
+
+
+async def test_a_draft_within_the_timeout_is_kept(bot: Bot, clock: FakeClock) -> None:
+    user = bot.user(1001)
+    await answer_all(user, "/registrati", MARIO["code"])
+    clock.advance(bot.services.settings.conversation_timeout - timedelta(seconds=1))
+    assert await housekeeping.purge_drafts(bot.app) == 0
+    assert bot.app.user_data[1001]["registration"]["customer_code"] == MARIO["code"]
+    events = await user.press("Persona")
+    assert plain("q_first_name") in last_text(events)
+    await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"], "salta", EMAIL, PASSWORD, PASSWORD)
+    events = await answer_all(user, QUESTION, ANSWER, ANSWER)
+    assert "Salva" in [label for e in events for label in getattr(e, "buttons", [])]

@@ -1,21 +1,30 @@
-"""Housekeeping while the bot runs: old attempt records and expired sessions are deleted every hour.
+"""Housekeeping while the bot runs: old attempt records and expired sessions are deleted every hour,
+abandoned conversation drafts every minute.
 
 Attempts only matter inside the windows they are counted in (an hour at most) and an expired session is
-never used again (`session_account` ignores it), so without this both tables would only grow.
+never used again (`session_account` ignores it), so without this both tables would only grow. A draft
+(customer code, names, tax code, phone, e-mail, a password's bcrypt hash) is only useful for the
+conversation timeout: the form engine notices an old one only when its customer writes again, so one
+never continued would otherwise stay in memory and in the persistence tables for good.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Hashable, MutableMapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from telegram.ext import Application
+from telegram.ext import Application, ConversationHandler
 
 from unogas_bot.services import BotContext, Services
 
 log = logging.getLogger(__name__)
 
 INTERVAL = timedelta(hours=1)
+# Drafts are looked at this often: a walk over the drafts in memory, cheap enough to do every minute, so
+# an abandoned draft outlives the conversation timeout by a minute at most.
+DRAFTS_INTERVAL = timedelta(minutes=1)
 # Far longer than any window an attempt is counted in; kept a day for the support staff's questions.
 ATTEMPTS_KEPT = timedelta(days=1)
 
@@ -34,11 +43,75 @@ async def tidy(services: Services) -> tuple[int, int]:
     return attempts, sessions
 
 
+def _touched(value: Any) -> datetime | None:
+    """When a form last changed this `user_data` value, if it is a form draft (its `_touched` time)."""
+    touched = value.get("_touched") if isinstance(value, dict) else None
+    if not isinstance(touched, str):
+        return None
+    try:
+        when = datetime.fromisoformat(touched)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+async def purge_drafts(app: Application) -> int:
+    """Forget every draft idle longer than the conversation timeout, with its conversation state, in memory
+    and (through the persistence, at once) in the database; returns how many.
+
+    A draft is a `user_data` value with a `_touched` time, kept under its form's name, which is also the
+    name of the form's ConversationHandler; the handler's state for that user goes too, so nothing of the
+    conversation is left (the customer's next message is answered as a new one). Other user data (the
+    chosen language) stays.
+    """
+    services: Services = app.services  # type: ignore[attr-defined]
+    cutoff = services.clock() - services.settings.conversation_timeout
+    ended: dict[str, set[int]] = {}  # form name -> users whose draft of it was purged
+    for user_id, data in list(app.user_data.items()):
+        stale = [name for name, value in data.items() if (touched := _touched(value)) and touched < cutoff]
+        if not stale:
+            continue
+        for name in stale:
+            del data[name]
+            ended.setdefault(name, set()).add(user_id)
+        if data:
+            app.mark_data_for_update_persistence(user_ids=user_id)
+        else:
+            app.drop_user_data(user_id)
+    if not ended:
+        return 0
+    for handler in _conversation_handlers(app):
+        users = ended.get(handler.name or "")
+        if users and handler.per_user and not handler.per_message:
+            user_at = 1 if handler.per_chat else 0  # PTB's key: (chat id, user id) or (user id,)
+            # PTB offers no public way to end a conversation from outside an update: its own dict (a
+            # TrackingDict when persistent, so the deletion reaches the persistence like any other).
+            states: MutableMapping[tuple[Hashable, ...], object] = handler._conversations
+            for key in [key for key in states if key[user_at] in users]:
+                states.pop(key, None)
+    await app.update_persistence()  # written now rather than at the next tick, and retried if it fails
+    purged = sum(len(users) for users in ended.values())
+    log.info("housekeeping: %d abandoned draft(s) forgotten", purged)
+    return purged
+
+
+def _conversation_handlers(app: Application) -> list[ConversationHandler]:
+    return [h for group in app.handlers.values() for h in group if isinstance(h, ConversationHandler)]
+
+
 async def _job(context: BotContext) -> None:
     await tidy(context.services)
 
 
+async def _drafts_job(context: BotContext) -> None:
+    await purge_drafts(context.application)
+
+
 def schedule(app: Application) -> None:
-    """Run `tidy` a minute after start, then every hour (on PTB's job queue, when the app has one)."""
+    """Run `tidy` a minute after start, then every hour, and `purge_drafts` every minute (on PTB's job
+    queue, when the app has one)."""
     if app.job_queue is not None:
         app.job_queue.run_repeating(_job, interval=INTERVAL, first=timedelta(minutes=1), name="housekeeping")
+        app.job_queue.run_repeating(
+            _drafts_job, interval=DRAFTS_INTERVAL, first=DRAFTS_INTERVAL, name="drafts"
+        )
