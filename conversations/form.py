@@ -43,6 +43,7 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
+from conversations import secret_guard
 from unogas_bot import texts, validation
 from unogas_bot.hash_budget import HashBudgetExceeded
 from unogas_bot.services import BotContext, Services
@@ -179,15 +180,6 @@ class Turn:
         return await self.context.bot.send_message(
             self.chat_id, html, parse_mode=ParseMode.HTML, reply_markup=markup
         )
-
-    async def delete_message(self, message: Message | None) -> None:
-        """Delete the customer's message (a secret). If Telegram refuses, the flow goes on."""
-        if message is None:
-            return
-        try:
-            await message.delete()
-        except TelegramError as exc:
-            log.warning("could not delete a secret message in chat %s: %s", self.chat_id, type(exc).__name__)
 
 
 # --- the form ----------------------------------------------------------------------------------------
@@ -468,8 +460,7 @@ class FormEngine:
         f = self._current(turn)
         if f is None:
             return Ask()
-        if f.secret or f.confirms:
-            await turn.delete_message(message)
+        # The message itself, if it may hold a secret, is deleted by conversations/secret_guard.py.
         try:
             value = self._parse(f, text, draft, pressed)
         except validation.Invalid as bad:
@@ -562,10 +553,17 @@ class FormEngine:
             for note in outcome.notes:
                 await turn.send(note)
             user_data.pop(form.name, None)
+            secret_guard.closed(user_data, form.name, turn.now(), ended=True)
             return END
         for note in outcome.notes:
             await turn.send(note)
-        await self._ask(turn, outcome.field or SUMMARY)
+        key = outcome.field or SUMMARY
+        await self._ask(turn, key)
+        f = form.by_key.get(key)
+        if f is not None and (f.secret or f.confirms):
+            secret_guard.asked(user_data, form.name)
+        else:
+            secret_guard.closed(user_data, form.name, turn.now(), ended=False)
         draft["_touched"] = turn.now().isoformat()
         user_data[form.name] = draft
         return draft["_at"]

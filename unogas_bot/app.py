@@ -24,6 +24,7 @@ from telegram.ext import (
     filters,
 )
 
+from conversations import secret_guard
 from conversations.account import logout, show_profile
 from conversations.login import LoginForm
 from conversations.recovery import RecoveryForm
@@ -94,6 +95,8 @@ def build_application(
 def add_handlers(app: Application, persistent: bool = False) -> None:
     group_chats = ~filters.ChatType.PRIVATE
     private = filters.ChatType.PRIVATE
+    # First of all: a message that may hold a secret is deleted, whatever handles it next.
+    app.add_handler(secret_guard.handler(), group=-3)
     # Language works anywhere, even in the middle of a form: these stop the update before the forms see it.
     app.add_handler(CommandHandler(["lingua", "language"], choose_language, filters=private), group=-2)
     app.add_handler(CallbackQueryHandler(set_language, pattern=r"^lang\|"), group=-2)
