@@ -87,14 +87,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + signal.SIGPIPE
 
 
+# Commands whose terminal is their own output: library INFO lines would interleave with the chat (console)
+# or the progress lines (bench), so they log from WARNING unless LOG_LEVEL or --verbose says otherwise.
+_QUIET_COMMANDS = ("console", "bench")
+# Libraries that log routine work at INFO: every Bot API request (httpx), every job run (apscheduler).
+_CHATTY_LIBRARIES = ("httpx", "apscheduler")
+# Alembic's two lines at every start; "Running upgrade ..." (a schema change) stays.
+_ALEMBIC_ROUTINE = ("Context impl", "Will assume")
+
+
+def _not_routine(record: logging.LogRecord) -> bool:
+    """Below DEBUG, the libraries' routine INFO records are left out (their warnings are not)."""
+    if record.levelno >= logging.WARNING:
+        return True
+    if record.name.partition(".")[0] in _CHATTY_LIBRARIES:
+        return False
+    return not (record.name.startswith("alembic") and str(record.msg).startswith(_ALEMBIC_ROUTINE))
+
+
+def configure_logging(settings: Settings, args: argparse.Namespace) -> None:
+    """One line per record on stderr, at --verbose (DEBUG), else LOG_LEVEL, else the command's default:
+    INFO, so start-up, housekeeping and users who blocked the bot show."""
+    if args.verbose:
+        level = logging.DEBUG
+    elif settings.log_level is not None:
+        level = settings.log_level
+    else:
+        level = logging.WARNING if args.command in _QUIET_COMMANDS else logging.INFO
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if level > logging.DEBUG:
+        handler.addFilter(_not_routine)
+    logging.basicConfig(level=level, handlers=[handler])
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
         settings = Settings.from_env()
+        configure_logging(settings, args)
         handler = COMMANDS[(args.command, getattr(args, "action", None))]
         return handler(settings, args) or 0
     except (CliError, ConfigError) as exc:

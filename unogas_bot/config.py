@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -31,6 +32,18 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
     if not lo <= value <= hi:
         raise ConfigError(f"{name} must be between {lo} and {hi}, not {value}")
     return value
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(env: Mapping[str, str]) -> int | None:
+    raw = env.get("LOG_LEVEL", "").strip()
+    if not raw:
+        return None
+    if raw.upper() not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {raw!r}")
+    return int(getattr(logging, raw.upper()))
 
 
 # The drivers installed with the bot, by database (SQLAlchemy's backend name).
@@ -66,6 +79,8 @@ class Settings:
     bcrypt_rounds: int = 12
     # Telegram sends it in every webhook request (X-Telegram-Bot-Api-Secret-Token); others are refused.
     telegram_webhook_secret: str | None = field(default=None, repr=False)
+    # LOG_LEVEL as a `logging` level; None: not set, each command's default (see cli.py).
+    log_level: int | None = None
     # Conversation and account-protection policy; fixed by the issues, overridable only in code (tests).
     conversation_timeout: timedelta = timedelta(minutes=15)
     max_invalid_replies: int = 5
@@ -106,4 +121,5 @@ class Settings:
             database_url=url,
             bcrypt_rounds=rounds,
             telegram_webhook_secret=secret,
+            log_level=_log_level(env),
         )

@@ -1,15 +1,20 @@
-"""Logs never carry what customers type, whatever the log level.
+"""Logs never carry secrets or customers' data, whatever the log level; everything else stays readable.
 
 python-telegram-bot logs at DEBUG every update it processes ("Processing update ..."), the raw body of every
 webhook call and the parameters and results of every Bot API call, `getUpdates` included: with `--verbose`
 a customer's password would be written to the log as they typed it. The filter installed here keeps those
-records and their wording but replaces each argument that could hold message text by its kind (numbers,
-API method names and Telegram's own error descriptions stay). It also masks the bot token in URLs that
-HTTP libraries log.
+records and their wording, and of their arguments removes only what can carry a secret or personal data:
+updates, request parameters and other objects become their kind (`<Update 7>`, `<dict>`); a text the
+message calls a token, secret, password, data, body or parameters becomes `<redacted>`, one that looks like
+a JSON payload `<payload>`; in any other text the bot token, e-mail addresses, tax codes, phone and other
+long numbers and bcrypt hashes are masked. So "Network Retry Loop (Polling Updates): Failed run number 0 of
+0" and Telegram's error descriptions read as written. It also masks the bot token in URLs that HTTP
+libraries log.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Mapping
@@ -20,7 +25,22 @@ from telegram.error import TelegramError
 # The bot token: in a Bot API URL, quoted by PTB when Telegram rejects it, or bare (a bot id, a colon and
 # Telegram's 35 characters).
 _TOKEN = re.compile(r"bot\d+:[A-Za-z0-9_-]+|(?<=token `)[^`]+(?=`)|\b\d{6,}:[A-Za-z0-9_-]{30,}")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,63}")  # e.g. an API method name: no spaces, no text
+_CF_DIGIT = "[0-9LMNP-V]"  # a digit of a codice fiscale, or the letter an omocodia puts in its place
+_TAX_CODE = rf"\b[A-Z]{{6}}{_CF_DIGIT}{{2}}[A-Z]{_CF_DIGIT}{{2}}[A-Z]{_CF_DIGIT}{{3}}[A-Z]\b"
+# Personal data a text argument may contain, each with what replaces it.
+_PERSONAL = (
+    (re.compile(r"\$2[abxy]?\$\d\d\$[./A-Za-z0-9]{53}"), "<hash>"),
+    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<e-mail>"),
+    (re.compile(_TAX_CODE, re.IGNORECASE), "<tax code>"),
+    # Any other run of 9+ digits (spaces allowed): a phone number, a partita IVA, a user id.
+    (re.compile(r"(?<![\w+])\+?\d(?: ?\d){8,}(?!\w)"), "<number>"),
+)
+# A format placeholder (%s, %(name)r, %5.2f, %%) and the words that, just before one, say its value is
+# a secret or a payload ("secret token: %s", "Webhook received data: %s", "with parameters `%s`").
+_PLACEHOLDER = re.compile(r"%(?:\((\w+)\))?[#0 +-]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?([a-zA-Z%])")
+_SECRET_WORDS = r"(?:secret|token|password|passwd|answer|data|body|payload|param(?:eter)?s?|text|content)"
+_NAMES_A_SECRET = re.compile(_SECRET_WORDS + r"\W{0,3}$", re.IGNORECASE)
+_SECRET_KEY = re.compile(_SECRET_WORDS, re.IGNORECASE)
 # Loggers whose records may quote updates or request parameters; and those that may log the token.
 # aiosqlite's DEBUG records show each call's SQL parameters (e-mails, tax codes, hashes).
 _PAYLOAD_LOGGERS = ("telegram", "aiosqlite")
@@ -40,15 +60,48 @@ def describe(error: TelegramError) -> str:
     return mask_token(first if first.startswith(name) else f"{name}: {first}")[:300]
 
 
-def _safe(arg: Any) -> Any:
+def redact_text(text: str) -> str:
+    """`text` with the token and personal data masked (see the module's docstring)."""
+    text = mask_token(text)
+    for pattern, replacement in _PERSONAL:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+@functools.lru_cache(maxsize=512)
+def _secret_slots(template: str) -> tuple[tuple[bool, ...], frozenset[str]]:
+    """Which positional placeholders, and which named ones, the template's wording calls a secret."""
+    positional: list[bool] = []
+    named: set[str] = set()
+    start = 0
+    for placeholder in _PLACEHOLDER.finditer(template):
+        key, kind = placeholder.group(1), placeholder.group(2)
+        if kind == "%":
+            continue
+        secret = bool(_NAMES_A_SECRET.search(template[start : placeholder.start()]))
+        start = placeholder.end()
+        if key is None:
+            positional.append(secret)
+        elif secret or _SECRET_KEY.search(key):
+            named.add(key)
+    return tuple(positional), frozenset(named)
+
+
+def _safe(arg: Any, secret: bool = False) -> Any:
     if arg is None or isinstance(arg, bool | int | float):
         return arg
-    if isinstance(arg, str) and _NAME.fullmatch(arg):
-        return arg
+    if isinstance(arg, str):
+        if secret:
+            return "<redacted>"
+        if arg.lstrip().startswith(("{", "[")):
+            return "<payload>"
+        return redact_text(arg)
     if isinstance(arg, TelegramError):  # Telegram's description of what went wrong, never user text
-        return mask_token(f"{type(arg).__name__}: {arg.message}")
-    if isinstance(arg, BaseException):
+        return redact_text(describe(arg))
+    if isinstance(arg, BaseException):  # other messages may quote what a customer typed
         return type(arg).__name__
+    if isinstance(arg, tuple | list) and all(x is None or isinstance(x, int) for x in arg):
+        return arg  # update ids, a conversation's (chat, user) key
     update_id = getattr(arg, "update_id", None)
     if isinstance(update_id, int):
         return f"<{type(arg).__name__} {update_id}>"
@@ -68,10 +121,17 @@ class RedactPayloads(logging.Filter):
             record.msg = f"{record.msg} ({describe(error).replace('%', '%%')})"
             record.exc_info = None
             record.exc_text = None
-        if isinstance(record.args, Mapping):
-            record.args = {key: _safe(value) for key, value in record.args.items()}
+        positional, named = _secret_slots(record.msg)
+        if isinstance(record.args, Mapping) and not positional:  # "%(key)s" placeholders
+            record.args = {key: _safe(value, key in named) for key, value in record.args.items()}
+        elif isinstance(record.args, Mapping):  # one dict for one "%s": logging hands it over bare
+            record.args = (_safe(record.args),)
         elif record.args:
-            record.args = tuple(_safe(arg) for arg in record.args)
+            record.args = tuple(
+                _safe(arg, i < len(positional) and positional[i]) for i, arg in enumerate(record.args)
+            )
+        else:  # a message made beforehand (an f-string): nothing marks what it quotes
+            record.msg = redact_text(record.msg)
         return True
 
 

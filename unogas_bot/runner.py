@@ -208,13 +208,13 @@ def run(settings: Settings, webhook: Webhook | None = None) -> int:
             loop.run(services.close())
             raise
         if webhook is None:
-            log.warning("unogas-bot is running on Telegram (long polling); Ctrl+C stops it")
+            log.info("unogas-bot is running on Telegram (long polling); Ctrl+C stops it")
             # PTB retries its own start-up call (deleteWebhook) as often as we retried getMe.
             app.run_polling(
                 allowed_updates=ALLOWED_UPDATES, bootstrap_retries=STARTUP_TRIES - 1, close_loop=False
             )
         else:
-            log.warning(
+            log.info(
                 "unogas-bot is running on Telegram (webhook %s, listening on %s:%d); Ctrl+C stops it",
                 webhook.url,
                 webhook.listen,
