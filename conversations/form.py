@@ -561,7 +561,7 @@ class FormEngine:
         await self._ask(turn, key)
         f = form.by_key.get(key)
         if f is not None and (f.secret or f.confirms):
-            secret_guard.asked(user_data, form.name)
+            secret_guard.asked(user_data, form.name, turn.now())
         else:
             secret_guard.closed(user_data, form.name, turn.now(), ended=False)
         draft["_touched"] = turn.now().isoformat()

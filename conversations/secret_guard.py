@@ -26,15 +26,18 @@ from unogas_bot.services import BotContext
 
 log = logging.getLogger(__name__)
 
-STATE = "_secret"  # user_data key: {"form": name} while open, {"closed_at": iso time} in the grace
+STATE = "_secret"  # user_data key: {"form": name, "at": iso time} while open, {"closed_at": ...} after
 GRACE = timedelta(minutes=2)
+# An open question whose conversation was dropped (expired and purged) still deletes the customer's next
+# message this long after it was asked: a secret typed late is the likeliest first message back.
+OPEN_KEPT = timedelta(days=1)
 # Waits before each new try of a deletion that timed out (Telegram, or the network, did not answer).
 RETRY_WAITS = (0.5, 1.0, 2.0, 4.0)
 
 
-def asked(user_data: dict[str, Any], form: str) -> None:
+def asked(user_data: dict[str, Any], form: str, now: datetime) -> None:
     """A secret question of `form` is now open."""
-    user_data[STATE] = {"form": form}
+    user_data[STATE] = {"form": form, "at": now.isoformat()}
 
 
 def closed(user_data: dict[str, Any], form: str, now: datetime, *, ended: bool) -> None:
@@ -48,21 +51,29 @@ def closed(user_data: dict[str, Any], form: str, now: datetime, *, ended: bool) 
         user_data.pop(STATE, None)
 
 
-def must_delete(user_data: dict[str, Any], now: datetime) -> bool:
-    """Is a message arriving now to be deleted? Forgets a grace that has passed, and closes an open
-    question whose conversation is gone (e.g. its draft purged), starting the grace from now."""
+def forget_if_stale(user_data: dict[str, Any], now: datetime) -> bool:
+    """Drop the state once it can no longer delete anything (housekeeping); True if it was dropped."""
     state = user_data.get(STATE)
     if not state:
         return False
-    form = state.get("form")
-    if form is not None:
-        if not user_data.get(form):
-            closed(user_data, form, now, ended=True)
-        return True
-    if now - datetime.fromisoformat(state["closed_at"]) <= GRACE:
-        return True
-    user_data.pop(STATE, None)
-    return False
+    if "form" in state:
+        stale = now - datetime.fromisoformat(state["at"]) > OPEN_KEPT
+    else:
+        stale = now - datetime.fromisoformat(state["closed_at"]) > GRACE
+    if stale:
+        del user_data[STATE]
+    return stale
+
+
+def must_delete(user_data: dict[str, Any], now: datetime) -> bool:
+    """Is a message arriving now to be deleted? An open question whose conversation is gone (its draft
+    expired and purged) deletes this message and starts the grace."""
+    if forget_if_stale(user_data, now) or STATE not in user_data:
+        return False
+    form = user_data[STATE].get("form")
+    if form is not None and not user_data.get(form):
+        closed(user_data, form, now, ended=True)
+    return True
 
 
 async def guard(update: Update, context: BotContext) -> None:

@@ -160,6 +160,14 @@ async def test_abandoned_drafts_are_purged_from_memory_and_tables_and_a_restart_
         events = await restarted.user(FRESH_USER).send(MARIO["code"])
         assert plain("q_kind") in last_text(events)
 
+        # The guard's flag of those left at a password question goes after a day, from the tables too.
+        assert any("_secret" in data for data in restarted.app.user_data.values())
+        clock.advance(days=1, minutes=1)
+        await housekeeping.purge_drafts(restarted.app)
+        assert not any("_secret" in data for data in restarted.app.user_data.values())
+        users = {user_id: data for user_id, data, *_ in await _table(database, BotUserData)}
+        assert not any("_secret" in data for data in users.values())
+
 
 async def test_a_draft_within_the_timeout_is_kept(bot: Bot, clock: FakeClock) -> None:
     user = bot.user(1001)

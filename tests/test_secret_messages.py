@@ -24,6 +24,7 @@ from tests.accountkit import (
 )
 from tests.botkit import ANSWER, MARIO, PASSWORD, QUESTION, Bot, answer_all
 from tests.conftest import FakeClock
+from unogas_bot import housekeeping
 from unogas_bot.standin import SimUser
 
 
@@ -126,3 +127,14 @@ async def test_retries_are_bounded(
     await asyncio.sleep(0.2)
     assert sqlite_bot.api.pending_faults == 2  # the first try and two retries, then it gave up
     assert any("out of tries" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_secret_sent_after_the_draft_was_purged_is_deleted(sqlite_bot: Bot, clock: FakeClock) -> None:
+    user = sqlite_bot.user()
+    await at_registration_password(user)
+    clock.advance(hours=2)
+    assert await housekeeping.purge_drafts(sqlite_bot.app) == 1
+    assert was_deleted(user, await user.send(PASSWORD))  # the conversation is gone, the guard is not
+    assert was_deleted(user, await user.send(PASSWORD))  # within the grace
+    clock.advance(minutes=3)
+    assert not was_deleted(user, await user.send("ciao"))

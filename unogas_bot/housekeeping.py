@@ -17,6 +17,7 @@ from typing import Any
 
 from telegram.ext import Application, ConversationHandler
 
+from conversations import secret_guard
 from unogas_bot.services import BotContext, Services
 
 log = logging.getLogger(__name__)
@@ -66,18 +67,18 @@ async def purge_drafts(app: Application) -> int:
     """
     services: Services = app.services  # type: ignore[attr-defined]
     cutoff = services.clock() - services.settings.conversation_timeout
+    now = services.clock()
     ended: dict[str, set[int]] = {}  # form name -> users whose draft of it was purged
     for user_id, data in list(app.user_data.items()):
         stale = [name for name, value in data.items() if (touched := _touched(value)) and touched < cutoff]
+        if secret_guard.forget_if_stale(data, now) and not stale:
+            _changed(app, user_id, data)
         if not stale:
             continue
         for name in stale:
             del data[name]
             ended.setdefault(name, set()).add(user_id)
-        if data:
-            app.mark_data_for_update_persistence(user_ids=user_id)
-        else:
-            app.drop_user_data(user_id)
+        _changed(app, user_id, data)
     if not ended:
         return 0
     for handler in _conversation_handlers(app):
@@ -93,6 +94,14 @@ async def purge_drafts(app: Application) -> int:
     purged = sum(len(users) for users in ended.values())
     log.info("housekeeping: %d abandoned draft(s) forgotten", purged)
     return purged
+
+
+def _changed(app: Application, user_id: int, data: dict[str, Any]) -> None:
+    """Have the persistence write the user's data as it is now, or drop it when nothing is left."""
+    if data:
+        app.mark_data_for_update_persistence(user_ids=user_id)
+    else:
+        app.drop_user_data(user_id)
 
 
 def _conversation_handlers(app: Application) -> list[ConversationHandler]:
