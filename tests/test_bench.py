@@ -80,3 +80,16 @@ def test_check_fails_when_a_target_is_missed(
 def test_cli_rejects_a_bad_size(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--customers", "0"]) == 1
     assert "--customers" in capsys.readouterr().err
+
+
+def test_cli_check_flag_reaches_the_benchmark(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bool] = []
+
+    def fake_main(*args: object, check: bool = False, **kwargs: object) -> int:
+        seen.append(check)
+        return 1 if check else 0
+
+    monkeypatch.setattr(bench, "main", fake_main)
+    assert main(["bench", "--quick", "--check"]) == 1
+    assert main(["bench", "--quick"]) == 0
+    assert seen == [True, False]

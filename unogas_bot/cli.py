@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--database", metavar="URL", help="a PostgreSQL URL (default: SQLite temp files)")
     bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     bench.add_argument("--customers", type=int, metavar="N", help="customers in the registration load")
+    bench.add_argument("--check", action="store_true", help="exit with status 1 when a target is missed")
     return parser
 
 
@@ -271,7 +272,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     if args.customers is not None and args.customers < 1:
         raise CliError("--customers must be at least 1")
     database = async_database_url(args.database, "--database") if args.database else None
-    return bench.main(args.quick, database, args.json, args.customers)
+    return bench.main(args.quick, database, args.json, args.customers, check=args.check)
 
 
 def cmd_accounts(settings: Settings, args: argparse.Namespace) -> int:
