@@ -9,10 +9,11 @@ from __future__ import annotations
 from telegram import Update
 from telegram.constants import ParseMode
 
+from conversations.context import BotContext
 from conversations.login import display_name
 from storage.accounts import AccountView
-from unogas_bot import texts, validation
-from unogas_bot.services import BotContext
+from unogas_bot import validation
+from unogas_bot.i18n import texts
 
 
 async def _send(update: Update, context: BotContext, html: str) -> None:

@@ -44,9 +44,11 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from conversations import secret_guard
-from unogas_bot import texts, validation
-from unogas_bot.hash_budget import HashBudgetExceeded
-from unogas_bot.services import BotContext, Services
+from conversations.context import BotContext
+from unogas_bot import validation
+from unogas_bot.i18n import texts
+from unogas_bot.security.hash_budget import HashBudgetExceeded
+from unogas_bot.service.context import Services
 
 log = logging.getLogger(__name__)
 

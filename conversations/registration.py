@@ -14,7 +14,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from conversations.form import SUMMARY, Ask, Choice, Draft, Field, Finish, Form, Outcome, Reply, Turn
 from storage.accounts import NewAccount
 from storage.registry import Identity
-from unogas_bot import texts, validation
+from unogas_bot import validation
+from unogas_bot.i18n import texts
 from unogas_bot.service import registration
 from unogas_bot.service.outcomes import (
     AlreadyRegistered,

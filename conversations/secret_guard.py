@@ -22,7 +22,7 @@ from telegram import Message, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import BaseHandler, MessageHandler, filters
 
-from unogas_bot.services import BotContext
+from conversations.context import BotContext
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,13 @@ from datetime import datetime
 
 from telegram.ext import BaseRateLimiter
 
-from storage.db import Database
+from storage.db import Database, utcnow
 from storage.demo import load_demo
 from storage.persistence import SqlPersistence
-from unogas_bot.app import build_application
+from unogas_bot.bot.app import build_application
 from unogas_bot.config import Settings
-from unogas_bot.services import Services, utc_now
-from unogas_bot.standin import OfflineBotAPI, Sent, Simulator, SimUser, offline_builder
+from unogas_bot.offline.standin import OfflineBotAPI, Sent, Simulator, SimUser, offline_builder
+from unogas_bot.service.context import Services
 
 # Cheap bcrypt in tests: the cost does not change any behaviour under test. The per-user hash budget is
 # wide, so flows that hash more than a customer would in a minute of fake time are not cut short; the
@@ -51,7 +51,7 @@ class Bot:
 @asynccontextmanager
 async def running_bot(
     db: Database,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Callable[[], datetime] = utcnow,
     settings: Settings = TEST_SETTINGS,
     demo: bool = True,
     persistent: bool = True,

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from storage.customer_csv import iter_rows, validate_row
-from unogas_bot import bench, bench_data, validation
-from unogas_bot.cli import main
+from unogas_bot import validation
+from unogas_bot.bench import benchmark as bench
+from unogas_bot.bench import data as bench_data
+from unogas_bot.cli.main import main
 
 REQUIRED = (
     "floor_updates_per_s",

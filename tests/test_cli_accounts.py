@@ -17,7 +17,8 @@ from storage.attempts import AttemptLog, account_key
 from storage.db import Database
 from storage.demo import load_demo
 from storage.registry import CustomerRegistry
-from unogas_bot import cli, cli_accounts
+from unogas_bot.cli import accounts as cli_accounts
+from unogas_bot.cli import main as cli
 
 MARIO_EMAIL = "mario.rossi@example.it"
 GIULIA_EMAIL = "giulia.bianchi@example.it"

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from unogas_bot import bench, cli
+from unogas_bot.bench import benchmark as bench
+from unogas_bot.cli import main as cli
 from unogas_bot.config import ConfigError, Settings
 
 NOBODY_LISTENS = "127.0.0.1:1"

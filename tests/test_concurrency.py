@@ -15,9 +15,9 @@ from telegram import Update
 from tests.botkit import GIULIA, MARIO, PASSWORD, answer_all, running_bot
 from tests.conftest import FakeClock, make_test_database
 from tests.hardkit import ErrorSpy
-from unogas_bot import texts
-from unogas_bot.concurrency import PerChatUpdateProcessor
-from unogas_bot.standin import SimUser
+from unogas_bot.bot.update_processor import PerChatUpdateProcessor
+from unogas_bot.i18n import texts
+from unogas_bot.offline.standin import SimUser
 
 
 def _update(update_id: int, chat_id: int) -> Update:

@@ -9,7 +9,7 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
-from unogas_bot.console import CONSOLE_USER_ID
+from unogas_bot.cli.console import CONSOLE_USER_ID
 
 SCRIPT = [
     "/registrati",

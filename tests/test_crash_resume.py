@@ -29,7 +29,7 @@ from storage.demo import load_demo
 from storage.models import BotConversation
 from storage.registry import CustomerRegistry
 from tests.conftest import BACKENDS, POSTGRES_URL, _asyncpg_dsn, _check_postgres
-from unogas_bot.console import SECRET_ECHO
+from unogas_bot.cli.console import SECRET_ECHO
 
 FIRST_HALF = [
     "/registrati",

@@ -20,7 +20,7 @@ from storage.customer_csv import (
 )
 from storage.demo import DEMO_CUSTOMERS
 from storage.registry import CustomerRecord, CustomerRegistry, RegistryImport
-from unogas_bot.cli import main as cli_main
+from unogas_bot.cli.main import main as cli_main
 
 HEADER_LINE = ",".join(HEADER)
 

@@ -53,8 +53,9 @@ from tests.hardkit import (
     make_records,
     open_conversations,
 )
-from unogas_bot import texts, validation
-from unogas_bot.standin import Sent, SimUser
+from unogas_bot import validation
+from unogas_bot.i18n import texts
+from unogas_bot.offline.standin import Sent, SimUser
 
 MIN_CONVERSATIONS = 2_000
 CI_EXAMPLES = 334  # at least 6 users each: at least MIN_CONVERSATIONS, whatever Hypothesis draws

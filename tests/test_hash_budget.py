@@ -21,10 +21,10 @@ from tests.botkit import (
 )
 from tests.conftest import FakeClock, make_test_database
 from tests.hardkit import ErrorSpy, Expected, check_accounts
-from unogas_bot import texts
 from unogas_bot.config import Settings
-from unogas_bot.hash_budget import HashBudget, HashBudgetExceeded
-from unogas_bot.standin import SimUser
+from unogas_bot.i18n import texts
+from unogas_bot.offline.standin import SimUser
+from unogas_bot.security.hash_budget import HashBudget, HashBudgetExceeded
 
 
 def test_sliding_window_per_user() -> None:

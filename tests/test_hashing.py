@@ -6,7 +6,7 @@ import asyncio
 
 import bcrypt
 
-from unogas_bot.hashing import EphemeralMac, Hasher
+from unogas_bot.security.hashing import EphemeralMac, Hasher
 
 
 async def test_hash_and_verify_roundtrip_with_unicode():

@@ -16,9 +16,10 @@ from tests.accountkit import WRONG_PASSWORD, login, registered
 from tests.botkit import ANSWER, MARIO, PASSWORD, QUESTION, Bot, answer_all, last_text, running_bot
 from tests.conftest import FakeClock
 from tests.hardkit import open_conversations
-from unogas_bot import housekeeping, texts
+from unogas_bot.bot import housekeeping
+from unogas_bot.i18n import texts
+from unogas_bot.offline.standin import SimUser, render_text
 from unogas_bot.service.limits import LOGIN_USER_FAILED as USER_FAILED
-from unogas_bot.standin import SimUser, render_text
 
 
 async def _rows(bot: Bot, model: type) -> int:

@@ -2,7 +2,7 @@
 
 The memory test imports 100,000 and 1,000,000 rows in separate `unogas-bot` processes (about 20 s; marked
 `slow`, so `-m "not slow"` leaves it out of a quick run). The CSVs come from the benchmark's generator
-(unogas_bot/bench_data.py).
+(unogas_bot/bench/data.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from storage.customer_csv import ImportRejected, ImportResult, import_file
 from storage.db import Database
 from storage.registry import CustomerRegistry
-from unogas_bot.bench_data import write_csv
+from unogas_bot.bench.data import write_csv
 
 ROWS = 20_000
 BAD_ROW = "UG-9999999,person,Mario,Rossi,,RSSMRA75C12H501X\n"  # the tax code's check character is wrong

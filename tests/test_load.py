@@ -7,7 +7,7 @@ its own e-mail and hashes that verify what the customer typed; every conversatio
 sentence and left no draft and no conversation state, in memory or in the database.
 
 CI runs `LOAD_USERS` customers; `UNOGAS_LOAD_USERS=1000` runs the full figure (about a minute here).
-The customers come from the benchmark's generator (unogas_bot/bench_data.py), as do the replies.
+The customers come from the benchmark's generator (unogas_bot/bench/data.py), as do the replies.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from storage.registry import CustomerRecord
 from tests.botkit import running_bot
 from tests.conftest import BACKENDS, FakeClock, make_test_database
 from tests.hardkit import SEED_SENTENCE, ErrorSpy, Expected, check_accounts, drafts_of, open_conversations
-from unogas_bot import bench_data
-from unogas_bot.bench_bot import registration_steps
-from unogas_bot.standin import SimUser
+from unogas_bot.bench import data as bench_data
+from unogas_bot.bench.bot_load import registration_steps
+from unogas_bot.offline.standin import SimUser
 
 LOAD_USERS = int(os.environ.get("UNOGAS_LOAD_USERS") or 200)
 FORMS = ("registration", "login", "recovery")

@@ -13,8 +13,8 @@ import pytest
 from telegram.error import Conflict
 
 from tests.test_runner import LOG_LINE, bot_process, stub_bot_api
-from unogas_bot import logsafety
 from unogas_bot.config import ConfigError, Settings
+from unogas_bot.security import redaction
 
 PASSWORD = "Ombrello giallo 314"
 
@@ -36,7 +36,7 @@ def test_log_level_comes_from_the_environment(value: str, level: int | None) -> 
 def test_a_bad_log_level_is_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from unogas_bot import cli
+    from unogas_bot.cli import main as cli
 
     with pytest.raises(ConfigError, match="LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, not 'loud'"):
         Settings.from_env({"LOG_LEVEL": "loud"})
@@ -69,7 +69,7 @@ def _bot_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log_level: str | N
 def test_info_records_show_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lines = _bot_log(tmp_path, monkeypatch, log_level=None)
     assert any(
-        " INFO unogas_bot.runner: unogas-bot is running on Telegram (long polling)" in x for x in lines
+        " INFO unogas_bot.bot.runner: unogas-bot is running on Telegram (long polling)" in x for x in lines
     )
     assert any(" INFO telegram.ext.Application: Application started" in line for line in lines)
     assert not any(" httpx: " in line for line in lines), "every Bot API request at INFO would be noise"
@@ -83,7 +83,7 @@ def test_log_level_warning_leaves_the_info_records_out(
 
 
 def _logged(caplog: pytest.LogCaptureFixture, logger: str, msg: str, *args: object) -> str:
-    logsafety.install()
+    redaction.install()
     caplog.set_level(logging.DEBUG)
     caplog.clear()
     logging.getLogger(logger).debug(msg, *args)

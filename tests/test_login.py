@@ -22,7 +22,7 @@ from tests.accountkit import (
 )
 from tests.botkit import GIULIA, MARIO, PASSWORD, Bot, answer_all, last_text
 from tests.conftest import FakeClock
-from unogas_bot import texts
+from unogas_bot.i18n import texts
 from unogas_bot.service.limits import email_key
 
 INVALID = "E-mail o password non validi"

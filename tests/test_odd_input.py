@@ -17,8 +17,9 @@ from storage.models import Account, Customer
 from storage.registry import CustomerRecord
 from tests.botkit import GIULIA, MARIO, Bot, answer_all, register_person
 from tests.hardkit import ErrorSpy, check_accounts
-from unogas_bot import bench_data, validation
-from unogas_bot.standin import MAX_MESSAGE_LENGTH, SimUser
+from unogas_bot import validation
+from unogas_bot.bench import data as bench_data
+from unogas_bot.offline.standin import MAX_MESSAGE_LENGTH, SimUser
 
 PASSWORD = "Ombrello giallo 314"
 ANSWER = "Zucchero filato"

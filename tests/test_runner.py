@@ -30,9 +30,9 @@ from telegram.ext import AIORateLimiter, Application, ConversationHandler
 
 from storage.db import Database
 from storage.persistence import SqlPersistence
-from unogas_bot import runner
+from unogas_bot.bot import runner
+from unogas_bot.bot.runner import ALLOWED_UPDATES, StartupError, Webhook
 from unogas_bot.config import Settings
-from unogas_bot.runner import ALLOWED_UPDATES, StartupError, Webhook
 
 SECRET = "a-webhook-secret_42"
 
@@ -107,7 +107,7 @@ def test_run_with_a_webhook_serves_it_with_the_secret(
 def test_the_command_line_reads_the_webhook_secret_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, served: list[tuple[str, Application, dict[str, Any]]]
 ) -> None:
-    from unogas_bot import cli
+    from unogas_bot.cli import main as cli
 
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:ABC")
     monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", SECRET)
@@ -125,7 +125,7 @@ def test_the_command_line_reads_the_webhook_secret_from_the_environment(
 def test_run_without_a_database_says_so_in_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from unogas_bot import cli
+    from unogas_bot.cli import main as cli
 
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:ABC")
     monkeypatch.setenv("BCRYPT_ROUNDS", "4")
@@ -247,7 +247,7 @@ def test_run_retries_an_unreachable_bot_api_saying_so_in_one_line_per_try(tmp_pa
 async def test_start_up_calls_give_up_after_their_tries_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
     port = _closed_port()
     bot = Bot("123456:ABC-stub", base_url=f"http://127.0.0.1:{port}/bot")
-    caplog.set_level(logging.WARNING, logger="unogas_bot.runner")
+    caplog.set_level(logging.WARNING, logger="unogas_bot.bot.runner")
     with pytest.raises(StartupError) as gave_up:
         await runner.with_retries("getMe", bot.get_me, tries=3, wait=0.01)
     assert str(gave_up.value).startswith("getMe failed 3 times, the last with NetworkError:")

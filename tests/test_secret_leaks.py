@@ -20,11 +20,12 @@ from storage.db import Database
 from tests.botkit import FERRARO, MARIO, Bot, answer_all, running_bot
 from tests.conftest import FakeClock
 from tests.hardkit import ErrorSpy, dump_database, find_leaks, secret_variants
-from unogas_bot import logsafety, validation
-from unogas_bot.app import build_application
+from unogas_bot import validation
+from unogas_bot.bot.app import build_application
 from unogas_bot.config import Settings
-from unogas_bot.services import Services
-from unogas_bot.standin import Sent
+from unogas_bot.offline.standin import Sent
+from unogas_bot.security import redaction
+from unogas_bot.service.context import Services
 
 EMAIL = "mario.rossi@example.it"
 COMPANY_EMAIL = "amministrazione@ferraro.example.it"
@@ -195,7 +196,7 @@ def test_the_scan_finds_a_planted_secret() -> None:
 
 def test_library_log_records_keep_their_wording_but_not_the_text(caplog: pytest.LogCaptureFixture) -> None:
     """What PTB and HTTP libraries log at DEBUG, as in polling mode (getUpdates results, request bodies)."""
-    logsafety.install()
+    redaction.install()
     caplog.set_level(logging.DEBUG)
     update = {"update_id": 7, "message": {"text": PASSWORD}}
     bot_log, http_log = logging.getLogger("telegram.Bot"), logging.getLogger("httpx")
@@ -211,14 +212,14 @@ def test_library_log_records_keep_their_wording_but_not_the_text(caplog: pytest.
     assert "getUpdates" in logged[0] and all(PASSWORD not in line for line in logged)
     assert logged[3] == "Error: RuntimeError"
     assert "bot<token>/getUpdates" in logged[4] and "AbC-xyz" not in logged[4]
-    logsafety.install()  # idempotent: one filter per logger
-    assert sum(isinstance(f, logsafety.RedactPayloads) for f in bot_log.filters) == 1
+    redaction.install()  # idempotent: one filter per logger
+    assert sum(isinstance(f, redaction.RedactPayloads) for f in bot_log.filters) == 1
 
 
 def test_the_bot_token_stays_out_of_the_debug_log(caplog: pytest.LogCaptureFixture) -> None:
     """PTB logs the Bot API URL, token included, while the Application is being built."""
     for logger in [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]:
-        for kind in (logsafety.RedactPayloads, logsafety.MaskToken):  # as in a fresh process
+        for kind in (redaction.RedactPayloads, redaction.MaskToken):  # as in a fresh process
             for installed in [f for f in logger.filters if isinstance(f, kind)]:
                 logger.removeFilter(installed)
     caplog.set_level(logging.DEBUG)
@@ -234,7 +235,7 @@ def test_the_bot_token_stays_out_of_the_debug_log(caplog: pytest.LogCaptureFixtu
 
 
 def test_sql_parameters_stay_out_of_the_driver_debug_log(caplog: pytest.LogCaptureFixture) -> None:
-    logsafety.install()
+    redaction.install()
     caplog.set_level(logging.DEBUG, logger="aiosqlite")
     logging.getLogger("aiosqlite").debug("executing %s", ("INSERT ...", ("mario.rossi@example.it",)))
     assert "mario.rossi@example.it" not in caplog.text and "executing" in caplog.text

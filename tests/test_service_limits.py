@@ -20,8 +20,9 @@ from storage.demo import DEMO_CUSTOMERS, load_demo
 from storage.registry import Identity
 from tests.conftest import FakeClock
 from unogas_bot.config import Settings
-from unogas_bot.hashing import hash_cost
+from unogas_bot.security.hashing import hash_cost
 from unogas_bot.service import limits, login, recovery, registration
+from unogas_bot.service.context import Services
 from unogas_bot.service.outcomes import (
     AccountGone,
     AnswerAccepted,
@@ -40,7 +41,6 @@ from unogas_bot.service.outcomes import (
     TooManyMismatches,
     VerificationLocked,
 )
-from unogas_bot.services import Services
 
 MARIO, GIULIA = DEMO_CUSTOMERS[0], DEMO_CUSTOMERS[1]
 EMAIL, PASSWORD, ANSWER, WRONG = (

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from unogas_bot.standin import (
+from unogas_bot.offline.standin import (
     CommandsSet,
     OfflineBotAPI,
     parse_html,

@@ -11,10 +11,10 @@ from storage.db import Database
 from storage.demo import load_demo
 from storage.registry import CustomerRegistry
 from tests.botkit import MARIO, TEST_SETTINGS, answer_all, last_text, register_person, texts_of
-from unogas_bot import texts
-from unogas_bot.console import run_console
-from unogas_bot.runner import MENU, publish_commands
-from unogas_bot.standin import CommandsSet, Edited, Sent
+from unogas_bot.bot.runner import MENU, publish_commands
+from unogas_bot.cli.console import run_console
+from unogas_bot.i18n import texts
+from unogas_bot.offline.standin import CommandsSet, Edited, Sent
 
 TRANSCRIPTS = Path(__file__).parent / "transcripts"
 

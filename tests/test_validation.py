@@ -899,7 +899,7 @@ def test_answer_over_bcrypt_bytes_is_rejected_before_hashing():
 
 
 def _catalogue() -> str:
-    from unogas_bot import texts
+    from unogas_bot.i18n import texts
 
     return "\n".join(str(text) for catalogue in (texts.IT, texts.EN) for text in catalogue.values())
 
@@ -924,7 +924,7 @@ def test_the_example_passwords_the_messages_show_are_refused() -> None:
 
 
 async def test_a_lone_surrogate_neither_matches_nor_crashes_the_hasher() -> None:
-    from unogas_bot.hashing import EphemeralMac, Hasher
+    from unogas_bot.security.hashing import EphemeralMac, Hasher
 
     hasher, mac = Hasher(rounds=4), EphemeralMac()
     try:

@@ -22,13 +22,13 @@ from storage.demo import load_demo
 from storage.persistence import SqlPersistence
 from tests.botkit import TEST_SETTINGS
 from tests.conftest import FakeClock, make_test_database
-from unogas_bot import cli
-from unogas_bot.app import build_application
+from unogas_bot.bot.app import build_application
+from unogas_bot.bot.runner import ALLOWED_UPDATES, Webhook, serve_webhook
+from unogas_bot.bot.webhook import MAX_BODY
+from unogas_bot.cli import main as cli
 from unogas_bot.config import ConfigError, Settings
-from unogas_bot.runner import ALLOWED_UPDATES, Webhook, serve_webhook
-from unogas_bot.services import Services
-from unogas_bot.standin import Called, OfflineBotAPI, Sent, offline_builder
-from unogas_bot.webhook import MAX_BODY
+from unogas_bot.offline.standin import Called, OfflineBotAPI, Sent, offline_builder
+from unogas_bot.service.context import Services
 
 SECRET = "s3cr3t_Token-for-the-webhook"
 HEADER = "X-Telegram-Bot-Api-Secret-Token"

@@ -2,6 +2,6 @@
 
 import sys
 
-from unogas_bot.cli import main
+from unogas_bot.cli.main import main
 
 sys.exit(main())

@@ -38,7 +38,7 @@ from unogas_bot.service.outcomes import (
 
 if TYPE_CHECKING:
     from storage.unit_of_work import UnitOfWork
-    from unogas_bot.services import Services
+    from unogas_bot.service.context import Services
 
 
 async def mismatches_blocked_until(services: Services, user_id: int) -> datetime | None:

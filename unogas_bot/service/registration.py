@@ -36,7 +36,7 @@ from unogas_bot.service.outcomes import (
 
 if TYPE_CHECKING:
     from storage.unit_of_work import UnitOfWork
-    from unogas_bot.services import Services
+    from unogas_bot.service.context import Services
 
 
 async def _used(uow: UnitOfWork, kind: str, *keys: str) -> int:

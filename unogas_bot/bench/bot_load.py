@@ -32,14 +32,15 @@ from telegram.ext import (
 from storage.db import Database
 from storage.persistence import SqlPersistence
 from storage.registry import CustomerRecord
-from unogas_bot import bench_data, texts
-from unogas_bot.app import build_application
-from unogas_bot.concurrency import PerChatUpdateProcessor
+from unogas_bot.bench import data as bench_data
+from unogas_bot.bot.app import build_application
+from unogas_bot.bot.runner import freeze_startup_heap
+from unogas_bot.bot.update_processor import PerChatUpdateProcessor
 from unogas_bot.config import Settings
-from unogas_bot.hashing import Hasher, lower_thread_priority
-from unogas_bot.runner import freeze_startup_heap
-from unogas_bot.services import Services
-from unogas_bot.standin import OfflineBotAPI, Sent, Simulator, SimUser, offline_builder
+from unogas_bot.i18n import texts
+from unogas_bot.offline.standin import OfflineBotAPI, Sent, Simulator, SimUser, offline_builder
+from unogas_bot.security.hashing import Hasher, lower_thread_priority
+from unogas_bot.service.context import Services
 
 SAVED = "correttamente salvate"
 Progress = Callable[[str], None]

@@ -1,7 +1,6 @@
 """`unogas-bot accounts ...`: support tools for registered profiles (list, show, unlock, delete).
 
 Nothing here prints a hash or a secret. Accounts are named by e-mail address or customer code.
-`cli.py` imports this module lazily, so it may import `cli` at the top.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from datetime import datetime
 
 from storage.accounts import AccountRepository, AccountView
 from storage.db import Database, utcnow
-from unogas_bot.cli import CliError, _with_database
+from unogas_bot.cli.common import CliError, with_database
 from unogas_bot.config import Settings
 
 PAGE_SIZE = 20
@@ -102,7 +101,7 @@ def cmd_accounts_list(settings: Settings, args: argparse.Namespace) -> int:
             )
         return 0
 
-    return _with_database(settings, work)
+    return with_database(settings, work)
 
 
 def cmd_accounts_show(settings: Settings, args: argparse.Namespace) -> int:
@@ -134,7 +133,7 @@ def cmd_accounts_show(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  {_when(event.at)}  {event.event:<26} {who}{detail}")
         return 0
 
-    return _with_database(settings, work)
+    return with_database(settings, work)
 
 
 def cmd_accounts_unlock(settings: Settings, args: argparse.Namespace) -> int:
@@ -145,7 +144,7 @@ def cmd_accounts_unlock(settings: Settings, args: argparse.Namespace) -> int:
         print(f"unlocked {account.customer_code} ({account.email}): login and recovery allowed again")
         return 0
 
-    return _with_database(settings, work)
+    return with_database(settings, work)
 
 
 def _confirm(prompt: str) -> bool:
@@ -170,7 +169,7 @@ def cmd_accounts_delete(settings: Settings, args: argparse.Namespace) -> int:
         print(f"deleted the profile of {account.customer_code} ({account.email})")
         return 0
 
-    return _with_database(settings, work)
+    return with_database(settings, work)
 
 
 COMMANDS = {

@@ -17,11 +17,12 @@ from telegram.ext import Application
 
 from storage.db import Database
 from storage.persistence import SqlPersistence
-from unogas_bot import logsafety, texts
-from unogas_bot import webhook as webhook_server
-from unogas_bot.app import build_application, make_rate_limiter
+from unogas_bot.bot import webhook as webhook_server
+from unogas_bot.bot.app import build_application, make_rate_limiter
 from unogas_bot.config import Settings
-from unogas_bot.services import Services
+from unogas_bot.i18n import texts
+from unogas_bot.security import redaction
+from unogas_bot.service.context import Services
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ async def with_retries(
             await call()
             return
         except TelegramError as exc:
-            said = logsafety.describe(exc)
+            said = redaction.describe(exc)
             # BadRequest is a NetworkError in PTB, but it is Telegram's answer: final like the others.
             if not isinstance(exc, NetworkError | RetryAfter) or isinstance(exc, BadRequest):
                 raise StartupError(f"Telegram refused {what}: {said}") from None
@@ -111,7 +112,7 @@ async def reach_telegram(app: Application) -> None:
 class Webhook:
     """Where Telegram delivers updates: `url` is the public HTTPS address (a reverse proxy terminating TLS),
     which forwards to the bot's plain-HTTP server on `listen`:`port`. Only requests carrying `secret` in the
-    X-Telegram-Bot-Api-Secret-Token header are accepted (unogas_bot/webhook.py answers others 403)."""
+    X-Telegram-Bot-Api-Secret-Token header are accepted (unogas_bot/bot/webhook.py answers others 403)."""
 
     url: str
     secret: str = field(repr=False)
@@ -125,7 +126,7 @@ class Webhook:
 
 
 async def serve_webhook(app: Application, hook: Webhook, stop: asyncio.Event) -> None:
-    """Run `app` on the webhook until `stop` is set: our own server (unogas_bot/webhook.py, which caps
+    """Run `app` on the webhook until `stop` is set: our own server (unogas_bot/bot/webhook.py, which caps
     bodies before reading them) instead of PTB's run_webhook, with the same order of PTB's hooks."""
     try:
         async with app:  # initialize, and shutdown at the end

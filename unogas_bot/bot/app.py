@@ -26,13 +26,17 @@ from telegram.ext import (
 
 from conversations import secret_guard
 from conversations.account import logout, show_profile
+from conversations.context import BotContext
 from conversations.login import LoginForm
 from conversations.recovery import RecoveryForm
 from conversations.registration import RegistrationForm
 from storage.db import database_unavailable
-from unogas_bot import housekeeping, logsafety, texts
-from unogas_bot.concurrency import PerChatUpdateProcessor
-from unogas_bot.services import BotContext, Services, UnogasApplication
+from unogas_bot.bot import housekeeping
+from unogas_bot.bot.application import UnogasApplication
+from unogas_bot.bot.update_processor import PerChatUpdateProcessor
+from unogas_bot.i18n import texts
+from unogas_bot.security import redaction
+from unogas_bot.service.context import Services
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +71,7 @@ def build_application(
     settings = services.settings
     # Before anything is built: PTB logs the Bot API URL, token included, while building the bot, and its
     # DEBUG records quote updates (passwords included). Again after building, for loggers made meanwhile.
-    logsafety.install()
+    redaction.install()
     if builder is None:
         builder = Application.builder().token(settings.telegram_token or "")
         if settings.telegram_api_base_url:
@@ -86,7 +90,7 @@ def build_application(
         builder = builder.rate_limiter(rate_limiter)
     app = builder.build()
     processor.on_overflow = functools.partial(slow_down, app)
-    logsafety.install()
+    redaction.install()
     add_handlers(app, persistent=persistence is not None)
     housekeeping.schedule(app)
     return app
@@ -135,7 +139,7 @@ async def welcome(update: Update, context: BotContext) -> None:
 
 async def slow_down(app: Application, update: object) -> None:
     """Told to a private chat whose updates were dropped because it sent too many at once
-    (unogas_bot/concurrency.py), in the user's language; not in groups, where the bot collects nothing."""
+    (bot/update_processor.py), in the user's language; not in groups, where the bot collects nothing."""
     if not isinstance(update, Update) or update.effective_chat is None:
         return
     if update.effective_chat.type != ChatType.PRIVATE:
@@ -210,7 +214,7 @@ async def on_error(update: object, context: BotContext) -> None:
     if isinstance(error, Conflict):  # from polling: PTB goes on trying, with a growing wait
         log.error(
             "another instance of the bot is polling Telegram with this token (%s): only one may run",
-            logsafety.describe(error),
+            redaction.describe(error),
         )
         return
     if isinstance(error, Forbidden):

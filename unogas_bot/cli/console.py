@@ -9,6 +9,7 @@ stopped; its opening "/start" then meets the conversation in progress and repeat
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import getpass
 import sys
@@ -16,11 +17,20 @@ from typing import TextIO
 
 from storage.db import Database
 from storage.persistence import SqlPersistence
-from unogas_bot import texts
-from unogas_bot.app import FORMS, build_application
+from unogas_bot.bot.app import FORMS, build_application
+from unogas_bot.cli.common import with_database
 from unogas_bot.config import Settings
-from unogas_bot.services import Services
-from unogas_bot.standin import Deleted, Edited, OfflineBotAPI, Sent, Simulator, SimUser, offline_builder
+from unogas_bot.i18n import texts
+from unogas_bot.offline.standin import (
+    Deleted,
+    Edited,
+    OfflineBotAPI,
+    Sent,
+    Simulator,
+    SimUser,
+    offline_builder,
+)
+from unogas_bot.service.context import Services
 
 CONTACT_COMMANDS = ("/contatto", "/contact")
 QUIT_WORDS = ("/quit", "/esci_console")
@@ -149,3 +159,25 @@ async def run_console(
     finally:
         await services.close()
     return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    console = sub.add_parser("console", help="the same conversations in the terminal, offline")
+    console.add_argument(
+        "--user-id",
+        type=int,
+        help="the Telegram user id to play (default: one Telegram never assigns, so no real customer's)",
+    )
+    console.add_argument("--language", default="it", help="the user's Telegram language code (it, en)")
+
+
+def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
+    player = {} if args.user_id is None else {"user_id": args.user_id}
+
+    async def work(db: Database) -> int:
+        return await run_console(settings, language=args.language, db=db, **player)
+
+    return with_database(settings, work)  # an unreachable database: one line, as for every command
+
+
+COMMANDS = {("console", None): cmd_console}

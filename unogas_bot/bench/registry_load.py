@@ -2,7 +2,7 @@
 figures) and the identity check against registries of different sizes.
 
 Run as a module, it is the child process of one import:
-``python -m unogas_bot.bench_registry CSV URL [SCHEMA]`` prints one JSON line with its figures.
+``python -m unogas_bot.bench.registry_load CSV URL [SCHEMA]`` prints one JSON line with its figures.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ async def _import_child(csv_path: str, url: str, schema: str | None) -> dict[str
 
 def run_import(csv_path: Path, place: Place) -> dict[str, Any]:
     """Import `csv_path` into `place` in a child process; its figures as a dict."""
-    args = [sys.executable, "-m", "unogas_bot.bench_registry", str(csv_path), place.url]
+    args = [sys.executable, "-m", "unogas_bot.bench.registry_load", str(csv_path), place.url]
     if place.schema:
         args.append(place.schema)
     done = subprocess.run(args, capture_output=True, text=True, check=False)

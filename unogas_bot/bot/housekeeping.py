@@ -18,7 +18,8 @@ from typing import Any
 from telegram.ext import Application, ConversationHandler
 
 from conversations import secret_guard
-from unogas_bot.services import BotContext, Services
+from conversations.context import BotContext
+from unogas_bot.service.context import Services
 
 log = logging.getLogger(__name__)
 

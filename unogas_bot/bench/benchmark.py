@@ -12,7 +12,7 @@ In one process and one run it measures, each against a limit that is a ratio wit
 4. a flood from one chat (1,000 messages, bcrypt cost 12): the latency of other chats' replies meanwhile,
    against an absolute limit (issue 12: what a customer notices while someone else floods the bot).
 
-The phases live in bench_bot.py (the bot) and bench_registry.py (the registry); bench_data.py makes the data.
+The phases live in bot_load.py (the bot) and registry_load.py (the registry); data.py makes the data.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from storage.registry import CustomerRecord, CustomerRegistry
-from unogas_bot import bench_bot, bench_data, bench_registry
+from unogas_bot.bench import bot_load as bench_bot
+from unogas_bot.bench import data as bench_data
+from unogas_bot.bench import registry_load as bench_registry
 from unogas_bot.config import Settings
 
 # The acceptance bar.

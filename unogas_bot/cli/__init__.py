@@ -1,0 +1,1 @@
+"""The `unogas-bot` command line: one module per command group, `main` assembles them."""

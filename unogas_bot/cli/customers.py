@@ -1,0 +1,73 @@
+"""`unogas-bot customers import|demo`: the customer registry (the data printed on the bills)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from storage.customer_csv import ImportRejected, import_file
+from storage.db import Database
+from storage.demo import load_demo
+from storage.registry import CustomerRecord, CustomerRegistry
+from unogas_bot.cli.common import CliError, with_database
+from unogas_bot.config import Settings
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    customers = sub.add_parser("customers", help="the customer registry (the data printed on the bills)")
+    csub = customers.add_subparsers(dest="action", required=True)
+    imp = csub.add_parser("import", help="load customer records from a CSV file")
+    imp.add_argument("file", help="UTF-8 CSV: customer_code,kind,first_name,last_name,company_name,tax_code")
+    csub.add_parser("demo", help="load a few demo customers and print them")
+
+
+def _describe(record: CustomerRecord) -> str:
+    who = record.company_name if record.kind == "business" else f"{record.first_name} {record.last_name}"
+    kind = "azienda" if record.kind == "business" else "persona"
+    return f"  {record.customer_code:<12} {kind:<8} {who:<28} {record.tax_code}"
+
+
+def _readable(path: str) -> None:
+    """Refuse, in one line, a file that cannot be read, before the database is touched."""
+    try:
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        raise CliError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise CliError(f"{path} is a directory: name the CSV file inside it") from None
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+
+
+def cmd_customers_import(settings: Settings, args: argparse.Namespace) -> int:
+    _readable(args.file)
+
+    async def work(db: Database) -> int:
+        try:
+            result = await import_file(args.file, CustomerRegistry(db))
+        except ImportRejected as rejected:
+            for line, reason in rejected.errors:
+                print(f"line {line}: {reason}", file=sys.stderr)
+            unlisted = rejected.total - len(rejected.errors)
+            if unlisted:
+                print(f"... and {unlisted} more", file=sys.stderr)
+            raise CliError(f"{rejected.total} error(s) in {args.file}: nothing imported") from None
+        print(f"{result.rows} rows read: {result.inserted} customers added, {result.updated} updated")
+        return 0
+
+    return with_database(settings, work)
+
+
+def cmd_customers_demo(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        records = await load_demo(CustomerRegistry(db))
+        print("Demo customers (type these in the conversation):")
+        for record in records:
+            print(_describe(record))
+        return 0
+
+    return with_database(settings, work)
+
+
+COMMANDS = {("customers", "import"): cmd_customers_import, ("customers", "demo"): cmd_customers_demo}

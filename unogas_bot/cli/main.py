@@ -1,0 +1,101 @@
+"""The `unogas-bot` command line (also `python -m unogas_bot`).
+
+Every command that touches the database first brings its schema up to date, so each works on an empty
+database. Exit status 0 on success; otherwise non-zero with a one-line reason on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+from sqlalchemy.exc import DBAPIError
+
+from unogas_bot.cli import accounts, bench, console, customers, db, run
+from unogas_bot.cli.common import CliError
+from unogas_bot.config import ConfigError, Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unogas-bot", description="The Unogas customer-area bot.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in GROUPS:
+        group.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # a reader that went away shows here, not in Python's flush at exit
+        return status
+    except BrokenPipeError:
+        # `unogas-bot accounts list | head -1`: the rest of the output is not wanted. Point stdout at
+        # /dev/null so the flush at exit does not complain, and end as a tool killed by SIGPIPE does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+# Commands whose terminal is their own output: library INFO lines would interleave with the chat (console)
+# or the progress lines (bench), so they log from WARNING unless LOG_LEVEL or --verbose says otherwise.
+_QUIET_COMMANDS = ("console", "bench")
+# Libraries that log routine work at INFO: every Bot API request (httpx), every job run (apscheduler).
+_CHATTY_LIBRARIES = ("httpx", "apscheduler")
+# Alembic's two lines at every start; "Running upgrade ..." (a schema change) stays.
+_ALEMBIC_ROUTINE = ("Context impl", "Will assume")
+
+
+def _not_routine(record: logging.LogRecord) -> bool:
+    """Below DEBUG, the libraries' routine INFO records are left out (their warnings are not)."""
+    if record.levelno >= logging.WARNING:
+        return True
+    if record.name.partition(".")[0] in _CHATTY_LIBRARIES:
+        return False
+    return not (record.name.startswith("alembic") and str(record.msg).startswith(_ALEMBIC_ROUTINE))
+
+
+def configure_logging(settings: Settings, args: argparse.Namespace) -> None:
+    """One line per record on stderr, at --verbose (DEBUG), else LOG_LEVEL, else the command's default:
+    INFO, so start-up, housekeeping and users who blocked the bot show."""
+    if args.verbose:
+        level = logging.DEBUG
+    elif settings.log_level is not None:
+        level = settings.log_level
+    else:
+        level = logging.WARNING if args.command in _QUIET_COMMANDS else logging.INFO
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if level > logging.DEBUG:
+        handler.addFilter(_not_routine)
+    logging.basicConfig(level=level, handlers=[handler])
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings, args)
+        handler = COMMANDS[(args.command, getattr(args, "action", None))]
+        return handler(settings, args) or 0
+    except (CliError, ConfigError) as exc:
+        print(f"unogas-bot: {exc}", file=sys.stderr)
+        return 1
+    except DBAPIError as exc:
+        # One line, as for every other failure: SQLAlchemy's first line names the driver's error (SQL
+        # parameters are hidden); the rest is a link to its documentation.
+        print(f"unogas-bot: database error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+# One module per command group, each with its `add_parser` and `COMMANDS`; the order is the help's.
+GROUPS = (run, console, customers, accounts, db, bench)
+COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], int]] = {
+    key: command for group in GROUPS for key, command in group.COMMANDS.items()
+}

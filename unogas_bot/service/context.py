@@ -1,0 +1,63 @@
+"""What the use cases and the handlers need, in one object: `Services`.
+
+Everything is reached through here, never through globals, so tests and the benchmark can build as many
+independent bots as they like in one process. No Telegram in it: the bot carries it (bot/application.py)
+and hands it to the handlers as `context.services` (conversations/context.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from storage.accounts import AccountRepository
+from storage.attempts import AttemptLog
+from storage.db import Database, utcnow
+from storage.registry import CustomerRegistry
+from storage.unit_of_work import UnitOfWork
+from unogas_bot.config import Settings
+from unogas_bot.security.hash_budget import HashBudget
+from unogas_bot.security.hashing import EphemeralMac, Hasher
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    registry: CustomerRegistry
+    accounts: AccountRepository
+    attempts: AttemptLog
+    hasher: Hasher
+    clock: Callable[[], datetime] = utcnow
+    mac: EphemeralMac = field(default_factory=EphemeralMac)
+    # Take one unit before every bcrypt hash or verify a user causes (raises HashBudgetExceeded).
+    hash_budget: HashBudget = field(default_factory=HashBudget)
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        db: Database,
+        clock: Callable[[], datetime] = utcnow,
+        hasher: Hasher | None = None,
+    ) -> Services:
+        """The services on `db`; `hasher` replaces the one `settings` describe (the benchmark counts)."""
+        return cls(
+            settings=settings,
+            db=db,
+            registry=CustomerRegistry(db),
+            accounts=AccountRepository(db, clock=clock),
+            attempts=AttemptLog(db, clock=clock),
+            hasher=hasher or Hasher(settings.bcrypt_rounds, settings.hash_workers),
+            clock=clock,
+            hash_budget=HashBudget(settings.hash_budget_per_user, settings.hash_budget_window, clock),
+        )
+
+    def uow(self) -> UnitOfWork:
+        """A new unit of work on the bot's database (one transaction; see storage/unit_of_work.py)."""
+        return UnitOfWork(self.db, self.clock)
+
+    async def close(self) -> None:
+        self.hasher.close()
+        await self.db.dispose()
