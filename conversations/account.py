@@ -12,7 +12,7 @@ from telegram.constants import ParseMode
 from conversations.context import BotContext
 from conversations.login import display_name
 from storage.accounts import AccountView
-from unogas_bot import validation
+from unogas_bot import rules
 from unogas_bot.i18n import texts
 
 
@@ -26,11 +26,11 @@ def profile_html(lang: str, account: AccountView) -> str:
     def line(label: str, value: str) -> str:
         return texts.t(lang, "summary_line", label=texts.t(lang, label), value=value)
 
-    phone = validation.mask_phone(account.phone) if account.phone else texts.t(lang, "phone_none")
+    phone = rules.masks.phone(account.phone) if account.phone else texts.t(lang, "phone_none")
     lines = [
         line("label_customer_code", account.customer_code),
         line("label_holder", display_name(account)),
-        line("label_tax_code", validation.mask_tax_code(account.tax_code)),
+        line("label_tax_code", rules.masks.tax_code(account.tax_code)),
         line("label_email", account.email),
         line("label_phone", phone),
         line("label_question", account.security_question),

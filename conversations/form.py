@@ -45,7 +45,7 @@ from telegram.warnings import PTBUserWarning
 
 from conversations import secret_guard
 from conversations.context import BotContext
-from unogas_bot import validation
+from unogas_bot import rules
 from unogas_bot.i18n import texts
 from unogas_bot.security.hash_budget import HashBudgetExceeded
 from unogas_bot.service.context import Services
@@ -93,7 +93,7 @@ class Field:
     key: str
     question: str | Callable[[Draft], str]  # catalogue key, or a function of the draft giving one
     help: str | Callable[[Draft], str]
-    parse: Callable[[str, Draft], Any]  # a pure rule: raises validation.Invalid
+    parse: Callable[[str, Draft], Any]  # a pure rule: raises rules.Invalid
     label: str | None = None  # catalogue key for the summary; None: not shown, not editable
     applies: Callable[[Draft], bool] = _always
     optional: bool = False  # "salta" / the Skip button stores None
@@ -465,7 +465,7 @@ class FormEngine:
         # The message itself, if it may hold a secret, is deleted by conversations/secret_guard.py.
         try:
             value = self._parse(f, text, draft, pressed)
-        except validation.Invalid as bad:
+        except rules.Invalid as bad:
             return self._invalid(turn, f, bad)
         if f.confirms:
             first = draft.get("_mac", {}).get(f.confirms)
@@ -496,12 +496,12 @@ class FormEngine:
                 if pressed and text == choice.value:
                     return choice.value
             if pressed:
-                raise validation.Invalid("choice.unknown")
-        if f.optional and validation.is_skip(text):
+                raise rules.Invalid("choice.unknown")
+        if f.optional and rules.replies.is_skip(text):
             return None
         return f.parse(text, draft)
 
-    def _invalid(self, turn: Turn, f: Field, bad: validation.Invalid) -> Outcome:
+    def _invalid(self, turn: Turn, f: Field, bad: rules.Invalid) -> Outcome:
         errors = turn.draft.setdefault("_errors", {})
         errors[f.key] = errors.get(f.key, 0) + 1
         notes = [Reply(f"e_{bad.reason}", dict(bad.params))]

@@ -15,7 +15,7 @@ from typing import Any
 
 from conversations.form import Ask, Field, Finish, Form, Outcome, Reply, Turn
 from storage.accounts import AccountView
-from unogas_bot import validation
+from unogas_bot import rules
 from unogas_bot.service import login
 from unogas_bot.service.outcomes import InvalidCredentials, LoggedIn, LoginLocked
 
@@ -28,9 +28,7 @@ def minutes_until(until: datetime, now: datetime) -> int:
 
 
 def display_name(account: AccountView) -> str:
-    if account.kind == "business":
-        return account.company_name or ""
-    return f"{account.first_name} {account.last_name}"
+    return rules.names.holder(account.kind, account.first_name, account.last_name, account.company_name)
 
 
 FIELDS: tuple[Field, ...] = (
@@ -38,7 +36,7 @@ FIELDS: tuple[Field, ...] = (
         "email",
         "q_login_email",
         "h_login_email",
-        lambda t, d: validation.email(t),
+        lambda t, d: rules.email.validate(t),
         placeholder="ph_email",
     ),
     Field(

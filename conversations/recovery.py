@@ -13,7 +13,7 @@ from typing import Any
 
 from conversations.form import Ask, Field, Finish, Form, Outcome, Reply, Turn
 from conversations.login import minutes_until
-from unogas_bot import validation
+from unogas_bot import rules
 from unogas_bot.service import recovery
 from unogas_bot.service.outcomes import (
     AccountGone,
@@ -32,9 +32,9 @@ NAME = "recovery"
 
 
 def _answer(text: str, draft: dict[str, Any]) -> str:
-    value = validation.normalize_answer(text)
+    value = rules.answer.normalize(text)
     if not value:
-        raise validation.Invalid("answer.empty")
+        raise rules.Invalid("answer.empty")
     return value
 
 
@@ -46,7 +46,7 @@ FIELDS: tuple[Field, ...] = (
         "email",
         "q_rec_email",
         "h_rec_email",
-        lambda t, d: validation.email(t),
+        lambda t, d: rules.email.validate(t),
         clears=IDENTITY_CLEARS,
         placeholder="ph_email",
     ),
@@ -54,7 +54,7 @@ FIELDS: tuple[Field, ...] = (
         "customer_code",
         "q_rec_customer_code",
         "h_rec_customer_code",
-        lambda t, d: validation.customer_code(t),
+        lambda t, d: rules.customer_code.validate(t),
         clears=IDENTITY_CLEARS,
         placeholder="ph_customer_code",
     ),
@@ -65,7 +65,7 @@ FIELDS: tuple[Field, ...] = (
         "q_new_password",
         "h_new_password",
         # The rules that need no account; the account's own data are checked in on_value.
-        lambda t, d: validation.password(t),
+        lambda t, d: rules.password.validate(t),
         secret=True,
     ),
     Field(

@@ -14,8 +14,9 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from conversations.form import SUMMARY, Ask, Choice, Draft, Field, Finish, Form, Outcome, Reply, Turn
 from storage.accounts import NewAccount
 from storage.registry import Identity
-from unogas_bot import validation
+from unogas_bot import rules
 from unogas_bot.i18n import texts
+from unogas_bot.rules.replies import BUSINESS, PERSON
 from unogas_bot.service import registration
 from unogas_bot.service.outcomes import (
     AlreadyRegistered,
@@ -34,16 +35,16 @@ NAME = "registration"
 
 
 def _person(d: Draft) -> bool:
-    return d.get("kind") != "business"
+    return d.get("kind") != BUSINESS
 
 
 def _business(d: Draft) -> bool:
-    return d.get("kind") == "business"
+    return d.get("kind") == BUSINESS
 
 
 def personal_data_of(d: Draft) -> list[str]:
     """What a password must not contain: the customer's own data as typed so far."""
-    return validation.personal_data(
+    return rules.password.personal_data(
         customer_code=d.get("customer_code"),
         tax_code=d.get("tax_code"),
         first_name=d.get("first_name"),
@@ -61,7 +62,7 @@ FIELDS: tuple[Field, ...] = (
         "customer_code",
         "q_customer_code",
         "h_customer_code",
-        lambda t, d: validation.customer_code(t),
+        lambda t, d: rules.customer_code.validate(t),
         label="label_customer_code",
         clears=IDENTITY_CLEARS,
         placeholder="ph_customer_code",
@@ -70,16 +71,16 @@ FIELDS: tuple[Field, ...] = (
         "kind",
         "q_kind",
         "h_kind",
-        lambda t, d: validation.parse_kind(t),
+        lambda t, d: rules.replies.parse_kind(t),
         label="label_kind",
-        choices=(Choice("person", "btn_person"), Choice("business", "btn_business")),
+        choices=(Choice(PERSON, "btn_person"), Choice(BUSINESS, "btn_business")),
         clears=("first_name", "last_name", "company_name", "tax_code", *IDENTITY_CLEARS),
     ),
     Field(
         "first_name",
         "q_first_name",
         "h_first_name",
-        lambda t, d: validation.person_name(t),
+        lambda t, d: rules.names.person_name(t),
         label="label_first_name",
         applies=_person,
         clears=IDENTITY_CLEARS,
@@ -89,7 +90,7 @@ FIELDS: tuple[Field, ...] = (
         "last_name",
         "q_last_name",
         "h_last_name",
-        lambda t, d: validation.person_name(t),
+        lambda t, d: rules.names.person_name(t),
         label="label_last_name",
         applies=_person,
         clears=IDENTITY_CLEARS,
@@ -99,7 +100,7 @@ FIELDS: tuple[Field, ...] = (
         "company_name",
         "q_company_name",
         "h_company_name",
-        lambda t, d: validation.company_name(t),
+        lambda t, d: rules.names.company_name(t),
         label="label_company_name",
         applies=_business,
         clears=IDENTITY_CLEARS,
@@ -109,7 +110,7 @@ FIELDS: tuple[Field, ...] = (
         "tax_code",
         lambda d: "q_tax_code_business" if _business(d) else "q_tax_code_person",
         lambda d: "h_tax_code_business" if _business(d) else "h_tax_code_person",
-        lambda t, d: validation.tax_code(t, d.get("kind", "person")),
+        lambda t, d: rules.tax_code.validate(t, d.get("kind", PERSON)),
         label="label_tax_code",
         clears=IDENTITY_CLEARS,
         placeholder="ph_tax_code",
@@ -118,7 +119,7 @@ FIELDS: tuple[Field, ...] = (
         "phone",
         "q_phone",
         "h_phone",
-        lambda t, d: validation.phone(t),
+        lambda t, d: rules.phone.validate(t),
         label="label_phone",
         optional=True,
         share_contact=True,
@@ -128,7 +129,7 @@ FIELDS: tuple[Field, ...] = (
         "email",
         "q_email",
         "h_email",
-        lambda t, d: validation.email(t),
+        lambda t, d: rules.email.validate(t),
         label="label_email",
         placeholder="ph_email",
     ),
@@ -136,7 +137,7 @@ FIELDS: tuple[Field, ...] = (
         "password",
         "q_password",
         "h_password",
-        lambda t, d: validation.password(t, personal_data_of(d)),
+        lambda t, d: rules.password.validate(t, personal_data_of(d)),
         label="label_password",
         secret=True,
     ),
@@ -153,7 +154,7 @@ FIELDS: tuple[Field, ...] = (
         "question",
         "q_question",
         "h_question",
-        lambda t, d: validation.security_question(t),
+        lambda t, d: rules.answer.validate_question(t),
         label="label_question",
         clears=("answer",),  # the answer must not appear in the question: ask it again
         placeholder="ph_question",
@@ -162,7 +163,7 @@ FIELDS: tuple[Field, ...] = (
         "answer",
         "q_answer",
         "h_answer",
-        lambda t, d: validation.security_answer(t, d.get("question", "")),
+        lambda t, d: rules.answer.validate(t, d.get("question", "")),
         label="label_answer",
         secret=True,
     ),
@@ -170,7 +171,7 @@ FIELDS: tuple[Field, ...] = (
         "answer_repeat",
         "q_answer_repeat",
         "h_answer_repeat",
-        lambda t, d: validation.normalize_answer(t),
+        lambda t, d: rules.answer.normalize(t),
         confirms="answer",
         hash_as="answer_hash",
         mismatch="answer_mismatch",
@@ -253,9 +254,9 @@ class RegistrationForm(Form):
         if key == "kind":
             return turn.text(f"kind_{value}")
         if key == "tax_code":
-            return validation.mask_tax_code(value)
+            return rules.masks.tax_code(value)
         if key == "phone":
-            return validation.mask_phone(value) if value else turn.text("phone_none")
+            return rules.masks.phone(value) if value else turn.text("phone_none")
         return str(value)
 
     def summary_markup(self, turn: Turn) -> InlineKeyboardMarkup:

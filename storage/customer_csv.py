@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from storage.models import BUSINESS, PERSON
 from storage.registry import CustomerRecord, CustomerRegistry, StagedRow, name_key
-from unogas_bot import validation
+from unogas_bot import rules
+from unogas_bot.rules.replies import BUSINESS, PERSON
 
 HEADER: tuple[str, ...] = ("customer_code", "kind", "first_name", "last_name", "company_name", "tax_code")
 
@@ -109,7 +109,7 @@ def _checked(label: str, rule: Callable[..., str], *args: str) -> str:
     """`rule(*args)`, its refusal turned into a ``RowError`` naming the column."""
     try:
         return rule(*args)
-    except validation.Invalid as exc:
+    except rules.Invalid as exc:
         # "tax_code.bad_checksum" -> "tax code: bad_checksum"
         raise RowError(f"{label}: {exc.reason.split('.', 1)[-1]}") from None
 
@@ -127,25 +127,25 @@ def staged_row(line: int, fields: Sequence[str]) -> StagedRow:
     raw_code, raw_kind, first, last, company, raw_tax = (value.strip() for value in fields)
     if not raw_code:
         raise RowError("customer_code is missing")
-    code = _checked("customer code", validation.customer_code, raw_code)
+    code = _checked("customer code", rules.customer_code.validate, raw_code)
     kind = raw_kind.lower()
     if kind == PERSON:
         if not first or not last:
             raise RowError("a person needs first_name and last_name")
         if company:
             raise RowError("a person must not have a company_name")
-        first = _checked("first name", validation.person_name, first)
-        last = _checked("last name", validation.person_name, last)
+        first = _checked("first name", rules.names.person_name, first)
+        last = _checked("last name", rules.names.person_name, last)
         names = (first, last, None)
     elif kind == BUSINESS:
         if not company or first or last:
             raise RowError("a business needs company_name and no first/last name")
-        names = (None, None, _checked("company name", validation.company_name, company))
+        names = (None, None, _checked("company name", rules.names.company_name, company))
     else:
         raise RowError("kind must be person or business")
     if not raw_tax:
         raise RowError("tax_code is missing")
-    tax = _checked("tax code", validation.tax_code, raw_tax, kind)
+    tax = _checked("tax code", rules.tax_code.validate, raw_tax, kind)
     # The matching key must be computable, or the customer could never be recognised.
     try:
         key = name_key(kind, *names)

@@ -29,6 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from unogas_bot.rules.replies import BUSINESS, PERSON
+
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -54,8 +56,6 @@ CONVERSATION_NAME_LEN = 64
 CONVERSATION_KEY_LEN = 100  # JSON of PTB's key: [chat id, user id]
 CONVERSATION_STATE_LEN = 200  # JSON of a state: a form's field key
 
-PERSON = "person"
-BUSINESS = "business"
 CUSTOMER_KINDS = (PERSON, BUSINESS)
 
 

@@ -29,8 +29,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.db import Database, Lookup, upsert_statement, utcnow
-from storage.models import BUSINESS, PERSON, Customer
-from unogas_bot import validation
+from storage.models import Customer
+from unogas_bot import rules
+from unogas_bot.rules.replies import BUSINESS, PERSON
 
 _IN_CHUNK = 900
 
@@ -60,15 +61,15 @@ class Identity:
 
 
 def name_key(kind: str, first_name: str | None, last_name: str | None, company_name: str | None) -> str:
-    """The registry's matching key; raises ``validation.Invalid``/``ValueError`` when names are missing."""
+    """The registry's matching key; raises ``rules.Invalid``/``ValueError`` when names are missing."""
     if kind == PERSON:
         if not first_name or not last_name:
             raise ValueError("a person needs first_name and last_name")
-        return validation.person_key(first_name) + "|" + validation.person_key(last_name)
+        return rules.names.person_key(first_name) + "|" + rules.names.person_key(last_name)
     if kind == BUSINESS:
         if not company_name:
             raise ValueError("a business needs company_name")
-        return validation.company_key(company_name)
+        return rules.names.company_key(company_name)
     raise ValueError(f"unknown customer kind: {kind!r}")
 
 

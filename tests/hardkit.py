@@ -28,7 +28,7 @@ from telegram.ext import Application, ConversationHandler
 from storage.accounts import AccountView
 from storage.db import Database
 from storage.registry import CustomerRecord
-from unogas_bot import validation
+from unogas_bot import rules
 from unogas_bot.bench import data as bench_data
 from unogas_bot.i18n import texts
 from unogas_bot.offline.standin import MAX_MESSAGE_LENGTH, CallbackAnswered, Sent
@@ -143,7 +143,7 @@ def secret_variants(*secrets: str) -> set[str]:
     removed, and the normalised form an answer is hashed in."""
     variants: set[str] = set()
     for secret in secrets:
-        for form in (secret, secret.strip(), validation.normalize_answer(secret)):
+        for form in (secret, secret.strip(), rules.answer.normalize(secret)):
             variants |= {form, form.lower(), form.upper(), form.casefold()}
             variants.add(unicodedata.normalize("NFKD", form))
             variants.add(unicodedata.normalize("NFC", form))
@@ -207,9 +207,9 @@ async def check_accounts(services: Any, expected: dict[str, Expected] | None = N
             record.company_name,
             record.tax_code,
         )
-        assert validation.email(a.email) == a.email, f"{a.customer_code}: stored e-mail {a.email!r}"
-        assert validation.security_question(a.security_question) == a.security_question
-        assert a.phone is None or validation.phone(a.phone) == a.phone
+        assert rules.email.validate(a.email) == a.email, f"{a.customer_code}: stored e-mail {a.email!r}"
+        assert rules.answer.validate_question(a.security_question) == a.security_question
+        assert a.phone is None or rules.phone.validate(a.phone) == a.phone
         assert BCRYPT_RE.match(a.password_hash) and BCRYPT_RE.match(a.answer_hash)
         assert a.registered_by > 0 and a.registered_at <= a.password_changed_at
     if expected is not None:
@@ -218,7 +218,7 @@ async def check_accounts(services: Any, expected: dict[str, Expected] | None = N
             want = expected[a.customer_code]
             assert (a.email, a.registered_by) == (want.email.lower(), want.telegram_user_id)
             assert bcrypt.checkpw(want.password.encode(), a.password_hash.encode()), a.customer_code
-            answer = validation.normalize_answer(want.answer)
+            answer = rules.answer.normalize(want.answer)
             assert bcrypt.checkpw(answer.encode(), a.answer_hash.encode()), a.customer_code
     return accounts
 
@@ -263,8 +263,8 @@ def _phrase(index: int, salt: int, personal: list[str]) -> str:
             continue
         candidate = f"{WORDS[a]} {WORDS[b]} {1000 + (index * 13 + salt) % 9000}"
         try:
-            return validation.password(candidate, personal)
-        except validation.Invalid:
+            return rules.password.validate(candidate, personal)
+        except rules.Invalid:
             continue
     raise AssertionError("unreachable")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from storage.customer_csv import iter_rows, validate_row
-from unogas_bot import validation
+from unogas_bot import rules
 from unogas_bot.bench import benchmark as bench
 from unogas_bot.bench import data as bench_data
 from unogas_bot.cli.main import main
@@ -33,7 +33,7 @@ REQUIRED = (
 def test_generated_customers_pass_the_rules(tmp_path: Path) -> None:
     people = bench_data.identities(300)
     for person in people:
-        assert validation.tax_code(person.tax_code, person.kind) == person.tax_code
+        assert rules.tax_code.validate(person.tax_code, person.kind) == person.tax_code
     assert len({p.tax_code for p in people}) > 250  # distinct people, not one repeated
     path = bench_data.write_csv(tmp_path / "c.csv", 500, pool=40)
     records = [validate_row(fields) for _, fields in iter_rows(path)]  # raises on a bad row

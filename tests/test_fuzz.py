@@ -53,7 +53,7 @@ from tests.hardkit import (
     make_records,
     open_conversations,
 )
-from unogas_bot import validation
+from unogas_bot import rules
 from unogas_bot.i18n import texts
 from unogas_bot.offline.standin import Sent, SimUser
 
@@ -657,7 +657,7 @@ async def _final_checks(w: World) -> None:
     await check_accounts(w.bot.services, w.accounts)
     secrets = {s for s in w.secrets if len(s) >= 8 and len(set(s.strip())) >= 5}
     for expected in w.accounts.values():
-        secrets |= {expected.password, expected.answer, validation.normalize_answer(expected.answer)}
+        secrets |= {expected.password, expected.answer, rules.answer.normalize(expected.answer)}
     # What a user typed where nothing is secret (a password pasted as the question...) is theirs to show.
     secrets -= w.in_clear
     columns: dict[str, list[str]] = {}

@@ -17,7 +17,7 @@ from storage.models import Account, Customer
 from storage.registry import CustomerRecord
 from tests.botkit import GIULIA, MARIO, Bot, answer_all, register_person
 from tests.hardkit import ErrorSpy, check_accounts
-from unogas_bot import validation
+from unogas_bot import rules
 from unogas_bot.bench import data as bench_data
 from unogas_bot.offline.standin import MAX_MESSAGE_LENGTH, SimUser
 
@@ -100,7 +100,7 @@ async def test_longest_company_name_and_4096_character_messages(sqlite_bot: Bot)
     bot = sqlite_bot
     spy = ErrorSpy(bot.app)
     company = ('"Rossi & Figli" l\'Officina (A+B) Impianti/Gas, S.n.c. ' * 3)[:119] + "x"
-    assert validation.company_name(company) == company and len(company) == validation.COMPANY_MAX
+    assert rules.names.company_name(company) == company and len(company) == rules.names.COMPANY_MAX
     vat = bench_data.vat_number(random.Random(3))
     await bot.services.registry.upsert_many(
         [CustomerRecord("UG-777001", "business", None, None, company, vat)]

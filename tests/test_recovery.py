@@ -25,7 +25,7 @@ from tests.accountkit import (
 )
 from tests.botkit import ANSWER, GIULIA, MARIO, PASSWORD, QUESTION, Bot, answer_all, last_text
 from tests.conftest import FakeClock
-from unogas_bot import validation
+from unogas_bot import rules
 
 NO_MATCH = "Con questi dati non posso procedere"
 DONE = "ora può accedere con /accedi"
@@ -267,7 +267,7 @@ async def test_no_secret_is_stored_logged_or_kept_in_conversation_data(
         "Segreto sconosciuto 5",
         ANSWER,
         WRONG_ANSWER,
-        validation.normalize_answer(ANSWER),
+        rules.answer.normalize(ANSWER),
     )
     stored = "\n".join(await every_stored_value(bot.services.db))
     assert "$2b$" in stored  # the scan does read the hash columns

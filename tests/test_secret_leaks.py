@@ -20,7 +20,7 @@ from storage.db import Database
 from tests.botkit import FERRARO, MARIO, Bot, answer_all, running_bot
 from tests.conftest import FakeClock
 from tests.hardkit import ErrorSpy, dump_database, find_leaks, secret_variants
-from unogas_bot import validation
+from unogas_bot import rules
 from unogas_bot.bot.app import build_application
 from unogas_bot.config import Settings
 from unogas_bot.offline.standin import Sent
@@ -135,7 +135,7 @@ async def fail_while_holding_a_secret(bot: Bot, user_id: int, monkeypatch: pytes
         raise RuntimeError(f"could not check {text!r}")
 
     with monkeypatch.context() as patch:
-        patch.setattr(validation, "password", boom)
+        patch.setattr(rules.password, "validate", boom)
         events = await user.send(FAILING_PASSWORD)
     assert "problema" in _said(events)  # the customer is told to retry
     await user.send("/annulla")
@@ -188,7 +188,7 @@ async def test_no_secret_reaches_tables_logs_error_reports_or_chat(
 
 def test_the_scan_finds_a_planted_secret() -> None:
     """The scanner itself: a transformed secret in any place is found."""
-    places = [("table accounts.security_question", f"domanda {validation.normalize_answer(ANSWER)}?")]
+    places = [("table accounts.security_question", f"domanda {rules.answer.normalize(ANSWER)}?")]
     assert find_leaks(places, secret_variants(ANSWER))
     assert find_leaks([("log", PASSWORD.upper())], secret_variants(PASSWORD))
     assert not find_leaks([("log", "Ombrello")], secret_variants(PASSWORD))

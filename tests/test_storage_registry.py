@@ -12,7 +12,7 @@ from storage.db import Database
 from storage.demo import DEMO_CUSTOMERS, load_demo
 from storage.models import Customer
 from storage.registry import CustomerRecord, CustomerRegistry, Identity
-from unogas_bot import validation
+from unogas_bot import rules
 
 MARIO = DEMO_CUSTOMERS[0]  # UG-100234 Mario Rossi
 NICOLO = DEMO_CUSTOMERS[2]  # UG-100236 Nicolò D'Angelo
@@ -31,12 +31,12 @@ def typed(
 ) -> Identity:
     """An Identity as the conversation builds it: every reply normalised by validation."""
     return Identity(
-        customer_code=validation.customer_code(code),
+        customer_code=rules.customer_code.validate(code),
         kind=kind,
-        first_name=validation.person_name(first) if first is not None else None,
-        last_name=validation.person_name(last) if last is not None else None,
-        company_name=validation.company_name(company) if company is not None else None,
-        tax_code=validation.tax_code(tax_code, kind),
+        first_name=rules.names.person_name(first) if first is not None else None,
+        last_name=rules.names.person_name(last) if last is not None else None,
+        company_name=rules.names.company_name(company) if company is not None else None,
+        tax_code=rules.tax_code.validate(tax_code, kind),
     )
 
 
@@ -63,14 +63,14 @@ def test_demo_customers_are_valid_and_varied() -> None:
     assert len({record.customer_code for record in DEMO_CUSTOMERS}) == len(DEMO_CUSTOMERS)
     for record in DEMO_CUSTOMERS:
         # Stored exactly as validation normalises them, so typed input can match.
-        assert validation.customer_code(record.customer_code) == record.customer_code
-        assert validation.tax_code(record.tax_code, record.kind) == record.tax_code
+        assert rules.customer_code.validate(record.customer_code) == record.customer_code
+        assert rules.tax_code.validate(record.tax_code, record.kind) == record.tax_code
         if record.kind == "person":
-            assert validation.person_name(record.first_name or "") == record.first_name
-            assert validation.person_name(record.last_name or "") == record.last_name
+            assert rules.names.person_name(record.first_name or "") == record.first_name
+            assert rules.names.person_name(record.last_name or "") == record.last_name
             assert record.company_name is None
         else:
-            assert validation.company_name(record.company_name or "") == record.company_name
+            assert rules.names.company_name(record.company_name or "") == record.company_name
             assert record.first_name is None and record.last_name is None
     businesses = [record for record in DEMO_CUSTOMERS if record.kind == "business"]
     assert any("S.r.l." in (r.company_name or "") and len(r.tax_code) == 11 for r in businesses)

@@ -27,9 +27,9 @@ def test_catalogue_has_every_key_in_both_languages_with_same_placeholders():
 
 
 def test_every_validation_reason_has_a_message():
-    from unogas_bot import validation
+    from unogas_bot import rules
 
-    missing = [r for r in validation.REASONS if f"e_{r}" not in texts.IT]
+    missing = [r for r in rules.REASONS if f"e_{r}" not in texts.IT]
     assert not missing
 
 

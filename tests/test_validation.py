@@ -9,8 +9,8 @@ import pytest
 from stdnum import luhn
 from stdnum.it import codicefiscale, iva
 
-from unogas_bot import validation as v
-from unogas_bot.validation import REASONS, Invalid
+from unogas_bot import rules
+from unogas_bot.rules import REASONS, Invalid
 
 
 def reason_of(func: Callable[..., object], *args: object, **kwargs: object) -> str:
@@ -64,60 +64,62 @@ def test_reasons_are_dotted_keys() -> None:
 
 # One input per reason: every declared key must be reachable, and nothing undeclared may exist.
 EXAMPLES: dict[str, Callable[[], object]] = {
-    "customer_code.empty": lambda: v.customer_code("  "),
-    "customer_code.bad_chars": lambda: v.customer_code("AB#123"),
-    "customer_code.too_short": lambda: v.customer_code("A1"),
-    "customer_code.too_long": lambda: v.customer_code("A" * 20 + "1"),
-    "customer_code.no_digit": lambda: v.customer_code("ABCDE"),
-    "name.empty": lambda: v.person_name(" "),
-    "name.digits": lambda: v.person_name("Mario2"),
-    "name.bad_chars": lambda: v.person_name("Mario_Rossi"),
-    "name.too_short": lambda: v.person_name("A"),
-    "name.too_long": lambda: v.person_name("A" * 51),
-    "name.too_few_letters": lambda: v.person_name("A-"),
-    "company.empty": lambda: v.company_name(""),
-    "company.bad_chars": lambda: v.company_name("Rossi@srl"),
-    "company.too_short": lambda: v.company_name("A"),
-    "company.too_long": lambda: v.company_name("A" * 121),
-    "company.no_letter": lambda: v.company_name("123"),
-    "tax_code.empty": lambda: v.tax_code(" ", "person"),
-    "tax_code.bad_chars": lambda: v.tax_code(MARIO[:-1] + "@", "person"),
-    "tax_code.bad_length": lambda: v.tax_code(MARIO[:-1], "person"),
-    "tax_code.bad_length_business": lambda: v.tax_code(VAT[:-1], "business"),
-    "tax_code.bad_format": lambda: v.tax_code(cf("RSS1RA80A01H501"), "person"),
-    "tax_code.bad_date": lambda: v.tax_code(cf("RSSMRA80A32H501"), "person"),
-    "tax_code.bad_checksum": lambda: v.tax_code(wrong_check(MARIO), "person"),
-    "tax_code.vat_for_person": lambda: v.tax_code(VAT, "person"),
-    "tax_code.vat_bad_format": lambda: v.tax_code("00000000000", "business"),
-    "tax_code.vat_bad_checksum": lambda: v.tax_code(VAT[:-1] + str((int(VAT[-1]) + 1) % 10), "business"),
-    "phone.empty": lambda: v.phone(""),
-    "phone.bad_chars": lambda: v.phone("347 abc"),
-    "phone.invalid": lambda: v.phone("12"),
-    "phone.not_personal": lambda: v.phone("800 123 456"),
-    "email.empty": lambda: v.email(""),
-    "email.too_long": lambda: v.email("a" * 250 + "@x.it"),
-    "email.no_at": lambda: v.email("mario.example.it"),
-    "email.spaces": lambda: v.email("mario rossi@example.it"),
-    "email.bad_domain": lambda: v.email("mario@localhost"),
-    "email.invalid": lambda: v.email("mario..rossi@example.it"),
-    "password.too_short": lambda: v.password("Zq7!mB2"),
-    "password.too_long": lambda: v.password("Zq7!mB2x" * 8 + "a"),
-    "password.too_many_bytes": lambda: v.password("😀" * 30),
-    "password.control_chars": lambda: v.password("Zq7!\x00mB2x"),
-    "password.common": lambda: v.password("password1"),
-    "password.personal": lambda: v.password("Zq7!rossi", ["Rossi"]),
-    "question.empty": lambda: v.security_question("   "),
-    "question.too_short": lambda: v.security_question("Colore?"),
-    "question.too_long": lambda: v.security_question("a" * 201),
-    "question.too_few_letters": lambda: v.security_question("1234567890"),
-    "question.control_chars": lambda: v.security_question("Come si chiama\x00 il gatto?"),
-    "answer.empty": lambda: v.security_answer("  ", "Nome del mio primo cane?"),
-    "answer.too_short": lambda: v.security_answer("a", "Nome del mio primo cane?"),
-    "answer.too_long": lambda: v.security_answer("a" * 61, "Nome del mio primo cane?"),
-    "answer.too_many_bytes": lambda: v.security_answer("🐈" * 19, "Nome del mio primo cane?"),
-    "answer.in_question": lambda: v.security_answer("cane", "Nome del mio primo cane?"),
-    "answer.control_chars": lambda: v.security_answer("Bri\x00ciola", "Nome del mio primo cane?"),
-    "kind.unknown": lambda: v.parse_kind("boh"),
+    "customer_code.empty": lambda: rules.customer_code.validate("  "),
+    "customer_code.bad_chars": lambda: rules.customer_code.validate("AB#123"),
+    "customer_code.too_short": lambda: rules.customer_code.validate("A1"),
+    "customer_code.too_long": lambda: rules.customer_code.validate("A" * 20 + "1"),
+    "customer_code.no_digit": lambda: rules.customer_code.validate("ABCDE"),
+    "name.empty": lambda: rules.names.person_name(" "),
+    "name.digits": lambda: rules.names.person_name("Mario2"),
+    "name.bad_chars": lambda: rules.names.person_name("Mario_Rossi"),
+    "name.too_short": lambda: rules.names.person_name("A"),
+    "name.too_long": lambda: rules.names.person_name("A" * 51),
+    "name.too_few_letters": lambda: rules.names.person_name("A-"),
+    "company.empty": lambda: rules.names.company_name(""),
+    "company.bad_chars": lambda: rules.names.company_name("Rossi@srl"),
+    "company.too_short": lambda: rules.names.company_name("A"),
+    "company.too_long": lambda: rules.names.company_name("A" * 121),
+    "company.no_letter": lambda: rules.names.company_name("123"),
+    "tax_code.empty": lambda: rules.tax_code.validate(" ", "person"),
+    "tax_code.bad_chars": lambda: rules.tax_code.validate(MARIO[:-1] + "@", "person"),
+    "tax_code.bad_length": lambda: rules.tax_code.validate(MARIO[:-1], "person"),
+    "tax_code.bad_length_business": lambda: rules.tax_code.validate(VAT[:-1], "business"),
+    "tax_code.bad_format": lambda: rules.tax_code.validate(cf("RSS1RA80A01H501"), "person"),
+    "tax_code.bad_date": lambda: rules.tax_code.validate(cf("RSSMRA80A32H501"), "person"),
+    "tax_code.bad_checksum": lambda: rules.tax_code.validate(wrong_check(MARIO), "person"),
+    "tax_code.vat_for_person": lambda: rules.tax_code.validate(VAT, "person"),
+    "tax_code.vat_bad_format": lambda: rules.tax_code.validate("00000000000", "business"),
+    "tax_code.vat_bad_checksum": lambda: rules.tax_code.validate(
+        VAT[:-1] + str((int(VAT[-1]) + 1) % 10), "business"
+    ),
+    "phone.empty": lambda: rules.phone.validate(""),
+    "phone.bad_chars": lambda: rules.phone.validate("347 abc"),
+    "phone.invalid": lambda: rules.phone.validate("12"),
+    "phone.not_personal": lambda: rules.phone.validate("800 123 456"),
+    "email.empty": lambda: rules.email.validate(""),
+    "email.too_long": lambda: rules.email.validate("a" * 250 + "@x.it"),
+    "email.no_at": lambda: rules.email.validate("mario.example.it"),
+    "email.spaces": lambda: rules.email.validate("mario rossi@example.it"),
+    "email.bad_domain": lambda: rules.email.validate("mario@localhost"),
+    "email.invalid": lambda: rules.email.validate("mario..rossi@example.it"),
+    "password.too_short": lambda: rules.password.validate("Zq7!mB2"),
+    "password.too_long": lambda: rules.password.validate("Zq7!mB2x" * 8 + "a"),
+    "password.too_many_bytes": lambda: rules.password.validate("😀" * 30),
+    "password.control_chars": lambda: rules.password.validate("Zq7!\x00mB2x"),
+    "password.common": lambda: rules.password.validate("password1"),
+    "password.personal": lambda: rules.password.validate("Zq7!rossi", ["Rossi"]),
+    "question.empty": lambda: rules.answer.validate_question("   "),
+    "question.too_short": lambda: rules.answer.validate_question("Colore?"),
+    "question.too_long": lambda: rules.answer.validate_question("a" * 201),
+    "question.too_few_letters": lambda: rules.answer.validate_question("1234567890"),
+    "question.control_chars": lambda: rules.answer.validate_question("Come si chiama\x00 il gatto?"),
+    "answer.empty": lambda: rules.answer.validate("  ", "Nome del mio primo cane?"),
+    "answer.too_short": lambda: rules.answer.validate("a", "Nome del mio primo cane?"),
+    "answer.too_long": lambda: rules.answer.validate("a" * 61, "Nome del mio primo cane?"),
+    "answer.too_many_bytes": lambda: rules.answer.validate("🐈" * 19, "Nome del mio primo cane?"),
+    "answer.in_question": lambda: rules.answer.validate("cane", "Nome del mio primo cane?"),
+    "answer.control_chars": lambda: rules.answer.validate("Bri\x00ciola", "Nome del mio primo cane?"),
+    "kind.unknown": lambda: rules.replies.parse_kind("boh"),
 }
 
 
@@ -145,7 +147,7 @@ def test_each_reason_is_raised(reason: str) -> None:
     ],
 )
 def test_customer_code_ok(text: str, expected: str) -> None:
-    assert v.customer_code(text) == expected
+    assert rules.customer_code.validate(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -165,8 +167,8 @@ def test_customer_code_ok(text: str, expected: str) -> None:
     ],
 )
 def test_customer_code_bad(text: str, reason: str, params: dict[str, object]) -> None:
-    assert reason_of(v.customer_code, text) == reason
-    assert params_of(v.customer_code, text) == params
+    assert reason_of(rules.customer_code.validate, text) == reason
+    assert params_of(rules.customer_code.validate, text) == params
 
 
 # --- person_name -----------------------------------------------------------------------------------------
@@ -190,7 +192,7 @@ def test_customer_code_bad(text: str, reason: str, params: dict[str, object]) ->
     ],
 )
 def test_person_name_ok(text: str, expected: str) -> None:
-    assert v.person_name(text) == expected
+    assert rules.names.person_name(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -210,8 +212,8 @@ def test_person_name_ok(text: str, expected: str) -> None:
     ],
 )
 def test_person_name_bad(text: str, reason: str, params: dict[str, object]) -> None:
-    assert reason_of(v.person_name, text) == reason
-    assert params_of(v.person_name, text) == params
+    assert reason_of(rules.names.person_name, text) == reason
+    assert params_of(rules.names.person_name, text) == params
 
 
 # --- company_name ----------------------------------------------------------------------------------------
@@ -230,7 +232,7 @@ def test_person_name_bad(text: str, reason: str, params: dict[str, object]) -> N
     ],
 )
 def test_company_name_ok(text: str, expected: str) -> None:
-    assert v.company_name(text) == expected
+    assert rules.names.company_name(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -246,8 +248,8 @@ def test_company_name_ok(text: str, expected: str) -> None:
     ],
 )
 def test_company_name_bad(text: str, reason: str, params: dict[str, object]) -> None:
-    assert reason_of(v.company_name, text) == reason
-    assert params_of(v.company_name, text) == params
+    assert reason_of(rules.names.company_name, text) == reason
+    assert params_of(rules.names.company_name, text) == params
 
 
 # --- tax_code: codice fiscale ----------------------------------------------------------------------------
@@ -280,8 +282,8 @@ def test_generated_codes_are_valid_for_stdnum() -> None:
     ],
 )
 def test_tax_code_person_ok(code: str) -> None:
-    assert v.tax_code(code, "person") == code
-    assert v.tax_code(code, "business") == code  # sole traders use their personal code
+    assert rules.tax_code.validate(code, "person") == code
+    assert rules.tax_code.validate(code, "business") == code  # sole traders use their personal code
 
 
 @pytest.mark.parametrize(
@@ -295,7 +297,7 @@ def test_tax_code_person_ok(code: str) -> None:
     ],
 )
 def test_tax_code_person_normalised(typed: str) -> None:
-    assert v.tax_code(typed, "person") == MARIO
+    assert rules.tax_code.validate(typed, "person") == MARIO
 
 
 @pytest.mark.parametrize(
@@ -333,13 +335,13 @@ def test_tax_code_person_normalised(typed: str) -> None:
     ],
 )
 def test_tax_code_person_bad(code: str, reason: str) -> None:
-    assert reason_of(v.tax_code, code, "person") == reason
+    assert reason_of(rules.tax_code.validate, code, "person") == reason
 
 
 def test_tax_code_day_81_is_accepted_by_stdnum_but_not_by_us() -> None:
     code = cf("RSSMRA80A81H501")
     assert codicefiscale.is_valid(code)
-    assert reason_of(v.tax_code, code, "person") == "tax_code.bad_date"
+    assert reason_of(rules.tax_code.validate, code, "person") == "tax_code.bad_date"
 
 
 @pytest.mark.parametrize(
@@ -354,8 +356,8 @@ def test_tax_code_day_81_is_accepted_by_stdnum_but_not_by_us() -> None:
 )
 def test_tax_code_params(code: str, reason: str, params: dict[str, object]) -> None:
     kind = "business" if reason.endswith("business") else "person"
-    assert reason_of(v.tax_code, code, kind) == reason
-    assert params_of(v.tax_code, code, kind) == params
+    assert reason_of(rules.tax_code.validate, code, kind) == reason
+    assert params_of(rules.tax_code.validate, code, kind) == params
 
 
 # --- tax_code: partita IVA -------------------------------------------------------------------------------
@@ -375,7 +377,7 @@ def test_tax_code_params(code: str, reason: str, params: dict[str, object]) -> N
     ],
 )
 def test_tax_code_business_vat_ok(typed: str, expected: str) -> None:
-    assert v.tax_code(typed, "business") == expected
+    assert rules.tax_code.validate(typed, "business") == expected
 
 
 @pytest.mark.parametrize(
@@ -393,12 +395,12 @@ def test_tax_code_business_vat_ok(typed: str, expected: str) -> None:
     ],
 )
 def test_tax_code_business_bad(code: str, reason: str) -> None:
-    assert reason_of(v.tax_code, code, "business") == reason
+    assert reason_of(rules.tax_code.validate, code, "business") == reason
 
 
 def test_tax_code_unknown_kind_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="unknown customer kind") as info:
-        v.tax_code(MARIO, "people")
+        rules.tax_code.validate(MARIO, "people")
     assert not isinstance(info.value, Invalid)
 
 
@@ -424,7 +426,7 @@ def test_tax_code_unknown_kind_is_a_programming_error() -> None:
     ],
 )
 def test_phone_ok(text: str, expected: str) -> None:
-    assert v.phone(text) == expected
+    assert rules.phone.validate(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -446,11 +448,11 @@ def test_phone_ok(text: str, expected: str) -> None:
     ],
 )
 def test_phone_bad(text: str, reason: str) -> None:
-    assert reason_of(v.phone, text) == reason
+    assert reason_of(rules.phone.validate, text) == reason
 
 
 def test_phone_bad_chars_params() -> None:
-    assert params_of(v.phone, "347 abc a") == {"chars": "abc"}
+    assert params_of(rules.phone.validate, "347 abc a") == {"chars": "abc"}
 
 
 # --- email -----------------------------------------------------------------------------------------------
@@ -468,7 +470,7 @@ def test_phone_bad_chars_params() -> None:
     ],
 )
 def test_email_ok(text: str, expected: str) -> None:
-    assert v.email(text) == expected
+    assert rules.email.validate(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -496,17 +498,17 @@ def test_email_ok(text: str, expected: str) -> None:
     ],
 )
 def test_email_bad(text: str, reason: str) -> None:
-    assert reason_of(v.email, text) == reason
+    assert reason_of(rules.email.validate, text) == reason
 
 
 def test_email_invalid_hides_library_detail() -> None:
-    assert params_of(v.email, "mario..rossi@example.it") == {}
+    assert params_of(rules.email.validate, "mario..rossi@example.it") == {}
 
 
 def test_email_too_long() -> None:
     text = "a" * 60 + "@" + "b" * 190 + ".com"  # 255 characters
-    assert reason_of(v.email, text) == "email.too_long"
-    assert params_of(v.email, text) == {"max": 254, "length": 255}
+    assert reason_of(rules.email.validate, text) == "email.too_long"
+    assert params_of(rules.email.validate, text) == {"max": 254, "length": 255}
 
 
 # --- password --------------------------------------------------------------------------------------------
@@ -527,7 +529,7 @@ GOOD = "Zq7!mB2x"
     ],
 )
 def test_password_ok_and_unchanged(text: str) -> None:
-    assert v.password(text) == text
+    assert rules.password.validate(text) == text
 
 
 @pytest.mark.parametrize(
@@ -552,8 +554,8 @@ def test_password_ok_and_unchanged(text: str) -> None:
     ],
 )
 def test_password_bad(text: str, reason: str, params: dict[str, object]) -> None:
-    assert reason_of(v.password, text) == reason
-    assert params_of(v.password, text) == params
+    assert reason_of(rules.password.validate, text) == reason
+    assert params_of(rules.password.validate, text) == params
 
 
 PERSONAL = [
@@ -582,7 +584,7 @@ PERSONAL = [
     ],
 )
 def test_password_personal(text: str) -> None:
-    assert reason_of(v.password, text, PERSONAL) == "password.personal"
+    assert reason_of(rules.password.validate, text, PERSONAL) == "password.personal"
 
 
 @pytest.mark.parametrize(
@@ -596,7 +598,7 @@ def test_password_personal(text: str) -> None:
     ],
 )
 def test_password_not_personal(text: str, personal: list[str | None]) -> None:
-    assert v.password(text, personal) == text
+    assert rules.password.validate(text, personal) == text
 
 
 @pytest.mark.parametrize(
@@ -612,17 +614,17 @@ def test_password_not_personal(text: str, personal: list[str | None]) -> None:
     ],
 )
 def test_is_common_password(text: str, expected: bool) -> None:
-    assert v.is_common_password(text) is expected
+    assert rules.password.is_common(text) is expected
 
 
 def test_common_password_list_is_loaded_once() -> None:
-    v.is_common_password("warm up")
-    before = v._common_passwords.cache_info()
-    v.is_common_password("password")
-    after = v._common_passwords.cache_info()
+    rules.password.is_common("warm up")
+    before = rules.password._common_passwords.cache_info()
+    rules.password.is_common("password")
+    after = rules.password._common_passwords.cache_info()
     assert after.misses == before.misses
     assert after.hits == before.hits + 1
-    assert len(v._common_passwords()) > 10_000
+    assert len(rules.password._common_passwords()) > 10_000
 
 
 # --- security question and answer ------------------------------------------------------------------------
@@ -638,7 +640,7 @@ def test_common_password_list_is_loaded_once() -> None:
     ],
 )
 def test_security_question_ok(text: str, expected: str) -> None:
-    assert v.security_question(text) == expected
+    assert rules.answer.validate_question(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -655,8 +657,8 @@ def test_security_question_ok(text: str, expected: str) -> None:
     ],
 )
 def test_security_question_bad(text: str, reason: str, params: dict[str, object]) -> None:
-    assert reason_of(v.security_question, text) == reason
-    assert params_of(v.security_question, text) == params
+    assert reason_of(rules.answer.validate_question, text) == reason
+    assert params_of(rules.answer.validate_question, text) == params
 
 
 @pytest.mark.parametrize(
@@ -671,7 +673,7 @@ def test_security_question_bad(text: str, reason: str, params: dict[str, object]
     ],
 )
 def test_normalize_answer(text: str, expected: str) -> None:
-    assert v.normalize_answer(text) == expected
+    assert rules.answer.normalize(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -686,7 +688,7 @@ def test_normalize_answer(text: str, expected: str) -> None:
     ],
 )
 def test_security_answer_ok(text: str, question: str, expected: str) -> None:
-    assert v.security_answer(text, question) == expected
+    assert rules.answer.validate(text, question) == expected
 
 
 @pytest.mark.parametrize(
@@ -705,12 +707,12 @@ def test_security_answer_ok(text: str, question: str, expected: str) -> None:
     ],
 )
 def test_security_answer_bad(text: str, question: str, reason: str) -> None:
-    assert reason_of(v.security_answer, text, question) == reason
+    assert reason_of(rules.answer.validate, text, question) == reason
 
 
 def test_security_answer_length_params() -> None:
-    assert params_of(v.security_answer, "  à ", "Nome del mio cane?") == {"min": 2, "length": 1}
-    assert params_of(v.security_answer, "b" * 101, "Nome del mio cane?") == {"max": 60, "length": 101}
+    assert params_of(rules.answer.validate, "  à ", "Nome del mio cane?") == {"min": 2, "length": 1}
+    assert params_of(rules.answer.validate, "b" * 101, "Nome del mio cane?") == {"max": 60, "length": 101}
 
 
 # --- matching keys ---------------------------------------------------------------------------------------
@@ -718,7 +720,7 @@ def test_security_answer_length_params() -> None:
 
 @pytest.mark.parametrize("text", ["D'Angelo", "D’ANGELO", "d angelo", "DANGELO", " d-angelo "])
 def test_person_key_same(text: str) -> None:
-    assert v.person_key(text) == "dangelo"
+    assert rules.names.person_key(text) == "dangelo"
 
 
 @pytest.mark.parametrize(
@@ -731,11 +733,11 @@ def test_person_key_same(text: str) -> None:
     ],
 )
 def test_person_key_equal(left: str, right: str) -> None:
-    assert v.person_key(left) == v.person_key(right)
+    assert rules.names.person_key(left) == rules.names.person_key(right)
 
 
 def test_person_key_different_names_differ() -> None:
-    assert v.person_key("Rossi") != v.person_key("Russo")
+    assert rules.names.person_key("Rossi") != rules.names.person_key("Russo")
 
 
 @pytest.mark.parametrize(
@@ -750,7 +752,7 @@ def test_person_key_different_names_differ() -> None:
     ],
 )
 def test_company_key_srl(text: str) -> None:
-    assert v.company_key(text) == "rossiimpiantisrl"
+    assert rules.names.company_key(text) == "rossiimpiantisrl"
 
 
 @pytest.mark.parametrize(
@@ -768,7 +770,7 @@ def test_company_key_srl(text: str) -> None:
     ],
 )
 def test_company_key_variants(variants: list[str], expected: str) -> None:
-    assert [v.company_key(text) for text in variants] == [expected] * len(variants)
+    assert [rules.names.company_key(text) for text in variants] == [expected] * len(variants)
 
 
 @pytest.mark.parametrize(
@@ -780,11 +782,11 @@ def test_company_key_variants(variants: list[str], expected: str) -> None:
     ],
 )
 def test_company_key_different(left: str, right: str) -> None:
-    assert v.company_key(left) != v.company_key(right)
+    assert rules.names.company_key(left) != rules.names.company_key(right)
 
 
 def test_company_key_bare_legal_word_is_kept() -> None:
-    assert v.company_key("Cooperativa") == "cooperativa"
+    assert rules.names.company_key("Cooperativa") == "cooperativa"
 
 
 # --- masks -----------------------------------------------------------------------------------------------
@@ -801,7 +803,7 @@ def test_company_key_bare_legal_word_is_kept() -> None:
     ],
 )
 def test_mask_tax_code(code: str, expected: str) -> None:
-    assert v.mask_tax_code(code) == expected
+    assert rules.masks.tax_code(code) == expected
 
 
 @pytest.mark.parametrize(
@@ -814,7 +816,7 @@ def test_mask_tax_code(code: str, expected: str) -> None:
     ],
 )
 def test_mask_phone(e164: str, expected: str) -> None:
-    assert v.mask_phone(e164) == expected
+    assert rules.masks.phone(e164) == expected
 
 
 @pytest.mark.parametrize(
@@ -828,7 +830,7 @@ def test_mask_phone(e164: str, expected: str) -> None:
     ],
 )
 def test_mask_email(address: str, expected: str) -> None:
-    assert v.mask_email(address) == expected
+    assert rules.masks.email(address) == expected
 
 
 # --- parse_kind and is_skip ------------------------------------------------------------------------------
@@ -848,7 +850,7 @@ def test_mask_email(address: str, expected: str) -> None:
     ],
 )
 def test_parse_kind_person(text: str) -> None:
-    assert v.parse_kind(text) == "person"
+    assert rules.replies.parse_kind(text) == "person"
 
 
 @pytest.mark.parametrize(
@@ -868,31 +870,31 @@ def test_parse_kind_person(text: str) -> None:
     ],
 )
 def test_parse_kind_business(text: str) -> None:
-    assert v.parse_kind(text) == "business"
+    assert rules.replies.parse_kind(text) == "business"
 
 
 @pytest.mark.parametrize("text", ["", "boh", "1", "2", "persone", "sono una persona", "aziende"])
 def test_parse_kind_unknown(text: str) -> None:
-    assert reason_of(v.parse_kind, text) == "kind.unknown"
+    assert reason_of(rules.replies.parse_kind, text) == "kind.unknown"
 
 
 @pytest.mark.parametrize(
     "text", ["salta", "Salta", " SALTA ", "Skip", "skip", "nessuno", "Nessuna", "no", "No.", "⏭ Salta"]
 )
 def test_is_skip_true(text: str) -> None:
-    assert v.is_skip(text) is True
+    assert rules.replies.is_skip(text) is True
 
 
 @pytest.mark.parametrize("text", ["", "non so", "nope", "not", "salta la domanda", "sì", "mario@example.it"])
 def test_is_skip_false(text: str) -> None:
-    assert v.is_skip(text) is False
+    assert rules.replies.is_skip(text) is False
 
 
 def test_answer_over_bcrypt_bytes_is_rejected_before_hashing():
     with pytest.raises(Invalid) as bad:
-        v.security_answer("🐈" * 19, "Qual è il mio animale preferito?")
+        rules.answer.validate("🐈" * 19, "Qual è il mio animale preferito?")
     assert bad.value.reason == "answer.too_many_bytes"
-    assert v.security_answer("🐈" * 18, "Qual è il mio animale preferito?") == "🐈" * 18
+    assert rules.answer.validate("🐈" * 18, "Qual è il mio animale preferito?") == "🐈" * 18
 
 
 # --- the examples the messages show ------------------------------------------------------------------------
@@ -910,17 +912,19 @@ def test_every_tax_code_the_messages_show_as_an_example_is_valid() -> None:
     vat = set(re.findall(r"\b[0-9]{11}\b", catalogue))
     assert personal and vat
     for code in personal:
-        assert v.tax_code(code, "person") == code
+        assert rules.tax_code.validate(code, "person") == code
     for code in vat:
-        assert v.tax_code(code, "business") == code  # a customer who copies the example is not refused
+        assert (
+            rules.tax_code.validate(code, "business") == code
+        )  # a customer who copies the example is not refused
 
 
 def test_the_example_passwords_the_messages_show_are_refused() -> None:
     shown = set(re.findall(r"«([^»]*\d[^»]*)»", _catalogue()))  # the quoted examples with digits
-    assert shown == set(v.PUBLISHED_PASSWORDS)
+    assert shown == set(rules.password.PUBLISHED_PASSWORDS)
     for example in shown:
-        assert reason_of(v.password, example) == "password.common"
-        assert reason_of(v.password, example.upper().replace(" ", "")) == "password.common"
+        assert reason_of(rules.password.validate, example) == "password.common"
+        assert reason_of(rules.password.validate, example.upper().replace(" ", "")) == "password.common"
 
 
 async def test_a_lone_surrogate_neither_matches_nor_crashes_the_hasher() -> None:

@@ -13,7 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from stdnum.it import codicefiscale
 
-from unogas_bot import validation as v
+from unogas_bot import rules
 
 # Characters near the fast paths' borders: ASCII, Latin-1 letters and signs, typographic quotes, other
 # scripts, combining marks, digits of other scripts and odd spaces.
@@ -25,7 +25,7 @@ def outcome(rule, text: str, *args: str) -> object:  # type: ignore[no-untyped-d
     """What a rule returns, or the reason it refuses the text."""
     try:
         return rule(text, *args)
-    except v.Invalid as exc:
+    except rules.Invalid as exc:
         return ("invalid", exc.reason)
 
 
@@ -35,7 +35,7 @@ def outcome(rule, text: str, *args: str) -> object:  # type: ignore[no-untyped-d
 @example("ug/1")
 @example("ABCD")
 def test_customer_code_fast_path_agrees(text: str) -> None:
-    assert outcome(v.customer_code, text) == outcome(v._customer_code_rules, text)
+    assert outcome(rules.customer_code.validate, text) == outcome(rules.customer_code._rules, text)
 
 
 @settings(max_examples=400, deadline=None)
@@ -45,7 +45,7 @@ def test_customer_code_fast_path_agrees(text: str) -> None:
 @example("A'")
 @example("De  Luca")
 def test_person_name_fast_path_agrees(text: str) -> None:
-    assert outcome(v.person_name, text) == outcome(v._person_name_rules, text)
+    assert outcome(rules.names.person_name, text) == outcome(rules.names._person_name_rules, text)
 
 
 @settings(max_examples=400, deadline=None)
@@ -56,7 +56,7 @@ def test_person_name_fast_path_agrees(text: str) -> None:
 @example("Caffè «Roma»")
 @example("Bar\u00a0Sport")
 def test_company_name_fast_path_agrees(text: str) -> None:
-    assert outcome(v.company_name, text) == outcome(v._company_name_rules, text)
+    assert outcome(rules.names.company_name, text) == outcome(rules.names._company_name_rules, text)
 
 
 CF_CHARS = "ABCDEHLMPRSTXYZ0123456789LMNPQRSTUV"
@@ -76,7 +76,7 @@ def codice_fiscale_like(draw: st.DrawFn) -> str:
 @given(code=codice_fiscale_like() | edgy_text)
 def test_tax_code_fast_path_agrees(kind: str, code: str) -> None:
     # The full rules are the same function entered with the text made not to match the fast path.
-    assert outcome(v.tax_code, code, kind) == outcome(v.tax_code, " " + code, kind)
+    assert outcome(rules.tax_code.validate, code, kind) == outcome(rules.tax_code.validate, " " + code, kind)
 
 
 @settings(max_examples=300, deadline=None)
@@ -84,5 +84,5 @@ def test_tax_code_fast_path_agrees(kind: str, code: str) -> None:
 @example("Panificio Rossi S.r.l.")
 @example("Bar & C. 2000")
 def test_company_key_ascii_path_agrees(text: str) -> None:
-    folded = "".join(ch for ch in v._fold(text) if ch.isalnum())
-    assert v._squeeze(text) == folded
+    folded = "".join(ch for ch in rules.text.fold(text) if ch.isalnum())
+    assert rules.text.squeeze(text) == folded

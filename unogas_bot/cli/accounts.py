@@ -15,6 +15,7 @@ from storage.accounts import AccountRepository, AccountView
 from storage.db import Database, utcnow
 from unogas_bot.cli.common import CliError, with_database
 from unogas_bot.config import Settings
+from unogas_bot.rules import names
 
 PAGE_SIZE = 20
 
@@ -54,9 +55,7 @@ def _when(value: datetime | None) -> str:
 
 
 def _holder(account: AccountView) -> str:
-    if account.kind == "business":
-        return account.company_name or ""
-    return f"{account.first_name} {account.last_name}"
+    return names.holder(account.kind, account.first_name, account.last_name, account.company_name)
 
 
 def _lock(until: datetime | None, now: datetime) -> str:
@@ -109,7 +108,7 @@ def cmd_accounts_show(settings: Settings, args: argparse.Namespace) -> int:
         repo = AccountRepository(db)
         account = await _find(repo, args.account)
         now = utcnow()
-        kind = "business" if account.kind == "business" else "person"
+        kind = account.kind
         rows = [
             ("account id", str(account.id)),
             ("customer code", account.customer_code),

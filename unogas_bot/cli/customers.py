@@ -11,6 +11,8 @@ from storage.demo import load_demo
 from storage.registry import CustomerRecord, CustomerRegistry
 from unogas_bot.cli.common import CliError, with_database
 from unogas_bot.config import Settings
+from unogas_bot.rules import names
+from unogas_bot.rules.replies import BUSINESS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -22,8 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _describe(record: CustomerRecord) -> str:
-    who = record.company_name if record.kind == "business" else f"{record.first_name} {record.last_name}"
-    kind = "azienda" if record.kind == "business" else "persona"
+    who = names.holder(record.kind, record.first_name, record.last_name, record.company_name)
+    kind = "azienda" if record.kind == BUSINESS else "persona"
     return f"  {record.customer_code:<12} {kind:<8} {who:<28} {record.tax_code}"
 
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from storage.accounts import AccountNotFound, AccountView
-from unogas_bot import validation
+from unogas_bot import rules
 from unogas_bot.service import limits
 from unogas_bot.service.audit import audit
 from unogas_bot.service.outcomes import (
@@ -139,8 +139,8 @@ async def check_new_password(
     if account is None:
         return AccountGone()
     try:
-        validation.password(password, personal_data(account))
-    except validation.Invalid as bad:
+        rules.password.validate(password, personal_data(account))
+    except rules.Invalid as bad:
         return PasswordRefused(bad.reason, dict(bad.params))
     return PasswordAcceptable()
 
@@ -164,7 +164,7 @@ async def set_new_password(
 
 def personal_data(account: AccountView) -> list[str]:
     """What the new password must not contain: the same data the registration forbids."""
-    return validation.personal_data(
+    return rules.password.personal_data(
         customer_code=account.customer_code,
         tax_code=account.tax_code,
         first_name=account.first_name,
