@@ -4,6 +4,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 ruff check .
 ruff format --check .
+lint-imports --no-cache  # the layers contract in pyproject.toml: no upward imports
 # Branch coverage of the bot's packages; CI fails below 90%. A partial run (-k ...) can add --no-cov.
 exec python -m pytest --cov=unogas_bot --cov=conversations --cov=storage --cov-branch \
   --cov-report=term-missing:skip-covered --cov-fail-under=90 "$@"

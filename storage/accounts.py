@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.attempts import account_key
-from storage.db import Database, Lookup, upsert_statement, utcnow
+from storage.db import Database, Lookup, upsert_statement
 from storage.models import (
     CUSTOMER_CODE_LEN,
     DETAIL_LEN,
@@ -31,6 +31,7 @@ from storage.models import (
     Customer,
     TelegramSession,
 )
+from unogas_bot.clock import utcnow
 
 
 @dataclass(frozen=True, slots=True)

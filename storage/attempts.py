@@ -20,8 +20,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import Database, Lookup, utcnow
+from storage.db import Database, Lookup
 from storage.models import Attempt
+from unogas_bot.clock import utcnow
 
 # Counted before every identity check and login: a Lookup (one driver call on SQLite).
 _COUNT_SINCE = Lookup(

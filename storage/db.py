@@ -7,7 +7,6 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +73,6 @@ def database_unavailable(exc: BaseException) -> bool:
     if not isinstance(exc, DBAPIError):
         return False
     return exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) in _TIMED_OUT_SQLSTATES
-
-
-def utcnow() -> datetime:
-    """The default clock of every repository: now, timezone-aware, in UTC."""
-    return datetime.now(UTC)
 
 
 def default_sqlite_url(path: str | Path = "unogas.db") -> str:

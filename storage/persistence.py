@@ -34,8 +34,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram.ext import BasePersistence, PersistenceInput
 
-from storage.db import Database, database_unavailable, utcnow
+from storage.db import Database, database_unavailable
 from storage.models import BotChatData, BotConversation, BotUserData
+from unogas_bot.clock import utcnow
 
 log = logging.getLogger(__name__)
 

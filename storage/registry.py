@@ -28,9 +28,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from storage.db import Database, Lookup, upsert_statement, utcnow
+from storage.db import Database, Lookup, upsert_statement
 from storage.models import Customer
 from unogas_bot import rules
+from unogas_bot.clock import utcnow
 from unogas_bot.rules.replies import BUSINESS, PERSON
 
 _IN_CHUNK = 900

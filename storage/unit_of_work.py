@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.accounts import Accounts
 from storage.attempts import Attempts
-from storage.db import Database, utcnow
+from storage.db import Database
 from storage.registry import RegistryReader
+from unogas_bot.clock import utcnow
 
 
 class UnitOfWork:

@@ -9,12 +9,13 @@ from datetime import datetime
 
 from telegram.ext import BaseRateLimiter
 
-from storage.db import Database, utcnow
+from storage.db import Database
 from storage.demo import load_demo
 from storage.persistence import SqlPersistence
 from unogas_bot.bot.app import build_application
+from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
-from unogas_bot.offline.standin import OfflineBotAPI, Sent, Simulator, SimUser, offline_builder
+from unogas_bot.offline import OfflineBotAPI, Sent, Simulator, SimUser, offline_builder
 from unogas_bot.service.context import Services
 
 # Cheap bcrypt in tests: the cost does not change any behaviour under test. The per-user hash budget is

@@ -26,11 +26,13 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
+
+from unogas_bot.clock import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +42,6 @@ DEFAULT_MAX_WAITING = 20
 DEFAULT_NOTICE_INTERVAL = timedelta(minutes=1)
 
 Notify = Callable[[object], Awaitable[None]]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):
@@ -60,7 +58,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         *,
         max_waiting: int = DEFAULT_MAX_WAITING,
         notice_interval: timedelta = DEFAULT_NOTICE_INTERVAL,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utcnow,
         on_overflow: Notify | None = None,
     ) -> None:
         super().__init__(max_concurrent_updates)

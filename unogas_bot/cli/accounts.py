@@ -12,8 +12,9 @@ import sys
 from datetime import datetime
 
 from storage.accounts import AccountRepository, AccountView
-from storage.db import Database, utcnow
+from storage.db import Database
 from unogas_bot.cli.common import CliError, with_database
+from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
 from unogas_bot.rules import names
 

@@ -16,14 +16,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+
+from unogas_bot.clock import utcnow
 
 DEFAULT_LIMIT = 6
 DEFAULT_WINDOW = timedelta(minutes=1)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class HashBudgetExceeded(Exception):
@@ -42,7 +40,7 @@ class HashBudget:
         self,
         limit: int = DEFAULT_LIMIT,
         window: timedelta = DEFAULT_WINDOW,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if limit < 1:
             raise ValueError("a hash budget allows at least one hash")

@@ -13,9 +13,10 @@ from datetime import datetime
 
 from storage.accounts import AccountRepository
 from storage.attempts import AttemptLog
-from storage.db import Database, utcnow
+from storage.db import Database
 from storage.registry import CustomerRegistry
 from storage.unit_of_work import UnitOfWork
+from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
 from unogas_bot.security.hash_budget import HashBudget
 from unogas_bot.security.hashing import EphemeralMac, Hasher
