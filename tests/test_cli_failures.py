@@ -80,7 +80,7 @@ def test_a_plain_sqlite_url_works(
 
 def test_the_bench_database_option_is_mapped_too(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[Any] = []
-    monkeypatch.setattr(bench, "main", lambda *args: seen.append(args) or 0)
+    monkeypatch.setattr(bench, "main", lambda *args, **kwargs: seen.append(args) or 0)
     assert cli.main(["bench", "--quick", "--database", "postgres://postgres@db.example/test"]) == 0
     assert seen[0][1] == "postgresql+asyncpg://postgres@db.example/test"
 
