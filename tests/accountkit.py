@@ -9,7 +9,7 @@ from sqlalchemy import select
 from storage.db import Database
 from storage.models import Base
 from tests.botkit import ANSWER, MARIO, PASSWORD, Bot, answer_all, register_person, texts_of
-from unogas_bot.offline.standin import Deleted, Sent, SimUser
+from unogas_bot.offline import Deleted, Sent, SimUser
 
 MARIO_EMAIL = "mario.rossi@example.it"
 GIULIA_EMAIL = "giulia.bianchi@example.it"

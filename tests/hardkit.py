@@ -31,7 +31,7 @@ from storage.registry import CustomerRecord
 from unogas_bot import rules
 from unogas_bot.bench import data as bench_data
 from unogas_bot.i18n import texts
-from unogas_bot.offline.standin import MAX_MESSAGE_LENGTH, CallbackAnswered, Sent
+from unogas_bot.offline import MAX_MESSAGE_LENGTH, CallbackAnswered, Sent
 
 SEED_SENTENCE = "Le informazioni relative al proprio profilo sono state correttamente salvate."
 BCRYPT_RE = re.compile(r"^\$2b\$\d\d\$[./A-Za-z0-9]{53}$")

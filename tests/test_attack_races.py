@@ -30,7 +30,7 @@ from tests.accountkit import (
 )
 from tests.botkit import GIULIA, MARIO, PASSWORD, TEST_SETTINGS, Bot, answer_all, running_bot
 from tests.conftest import FakeClock
-from unogas_bot.offline.standin import SimUser
+from unogas_bot.offline import SimUser
 
 COST_12 = dataclasses.replace(TEST_SETTINGS, bcrypt_rounds=12)
 RIVALS = 30

@@ -17,7 +17,7 @@ from tests.conftest import FakeClock, make_test_database
 from tests.hardkit import ErrorSpy
 from unogas_bot.bot.update_processor import PerChatUpdateProcessor
 from unogas_bot.i18n import texts
-from unogas_bot.offline.standin import SimUser
+from unogas_bot.offline import SimUser
 
 
 def _update(update_id: int, chat_id: int) -> Update:

@@ -26,7 +26,7 @@ from tests.botkit import ANSWER, MARIO, PASSWORD, QUESTION, Bot, answer_all, las
 from tests.conftest import POSTGRES_URL, FakeClock, _asyncpg_dsn, _check_postgres
 from tests.tcpproxy import TcpProxy
 from unogas_bot.i18n import texts
-from unogas_bot.offline.standin import Sent, SimUser, render_text
+from unogas_bot.offline import Sent, SimUser, render_text
 
 TIMEOUT = 1.0  # statement, pool and connect timeouts of the bot under test, in seconds
 # The longest a reply may take while the database is silent: a statement's timeout (plus the driver's

@@ -31,7 +31,7 @@ from tests.botkit import (
 from tests.conftest import FakeClock
 from unogas_bot.bot.app import make_rate_limiter
 from unogas_bot.i18n import texts
-from unogas_bot.offline.standin import Sent, SimUser, render_text
+from unogas_bot.offline import Sent, SimUser, render_text
 
 SAVED = "Le informazioni relative al proprio profilo sono state correttamente salvate."
 # Nothing listens on port 1 of the loopback interface: connections are refused at once.

@@ -55,7 +55,7 @@ from tests.hardkit import (
 )
 from unogas_bot import rules
 from unogas_bot.i18n import texts
-from unogas_bot.offline.standin import Sent, SimUser
+from unogas_bot.offline import Sent, SimUser
 
 MIN_CONVERSATIONS = 2_000
 CI_EXAMPLES = 334  # at least 6 users each: at least MIN_CONVERSATIONS, whatever Hypothesis draws

@@ -23,7 +23,7 @@ from tests.conftest import FakeClock, make_test_database
 from tests.hardkit import ErrorSpy, Expected, check_accounts
 from unogas_bot.config import Settings
 from unogas_bot.i18n import texts
-from unogas_bot.offline.standin import SimUser
+from unogas_bot.offline import SimUser
 from unogas_bot.security.hash_budget import HashBudget, HashBudgetExceeded
 
 

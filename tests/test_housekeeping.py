@@ -18,7 +18,7 @@ from tests.conftest import FakeClock
 from tests.hardkit import open_conversations
 from unogas_bot.bot import housekeeping
 from unogas_bot.i18n import texts
-from unogas_bot.offline.standin import SimUser, render_text
+from unogas_bot.offline import SimUser, render_text
 from unogas_bot.service.limits import LOGIN_USER_FAILED as USER_FAILED
 
 

@@ -26,7 +26,7 @@ from tests.conftest import BACKENDS, FakeClock, make_test_database
 from tests.hardkit import SEED_SENTENCE, ErrorSpy, Expected, check_accounts, drafts_of, open_conversations
 from unogas_bot.bench import data as bench_data
 from unogas_bot.bench.bot_load import registration_steps
-from unogas_bot.offline.standin import SimUser
+from unogas_bot.offline import SimUser
 
 LOAD_USERS = int(os.environ.get("UNOGAS_LOAD_USERS") or 200)
 FORMS = ("registration", "login", "recovery")

@@ -19,7 +19,7 @@ from tests.botkit import GIULIA, MARIO, Bot, answer_all, register_person
 from tests.hardkit import ErrorSpy, check_accounts
 from unogas_bot import rules
 from unogas_bot.bench import data as bench_data
-from unogas_bot.offline.standin import MAX_MESSAGE_LENGTH, SimUser
+from unogas_bot.offline import MAX_MESSAGE_LENGTH, SimUser
 
 PASSWORD = "Ombrello giallo 314"
 ANSWER = "Zucchero filato"

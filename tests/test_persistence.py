@@ -22,7 +22,7 @@ from storage.persistence import SqlPersistence
 from tests.botkit import ANSWER, MARIO, PASSWORD, QUESTION, answer_all, last_text, running_bot, texts_of
 from tests.conftest import FakeClock
 from unogas_bot.i18n import texts
-from unogas_bot.offline.standin import render_text
+from unogas_bot.offline import render_text
 
 SAVED = "Le informazioni relative al proprio profilo sono state correttamente salvate."
 

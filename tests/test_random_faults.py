@@ -44,7 +44,7 @@ from tests.hardkit import (
     open_conversations,
 )
 from unogas_bot.i18n import texts
-from unogas_bot.offline.standin import Sent, SimUser, render_text
+from unogas_bot.offline import Sent, SimUser, render_text
 
 CUSTOMERS = int(os.environ.get("UNOGAS_FAULT_CUSTOMERS") or 24)
 SEED = int(os.environ.get("UNOGAS_FAULT_SEED") or 20250310)

@@ -18,7 +18,7 @@ from tests.botkit import (
     register_person,
     texts_of,
 )
-from unogas_bot.offline.standin import Deleted
+from unogas_bot.offline import Deleted
 
 SEED_SENTENCE = "Le informazioni relative al proprio profilo sono state correttamente salvate."
 

@@ -23,7 +23,7 @@ from tests.hardkit import ErrorSpy, dump_database, find_leaks, secret_variants
 from unogas_bot import rules
 from unogas_bot.bot.app import build_application
 from unogas_bot.config import Settings
-from unogas_bot.offline.standin import Sent
+from unogas_bot.offline import Sent
 from unogas_bot.security import redaction
 from unogas_bot.service.context import Services
 

@@ -25,7 +25,7 @@ from tests.accountkit import (
 from tests.botkit import ANSWER, MARIO, PASSWORD, QUESTION, Bot, answer_all
 from tests.conftest import FakeClock
 from unogas_bot.bot import housekeeping
-from unogas_bot.offline.standin import SimUser
+from unogas_bot.offline import SimUser
 
 
 async def at_registration_password(user: SimUser) -> None:

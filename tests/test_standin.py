@@ -34,7 +34,7 @@ from telegram.ext import (
     filters,
 )
 
-from unogas_bot.offline.standin import (
+from unogas_bot.offline import (
     CallbackAnswered,
     Called,
     CommandsSet,

@@ -1,18 +1,16 @@
-"""The stand-in's Telegram rules that the conversation tests rarely reach: the three markup languages, the
-limits and error answers of the Bot API methods. The conversation tests trust these answers (a malformed
-message must fail there as it would on Telegram), so they are pinned here, method by method.
+"""The stand-in's Telegram rules that the conversation tests rarely reach: HTML markup (the one parse mode
+it takes), the limits and error answers of the Bot API methods. The conversation tests trust these answers
+(a malformed message must fail there as it would on Telegram), so they are pinned here, method by method.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from unogas_bot.offline.standin import (
+from unogas_bot.offline import (
     CommandsSet,
     OfflineBotAPI,
     parse_html,
-    parse_markdown,
-    parse_markdown_v2,
     parse_text,
     render_text,
 )
@@ -41,72 +39,6 @@ def sent_id(api: OfflineBotAPI, chat_id: int = 42, text: str = "ciao", **params:
 # --- markup ----------------------------------------------------------------------------------------------
 
 
-def test_markdown_v2_entities_and_escapes() -> None:
-    assert parse_markdown_v2(r"*b* _i_ __u__ ~s~ ||sp|| a\.b") == (
-        "b i u s sp a.b",
-        [
-            {"type": "bold", "offset": 0, "length": 1},
-            {"type": "italic", "offset": 2, "length": 1},
-            {"type": "underline", "offset": 4, "length": 1},
-            {"type": "strikethrough", "offset": 6, "length": 1},
-            {"type": "spoiler", "offset": 8, "length": 2},
-        ],
-    )
-    assert parse_markdown_v2("`c` ```python\nprint(1)\n```")[1][1] == {
-        "type": "pre",
-        "offset": 2,
-        "length": 9,
-        "language": "python",
-    }
-    assert parse_markdown_v2("```\nraw\n```") == ("raw\n", [{"type": "pre", "offset": 0, "length": 4}])
-    assert parse_markdown_v2(">quota\n>ancora\ndopo")[1] == [
-        {"type": "blockquote", "offset": 0, "length": 12}
-    ]
-    assert parse_markdown_v2(">fine")[1] == [{"type": "blockquote", "offset": 0, "length": 4}]
-    assert parse_markdown_v2("[sito](https://unogas.it)")[1][0]["url"] == "https://unogas.it"
-    emoji = parse_markdown_v2("![👍](tg://emoji?id=5368324170671202286)")[1][0]
-    assert emoji == {
-        "type": "custom_emoji",
-        "offset": 0,
-        "length": 2,
-        "custom_emoji_id": "5368324170671202286",
-    }
-    assert parse_markdown_v2("[senza url] x") == ("senza url x", [])
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("*aperto", "Can't find end of Bold entity"),
-        ("a.b", "Character '.' is reserved"),
-        ("]", "Character ']' is reserved"),
-        ("|x", "Character '|' is reserved"),
-        ("[x](http://a", "Can't find end of a URL"),
-        ("`aperto", "Can't find end of Code entity"),
-        ("```aperto", "Can't find end of Pre entity"),
-    ],
-)
-def test_markdown_v2_refuses_what_telegram_refuses(text: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        parse_markdown_v2(text)
-
-
-def test_legacy_markdown() -> None:
-    assert parse_markdown(r"*b* _i_ `c` ```pre``` \*x [t](http://u)") == (
-        "b i c pre *x t",
-        [
-            {"type": "bold", "offset": 0, "length": 1},
-            {"type": "italic", "offset": 2, "length": 1},
-            {"type": "code", "offset": 4, "length": 1},
-            {"type": "pre", "offset": 6, "length": 3},
-            {"type": "text_link", "offset": 13, "length": 1, "url": "http://u"},
-        ],
-    )
-    for broken in ("*aperto", "[t]", "[t](http://u"):
-        with pytest.raises(ValueError, match="Can't find end of the entity"):
-            parse_markdown(broken)
-
-
 def test_html_tags_attributes_and_character_references() -> None:
     assert parse_html('<span class="tg-spoiler">s</span>')[1][0]["type"] == "spoiler"
     assert parse_html('<tg-emoji emoji-id="5">👍</tg-emoji>')[1][0]["custom_emoji_id"] == "5"
@@ -129,11 +61,28 @@ def test_html_tags_attributes_and_character_references() -> None:
 
 def test_parse_modes() -> None:
     assert parse_text("*x*", None) == ("*x*", [])
-    assert parse_text("*x*", "Markdown")[0] == "x"
-    assert parse_text(r"*x*", "MarkdownV2")[0] == "x"
+    assert parse_text("<b>x</b>", "html") == ("x", [{"type": "bold", "offset": 0, "length": 1}])
     assert render_text("<b>rotto", "HTML") == "<b>rotto", "broken markup is shown as it is"
-    with pytest.raises(ValueError, match="Unsupported parse_mode"):
-        parse_text("x", "Foo")
+    for mode in ("Markdown", "MarkdownV2", "Foo"):
+        with pytest.raises(ValueError, match="unsupported parse_mode"):
+            parse_text("x", mode)
+
+
+@pytest.mark.parametrize("mode", ["Markdown", "MarkdownV2", "markdownv2"])
+def test_markdown_parse_modes_are_refused(api: OfflineBotAPI, mode: str) -> None:
+    """The bot sends HTML or plain text only, so the stand-in parses only those: a Markdown message is a
+    mistake and fails loudly, a 400 as for an unknown parse mode, and is neither delivered nor recorded."""
+    message_id = sent_id(api, text="domanda")
+    for method, params in [
+        ("sendMessage", {"chat_id": 42, "text": "*x*"}),
+        ("editMessageText", {"chat_id": 42, "message_id": message_id, "text": "*x*"}),
+    ]:
+        status, description = error(api, method, parse_mode=mode, **params)
+        assert status == 400
+        assert description.startswith("Bad Request: unsupported parse_mode")
+        assert "HTML only" in description
+    assert [m.text for m in api.live_messages(42)] == ["domanda"]
+    assert len(api.events) == 1 and [e.method for e in api.errors] == ["sendMessage", "editMessageText"]
 
 
 # --- methods ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from tests.botkit import MARIO, TEST_SETTINGS, answer_all, last_text, register_p
 from unogas_bot.bot.runner import MENU, publish_commands
 from unogas_bot.cli.console import run_console
 from unogas_bot.i18n import texts
-from unogas_bot.offline.standin import CommandsSet, Edited, Sent
+from unogas_bot.offline import CommandsSet, Edited, Sent
 
 TRANSCRIPTS = Path(__file__).parent / "transcripts"
 

@@ -27,7 +27,7 @@ from unogas_bot.bot.runner import ALLOWED_UPDATES, Webhook, serve_webhook
 from unogas_bot.bot.webhook import MAX_BODY
 from unogas_bot.cli import main as cli
 from unogas_bot.config import ConfigError, Settings
-from unogas_bot.offline.standin import Called, OfflineBotAPI, Sent, offline_builder
+from unogas_bot.offline import Called, OfflineBotAPI, Sent, offline_builder
 from unogas_bot.service.context import Services
 
 SECRET = "s3cr3t_Token-for-the-webhook"

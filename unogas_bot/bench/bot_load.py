@@ -38,7 +38,7 @@ from unogas_bot.bot.runner import freeze_startup_heap
 from unogas_bot.bot.update_processor import PerChatUpdateProcessor
 from unogas_bot.config import Settings
 from unogas_bot.i18n import texts
-from unogas_bot.offline.standin import OfflineBotAPI, Sent, Simulator, SimUser, offline_builder
+from unogas_bot.offline import OfflineBotAPI, Sent, Simulator, SimUser, offline_builder
 from unogas_bot.security.hashing import Hasher, lower_thread_priority
 from unogas_bot.service.context import Services
 

@@ -21,7 +21,7 @@ from unogas_bot.bot.app import FORMS, build_application
 from unogas_bot.cli.common import with_database
 from unogas_bot.config import Settings
 from unogas_bot.i18n import texts
-from unogas_bot.offline.standin import (
+from unogas_bot.offline import (
     Deleted,
     Edited,
     OfflineBotAPI,
