@@ -179,6 +179,12 @@ class Lookup:
     events are listened to, go through SQLAlchemy unchanged.
 
     Parameters are named ``bindparam``s of the statement; expanding (IN-list) parameters are not supported.
+
+    Only documented APIs: ``Compiled.construct_params``, ``SQLCompiler.positiontup`` and ``binds`` (the
+    attributes SQLAlchemy's FAQ uses to render parameters), ``TypeEngine.bind_processor`` and
+    ``result_processor`` (the custom-type API) and aiosqlite's ``execute_fetchall``. tests/test_storage_db.py
+    compares every Lookup's answers with SQLAlchemy's own on both databases, so an upgrade that changed any
+    of them would fail the suite rather than return wrong rows.
     """
 
     def __init__(self, statement: Select[Any]) -> None:
