@@ -146,9 +146,9 @@ def _rollback_if_open(dbapi_connection: Any, _record: Any, state: PoolResetState
 
 
 def upsert_statement(
-    dialect: str, table: Table, *, key: str, update: Sequence[str], changed_only: bool = False
+    dialect: str, table: Table, *, key: str | Sequence[str], update: Sequence[str], changed_only: bool = False
 ) -> Insert:
-    """INSERT ... ON CONFLICT (key) DO UPDATE SET <update columns> for SQLite or PostgreSQL.
+    """INSERT ... ON CONFLICT (key columns) DO UPDATE SET <update columns> for SQLite or PostgreSQL.
 
     With ``changed_only`` a conflicting row is only touched when a non-timestamp column in ``update``
     differs, so e.g. ``updated_at`` keeps telling when the data last changed.
@@ -162,7 +162,7 @@ def upsert_statement(
         compared = [name for name in update if not name.endswith("_at")]
         where = or_(*(table.c[name].is_distinct_from(stmt.excluded[name]) for name in compared))
     return stmt.on_conflict_do_update(
-        index_elements=[table.c[key]],
+        index_elements=[table.c[name] for name in ([key] if isinstance(key, str) else key)],
         set_={name: stmt.excluded[name] for name in update},
         where=where,
     )

@@ -30,11 +30,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Insert, Table, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram.ext import BasePersistence, PersistenceInput
 
-from storage.db import Database, database_unavailable
+from storage.db import Database, database_unavailable, upsert_statement
 from storage.models import BotChatData, BotConversation, BotUserData
 from unogas_bot.clock import utcnow
 
@@ -81,16 +80,6 @@ class _Changes:
         return self
 
 
-def _upsert(dialect: str, table: Table, keys: list[str], columns: list[str]) -> Insert:
-    builders: dict[str, Callable[[Table], Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-    if dialect not in builders:
-        raise NotImplementedError(f"persistence is not implemented for {dialect}")
-    stmt = builders[dialect](table)
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c[k] for k in keys], set_={c: stmt.excluded[c] for c in columns}
-    )
-
-
 class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
     """PTB persistence on the bot's database: user_data, chat_data and conversation states.
 
@@ -124,9 +113,9 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
         )
         self._tables: tuple[Table, Table, Table] = (users, chats, conversations)  # type: ignore[assignment]
         self._upserts = (
-            _upsert(db.dialect, users, ["user_id"], ["data", "updated_at"]),  # type: ignore[arg-type]
-            _upsert(db.dialect, chats, ["chat_id"], ["data", "updated_at"]),  # type: ignore[arg-type]
-            _upsert(db.dialect, conversations, ["name", "key"], ["state", "updated_at"]),  # type: ignore[arg-type]
+            upsert_statement(db.dialect, users, key="user_id", update=["data", "updated_at"]),  # type: ignore[arg-type]
+            upsert_statement(db.dialect, chats, key="chat_id", update=["data", "updated_at"]),  # type: ignore[arg-type]
+            upsert_statement(db.dialect, conversations, key=["name", "key"], update=["state", "updated_at"]),  # type: ignore[arg-type]
         )
         self.writes = 0  # transactions committed (for tests and the benchmark)
 
