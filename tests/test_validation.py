@@ -937,3 +937,11 @@ async def test_a_lone_surrogate_neither_matches_nor_crashes_the_hasher() -> None
         assert not mac.matches("Girasoli\ud800", mac.digest("Girasoli"))
     finally:
         hasher.close()
+
+
+def test_is_valid_says_what_validate_decides() -> None:
+    assert rules.customer_code.is_valid("UG-100234") and not rules.customer_code.is_valid("UG")
+    assert rules.email.is_valid("mario@example.it") and not rules.email.is_valid("mario")
+    assert rules.phone.is_valid("347 123 4567") and not rules.phone.is_valid("12")
+    assert rules.tax_code.is_valid("RSSMRA75C12H501H", "person")
+    assert not rules.tax_code.is_valid("01234560017", "person")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from unogas_bot.rules.errors import Invalid
+from unogas_bot.rules.errors import Invalid, accepts
 from unogas_bot.rules.text import (
     bad_chars,
     check_length,
@@ -40,8 +40,4 @@ def _rules(text: str) -> str:
 
 def is_valid(text: str) -> bool:
     """Whether `validate` accepts `text`."""
-    try:
-        validate(text)
-    except Invalid:
-        return False
-    return True
+    return accepts(validate, text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
 
-from unogas_bot.rules.errors import Invalid
+from unogas_bot.rules.errors import Invalid, accepts
 
 EMAIL_MAX = 254
 
@@ -36,8 +36,4 @@ def validate(text: str) -> str:
 
 def is_valid(text: str) -> bool:
     """Whether `validate` accepts `text`."""
-    try:
-        validate(text)
-    except Invalid:
-        return False
-    return True
+    return accepts(validate, text)

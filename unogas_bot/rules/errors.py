@@ -5,64 +5,35 @@ Each reason in `REASONS` has a message in the catalogue (`e_<reason>`); `params`
 
 from __future__ import annotations
 
-REASONS: frozenset[str] = frozenset(
-    {
-        "customer_code.empty",
-        "customer_code.bad_chars",  # params: chars
-        "customer_code.too_short",  # params: min, length
-        "customer_code.too_long",  # params: max, length
-        "customer_code.no_digit",
-        "name.empty",
-        "name.digits",
-        "name.bad_chars",  # params: chars
-        "name.too_short",  # params: min, length
-        "name.too_long",  # params: max, length
-        "name.too_few_letters",  # params: min
-        "company.empty",
-        "company.bad_chars",  # params: chars
-        "company.too_short",  # params: min, length
-        "company.too_long",  # params: max, length
-        "company.no_letter",
-        "tax_code.empty",
-        "tax_code.bad_chars",  # params: chars
-        "tax_code.bad_length",  # person: params length, expected
-        "tax_code.bad_length_business",  # business: params length
-        "tax_code.bad_format",
-        "tax_code.bad_date",
-        "tax_code.bad_checksum",
-        "tax_code.vat_for_person",
-        "tax_code.vat_bad_format",
-        "tax_code.vat_bad_checksum",
-        "phone.empty",
-        "phone.bad_chars",  # params: chars
-        "phone.invalid",
-        "phone.not_personal",
-        "email.empty",
-        "email.too_long",  # params: max, length
-        "email.no_at",
-        "email.spaces",
-        "email.bad_domain",
-        "email.invalid",
-        "password.too_short",  # params: min, length
-        "password.too_long",  # params: max, length
-        "password.too_many_bytes",  # params: max_bytes, bytes
-        "password.control_chars",
-        "password.common",
-        "password.personal",
-        "question.empty",
-        "question.too_short",  # params: min, length
-        "question.too_long",  # params: max, length
-        "question.too_few_letters",  # params: min
-        "question.control_chars",
-        "answer.empty",
-        "answer.too_short",  # params: min, length
-        "answer.too_long",  # params: max, length
-        "answer.too_many_bytes",  # params: max_bytes, bytes
-        "answer.in_question",
-        "answer.control_chars",
-        "kind.unknown",
-    }
-)
+from collections.abc import Callable
+
+# Every reason, by datum. What a reason's message may show comes as params: bad_chars -> chars;
+# too_short -> min, length; too_long -> max, length; too_many_bytes -> max_bytes, bytes; too_few_letters ->
+# min; tax_code.bad_length -> length, expected (a person's code); tax_code.bad_length_business -> length.
+_BY_DATUM: dict[str, tuple[str, ...]] = {
+    "customer_code": ("empty", "bad_chars", "too_short", "too_long", "no_digit"),
+    "name": ("empty", "digits", "bad_chars", "too_short", "too_long", "too_few_letters"),
+    "company": ("empty", "bad_chars", "too_short", "too_long", "no_letter"),
+    "tax_code": (
+        "empty",
+        "bad_chars",
+        "bad_length",
+        "bad_length_business",
+        "bad_format",
+        "bad_date",
+        "bad_checksum",
+        "vat_for_person",
+        "vat_bad_format",
+        "vat_bad_checksum",
+    ),
+    "phone": ("empty", "bad_chars", "invalid", "not_personal"),
+    "email": ("empty", "too_long", "no_at", "spaces", "bad_domain", "invalid"),
+    "password": ("too_short", "too_long", "too_many_bytes", "control_chars", "common", "personal"),
+    "question": ("empty", "too_short", "too_long", "too_few_letters", "control_chars"),
+    "answer": ("empty", "too_short", "too_long", "too_many_bytes", "in_question", "control_chars"),
+    "kind": ("unknown",),
+}
+REASONS: frozenset[str] = frozenset(f"{datum}.{why}" for datum, whys in _BY_DATUM.items() for why in whys)
 
 
 class Invalid(ValueError):
@@ -79,3 +50,12 @@ class Invalid(ValueError):
 
     def __repr__(self) -> str:
         return f"Invalid({self.reason!r}, params={self.params!r})"
+
+
+def accepts(validate: Callable[..., object], *args: object) -> bool:
+    """Whether `validate(*args)` accepts the value: every rule's `is_valid`."""
+    try:
+        validate(*args)
+    except Invalid:
+        return False
+    return True

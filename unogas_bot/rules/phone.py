@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import phonenumbers
 
-from unogas_bot.rules.errors import Invalid
+from unogas_bot.rules.errors import Invalid, accepts
 from unogas_bot.rules.text import (
     bad_chars,
 )
@@ -52,8 +52,4 @@ def validate(text: str) -> str:
 
 def is_valid(text: str) -> bool:
     """Whether `validate` accepts `text`."""
-    try:
-        validate(text)
-    except Invalid:
-        return False
-    return True
+    return accepts(validate, text)

@@ -7,7 +7,7 @@ import re
 from stdnum.exceptions import InvalidChecksum, ValidationError
 from stdnum.it import codicefiscale, iva
 
-from unogas_bot.rules.errors import Invalid
+from unogas_bot.rules.errors import Invalid, accepts
 from unogas_bot.rules.replies import BUSINESS, PERSON
 from unogas_bot.rules.text import (
     bad_chars,
@@ -96,8 +96,4 @@ def validate(text: str, kind: str) -> str:
 
 def is_valid(text: str, kind: str) -> bool:
     """Whether `validate` accepts `text` for a customer of `kind`."""
-    try:
-        validate(text, kind)
-    except Invalid:
-        return False
-    return True
+    return accepts(validate, text, kind)
