@@ -22,7 +22,6 @@ from tests.accountkit import (
 )
 from tests.botkit import GIULIA, MARIO, PASSWORD, Bot, answer_all, last_text
 from tests.conftest import FakeClock
-from unogas_bot.i18n import texts
 from unogas_bot.service.limits import email_key
 
 INVALID = "E-mail o password non validi"
@@ -373,17 +372,3 @@ def test_minutes_are_rounded_up_and_never_zero() -> None:
     assert minutes_until(now + timedelta(minutes=14, seconds=1), now) == 15
     assert minutes_until(now + timedelta(seconds=5), now) == 1
     assert minutes_until(now, now) == 1
-
-
-NEW_KEYS = [
-    key
-    for key in texts.IT
-    if key.startswith(("q_login", "h_login", "login_", "profile", "logout_", "rec_", "q_rec", "h_rec"))
-    or key in ("label_holder", "label_registered", "q_new_password", "h_new_password")
-]
-
-
-@pytest.mark.parametrize("key", NEW_KEYS)
-def test_new_texts_exist_in_both_languages_with_the_same_placeholders(key: str) -> None:
-    assert key in texts.EN
-    assert texts.placeholders(texts.IT[key]) == texts.placeholders(texts.EN[key])

@@ -19,18 +19,7 @@ from unogas_bot.offline import CommandsSet, Edited, Sent
 TRANSCRIPTS = Path(__file__).parent / "transcripts"
 
 
-def test_catalogue_has_every_key_in_both_languages_with_same_placeholders():
-    assert set(texts.IT) == set(texts.EN)
-    for key in texts.IT:
-        assert texts.placeholders(texts.IT[key]) == texts.placeholders(texts.EN[key]), key
-        assert texts.IT[key].strip() and texts.EN[key].strip(), key
-
-
-def test_every_validation_reason_has_a_message():
-    from unogas_bot import rules
-
-    missing = [r for r in rules.REASONS if f"e_{r}" not in texts.IT]
-    assert not missing
+# The catalogues' keys, placeholders and rule messages: tests/unit/test_catalogues.py.
 
 
 def test_parameters_are_escaped():
