@@ -13,13 +13,12 @@ import math
 from datetime import datetime
 from typing import Any
 
-from conversations.form import Ask, Field, Finish, Form, Outcome, Reply, Turn
+from conversations.engine import Ask, Finish, Form, Outcome, Reply, Turn
+from conversations.spec import Field, FormSpec, Secret, as_typed
 from storage.accounts import AccountView
 from unogas_bot import rules
 from unogas_bot.service import login
 from unogas_bot.service.outcomes import InvalidCredentials, LoggedIn, LoginLocked
-
-NAME = "login"
 
 
 def minutes_until(until: datetime, now: datetime) -> int:
@@ -31,30 +30,22 @@ def display_name(account: AccountView) -> str:
     return rules.names.holder(account.kind, account.first_name, account.last_name, account.company_name)
 
 
-FIELDS: tuple[Field, ...] = (
-    Field(
-        "email",
-        "q_login_email",
-        "h_login_email",
-        lambda t, d: rules.email.validate(t),
-        placeholder="ph_email",
+SPEC = FormSpec(
+    name="login",
+    fields=(
+        Field("email", rules.email.validate),
+        # Any stored password may be typed (the registration rules do not apply); checked at once, never kept.
+        Secret("password", as_typed, consumed=True),
     ),
-    Field(
-        "password",
-        "q_login_password",
-        "h_login_password",
-        lambda t, d: t,  # any stored password may be typed: the registration rules do not apply here
-        secret=True,
-        consume=True,
-    ),
+    entry_commands=("accedi", "login"),
+    deep_link="accedi",
+    text_prefix="login_",
 )
+NAME = SPEC.name
 
 
 class LoginForm(Form):
-    name = NAME
-    fields = FIELDS
-    entry_commands = ("accedi", "login")
-    deep_link = "accedi"
+    spec = SPEC
 
     async def on_start(self, turn: Turn) -> Outcome | None:
         current = await turn.services.accounts.session_account(turn.user_id)
@@ -65,10 +56,10 @@ class LoginForm(Form):
             return Finish([self._wait(turn, blocked)])
         return None
 
-    async def on_value(self, turn: Turn, field: Field, value: Any) -> Outcome | None:
-        if field.key != "password":
+    async def on_value(self, turn: Turn, step: Field, value: Any) -> Outcome | None:
+        if step.key != "password":
             return None
-        email = turn.draft["email"]
+        email = turn.answers["email"]
         match await login.log_in(turn.services, turn.user_id, email, value):
             case LoggedIn(account):
                 return Finish([Reply("login_ok", {"name": display_name(account)})])

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Hashable, MutableMapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from telegram.ext import Application, ConversationHandler
 
 from conversations import secret_guard
 from conversations.context import BotContext
+from conversations.draft import touched_at
 from unogas_bot.service.context import Services
 
 log = logging.getLogger(__name__)
@@ -45,18 +46,6 @@ async def tidy(services: Services) -> tuple[int, int]:
     return attempts, sessions
 
 
-def _touched(value: Any) -> datetime | None:
-    """When a form last changed this `user_data` value, if it is a form draft (its `_touched` time)."""
-    touched = value.get("_touched") if isinstance(value, dict) else None
-    if not isinstance(touched, str):
-        return None
-    try:
-        when = datetime.fromisoformat(touched)
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
 async def purge_drafts(app: Application) -> int:
     """Forget every draft idle longer than the conversation timeout, with its conversation state, in memory
     and (through the persistence, at once) in the database; returns how many.
@@ -71,7 +60,7 @@ async def purge_drafts(app: Application) -> int:
     now = services.clock()
     ended: dict[str, set[int]] = {}  # form name -> users whose draft of it was purged
     for user_id, data in list(app.user_data.items()):
-        stale = [name for name, value in data.items() if (touched := _touched(value)) and touched < cutoff]
+        stale = [name for name, value in data.items() if (touched := touched_at(value)) and touched < cutoff]
         if secret_guard.forget_if_stale(data, now) and not stale:
             _changed(app, user_id, data)
         if not stale:

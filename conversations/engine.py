@@ -1,0 +1,535 @@
+"""The engine that runs a form spec (conversations/spec.py) on PTB: one generic step asks, validates,
+re-asks, moves on.
+
+Each conversation state is a step key (or "summary"), so PTB's persistence can keep it. Every update
+works on a copy of the draft (conversations/draft.py) that is stored back only when the step succeeds: if
+the database or Telegram fails half-way, the conversation is exactly where it was. The one place secrets
+are handled is `FormEngine._keep`: a secret answer is kept as this process's keyed digest
+(`EphemeralMac`) until its repetition confirms it, then as its bcrypt hash, never in clear.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from telegram import (
+    CallbackQuery,
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from conversations import secret_guard
+from conversations.context import BotContext
+from conversations.draft import Answers, Draft, UnreadableDraft
+from conversations.spec import SUMMARY, Checkpoint, Field, FormSpec, Repeat, Secret
+from unogas_bot import rules
+from unogas_bot.i18n import texts
+from unogas_bot.security.hash_budget import HashBudgetExceeded
+from unogas_bot.service.context import Services
+
+log = logging.getLogger(__name__)
+
+END = ConversationHandler.END
+
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | ForceReply | None
+
+
+# --- what a step decides ------------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """A message for the customer: a catalogue key with its parameters."""
+
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+    markup: Markup = None
+
+
+@dataclass
+class Ask:
+    """Say `notes`, then ask `field` (None: the next missing step, after any checkpoint due)."""
+
+    notes: list[Reply] = field(default_factory=list)
+    field: str | None = None
+
+
+@dataclass
+class Finish:
+    """Say `notes` and end the conversation, forgetting the draft."""
+
+    notes: list[Reply] = field(default_factory=list)
+
+
+Outcome = Ask | Finish
+
+
+def read_draft(stored: object) -> Draft | None:
+    """The stored draft as a `Draft` (a copy), or None when there is none or it cannot be read; an
+    unreadable one is then handled as an expired one, the customer told and starting again."""
+    if not stored:
+        return None
+    try:
+        return Draft.from_stored(stored)
+    except UnreadableDraft as exc:
+        log.warning("a stored draft could not be read and counts as expired: %s", exc)
+        return None
+
+
+class Turn:
+    """One update being handled: who, in which language, with which draft, and how to answer."""
+
+    def __init__(self, update: Update, context: BotContext, form: Form, draft: Draft) -> None:
+        self.update = update
+        self.context = context
+        self.form = form
+        self.draft = draft
+        user = update.effective_user
+        self.user_id: int = user.id if user else 0
+        self.chat_id: int = update.effective_chat.id if update.effective_chat else self.user_id
+        self.lang = context.language_of(update)
+
+    @property
+    def services(self) -> Services:
+        return self.context.services
+
+    @property
+    def answers(self) -> Answers:
+        return self.draft.answers
+
+    def now(self) -> datetime:
+        return self.services.clock()
+
+    def text(self, key: str, **params: Any) -> str:
+        return texts.t(self.lang, key, **params)
+
+    async def send(self, reply: Reply) -> Message:
+        return await self.send_html(self.text(reply.key, **reply.params), reply.markup)
+
+    async def send_html(self, html: str, markup: Markup = None) -> Message:
+        """Send catalogue-built HTML; the only way a form talks to the customer."""
+        if markup is None and self.draft.reply_keyboard:
+            # The previous question showed a reply keyboard: take it away with the next message.
+            markup = ReplyKeyboardRemove()
+        if markup is not None and not isinstance(markup, InlineKeyboardMarkup):
+            self.draft.reply_keyboard = isinstance(markup, ReplyKeyboardMarkup)
+        return await self.context.bot.send_message(
+            self.chat_id, html, parse_mode=ParseMode.HTML, reply_markup=markup
+        )
+
+
+# --- the form ----------------------------------------------------------------------------------------
+
+
+class Form:
+    """A conversation: a `FormSpec` and the hooks where it calls the service layer. Subclasses set `spec`
+    and override the hooks they need."""
+
+    spec: ClassVar[FormSpec]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def by_key(self) -> dict[str, Field]:
+        """The steps by key (the console asks whether the current one is a secret)."""
+        return self.spec.by_key
+
+    # hooks ------------------------------------------------------------------------------------------
+    async def on_start(self, turn: Turn) -> Outcome | None:
+        """Called when the form starts, before the first question (e.g. refuse a logged-in user)."""
+        return None
+
+    async def on_value(self, turn: Turn, step: Field, value: Any) -> Outcome | None:
+        """Called after a valid answer is kept (for a consumed secret, instead of keeping it)."""
+        return None
+
+    async def on_checkpoint(self, turn: Turn, checkpoint: Checkpoint) -> Outcome:
+        """A checkpoint is due (see `Checkpoint`): check, keep its result in the answers, or forget the
+        checked answers. An `Ask` without a field goes on to the next question."""
+        raise NotImplementedError(f"{self.name} declares checkpoint {checkpoint.key} but does not check it")
+
+    async def complete(self, turn: Turn) -> Outcome:
+        """All steps are answered and the form has no summary: act (e.g. set the new password)."""
+        return Finish()
+
+    def summary(self, turn: Turn) -> str:
+        """The summary shown before saving (forms with `has_summary`), as catalogue-built HTML."""
+        return ""
+
+    async def on_summary(self, turn: Turn, action: str) -> Outcome:
+        """A summary button (or its typed label) was chosen."""
+        return Finish()
+
+    def summary_markup(self, turn: Turn) -> InlineKeyboardMarkup | None:
+        return None
+
+    def summary_action(self, text: str) -> str | None:
+        """A typed reply at the summary, mapped to a summary action (e.g. "salva" → "save")."""
+        return None
+
+    def callback_data(self, turn: Turn, action: str, serial: int | None = None) -> str:
+        """A button's data: the form, the serial of the question it belongs to (this one's by default),
+        and the action; a button of an older question is told apart by its serial."""
+        return f"{self.name}|{turn.draft.serial if serial is None else serial}|{action}"
+
+    # building the PTB handler -------------------------------------------------------------------------
+    def handler(self, persistent: bool = False, others: Collection[str] = ()) -> ConversationHandler:
+        """This form's ConversationHandler. `others` names the forms a customer must not be in at the same
+        time (see ``FormEngine.start``)."""
+        engine = FormEngine(self, others)
+        private = filters.ChatType.PRIVATE
+        in_state: list[BaseHandler] = [
+            CallbackQueryHandler(engine.on_button, pattern=f"^{self.name}\\|"),
+            # Only new messages answer a question: editing an old message must not change an answer.
+            MessageHandler(
+                private & filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND, engine.on_text
+            ),
+            MessageHandler(private & filters.UpdateType.MESSAGE & filters.CONTACT, engine.on_contact),
+        ]
+        with warnings.catch_warnings():
+            # PTB warns that callback queries are not tracked per message: intended, the serial in the
+            # callback data already tells a button of the current question from an old one.
+            warnings.filterwarnings("ignore", message=".*per_message.*", category=PTBUserWarning)
+            return ConversationHandler(
+                entry_points=self._entry_points(engine, private),
+                states={state: in_state for state in self.spec.states},
+                fallbacks=[
+                    CommandHandler(["annulla", "cancel"], engine.cancel),
+                    CommandHandler(["aiuto", "help"], engine.help),
+                    CommandHandler(["indietro", "back"], engine.back),
+                    MessageHandler(filters.COMMAND, engine.other_command),
+                    CallbackQueryHandler(engine.stale_button),
+                    MessageHandler(private & ~filters.UpdateType.EDITED, engine.not_text),
+                ],
+                allow_reentry=True,
+                name=self.name,
+                persistent=persistent,
+            )
+
+    def _entry_points(self, engine: FormEngine, private: filters.BaseFilter) -> list[BaseHandler]:
+        commands = list(self.spec.entry_commands)
+        points: list[BaseHandler] = [CommandHandler(commands, engine.start, filters=private)]
+        if self.spec.deep_link:
+            # Only the flow is chosen by the payload: nothing in it is trusted as identity.
+            link = filters.Regex(f"^/start {self.spec.deep_link}$")
+            points.append(CommandHandler("start", engine.start, filters=private & link))
+        return points
+
+
+class FormEngine:
+    """The generic step behind every form's handlers."""
+
+    def __init__(self, form: Form, others: Collection[str] = ()) -> None:
+        self.form = form
+        self.spec = form.spec
+        # Each form is its own ConversationHandler, so this form's entry command is not seen by another
+        # form in progress when that one comes later in the handler order: `start` looks at the other
+        # forms' drafts instead, so a customer is in one form at a time.
+        self.others = frozenset(others) - {form.name}
+
+    # entry and fallbacks ----------------------------------------------------------------------------
+    async def start(self, update: Update, context: BotContext) -> object:
+        turn = Turn(update, context, self.form, Draft())
+        if self._other_form_in_progress(turn):
+            await turn.send(Reply("busy_other_flow"))
+            return END
+        previous = read_draft(context.user_data.get(self.form.name))
+        if previous is not None:
+            turn.draft.reply_keyboard = previous.reply_keyboard
+        outcome = await self.form.on_start(turn)
+        if outcome is None:
+            outcome = Ask([Reply(self.spec.intro)] if self.spec.intro else [])
+        return await self._conclude(turn, outcome)
+
+    async def cancel(self, update: Update, context: BotContext) -> object:
+        draft = read_draft(context.user_data.get(self.form.name)) or Draft()
+        return await self._conclude(Turn(update, context, self.form, draft), Finish([Reply("cancelled")]))
+
+    async def help(self, update: Update, context: BotContext) -> object:
+        return await self._step(update, context, self._help)
+
+    async def back(self, update: Update, context: BotContext) -> object:
+        return await self._step(update, context, self._back)
+
+    async def other_command(self, update: Update, context: BotContext) -> object:
+        return await self._step(update, context, self._other_command)
+
+    async def not_text(self, update: Update, context: BotContext) -> object:
+        async def handle(turn: Turn) -> Outcome:
+            return self._reask(turn, Reply("text_only"))
+
+        return await self._step(update, context, handle)
+
+    async def stale_button(self, update: Update, context: BotContext) -> object:
+        await _answer_quietly(update.callback_query, texts.t(context.language_of(update), "stale_button"))
+        return None  # stay where we are
+
+    # answers ------------------------------------------------------------------------------------------
+    async def on_text(self, update: Update, context: BotContext) -> object:
+        text = update.effective_message.text or ""
+        return await self._step(update, context, lambda turn: self._answer(turn, text))
+
+    async def on_contact(self, update: Update, context: BotContext) -> object:
+        contact = update.effective_message.contact
+
+        async def handle(turn: Turn) -> Outcome:
+            step = self._current(turn)
+            if step is None or not step.share_contact:
+                return self._reask(turn, Reply("text_only"))
+            if contact.user_id != turn.user_id:
+                return self._reask(turn, Reply("e_phone.not_own"))
+            return await self._answer(turn, contact.phone_number)
+
+        return await self._step(update, context, handle)
+
+    async def on_button(self, update: Update, context: BotContext) -> object:
+        query = update.callback_query
+        parts = (query.data or "").split("|", 2)
+        serial, value = (parts[1], parts[2]) if len(parts) == 3 else ("", "")
+        stored = context.user_data.get(self.form.name)
+        current = stored.get("_n") if isinstance(stored, Mapping) else None
+        if not serial.isdigit() or int(serial) != current:
+            # A button of a question already answered, or forged data: answered, not acted upon.
+            return await self.stale_button(update, context)
+        await _answer_quietly(query)
+        await _drop_keyboard(query)
+
+        async def handle(turn: Turn) -> Outcome:
+            if value == "restart":
+                turn.draft.restart()
+                return Ask()
+            if value == "cancel":
+                return Finish([Reply("cancelled")])
+            if value == "continue":
+                return Ask(field=turn.draft.at)
+            if turn.draft.at == SUMMARY:
+                return await self.form.on_summary(turn, value)
+            return await self._answer(turn, value, pressed=True)
+
+        return await self._step(update, context, handle)
+
+    # the step -----------------------------------------------------------------------------------------
+    async def _step(
+        self, update: Update, context: BotContext, handle: Callable[[Turn], Awaitable[Outcome]]
+    ) -> object:
+        draft = read_draft(context.user_data.get(self.form.name))
+        turn = Turn(update, context, self.form, draft or Draft())
+        if draft is None or draft.idle_longer_than(
+            turn.now(), context.services.settings.conversation_timeout
+        ):
+            minutes = int(context.services.settings.conversation_timeout.total_seconds() // 60)
+            return await self._conclude(turn, Finish([Reply("expired", {"minutes": minutes})]))
+        try:
+            outcome = await handle(turn)
+        except HashBudgetExceeded as exc:
+            # Too much bcrypt work by this user: nothing of this step is kept, the same reply works later.
+            await turn.send(Reply("hash_wait", {"seconds": exc.retry_after_seconds}))
+            return None
+        return await self._conclude(turn, outcome)
+
+    def _other_form_in_progress(self, turn: Turn) -> bool:
+        """Another form has a readable draft that has not expired (an expired or unreadable one ends at
+        its next update)."""
+        timeout = turn.services.settings.conversation_timeout
+        for name in self.others:
+            other = read_draft(turn.context.user_data.get(name))
+            if other is not None and not other.idle_longer_than(turn.now(), timeout):
+                return True
+        return False
+
+    def _current(self, turn: Turn) -> Field | None:
+        return self.spec.by_key.get(turn.draft.at or "")
+
+    async def _answer(self, turn: Turn, text: str, pressed: bool = False) -> Outcome:
+        draft = turn.draft
+        if draft.at == SUMMARY:
+            action = self.form.summary_action(text)
+            if action is None:
+                return Ask([Reply("press_save")], field=SUMMARY)
+            return await self.form.on_summary(turn, action)
+        step = self._current(turn)
+        if step is None:
+            return Ask()
+        # The message itself, if it may hold a secret, is deleted by conversations/secret_guard.py.
+        try:
+            value = step.parse(text, draft.answers, pressed)
+        except rules.Invalid as bad:
+            return self._invalid(turn, step, bad)
+        refused = await self._keep(turn, step, value)
+        if refused is not None:
+            return refused
+        # A consumed answer is never kept, so the step stays unanswered: it is no step to go back to.
+        draft.answered_step(step.key, remembered=not (isinstance(step, Secret) and step.consumed))
+        outcome = await self.form.on_value(turn, step, value)
+        return outcome or Ask()
+
+    async def _keep(self, turn: Turn, step: Field, value: Any) -> Outcome | None:
+        """Keep a valid answer in the draft as its kind of step says: the one place secrets differ."""
+        draft, services = turn.draft, turn.services
+        match step:
+            case Repeat(of=pair):
+                first = draft.digests.get(pair.key)
+                if not services.mac.is_current(first):
+                    # Digested by an earlier process (a restart): not comparable, so the pair is asked again.
+                    self.spec.forget(draft, pair.key)
+                    return Ask([Reply("secret_expired")], field=pair.key)
+                if not services.mac.matches(value, first):
+                    self.spec.forget(draft, pair.key)
+                    return Ask([Reply(pair.mismatch)], field=pair.key)
+                services.hash_budget.take(turn.user_id)
+                draft.answers[pair.store_as] = await services.hasher.hash(value)
+                draft.digests.pop(pair.key, None)
+            case Secret(consumed=True):
+                pass  # the form's on_value has it; the draft never does
+            case Secret():
+                draft.digests[step.key] = services.mac.digest(value)
+            case _:
+                draft.answers[step.key] = value
+        return None
+
+    def _invalid(self, turn: Turn, step: Field, bad: rules.Invalid) -> Outcome:
+        notes = [Reply(f"e_{bad.reason}", dict(bad.params))]
+        if turn.draft.count_error(step.key, turn.services.settings.max_invalid_replies):
+            notes.append(Reply("too_many_invalid", markup=self._rescue_markup(turn)))
+        return Ask(notes, field=step.key)
+
+    def _rescue_markup(self, turn: Turn) -> InlineKeyboardMarkup:
+        serial = turn.draft.serial + 1  # the serial the re-asked question will carry
+        row = [
+            InlineKeyboardButton(
+                turn.text(f"btn_{action}"), callback_data=self.form.callback_data(turn, action, serial)
+            )
+            for action in ("continue", "restart", "cancel")
+        ]
+        return InlineKeyboardMarkup([row])
+
+    def _reask(self, turn: Turn, note: Reply) -> Outcome:
+        return Ask([note], field=turn.draft.at)
+
+    async def _help(self, turn: Turn) -> Outcome:
+        step = self._current(turn)
+        key = self.spec.help_key(step, turn.answers) if step else "h_summary"
+        return Ask([Reply("help_prefix", {"help": texts.Raw(turn.text(key))})], field=turn.draft.at)
+
+    async def _back(self, turn: Turn) -> Outcome:
+        key = self.spec.back(turn.draft)
+        return Ask(field=key) if key else Ask([Reply("already_first")], field=turn.draft.at)
+
+    async def _other_command(self, turn: Turn) -> Outcome:
+        return self._reask(turn, Reply("busy_other_flow"))
+
+    # finishing a step ---------------------------------------------------------------------------------
+    async def _conclude(self, turn: Turn, outcome: Outcome) -> object:
+        user_data, name = turn.context.user_data, self.form.name
+        if isinstance(outcome, Ask) and outcome.field is None:
+            outcome = await self._next(turn, outcome.notes)
+        for note in outcome.notes:
+            await turn.send(note)
+        if isinstance(outcome, Finish):
+            user_data.pop(name, None)
+            secret_guard.closed(user_data, name, turn.now(), ended=True)
+            return END
+        key = outcome.field or SUMMARY
+        await self._ask(turn, key)
+        step = self.spec.by_key.get(key)
+        if step is not None and step.secret:
+            secret_guard.asked(user_data, name, turn.now())
+        else:
+            secret_guard.closed(user_data, name, turn.now(), ended=False)
+        turn.draft.touched = turn.now()
+        user_data[name] = turn.draft.to_stored()
+        return key
+
+    async def _next(self, turn: Turn, notes: list[Reply]) -> Outcome:
+        checkpoint = self.spec.due_checkpoint(turn.draft)
+        if checkpoint is not None:
+            checked = await self.form.on_checkpoint(turn, checkpoint)
+            checked.notes[:0] = notes
+            if isinstance(checked, Finish) or checked.field is not None:
+                return checked
+            notes = checked.notes
+        step = self.spec.next_step(turn.draft)
+        if step is not None:
+            return Ask(notes, field=step.key)
+        if self.spec.has_summary:
+            return Ask(notes, field=SUMMARY)
+        done = await self.form.complete(turn)
+        done.notes[:0] = notes
+        return done
+
+    async def _ask(self, turn: Turn, key: str) -> None:
+        draft = turn.draft
+        draft.serial += 1
+        draft.at = key
+        if key == SUMMARY:
+            await turn.send_html(self.form.summary(turn), self.form.summary_markup(turn))
+            return
+        step = self.spec.by_key[key]
+        text = turn.text(self.spec.question_key(step, draft.answers))
+        if self.spec.show_progress:
+            number, total = self.spec.progress(draft, step)
+            text = turn.text("progress", step=number, total=total) + "\n" + text
+        await turn.send_html(text, self._markup(turn, step))
+
+    def _markup(self, turn: Turn, step: Field) -> Markup:
+        if step.choices:
+            buttons = [
+                InlineKeyboardButton(
+                    turn.text(f"btn_{value}"), callback_data=self.form.callback_data(turn, value)
+                )
+                for value in step.choices
+            ]
+            return InlineKeyboardMarkup([buttons])
+        # Every free-text question gets a hint in the input field; secrets get a generic one.
+        placeholder = turn.text(step.hint) if step.hint else None
+        if step.share_contact or step.optional:
+            rows = []
+            if step.share_contact:
+                rows.append([KeyboardButton(turn.text("btn_share_phone"), request_contact=True)])
+            if step.optional:
+                rows.append([turn.text("btn_skip")])
+            return ReplyKeyboardMarkup(
+                rows, resize_keyboard=True, one_time_keyboard=True, input_field_placeholder=placeholder
+            )
+        return ForceReply(input_field_placeholder=placeholder) if placeholder else None
+
+
+async def _answer_quietly(query: CallbackQuery | None, text: str | None = None) -> None:
+    if query is None:
+        return
+    try:
+        await query.answer(text)
+    except TelegramError as exc:
+        log.info("callback answer failed: %s", type(exc).__name__)
+
+
+async def _drop_keyboard(query: CallbackQuery) -> None:
+    """Remove the buttons of an answered question so they cannot be pressed again."""
+    try:
+        await query.edit_message_reply_markup(None)
+    except TelegramError as exc:
+        log.info("could not remove a keyboard: %s", type(exc).__name__)
