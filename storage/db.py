@@ -182,9 +182,9 @@ class Lookup:
 
     Only documented APIs: ``Compiled.construct_params``, ``SQLCompiler.positiontup`` and ``binds`` (the
     attributes SQLAlchemy's FAQ uses to render parameters), ``TypeEngine.bind_processor`` and
-    ``result_processor`` (the custom-type API) and aiosqlite's ``execute_fetchall``. tests/test_storage_db.py
-    compares every Lookup's answers with SQLAlchemy's own on both databases, so an upgrade that changed any
-    of them would fail the suite rather than return wrong rows.
+    ``result_processor`` (the custom-type API) and aiosqlite's ``execute_fetchall``.
+    tests/storage/test_storage_db.py compares every Lookup's answers with SQLAlchemy's own on both
+    databases, so an upgrade that changed any of them would fail the suite rather than return wrong rows.
     """
 
     def __init__(self, statement: Select[Any]) -> None:

@@ -5,7 +5,7 @@ dataclass, so no caller can trigger a lazy load outside a session.
 
 The schema must stay portable between SQLite and PostgreSQL, and every constraint has a deterministic name
 (see ``NAMING_CONVENTION``) so that alembic migrations can refer to constraints by name on both databases.
-Any change here needs a new migration in ``storage/migrations/versions``; ``tests/test_migrations.py``
+Any change here needs a new migration in ``storage/migrations/versions``; ``tests/storage/test_migrations.py``
 fails when the models and the migrated schema drift apart.
 """
 

@@ -155,7 +155,7 @@ def attempt_log(database: Database, clock: FakeClock) -> AttemptLog:
 
 
 # =========================================================================================================
-# Bot fixtures: the real Application on the offline stand-in (see tests/botkit.py)
+# Bot fixtures: the real Application on the offline stand-in (see tests/kit/botkit.py)
 #
 #   bot             a running offline bot on `database` (both backends) with the demo customers and `clock`
 #   sqlite_bot      the same on SQLite only, for tests whose subject is not the database
@@ -164,7 +164,7 @@ def attempt_log(database: Database, clock: FakeClock) -> AttemptLog:
 
 @pytest.fixture
 async def bot(database: Database, clock: FakeClock) -> AsyncIterator[object]:
-    from tests.botkit import running_bot
+    from tests.kit.botkit import running_bot
 
     async with running_bot(database, clock) as running:
         yield running
@@ -172,7 +172,7 @@ async def bot(database: Database, clock: FakeClock) -> AsyncIterator[object]:
 
 @pytest.fixture
 async def sqlite_bot(tmp_path: Path, clock: FakeClock) -> AsyncIterator[object]:
-    from tests.botkit import running_bot
+    from tests.kit.botkit import running_bot
 
     async with make_test_database("sqlite", tmp_path) as db, running_bot(db, clock) as running:
         yield running
@@ -182,5 +182,5 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-transcripts",
         action="store_true",
-        help="rewrite tests/transcripts/*.txt from the current bot (then review the diff before committing)",
+        help="rewrite tests/flows/transcripts/*.txt from the current bot (review the diff before committing)",
     )

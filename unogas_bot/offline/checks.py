@@ -2,7 +2,7 @@
 
 The conversation tests trust the stand-in to refuse what Telegram refuses (a malformed text, a keyboard
 button without an action, a too long callback answer), so these rules are written out once here and
-pinned by ``tests/test_standin_rules.py``; the server only applies them.
+pinned by ``tests/unit/test_standin_rules.py``; the server only applies them.
 """
 
 from __future__ import annotations

@@ -33,7 +33,6 @@ from unogas_bot.bench import data as bench_data
 from unogas_bot.i18n import texts
 from unogas_bot.offline import MAX_MESSAGE_LENGTH, CallbackAnswered, Sent
 
-SEED_SENTENCE = "Le informazioni relative al proprio profilo sono state correttamente salvate."
 BCRYPT_RE = re.compile(r"^\$2b\$\d\d\$[./A-Za-z0-9]{53}$")
 
 
@@ -314,3 +313,8 @@ def drafts_of(app: Application, user_id: int) -> dict[str, Any]:
     """The form drafts a user has in `user_data` (keys of dict values that look like a form draft)."""
     data = app.user_data.get(user_id, {})
     return {k: v for k, v in data.items() if isinstance(v, dict) and "_at" in v}
+
+
+async def stored_values(db: Database) -> list[str]:
+    """Every non-null value of every table, as text (see `dump_database`)."""
+    return [value for _table, _column, value in await dump_database(db)]

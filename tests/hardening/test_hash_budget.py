@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.botkit import (
+from tests.conftest import FakeClock, make_test_database
+from tests.kit.botkit import (
     ANSWER,
     MARIO,
     PASSWORD,
@@ -19,8 +20,7 @@ from tests.botkit import (
     register_person,
     running_bot,
 )
-from tests.conftest import FakeClock, make_test_database
-from tests.hardkit import ErrorSpy, Expected, check_accounts
+from tests.kit.hardkit import ErrorSpy, Expected, check_accounts
 from unogas_bot.config import Settings
 from unogas_bot.i18n import texts
 from unogas_bot.offline import SimUser

@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from storage.attempts import telegram_key
 from storage.db import Database
 from storage.models import Attempt, BotConversation, BotUserData, TelegramSession
-from tests.accountkit import WRONG_PASSWORD, login, registered
-from tests.botkit import ANSWER, MARIO, PASSWORD, QUESTION, Bot, answer_all, last_text, running_bot
 from tests.conftest import FakeClock
-from tests.hardkit import open_conversations
+from tests.kit.accountkit import WRONG_PASSWORD, login, registered
+from tests.kit.botkit import ANSWER, MARIO, PASSWORD, QUESTION, Bot, answer_all, last_text, running_bot
+from tests.kit.hardkit import open_conversations
 from unogas_bot.bot import housekeeping
 from unogas_bot.i18n import texts
 from unogas_bot.offline import SimUser, render_text

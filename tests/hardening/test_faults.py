@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from storage.db import Database
-from tests.botkit import (
+from tests.conftest import FakeClock
+from tests.kit.botkit import (
     ANSWER,
     MARIO,
     PASSWORD,
@@ -28,12 +29,11 @@ from tests.botkit import (
     running_bot,
     texts_of,
 )
-from tests.conftest import FakeClock
+from tests.kit.botkit import SEED_SENTENCE as SAVED
 from unogas_bot.bot.app import make_rate_limiter
 from unogas_bot.i18n import texts
 from unogas_bot.offline import Sent, SimUser, render_text
 
-SAVED = "Le informazioni relative al proprio profilo sono state correttamente salvate."
 # Nothing listens on port 1 of the loopback interface: connections are refused at once.
 UNREACHABLE_URL = "postgresql+asyncpg://postgres@127.0.0.1:1/unogas"
 

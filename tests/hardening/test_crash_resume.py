@@ -29,6 +29,7 @@ from storage.demo import load_demo
 from storage.models import BotConversation
 from storage.registry import CustomerRegistry
 from tests.conftest import BACKENDS, POSTGRES_URL, _asyncpg_dsn, _check_postgres
+from tests.kit.botkit import SEED_SENTENCE as SAVED
 from unogas_bot.cli.console import SECRET_ECHO
 
 FIRST_HALF = [
@@ -50,7 +51,6 @@ SECOND_HALF = [
     "salva",
 ]
 PASSWORD_QUESTION = "Scelga una password"
-SAVED = "Le informazioni relative al proprio profilo sono state correttamente salvate."
 BUSY = "Prima concluda l'operazione in corso"
 TIMEOUT = 60  # seconds for anything a process has to do (loaded CI machines are slow to start Python)
 

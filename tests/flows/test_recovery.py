@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.accountkit import (
+from tests.conftest import FakeClock
+from tests.kit.accountkit import (
     GIULIA_EMAIL,
     MARIO_EMAIL,
     NEW_PASSWORD,
@@ -15,16 +16,14 @@ from tests.accountkit import (
     WRONG_PASSWORD,
     VerifySpy,
     deleted_ids,
-    every_stored_value,
     login,
     recover,
     registered,
     said,
-    secret_forms,
     start_recovery,
 )
-from tests.botkit import ANSWER, GIULIA, MARIO, PASSWORD, QUESTION, Bot, answer_all, last_text
-from tests.conftest import FakeClock
+from tests.kit.botkit import ANSWER, GIULIA, MARIO, PASSWORD, QUESTION, Bot, answer_all, last_text
+from tests.kit.hardkit import secret_variants, stored_values
 from unogas_bot import rules
 
 NO_MATCH = "Con questi dati non posso procedere"
@@ -258,7 +257,7 @@ async def test_no_secret_is_stored_logged_or_kept_in_conversation_data(
     await start_recovery(owner)
     await answer_all(owner, ANSWER, "Pioggia leggera 42")
 
-    secrets = secret_forms(
+    secrets = secret_variants(
         PASSWORD,
         WRONG_PASSWORD,
         NEW_PASSWORD,
@@ -269,7 +268,7 @@ async def test_no_secret_is_stored_logged_or_kept_in_conversation_data(
         WRONG_ANSWER,
         rules.answer.normalize(ANSWER),
     )
-    stored = "\n".join(await every_stored_value(bot.services.db))
+    stored = "\n".join(await stored_values(bot.services.db))
     assert "$2b$" in stored  # the scan does read the hash columns
     assert MARIO_EMAIL in stored
     logged = "\n".join(record.getMessage() for record in caplog.records)

@@ -6,21 +6,20 @@ import bcrypt
 import pytest
 
 from storage.demo import DEMO_CUSTOMERS
-from tests.botkit import (
+from tests.kit.botkit import (
     ANSWER,
     FERRARO,
     GIULIA,
     MARIO,
     PASSWORD,
     QUESTION,
+    SEED_SENTENCE,
     answer_all,
     last_text,
     register_person,
     texts_of,
 )
 from unogas_bot.offline import Deleted
-
-SEED_SENTENCE = "Le informazioni relative al proprio profilo sono state correttamente salvate."
 
 
 async def _at_email(user, customer=MARIO):
@@ -343,8 +342,8 @@ async def test_secrets_never_reach_the_database_or_logs(tmp_path, clock, caplog)
 
     import sqlalchemy as sa
 
-    from tests.botkit import running_bot
     from tests.conftest import make_test_database
+    from tests.kit.botkit import running_bot
 
     caplog.set_level(logging.DEBUG)
     async with make_test_database("sqlite", tmp_path) as db, running_bot(db, clock) as bot:

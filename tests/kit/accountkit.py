@@ -1,14 +1,10 @@
-"""Helpers for the login, profile and recovery tests (on top of tests/botkit.py)."""
+"""Helpers for the login, profile and recovery tests (on top of tests/kit/botkit.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
-from storage.db import Database
-from storage.models import Base
-from tests.botkit import ANSWER, MARIO, PASSWORD, Bot, answer_all, register_person, texts_of
+from tests.kit.botkit import ANSWER, MARIO, PASSWORD, Bot, answer_all, register_person, texts_of
 from unogas_bot.offline import Deleted, Sent, SimUser
 
 MARIO_EMAIL = "mario.rossi@example.it"
@@ -73,21 +69,3 @@ class VerifySpy:
     async def __call__(self, secret: str, hashed: str | None) -> bool:
         self.calls.append(hashed is not None)
         return await self.real(secret, hashed)
-
-
-async def every_stored_value(db: Database) -> list[str]:
-    """Every value of every column of every row of every table, as text."""
-    values: list[str] = []
-    async with db.session() as session:
-        for table in Base.metadata.sorted_tables:
-            for row in (await session.execute(select(table))).all():
-                values.extend(str(v) for v in row if v is not None)
-    return values
-
-
-def secret_forms(*secrets: str) -> set[str]:
-    """A secret as typed, lower-cased and case-folded (how an answer is normalised before hashing)."""
-    forms: set[str] = set()
-    for secret in secrets:
-        forms |= {secret, secret.lower(), secret.casefold(), secret.upper()}
-    return forms

@@ -22,9 +22,20 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from storage.db import Database
-from tests.botkit import ANSWER, MARIO, PASSWORD, QUESTION, Bot, answer_all, last_text, running_bot, texts_of
 from tests.conftest import POSTGRES_URL, FakeClock, _asyncpg_dsn, _check_postgres
-from tests.tcpproxy import TcpProxy
+from tests.kit.botkit import (
+    ANSWER,
+    MARIO,
+    PASSWORD,
+    QUESTION,
+    Bot,
+    answer_all,
+    last_text,
+    running_bot,
+    texts_of,
+)
+from tests.kit.botkit import SEED_SENTENCE as SAVED
+from tests.kit.tcpproxy import TcpProxy
 from unogas_bot.i18n import texts
 from unogas_bot.offline import Sent, SimUser, render_text
 
@@ -32,7 +43,6 @@ TIMEOUT = 1.0  # statement, pool and connect timeouts of the bot under test, in 
 # The longest a reply may take while the database is silent: a statement's timeout (plus the driver's
 # half-second grace on PostgreSQL), with slack for a busy machine. Without the timeouts it never comes.
 BOUND = 4.0
-SAVED = "Le informazioni relative al proprio profilo sono state correttamente salvate."
 EMAIL = "mario.rossi@example.it"
 
 

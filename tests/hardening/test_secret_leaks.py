@@ -17,9 +17,9 @@ import pytest
 from telegram import Update
 
 from storage.db import Database
-from tests.botkit import FERRARO, MARIO, Bot, answer_all, running_bot
 from tests.conftest import FakeClock
-from tests.hardkit import ErrorSpy, dump_database, find_leaks, secret_variants
+from tests.kit.botkit import FERRARO, MARIO, Bot, answer_all, running_bot
+from tests.kit.hardkit import ErrorSpy, dump_database, find_leaks, secret_variants
 from unogas_bot import rules
 from unogas_bot.bot.app import build_application
 from unogas_bot.config import Settings

@@ -10,7 +10,7 @@ import pytest
 from storage.db import Database
 from storage.demo import load_demo
 from storage.registry import CustomerRegistry
-from tests.botkit import MARIO, TEST_SETTINGS, answer_all, last_text, register_person, texts_of
+from tests.kit.botkit import MARIO, TEST_SETTINGS, answer_all, last_text, register_person, texts_of
 from unogas_bot.bot.runner import MENU, publish_commands
 from unogas_bot.cli.console import run_console
 from unogas_bot.i18n import texts
@@ -188,7 +188,7 @@ async def test_console_transcript_matches_the_reviewed_one(tmp_path, lang, reque
 
 
 async def test_every_free_text_question_has_an_input_hint(sqlite_bot):
-    from tests.botkit import register_person
+    from tests.kit.botkit import register_person
 
     user = sqlite_bot.user(9010)
     await register_person(user, save=False)

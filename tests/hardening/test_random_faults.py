@@ -1,6 +1,6 @@
 """Faults at random points of many flows: registrations, logins, logouts and password recoveries.
 
-(tests/test_faults.py holds one test per kind of fault at a chosen point; here they strike at random.)
+(test_faults.py holds one test per kind of fault at a chosen point; here they strike at random.)
 
 Before a step a fault may be armed, at random (a seeded generator): a Bot API failure (network error,
 timeout, 429 flood control, 403 "blocked by the user") on sendMessage, deleteMessage, answerCallbackQuery,
@@ -31,9 +31,8 @@ import pytest
 from telegram.error import Forbidden, NetworkError, RetryAfter
 
 from storage.db import Database
-from tests.botkit import Bot
-from tests.hardkit import (
-    SEED_SENTENCE,
+from tests.kit.botkit import SEED_SENTENCE, Bot
+from tests.kit.hardkit import (
     ErrorSpy,
     Expected,
     Persona,

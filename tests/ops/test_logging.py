@@ -1,5 +1,6 @@
-"""What operators see in the log: LOG_LEVEL (INFO by default), and records that stay readable while secrets
-and customers' data are redacted (tests/test_secret_leaks.py checks that nothing a customer typed leaks)."""
+"""What operators see in the log: LOG_LEVEL (INFO by default), and records that stay readable while
+secrets and customers' data are redacted (hardening/test_secret_leaks.py checks that nothing a customer
+typed leaks)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from telegram.error import Conflict
 
-from tests.test_runner import LOG_LINE, bot_process, stub_bot_api
+from tests.ops.test_runner import LOG_LINE, bot_process, stub_bot_api
 from unogas_bot.config import ConfigError, Settings
 from unogas_bot.security import redaction
 

@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 
 from storage.db import Database
 from storage.models import AuditEvent
-from tests.accountkit import (
+from tests.conftest import FakeClock
+from tests.kit.accountkit import (
     MARIO_EMAIL,
     WRONG_ANSWER,
     WRONG_PASSWORD,
@@ -28,8 +29,7 @@ from tests.accountkit import (
     said,
     start_recovery,
 )
-from tests.botkit import GIULIA, MARIO, PASSWORD, TEST_SETTINGS, Bot, answer_all, running_bot
-from tests.conftest import FakeClock
+from tests.kit.botkit import GIULIA, MARIO, PASSWORD, TEST_SETTINGS, Bot, answer_all, running_bot
 from unogas_bot.offline import SimUser
 
 COST_12 = dataclasses.replace(TEST_SETTINGS, bcrypt_rounds=12)

@@ -114,7 +114,7 @@ def test_command_line_environment_with_a_url(tmp_path: Path) -> None:
 def test_the_ini_file_points_at_the_migrations() -> None:
     from alembic.config import Config
 
-    ini = Path(__file__).resolve().parents[1] / "storage" / "alembic.ini"
+    ini = Path(__file__).resolve().parents[2] / "storage" / "alembic.ini"
     script = ScriptDirectory.from_config(Config(str(ini)))
     assert script.get_current_head() == HEAD
 

@@ -13,7 +13,8 @@ import logging
 import pytest
 
 from conversations import secret_guard
-from tests.accountkit import (
+from tests.conftest import FakeClock
+from tests.kit.accountkit import (
     MARIO_EMAIL,
     WRONG_PASSWORD,
     deleted_ids,
@@ -22,8 +23,7 @@ from tests.accountkit import (
     said,
     start_recovery,
 )
-from tests.botkit import ANSWER, MARIO, PASSWORD, QUESTION, Bot, answer_all
-from tests.conftest import FakeClock
+from tests.kit.botkit import ANSWER, MARIO, PASSWORD, QUESTION, Bot, answer_all
 from unogas_bot.bot import housekeeping
 from unogas_bot.offline import SimUser
 

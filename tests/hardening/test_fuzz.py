@@ -36,10 +36,9 @@ from hypothesis import strategies as st
 
 from storage.demo import DEMO_CUSTOMERS
 from storage.registry import CustomerRecord
-from tests.botkit import Bot, running_bot
 from tests.conftest import BACKENDS, FakeClock, make_test_database
-from tests.hardkit import (
-    SEED_SENTENCE,
+from tests.kit.botkit import SEED_SENTENCE, Bot, running_bot
+from tests.kit.hardkit import (
     CatalogueWitness,
     ErrorSpy,
     Expected,

@@ -19,12 +19,11 @@ import sqlalchemy as sa
 from storage.db import Database
 from storage.models import BotChatData, BotConversation, BotUserData
 from storage.persistence import SqlPersistence
-from tests.botkit import ANSWER, MARIO, PASSWORD, QUESTION, answer_all, last_text, running_bot, texts_of
 from tests.conftest import FakeClock
+from tests.kit.botkit import ANSWER, MARIO, PASSWORD, QUESTION, answer_all, last_text, running_bot, texts_of
+from tests.kit.botkit import SEED_SENTENCE as SAVED
 from unogas_bot.i18n import texts
 from unogas_bot.offline import render_text
-
-SAVED = "Le informazioni relative al proprio profilo sono state correttamente salvate."
 
 
 def plain(key: str, **params: Any) -> str:

@@ -11,12 +11,12 @@ import logging
 
 import pytest
 
-from tests.botkit import Bot, last_text, register_person, texts_of
+from tests.kit.botkit import SEED_SENTENCE as SAVED
+from tests.kit.botkit import Bot, last_text, register_person, texts_of
 from unogas_bot.bench import data as bench_data
 from unogas_bot.i18n import texts
 from unogas_bot.offline import render_text
 
-SAVED = "Le informazioni relative al proprio profilo sono state correttamente salvate."
 RIVALS = 20
 LogCapture = pytest.LogCaptureFixture
 

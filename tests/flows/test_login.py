@@ -10,7 +10,8 @@ from sqlalchemy import select
 from conversations.login import minutes_until
 from storage.attempts import account_key, telegram_key
 from storage.models import AuditEvent
-from tests.accountkit import (
+from tests.conftest import FakeClock
+from tests.kit.accountkit import (
     GIULIA_EMAIL,
     MARIO_EMAIL,
     WRONG_PASSWORD,
@@ -20,8 +21,7 @@ from tests.accountkit import (
     registered,
     said,
 )
-from tests.botkit import GIULIA, MARIO, PASSWORD, Bot, answer_all, last_text
-from tests.conftest import FakeClock
+from tests.kit.botkit import GIULIA, MARIO, PASSWORD, Bot, answer_all, last_text
 from unogas_bot.service.limits import email_key
 
 INVALID = "E-mail o password non validi"
@@ -252,7 +252,7 @@ async def test_a_successful_login_resets_the_account_counter(sqlite_bot: Bot) ->
 
 
 async def test_counters_survive_a_restart(bot: Bot, clock: FakeClock) -> None:
-    from tests.botkit import running_bot
+    from tests.kit.botkit import running_bot
 
     user = await registered(bot)
     for _ in range(3):

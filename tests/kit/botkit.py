@@ -28,6 +28,9 @@ MARIO = {"code": "UG-100234", "first": "Mario", "last": "Rossi", "tax": "RSSMRA7
 GIULIA = {"code": "UG-100235", "first": "Giulia", "last": "Bianchi", "tax": "BNCGLI88L64F205B"}
 FERRARO = {"code": "UG-200101", "company": "Idrotermica Ferraro S.r.l.", "tax": "02847390586"}
 
+# The seed's own words for a saved profile (registrazione-crm.txt), which the bot says verbatim.
+SEED_SENTENCE = "Le informazioni relative al proprio profilo sono state correttamente salvate."
+
 PASSWORD = "Lanterna verde 1987"
 QUESTION = "Come si chiamava il mio primo gatto?"
 ANSWER = "Briciola Bianca"

@@ -12,9 +12,9 @@ from typing import Any
 
 from telegram import Update
 
-from tests.botkit import GIULIA, MARIO, PASSWORD, answer_all, running_bot
 from tests.conftest import FakeClock, make_test_database
-from tests.hardkit import ErrorSpy
+from tests.kit.botkit import GIULIA, MARIO, PASSWORD, answer_all, running_bot
+from tests.kit.hardkit import ErrorSpy
 from unogas_bot.bot.update_processor import PerChatUpdateProcessor
 from unogas_bot.i18n import texts
 from unogas_bot.offline import SimUser

@@ -20,8 +20,8 @@ from telegram.ext import Application
 
 from storage.demo import load_demo
 from storage.persistence import SqlPersistence
-from tests.botkit import TEST_SETTINGS
 from tests.conftest import FakeClock, make_test_database
+from tests.kit.botkit import TEST_SETTINGS
 from unogas_bot.bot.app import build_application
 from unogas_bot.bot.runner import ALLOWED_UPDATES, Webhook, serve_webhook
 from unogas_bot.bot.webhook import MAX_BODY

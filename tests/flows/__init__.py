@@ -1,0 +1,1 @@
+"""Conversations through the real Application on the stand-in: registration, login, recovery."""

@@ -1,0 +1,1 @@
+"""Attacks, floods, outages, faults, fuzzing, leaks and load."""

@@ -1,0 +1,1 @@
+"""The command line, the runner, the webhook, housekeeping, logging and the benchmark."""

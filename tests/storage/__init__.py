@@ -1,0 +1,1 @@
+"""Repositories, migrations, persistence, imports and the use cases, on SQLite and PostgreSQL."""
