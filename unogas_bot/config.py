@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///unogas.db"
+DEFAULT_METRICS_HOST = "127.0.0.1"
 # What Telegram accepts as a webhook secret token (setWebhook's secret_token).
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
@@ -44,6 +45,25 @@ def _log_level(env: Mapping[str, str]) -> int | None:
     if raw.upper() not in LOG_LEVELS:
         raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {raw!r}")
     return int(getattr(logging, raw.upper()))
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def _log_format(env: Mapping[str, str]) -> str:
+    raw = env.get("LOG_FORMAT", "").strip().lower() or "text"
+    if raw not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT must be text or json, not {raw!r}")
+    return raw
+
+
+def _metrics_host(env: Mapping[str, str]) -> str:
+    """Where the health and metrics server listens: loopback unless the operator opens it on purpose
+    (a scraper on another machine); the value is an address to bind, never a URL."""
+    raw = env.get("METRICS_HOST", "").strip() or DEFAULT_METRICS_HOST
+    if any(c in raw for c in "/ ") or raw.count(":") == 1:
+        raise ConfigError(f"METRICS_HOST must be an address to listen on (such as 0.0.0.0), not {raw!r}")
+    return raw
 
 
 # The drivers installed with the bot, by database (SQLAlchemy's backend name).
@@ -81,6 +101,11 @@ class Settings:
     telegram_webhook_secret: str | None = field(default=None, repr=False)
     # LOG_LEVEL as a `logging` level; None: not set, each command's default (see cli.py).
     log_level: int | None = None
+    # LOG_FORMAT: "text" (one line a record) or "json" (one JSON object a line, for a log collector).
+    log_format: str = "text"
+    # METRICS_PORT / METRICS_HOST: where `run` serves /healthz, /readyz and /metrics; None: not served.
+    metrics_port: int | None = None
+    metrics_host: str = DEFAULT_METRICS_HOST
     # Conversation and account-protection policy; fixed by the issues, overridable only in code (tests).
     conversation_timeout: timedelta = timedelta(minutes=15)
     max_invalid_replies: int = 5
@@ -122,4 +147,7 @@ class Settings:
             bcrypt_rounds=rounds,
             telegram_webhook_secret=secret,
             log_level=_log_level(env),
+            log_format=_log_format(env),
+            metrics_port=_int(env, "METRICS_PORT", 0, 1, 65535) or None,
+            metrics_host=_metrics_host(env),
         )

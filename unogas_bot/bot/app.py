@@ -7,6 +7,7 @@ import functools
 import logging
 import traceback
 
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.error import Conflict, Forbidden, NetworkError, RetryAfter, TelegramError
@@ -23,6 +24,7 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.request import BaseRequest
 
 from conversations import secret_guard
 from conversations.account import logout, show_profile
@@ -31,7 +33,7 @@ from conversations.login import LoginForm
 from conversations.recovery import RecoveryForm
 from conversations.registration import RegistrationForm
 from storage.db import database_unavailable
-from unogas_bot.bot import housekeeping
+from unogas_bot.bot import housekeeping, metrics
 from unogas_bot.bot.application import UnogasApplication
 from unogas_bot.bot.update_processor import PerChatUpdateProcessor
 from unogas_bot.i18n import texts
@@ -61,12 +63,14 @@ def build_application(
     builder: ApplicationBuilder | None = None,
     persistence: BasePersistence | None = None,
     rate_limiter: BaseRateLimiter | None = None,
+    requests: tuple[BaseRequest, BaseRequest] | None = None,
 ) -> Application:
     """The bot: our Application subclass with every handler registered.
 
     `builder` lets the offline stand-in (tests, console, benchmark) supply its own request objects;
     otherwise the token and API URL come from the settings. With a `persistence` (storage/persistence.py)
     conversations survive restarts; `rate_limiter` is `make_rate_limiter()` when running on Telegram.
+    `requests` (without a `builder`) are the HTTP backends for Bot API calls and for getUpdates.
     """
     settings = services.settings
     # Before anything is built: PTB logs the Bot API URL, token included, while building the bot, and its
@@ -76,6 +80,8 @@ def build_application(
         builder = Application.builder().token(settings.telegram_token or "")
         if settings.telegram_api_base_url:
             builder = builder.base_url(settings.telegram_api_base_url)
+        if requests is not None:
+            builder = builder.request(requests[0]).get_updates_request(requests[1])
     builder = builder.application_class(UnogasApplication, kwargs={"services": services})
     builder = builder.context_types(ContextTypes(context=BotContext))
     processor = PerChatUpdateProcessor(
@@ -207,10 +213,26 @@ async def redirect_group(update: Update, context: BotContext) -> None:
     )
 
 
+def _failure_reason(error: BaseException | None) -> str:
+    """The metrics' reason for an error that reached the handler (a fixed set: never the error's text)."""
+    if isinstance(error, Conflict):
+        return "telegram_conflict"
+    if isinstance(error, Forbidden):
+        return "telegram_blocked"
+    if isinstance(error, TELEGRAM_TRANSIENT):
+        return "telegram_unavailable"
+    if error is not None and database_unavailable(error):
+        if isinstance(error, PoolTimeout):  # no statement ran: the engine's error event did not see it
+            metrics.DATABASE_ERRORS.labels("pool_timeout").inc()
+        return "database_unavailable"
+    return "internal_error"
+
+
 async def on_error(update: object, context: BotContext) -> None:
     """The one place errors end up: log what happened (never a user's text) and tell the customer."""
     error = context.error
     update_id = update.update_id if isinstance(update, Update) else None
+    metrics.FAILURES.labels(_failure_reason(error)).inc()
     if isinstance(error, Conflict):  # from polling: PTB goes on trying, with a growing wait
         log.error(
             "another instance of the bot is polling Telegram with this token (%s): only one may run",

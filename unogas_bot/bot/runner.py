@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import gc
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, BotCommandScopeDefault
+from sqlalchemy import text
+from telegram import BotCommand, BotCommandScopeDefault, Update
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
-from telegram.ext import Application
+from telegram.ext import Application, ConversationHandler
+from tornado.httpserver import HTTPServer
 
 from storage.db import Database
 from storage.persistence import SqlPersistence
+from unogas_bot.bot import health, metrics
 from unogas_bot.bot import webhook as webhook_server
 from unogas_bot.bot.app import build_application, make_rate_limiter
+from unogas_bot.bot.leader import Leadership, leadership_for
+from unogas_bot.bot.metrics import MeasuredHasher, ObservedRequest
+from unogas_bot.bot.update_processor import PerChatUpdateProcessor
 from unogas_bot.config import Settings
 from unogas_bot.i18n import texts
 from unogas_bot.security import redaction
@@ -171,24 +180,125 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def production_application(services: Services) -> Application:
-    """The bot as `run` serves it: conversations kept in the database, flood control with retries."""
+def production_application(
+    services: Services, requests: tuple[ObservedRequest, ObservedRequest] | None = None
+) -> Application:
+    """The bot as `run` serves it: conversations kept in the database, flood control with retries;
+    `requests` (metrics.ObservedRequest) let /readyz and /metrics see the Bot API's answers."""
     return build_application(
-        services, persistence=SqlPersistence(services.db), rate_limiter=make_rate_limiter()
+        services,
+        persistence=SqlPersistence(services.db),
+        rate_limiter=make_rate_limiter(),
+        requests=requests,
     )
 
 
+def observed_requests() -> tuple[ObservedRequest, ObservedRequest]:
+    """The HTTP backends PTB would build by default (a pool of 256 connections for calls, one for
+    getUpdates), observed."""
+    return ObservedRequest(connection_pool_size=256), ObservedRequest(connection_pool_size=1)
+
+
+def bot_id_of(token: str) -> int:
+    """The bot's id: a Telegram token starts with it ("123456:ABC..."). Known before any request, so a
+    standby needs no answer from Telegram to know which leader it waits for."""
+    head = token.partition(":")[0]
+    return int(head) if head.isdigit() else int.from_bytes(token.encode()[:7], "big")
+
+
+def describe_update(app: Application, update: object) -> tuple[str | None, str | None]:
+    """The conversation `update` continues, for the log context: the form's name and the question's key
+    (names from the code, never the customer's text), or (None, None) outside a conversation."""
+    if not isinstance(update, Update) or update.effective_chat is None or update.effective_user is None:
+        return None, None
+    key = (update.effective_chat.id, update.effective_user.id)
+    for group in app.handlers.values():
+        for handler in group:
+            if isinstance(handler, ConversationHandler):
+                # PTB keeps the states here (housekeeping.py reads the same dict).
+                state = handler._conversations.get(key)
+                if state is not None:
+                    return handler.name, str(state)
+    return None, None
+
+
+# Exit status of a leader that lost its database connection (fenced): the service manager restarts it.
+FENCED_STATUS = 1
+
+
+def fence(app: Application, reason: str) -> None:
+    """Stop at once: this process can no longer prove it leads, and a standby may take over any moment.
+
+    Nothing more is written (`UnogasApplication.fenced`) and no update more is handled or confirmed to
+    Telegram (the process ends here, without PTB's orderly stop, whose last getUpdates would confirm
+    updates this process will never handle): the new leader gets them, and the conversations as last
+    written. One log line says why."""
+    app.fenced = True  # type: ignore[attr-defined]
+    log.error("fenced: %s; stopped handling updates and exiting, to be restarted as a standby", reason)
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    os._exit(FENCED_STATUS)
+
+
+async def _acquire_unless_terminated(leadership: Leadership) -> bool:
+    """Acquire the leadership; False if SIGTERM came first (a standby being stopped: nothing to save)."""
+    loop = asyncio.get_running_loop()
+    terminated = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, terminated.set)
+    acquiring = asyncio.ensure_future(leadership.acquire())
+    waiting = asyncio.ensure_future(terminated.wait())
+    try:
+        await asyncio.wait({acquiring, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        waiting.cancel()
+        if not acquiring.done():
+            acquiring.cancel()
+        await asyncio.gather(acquiring, waiting, return_exceptions=True)
+    if acquiring.cancelled():
+        return False
+    acquiring.result()  # LeadershipRefused (SQLite) ends `run` with its line
+    return True
+
+
+async def _database_answers(services: Services) -> bool:
+    async with services.db.read() as conn:
+        await conn.execute(text("SELECT 1"))
+    return True
+
+
 def run(settings: Settings, webhook: Webhook | None = None) -> int:
-    """Bring the schema up to date, then serve Telegram (long polling, or `webhook`) until interrupted."""
+    """Bring the schema up to date, become the leader (waiting as a standby while another process leads),
+    then serve Telegram (long polling, or `webhook`) until interrupted. With METRICS_PORT, /healthz,
+    /readyz and /metrics are served from the start (bot/health.py)."""
+
+    # Fenced: the running Application stops at once (set below, once it exists).
+    apps: list[Application] = []
+    leadership = leadership_for(
+        settings.database_url,
+        bot_id_of(settings.telegram_token or ""),
+        lambda reason: fence(apps[0], reason),
+    )
+    if not leadership.waits:
+        # SQLite: a second `run` on the file refuses at once, before it touches the database or Telegram.
+        asyncio.run(leadership.acquire())
 
     async def prepare() -> Services:
         db = Database(settings.database_url)
         await db.upgrade()
         # The bot runs in another event loop (PTB's): keep no connection opened in this one.
         await db.dispose()
-        return Services.create(settings, db)
+        hasher = MeasuredHasher(settings.bcrypt_rounds, settings.hash_workers)
+        return Services.create(settings, db, hasher=hasher)
 
-    services = asyncio.run(prepare())
+    try:
+        services = asyncio.run(prepare())
+    except BaseException:
+        asyncio.run(leadership.release())
+        raise
+    metrics.watch_database(services.db)
+    hasher = services.hasher if isinstance(services.hasher, MeasuredHasher) else None
 
     async def post_init(app: Application) -> None:
         await publish_commands(app)
@@ -197,29 +307,67 @@ def run(settings: Settings, webhook: Webhook | None = None) -> int:
     async def post_shutdown(app: Application) -> None:
         await services.close()
 
-    app = production_application(services)
+    requests = observed_requests()
+    app = production_application(services, requests)
+    apps.append(app)
     app.post_init = post_init
     app.post_shutdown = post_shutdown
+    processor = app.update_processor
+    if isinstance(processor, PerChatUpdateProcessor):
+        processor.gate = leadership.confirm
+        processor.describe = functools.partial(describe_update, app)
+    probes = health.Probes(
+        role=lambda: leadership.role,
+        database=functools.partial(_database_answers, services),
+        bot_api=functools.partial(metrics.bot_api_reachable, *requests),
+    )
     # One event loop from the first contact with Telegram to the end: the bot's HTTP client lives in it.
     # (asyncio.Runner also cancels what is left and closes the loop, after Ctrl+C too.)
     with asyncio.Runner() as loop:
+        server = None
         try:
+            if settings.metrics_port is not None:
+                server = loop.run(_start_health(probes, settings.metrics_host, settings.metrics_port))
             loop.run(reach_telegram(app))
+            if leadership.waits and not loop.run(_acquire_unless_terminated(leadership)):
+                loop.run(services.close())
+                if server is not None:
+                    loop.run(health.stop(server))
+                log.info("unogas-bot stopped as a standby (SIGTERM)")
+                return 0
         except BaseException:
+            loop.run(leadership.release())
             loop.run(services.close())
+            if server is not None:
+                loop.run(health.stop(server))
             raise
-        if webhook is None:
-            log.info("unogas-bot is running on Telegram (long polling); Ctrl+C stops it")
-            # PTB retries its own start-up call (deleteWebhook) as often as we retried getMe.
-            app.run_polling(
-                allowed_updates=ALLOWED_UPDATES, bootstrap_retries=STARTUP_TRIES - 1, close_loop=False
-            )
-        else:
-            log.info(
-                "unogas-bot is running on Telegram (webhook %s, listening on %s:%d); Ctrl+C stops it",
-                webhook.url,
-                webhook.listen,
-                webhook.port,
-            )
-            loop.run(_serve_webhook_until_signalled(app, webhook))
+        metrics.LEADER.set(1)
+        unwatch = metrics.watch_application(app, hasher)
+        try:
+            if webhook is None:
+                log.info("unogas-bot is running on Telegram (long polling); Ctrl+C stops it")
+                # PTB retries its own start-up call (deleteWebhook) as often as we retried getMe.
+                app.run_polling(
+                    allowed_updates=ALLOWED_UPDATES, bootstrap_retries=STARTUP_TRIES - 1, close_loop=False
+                )
+            else:
+                log.info(
+                    "unogas-bot is running on Telegram (webhook %s, listening on %s:%d); Ctrl+C stops it",
+                    webhook.url,
+                    webhook.listen,
+                    webhook.port,
+                )
+                loop.run(_serve_webhook_until_signalled(app, webhook))
+        finally:
+            # PTB has stopped the bot and written the conversation state: only now may a standby lead.
+            loop.run(leadership.release())
+            metrics.LEADER.set(0)
+            unwatch()
+            if server is not None:
+                loop.run(health.stop(server))
+        log.info("unogas-bot stopped: conversations saved, leadership released")
     return 0
+
+
+async def _start_health(probes: health.Probes, host: str, port: int) -> HTTPServer:
+    return health.start(probes, host, port)

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -32,7 +33,9 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
+from unogas_bot.bot import metrics
 from unogas_bot.clock import utcnow
+from unogas_bot.security.json_logs import LOG_CONTEXT, LogContext
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,10 @@ DEFAULT_MAX_WAITING = 20
 DEFAULT_NOTICE_INTERVAL = timedelta(minutes=1)
 
 Notify = Callable[[object], Awaitable[None]]
+# Asked before each update is handled: may this process handle updates now? (bot/leader.py: fencing)
+Gate = Callable[[], Awaitable[bool]]
+# What the log context of an update is (bot/runner.py knows the conversations): update -> (flow, step).
+Describe = Callable[[object], tuple[str | None, str | None]]
 
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):
@@ -74,6 +81,10 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         # chat -> when it was last told to slow down; insertion order is time order (oldest first).
         self._noticed: dict[int, datetime] = {}
         self.dropped = 0  # updates dropped since start, for the benchmark and the logs
+        # Set by `run`: the leadership's confirmation (an update is not handled without it) and the
+        # conversation an update belongs to, for the JSON logs.
+        self.gate: Gate | None = None
+        self.describe: Describe | None = None
 
     @staticmethod
     def _key(update: object) -> int | None:
@@ -97,10 +108,11 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         """Wait for the chat's turn holding no global slot, then process the update inside one.
 
         Replaces PTB's (marked final for type checkers only), which takes the slot first."""
+        arrived = time.perf_counter()
         key = self._key(update)
         if key is None:
             async with self._semaphore:
-                await self.do_process_update(update, coroutine)
+                await self._handle(update, coroutine, arrived)
             return
         line = self._lines.get(key)
         if line is None:
@@ -123,9 +135,26 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
                 raise
         try:
             async with self._semaphore:
-                await self.do_process_update(update, coroutine)
+                await self._handle(update, coroutine, arrived)
         finally:
             self._hand_over(key)
+
+    async def _handle(self, update: object, coroutine: Awaitable[Any], arrived: float) -> None:
+        """Handle the update if this process may (the gate), with its log context, and measure it."""
+        if self.gate is not None and not await self.gate():
+            # Fenced: another process may be answering this customer by now. Not handled, and not
+            # confirmed to Telegram either once the process stops: the new leader gets it.
+            _close(coroutine)
+            return
+        update_id = update.update_id if isinstance(update, Update) else None
+        flow, step = self.describe(update) if self.describe is not None else (None, None)
+        token = LOG_CONTEXT.set(LogContext(update_id, flow, step))
+        try:
+            await self.do_process_update(update, coroutine)
+        finally:
+            LOG_CONTEXT.reset(token)
+            metrics.UPDATES.labels(metrics.update_kind(update)).inc()
+            metrics.REPLY_SECONDS.observe(time.perf_counter() - arrived)
 
     def _hand_over(self, key: int) -> None:
         """The chat's running update is done: start its next waiting one, or forget the chat."""
@@ -141,6 +170,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         """Drop an update of a chat whose line is full; tell the chat, at most once per interval."""
         _close(coroutine)
         self.dropped += 1
+        metrics.UPDATES_DROPPED.inc()
         now = self._clock()
         self._forget_old_notices(now)
         if key in self._noticed:

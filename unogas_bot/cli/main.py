@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy.exc import DBAPIError
 
-from unogas_bot.cli import accounts, bench, console, customers, db, run
+from unogas_bot.cli import accounts, bench, console, customers, db, run, standin
 from unogas_bot.cli.common import CliError
 from unogas_bot.config import ConfigError, Settings
+from unogas_bot.security.json_logs import JsonFormatter
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # Commands whose terminal is their own output: library INFO lines would interleave with the chat (console)
 # or the progress lines (bench), so they log from WARNING unless LOG_LEVEL or --verbose says otherwise.
-_QUIET_COMMANDS = ("console", "bench")
+_QUIET_COMMANDS = ("console", "bench", "standin")
 # Libraries that log routine work at INFO: every Bot API request (httpx), every job run (apscheduler).
 _CHATTY_LIBRARIES = ("httpx", "apscheduler")
 # Alembic's two lines at every start; "Running upgrade ..." (a schema change) stays.
@@ -61,7 +62,8 @@ def _not_routine(record: logging.LogRecord) -> bool:
 
 def configure_logging(settings: Settings, args: argparse.Namespace) -> None:
     """One line per record on stderr, at --verbose (DEBUG), else LOG_LEVEL, else the command's default:
-    INFO, so start-up, housekeeping and users who blocked the bot show."""
+    INFO, so start-up, housekeeping and users who blocked the bot show. LOG_FORMAT=json makes each line a
+    JSON object (security/json_logs.py); the redaction filters run before either format."""
     if args.verbose:
         level = logging.DEBUG
     elif settings.log_level is not None:
@@ -69,7 +71,10 @@ def configure_logging(settings: Settings, args: argparse.Namespace) -> None:
     else:
         level = logging.WARNING if args.command in _QUIET_COMMANDS else logging.INFO
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     if level > logging.DEBUG:
         handler.addFilter(_not_routine)
     logging.basicConfig(level=level, handlers=[handler])
@@ -95,7 +100,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 # One module per command group, each with its `add_parser` and `COMMANDS`; the order is the help's.
-GROUPS = (run, console, customers, accounts, db, bench)
+GROUPS = (run, console, customers, accounts, db, bench, standin)
 COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], int]] = {
     key: command for group in GROUPS for key, command in group.COMMANDS.items()
 }

@@ -36,6 +36,7 @@ def _port(text: str) -> int:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from unogas_bot.bot.leader import LeadershipRefused
     from unogas_bot.bot.runner import StartupError, Webhook, run
 
     if not settings.telegram_token:
@@ -59,7 +60,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         )
     try:
         return run(settings, webhook)
-    except StartupError as exc:  # Telegram unreachable after the retries, or the token refused
+    except (StartupError, LeadershipRefused) as exc:  # Telegram unreachable or refusing; another `run`
         raise CliError(f"cannot start: {exc}") from None
     except (OSError, OperationalError) as exc:  # the database unreachable, the webhook port taken, ...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

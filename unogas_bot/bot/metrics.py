@@ -1,0 +1,289 @@
+"""What `/metrics` shows (Prometheus text format, prometheus-client): the bot's work, its failures and its
+waits, so an operator can alert on them.
+
+No label carries personal data: every label value comes from a fixed set named in this module (update
+kinds, audit event names mapped to reasons, error kinds, Bot API method names), never from a message, a
+user or a customer. Counters are process-wide (the default registry, which also brings the standard
+`process_*` metrics); the gauges that read the running bot are attached by `watch_application`.
+
+Where the figures come from, without the layers below knowing about Prometheus:
+
+- registrations, logins, recoveries, refused attempts, lockouts and identity-check failures: the audit
+  events the use cases write (service/), counted when their transaction commits (`watch_database`), so a
+  figure never counts what was rolled back, and is exactly what `accounts show` lists;
+- database errors and timeouts: SQLAlchemy's error event on the bot's engine, and the errors that reach
+  the error handler (app.py);
+- updates, reply latency and conversations in flight: the update processor (update_processor.py) and the
+  Application; bcrypt: `MeasuredHasher`; Bot API requests: `ObservedRequest`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import Insert, event
+from sqlalchemy.engine import Connection, ExceptionContext
+from telegram.ext import Application, ConversationHandler
+from telegram.request import HTTPXRequest
+
+from storage.db import Database
+from unogas_bot.security.hashing import Hasher
+
+PREFIX = "unogas"
+# A `_created` sample per series doubles the output and tells an operator nothing they need.
+disable_created_metrics()
+
+UPDATES = Counter(f"{PREFIX}_updates", "Updates handled, by kind", ["kind"])
+UPDATES_DROPPED = Counter(f"{PREFIX}_updates_dropped", "Updates dropped: their chat sent too many at once")
+REPLY_SECONDS = Histogram(
+    f"{PREFIX}_reply_seconds",
+    "From an update's arrival to the end of its handling (replies sent), its chat's turn included",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30),
+)
+REGISTRATIONS = Counter(f"{PREFIX}_registrations", "Profiles saved (registrations completed)")
+LOGINS = Counter(f"{PREFIX}_logins", "Successful logins")
+RECOVERIES = Counter(f"{PREFIX}_recoveries", "Passwords changed through recovery")
+FAILURES = Counter(f"{PREFIX}_failures", "Refused attempts and failed updates, by reason", ["reason"])
+LOCKOUTS = Counter(f"{PREFIX}_lockouts", "Locks imposed by the account protection, by kind", ["kind"])
+IDENTITY_FAILURES = Counter(
+    f"{PREFIX}_identity_check_failures", "Identity checks that did not match, by flow", ["flow"]
+)
+BCRYPT_SECONDS = Histogram(
+    f"{PREFIX}_bcrypt_seconds",
+    "bcrypt hash or check, from request to result (waiting for a worker included), by operation",
+    ["op"],
+    buckets=(0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5, 10),
+)
+DATABASE_ERRORS = Counter(f"{PREFIX}_database_errors", "Database errors, by kind", ["kind"])
+FLUSH_SECONDS = Histogram(
+    f"{PREFIX}_persistence_flush_seconds",
+    "Writing the conversation state noted since the last write (one transaction)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 15),
+)
+BOT_API_REQUESTS = Counter(
+    f"{PREFIX}_bot_api_requests", "Bot API requests, by method and outcome", ["method", "outcome"]
+)
+LEADER = Gauge(f"{PREFIX}_leader", "1 while this process is the leader (handles updates), 0 as a standby")
+
+# Audit events (service/ and storage/accounts.py) -> what they count. Unknown events count nowhere.
+_COUNTED: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "registered": (REGISTRATIONS, ()),
+    "login": (LOGINS, ()),
+    "password_recovered": (RECOVERIES, ()),
+    "login_failed": (FAILURES, ("login_failed",)),
+    "registration_email_in_use": (FAILURES, ("registration_email_in_use",)),
+    "recovery_failed": (FAILURES, ("recovery_wrong_answer",)),
+    "login_locked": (LOCKOUTS, ("login_address",)),
+    "login_throttled": (LOCKOUTS, ("login_user",)),
+    "recovery_locked": (LOCKOUTS, ("recovery",)),
+    "registration_identity_failed": (IDENTITY_FAILURES, ("registration",)),
+    "recovery_identity_failed": (IDENTITY_FAILURES, ("recovery",)),
+}
+_AUDIT_TABLE = "audit_events"
+_PENDING = "unogas_metrics_pending_events"  # key in a connection's info: audit events not yet committed
+# PostgreSQL's SQLSTATEs of a statement that ran out of time (statement_timeout, lock_timeout).
+_TIMED_OUT_SQLSTATES = frozenset({"57014", "55P03"})
+
+
+def update_kind(update: object) -> str:
+    """The kind of an update, from the fixed set the bot is sent (ALLOWED_UPDATES) or "other"."""
+    for kind in ("message", "edited_message", "callback_query"):
+        if getattr(update, kind, None) is not None:
+            return kind
+    return "other"
+
+
+def count_audit_event(name: str) -> None:
+    counted = _COUNTED.get(name)
+    if counted is None:
+        return
+    metric, labels = counted
+    (metric.labels(*labels) if labels else metric).inc()
+
+
+def watch_database(db: Database) -> None:
+    """Count the audit events committed through `db`'s engine, and its errors (see the module docstring).
+
+    The events are noted on the connection when their INSERT runs and counted at its COMMIT; a rollback
+    (or a new transaction on the connection) forgets them. Installed once per engine."""
+    engine = db.engine.sync_engine
+    if event.contains(engine, "after_cursor_execute", _note_audit_event):
+        return
+    event.listen(engine, "after_cursor_execute", _note_audit_event)
+    event.listen(engine, "commit", _count_committed)
+    event.listen(engine, "rollback", _forget_pending)
+    event.listen(engine, "begin", _forget_pending)
+    event.listen(engine, "handle_error", _count_database_error)
+
+
+def _note_audit_event(
+    conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> None:
+    compiled = getattr(context, "compiled", None)
+    stmt = getattr(compiled, "statement", None)
+    if not isinstance(stmt, Insert) or getattr(stmt.table, "name", None) != _AUDIT_TABLE:
+        return
+    names = [p.get("event") for p in context.compiled_parameters or ()]
+    conn.info.setdefault(_PENDING, []).extend(n for n in names if isinstance(n, str))
+
+
+def _count_committed(conn: Connection) -> None:
+    for name in conn.info.pop(_PENDING, ()):
+        count_audit_event(name)
+
+
+def _forget_pending(conn: Connection) -> None:
+    conn.info.pop(_PENDING, None)
+
+
+def _count_database_error(context: ExceptionContext) -> None:
+    DATABASE_ERRORS.labels(database_error_kind(context.original_exception, context.is_disconnect)).inc()
+
+
+def database_error_kind(error: BaseException, disconnect: bool = False) -> str:
+    """ "timeout" (the statement ran out of time, or the pool had no connection), "connection" (the database
+    could not be reached or the connection broke) or "error" (anything else: a constraint, a bug)."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(error, TimeoutError | asyncio.TimeoutError | PoolTimeout):
+        return "timeout"
+    orig = getattr(error, "orig", error)
+    if getattr(orig, "sqlstate", None) in _TIMED_OUT_SQLSTATES or isinstance(orig, TimeoutError):
+        return "timeout"
+    if disconnect or isinstance(error, ConnectionError | OSError):
+        return "connection"
+    return "error"
+
+
+class MeasuredHasher(Hasher):
+    """The bot's Hasher, measuring each hash and check and how many wait for a worker."""
+
+    def __init__(self, rounds: int = 12, workers: int = 1) -> None:
+        super().__init__(rounds, workers)
+        self.workers = max(1, workers)
+        self.in_flight = 0
+
+    @property
+    def queue_depth(self) -> int:
+        """bcrypt operations waiting for a worker: those in flight beyond the workers."""
+        return max(0, self.in_flight - self.workers)
+
+    async def hash(self, secret: str) -> str:
+        return await self._measured("hash", super().hash(secret))
+
+    async def verify(self, secret: str, hashed: str | None) -> bool:
+        return await self._measured("verify", super().verify(secret, hashed))
+
+    async def _measured(self, op: str, work: Any) -> Any:
+        self.in_flight += 1
+        start = time.perf_counter()
+        try:
+            return await work
+        finally:
+            self.in_flight -= 1
+            BCRYPT_SECONDS.labels(op).observe(time.perf_counter() - start)
+
+
+class ObservedRequest(HTTPXRequest):
+    """PTB's HTTP backend, remembering whether the Bot API answered lately (for /readyz) and counting
+    requests by method and outcome (for /metrics)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.last_answer: float | None = None  # monotonic time of the last request Telegram answered
+        self.last_failure: float | None = None  # ... of the last one that got no answer
+
+    async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        api_method = url.rstrip("/").rsplit("/", 1)[-1]
+        api_method = api_method if api_method.isalpha() and len(api_method) <= 40 else "other"
+        try:
+            status, body = await super().do_request(url, method, *args, **kwargs)
+        except Exception:
+            self.last_failure = time.monotonic()
+            BOT_API_REQUESTS.labels(api_method, "no_answer").inc()
+            raise
+        self.last_answer = time.monotonic()
+        BOT_API_REQUESTS.labels(api_method, "ok" if status < 400 else str(status)).inc()
+        return status, body
+
+    def reachable(self) -> bool | None:
+        """Did the last request get an answer (whatever it said)? None before the first request."""
+        if self.last_answer is None and self.last_failure is None:
+            return None
+        return (self.last_answer or 0) >= (self.last_failure or 0)
+
+
+def bot_api_reachable(*requests: ObservedRequest) -> bool:
+    """Telegram answered the latest request of any of these backends (the one that spoke last decides)."""
+    seen = [(r.last_answer or 0, r.last_failure or 0) for r in requests if r.reachable() is not None]
+    if not seen:
+        return False
+    answered = max(a for a, _ in seen)
+    failed = max(f for _, f in seen)
+    return answered >= failed
+
+
+class _RunningBot(Collector):
+    """Gauges read from the running bot at each scrape (in the event loop's thread: the health server runs
+    there, so the dictionaries read here do not change meanwhile)."""
+
+    def __init__(self, app: Application, hasher: MeasuredHasher | None) -> None:
+        self.app = app
+        self.hasher = hasher
+
+    def collect(self) -> Any:
+        flows = GaugeMetricFamily(
+            f"{PREFIX}_conversations_in_flight",
+            "Open conversations (a question awaits an answer), by flow",
+            labels=["flow"],
+        )
+        for group in self.app.handlers.values():
+            for handler in group:
+                if isinstance(handler, ConversationHandler) and handler.name:
+                    # PTB keeps the open conversations in this dict (housekeeping.py reads it too).
+                    flows.add_metric([handler.name], len(handler._conversations))
+        yield flows
+        persistence = self.app.persistence
+        pending = getattr(persistence, "pending", None)
+        if isinstance(pending, int):
+            yield GaugeMetricFamily(
+                f"{PREFIX}_persistence_pending", "Conversation-state rows noted but not yet written", pending
+            )
+        processor = self.app.update_processor
+        busy = getattr(processor, "busy_chats", None)
+        if callable(busy):
+            yield GaugeMetricFamily(f"{PREFIX}_busy_chats", "Chats with an update running or waiting", busy())
+        if self.hasher is not None:
+            hasher = self.hasher
+            yield GaugeMetricFamily(
+                f"{PREFIX}_bcrypt_queue_depth", "bcrypt work waiting for a worker", hasher.queue_depth
+            )
+            yield GaugeMetricFamily(
+                f"{PREFIX}_bcrypt_in_flight", "bcrypt work requested, not done", hasher.in_flight
+            )
+
+
+def watch_application(app: Application, hasher: MeasuredHasher | None) -> Callable[[], None]:
+    """Show the running bot's gauges in /metrics; returns the function that stops showing them."""
+    collector = _RunningBot(app, hasher)
+    REGISTRY.register(collector)
+    return lambda: REGISTRY.unregister(collector)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The /metrics body and its content type."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
