@@ -69,7 +69,15 @@ def personal_data_of(answers: Answers) -> list[str]:
 
 NAMES = ("first_name", "last_name", "company_name")
 # The registry check happens once the identity is answered, before the login data (the seed's "Avanti >>").
-IDENTITY = Checkpoint("verified", checks=("customer_code", "kind", *NAMES, "tax_code"), before="email")
+# What was given for one identity (phone, login data) is forgotten with it: after a mismatch, or when the
+# check establishes another customer (VERIFIED_AS remembers which one), nothing of it may pass into another
+# customer's profile. The same customer verified again (an identity answer changed back) keeps it.
+IDENTITY = Checkpoint(
+    "verified",
+    checks=("customer_code", "kind", *NAMES, "tax_code"),
+    before="email",
+    clears=("phone", "email", "password", "question", "answer"),
+)
 
 SPEC = FormSpec(
     name="registration",
@@ -94,6 +102,7 @@ SPEC = FormSpec(
     has_summary=True,
 )
 NAME = SPEC.name
+VERIFIED_AS = "verified_as"  # the code key of the customer the identity check last established
 
 
 class RegistrationForm(Form):
@@ -110,12 +119,20 @@ class RegistrationForm(Form):
             tax_code=answers["tax_code"],
         )
         match await registration.verify_identity(turn.services, turn.user_id, identity):
-            case IdentityVerified():
+            case IdentityVerified(record):
+                verified_as = rules.customer_code.key(record.customer_code)
+                if answers.get(VERIFIED_AS, verified_as) != verified_as:
+                    self.spec.forget_dependants(turn.draft, checkpoint)
+                answers[VERIFIED_AS] = verified_as
+                answers["customer_code"] = record.customer_code  # as printed on the bill, "UG-100234"
                 answers[checkpoint.key] = True
                 return Ask([Reply("verified")])
             case IdentityMismatch(left):
-                # Start again from the customer code, without saying which datum was wrong.
+                # Start again from the customer code, without saying which datum was wrong, and without
+                # anything given for the identity that did not match.
                 self.spec.forget(turn.draft, *checkpoint.checks)
+                self.spec.forget_dependants(turn.draft, checkpoint)
+                answers.pop(VERIFIED_AS, None)
                 return Ask([Reply("mismatch", {"left": left})])
             case AlreadyRegistered():
                 return Finish([Reply("already_registered")])

@@ -160,11 +160,14 @@ class Repeat(Field):
 class Checkpoint:
     """A check the form makes once `checks` are answered, before it asks `before` (the registry's identity
     check before the login data). Its result is kept in the answers under `key`; forgetting any of the
-    checked answers forgets it, so the check runs again."""
+    checked answers forgets it, so the check runs again. `clears` are the answers given for the identity
+    the check established (the phone, the login data): the form forgets them (`forget_dependants`) when
+    the check fails or establishes another identity, so nothing passes to another customer's profile."""
 
     key: str
     checks: tuple[str, ...]
     before: str
+    clears: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -250,6 +253,10 @@ class FormSpec:
             if key in draft.history:
                 draft.history.remove(key)
 
+    def forget_dependants(self, draft: Draft, checkpoint: Checkpoint) -> None:
+        """Forget what was answered for the identity `checkpoint` established (its `clears`)."""
+        self.forget(draft, *checkpoint.clears)
+
     def back(self, draft: Draft) -> str | None:
         """/indietro: forget the last answer; the step to ask again, or None when there was none. A repeat
         is no step to go back to: going back from it asks the pair again."""
@@ -308,3 +315,7 @@ def _check(spec: FormSpec) -> None:
             raise ValueError(f"{spec.name}: checkpoint {cp.key} is a step, or before no step")
         if any(order.get(k, len(order)) >= order[cp.before] for k in cp.checks):
             raise ValueError(f"{spec.name}: checkpoint {cp.key} checks a step not asked before it")
+        # Only steps after every checked one: forgetting then always ends, as for a field's `clears`.
+        last_checked = max(order.get(k, -1) for k in cp.checks)
+        if any(order.get(k, -1) <= last_checked for k in cp.clears):
+            raise ValueError(f"{spec.name}: checkpoint {cp.key} clears a step not after what it checks")

@@ -31,6 +31,7 @@ from storage.models import (
     Customer,
     TelegramSession,
 )
+from unogas_bot import rules
 from unogas_bot.clock import utcnow
 
 
@@ -129,7 +130,7 @@ _EMAIL_TAKEN = Lookup(select(Account.id).where(Account.email == bindparam("email
 _CUSTOMER_HAS_ACCOUNT = Lookup(
     select(Account.id)
     .join(Customer, Customer.id == Account.customer_id)
-    .where(Customer.customer_code == bindparam("code"))
+    .where(Customer.code_key == bindparam("code"))
     .limit(1)
 )
 
@@ -186,7 +187,9 @@ class Accounts:
         """
         session, now = self._session, self._clock()
         customer_id = (
-            await session.execute(select(Customer.id).where(Customer.customer_code == new.customer_code))
+            await session.execute(
+                select(Customer.id).where(Customer.code_key == rules.customer_code.key(new.customer_code))
+            )
         ).scalar_one_or_none()
         if customer_id is None:
             raise UnknownCustomer(new.customer_code)
@@ -228,7 +231,7 @@ class Accounts:
 
     async def customer_has_account(self, customer_code: str) -> bool:
         conn = await self._session.connection()
-        return bool(await _CUSTOMER_HAS_ACCOUNT.rows(conn, code=customer_code.strip().upper()))
+        return bool(await _CUSTOMER_HAS_ACCOUNT.rows(conn, code=rules.customer_code.key(customer_code)))
 
     async def get(self, account_id: int) -> AccountView | None:
         return await self._one(Account.id == account_id)
@@ -237,7 +240,7 @@ class Accounts:
         return await self._one(Account.email == normalize_email(email))
 
     async def get_by_customer_code(self, customer_code: str) -> AccountView | None:
-        return await self._one(Customer.customer_code == customer_code.strip().upper())
+        return await self._one(Customer.code_key == rules.customer_code.key(customer_code))
 
     async def _one(self, condition: Any) -> AccountView | None:
         row = (await self._session.execute(_select_views().where(condition))).one_or_none()

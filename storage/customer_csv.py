@@ -153,12 +153,12 @@ def staged_row(line: int, fields: Sequence[str]) -> StagedRow:
         raise RowError(f"name cannot be matched: {exc}") from None
     if not key.replace("|", ""):
         raise RowError("name cannot be matched: no letters")
-    return (line, code, kind, *names, tax, key)
+    return (line, code, rules.customer_code.key(code), kind, *names, tax, key)
 
 
 def validate_row(fields: Sequence[str]) -> CustomerRecord:
     """Turn one CSV row into a normalised ``CustomerRecord``; raises ``RowError`` with the first problem."""
-    _, code, kind, first, last, company, tax, _ = staged_row(0, fields)
+    _, code, _, kind, first, last, company, tax, _ = staged_row(0, fields)
     return CustomerRecord(code, kind, first, last, company, tax)
 
 

@@ -2,7 +2,7 @@
 
 The people and companies are invented. Their codici fiscali follow the real construction rules (surname and
 name consonants, birth date and sex, a real municipality code, the check character), and the partita IVA
-has a valid check digit, so they pass ``validation.tax_code`` like real ones.
+has a valid check digit, so they pass ``rules.tax_code.validate`` like real ones.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ _IN_CHUNK = 900
 
 @dataclass(frozen=True, slots=True)
 class CustomerRecord:
-    """A registry entry. Names are normalised by ``validation``; unused name fields are None."""
+    """A registry entry. Names are normalised by the rules (unogas_bot/rules/); unused name fields are None."""
 
     customer_code: str
     kind: str
@@ -49,16 +49,9 @@ class CustomerRecord:
     tax_code: str
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """What a customer typed to prove who they are, already normalised by ``validation``."""
-
-    customer_code: str
-    kind: str
-    first_name: str | None
-    last_name: str | None
-    company_name: str | None
-    tax_code: str
+# What a customer typed to prove who they are (already normalised by the rules) has exactly the fields of
+# a registry record: one class, named for what it is used as where that reads better.
+Identity = CustomerRecord
 
 
 def name_key(kind: str, first_name: str | None, last_name: str | None, company_name: str | None) -> str:
@@ -102,15 +95,16 @@ _RECORD_COLUMNS = (
 )
 
 
-# A bulk import's rows, in the order of the staging table's columns: the file's line number, the record's
-# fields and its matching key.
-StagedRow = tuple[int, str, str, str | None, str | None, str | None, str, str]
+# A bulk import's rows, in the order of the staging table's columns: the file's line number, the customer
+# code as printed and its key (rules.customer_code.key), the record's other fields and its name key.
+StagedRow = tuple[int, str, str, str, str | None, str | None, str | None, str, str]
 
 _STAGING = Table(
     "customer_import_staging",
     MetaData(),  # not the models' metadata: no migration creates it, each import makes its own
     Column("line", Integer, nullable=False),
     Column("customer_code", String, nullable=False),
+    Column("code_key", String, nullable=False),
     Column("kind", String, nullable=False),
     Column("first_name", String),
     Column("last_name", String),
@@ -152,15 +146,16 @@ class RegistryImport:
             await self._conn.exec_driver_sql(_STAGING_INSERT[self._dialect], list(rows))
 
     async def repeats(self, limit: int) -> tuple[list[tuple[int, str, int]], int]:
-        """Staged rows whose customer code was staged before: the first `limit` of them in line order, as
-        (line, code, line where the code was first staged), and how many there are in all."""
+        """Staged rows whose customer code was staged before (compared by key: "UG-1" repeats "UG1"): the
+        first `limit` of them in line order, as (line, code, line where the code was first staged), and how
+        many there are in all."""
         staged = _STAGING.c
         total = await self._conn.scalar(
-            select(func.count() - func.count(distinct(staged.customer_code))).select_from(_STAGING)
+            select(func.count() - func.count(distinct(staged.code_key))).select_from(_STAGING)
         )
         if not total:
             return [], 0
-        first = func.min(staged.line).over(partition_by=staged.customer_code).label("first_line")
+        first = func.min(staged.line).over(partition_by=staged.code_key).label("first_line")
         numbered = select(staged.line, staged.customer_code, first).subquery()
         result = await self._conn.execute(
             select(numbered.c.line, numbered.c.customer_code, numbered.c.first_line)
@@ -181,15 +176,16 @@ class RegistryImport:
         new = await self._conn.scalar(
             select(func.count())
             .select_from(_STAGING)
-            .where(~select(customers.c.id).where(customers.c.customer_code == staged.customer_code).exists())
+            .where(~select(customers.c.id).where(customers.c.code_key == staged.code_key).exists())
         )
         now = self._clock()
-        columns = ["customer_code", *_DATA_COLUMNS, "name_key"]
+        columns = ["customer_code", "code_key", *_DATA_COLUMNS, "name_key"]
         merge = upsert_statement(
             self._dialect,
             customers,
-            key="customer_code",
-            update=[*_DATA_COLUMNS, "name_key", "updated_at"],
+            key="code_key",
+            # The file's spelling of the code ("UG-1" or "UG1") is the one shown from now on.
+            update=["customer_code", *_DATA_COLUMNS, "name_key", "updated_at"],
             changed_only=True,
         ).from_select(
             [*columns, "created_at", "updated_at"],
@@ -206,7 +202,7 @@ class RegistryImport:
 
 # The identity check's look-up (once per registration): a Lookup, one driver call on SQLite.
 _MATCH = Lookup(
-    select(*_RECORD_COLUMNS, Customer.name_key).where(Customer.customer_code == bindparam("code"))
+    select(*_RECORD_COLUMNS, Customer.name_key).where(Customer.code_key == bindparam("code"))
 )
 
 
@@ -215,7 +211,7 @@ async def _match(conn: AsyncConnection, identity: Identity) -> CustomerRecord | 
         wanted_key = name_key(identity.kind, identity.first_name, identity.last_name, identity.company_name)
     except ValueError:
         return None
-    rows = await _MATCH.rows(conn, code=identity.customer_code)
+    rows = await _MATCH.rows(conn, code=rules.customer_code.key(identity.customer_code))
     if not rows:
         return None
     *fields, key = rows[0]  # customer_code is unique: one row at most
@@ -255,11 +251,8 @@ class CustomerRegistry:
     async def get(self, customer_code: str) -> CustomerRecord | None:
         """The record with this customer code, or None."""
         async with self._db.session() as session:
-            row = (
-                await session.execute(
-                    select(*_RECORD_COLUMNS).where(Customer.customer_code == customer_code.strip().upper())
-                )
-            ).one_or_none()
+            wanted = Customer.code_key == rules.customer_code.key(customer_code)
+            row = (await session.execute(select(*_RECORD_COLUMNS).where(wanted))).one_or_none()
         return None if row is None else _to_record(row)
 
     async def count(self) -> int:
@@ -286,17 +279,18 @@ class CustomerRegistry:
             stmt = upsert_statement(
                 self._db.dialect,
                 Customer.__table__,  # type: ignore[arg-type]
-                key="customer_code",
-                update=[*_DATA_COLUMNS, "name_key", "updated_at"],
+                key="code_key",
+                update=["customer_code", *_DATA_COLUMNS, "name_key", "updated_at"],
                 changed_only=True,
             )
+            key = rules.customer_code.key
             for batch in _batches(records, batch_size):
                 # Last one wins inside a batch; earlier batches are already visible to the query below.
-                by_code = {record.customer_code: record for record in batch}
+                by_code = {key(record.customer_code): record for record in batch}
                 existing: dict[str, CustomerRecord] = {}
                 for lookup in self._lookups(list(by_code)):
                     result = await conn.execute(lookup)
-                    existing.update((row.customer_code, _to_record(row)) for row in result)
+                    existing.update((key(row.customer_code), _to_record(row)) for row in result)
                 now = self._clock()
                 params = []
                 for code, record in by_code.items():
@@ -328,16 +322,16 @@ class CustomerRegistry:
             if self._db.dialect != "postgresql":
                 await conn.run_sync(lambda sync_conn: _STAGING.drop(sync_conn))
 
-    def _lookups(self, codes: list[str]) -> Iterator[Select[Any]]:
-        """Statements fetching the registry rows of these codes, each an indexed look-up."""
+    def _lookups(self, keys: list[str]) -> Iterator[Select[Any]]:
+        """Statements fetching the registry rows of these code keys, each an indexed look-up."""
         query = select(*_RECORD_COLUMNS)
         if self._db.dialect == "postgresql":
             # One array parameter: planned in no time, unlike an IN list of thousands of parameters.
-            yield query.where(Customer.customer_code == any_(bindparam("codes", codes, type_=ARRAY(String))))
+            yield query.where(Customer.code_key == any_(bindparam("codes", keys, type_=ARRAY(String))))
             return
         # Expanding IN lists stay well below SQLite's historic 999-variable limit.
-        for start in range(0, len(codes), _IN_CHUNK):
-            yield query.where(Customer.customer_code.in_(codes[start : start + _IN_CHUNK]))
+        for start in range(0, len(keys), _IN_CHUNK):
+            yield query.where(Customer.code_key.in_(keys[start : start + _IN_CHUNK]))
 
     @staticmethod
     def _row(record: CustomerRecord, now: datetime) -> dict[str, Any]:
@@ -345,6 +339,7 @@ class CustomerRegistry:
             raise ValueError(f"customer code must be upper-case: {record.customer_code!r}")
         return {
             "customer_code": record.customer_code,
+            "code_key": rules.customer_code.key(record.customer_code),
             "kind": record.kind,
             "first_name": record.first_name,
             "last_name": record.last_name,

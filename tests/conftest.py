@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-# The project is not installed into the virtualenv: make `storage`, `unogas_bot` and `conversations`
-# importable under plain `pytest` too (pythonpath = ["."] in [tool.pytest.ini_options] would do the same).
+# scripts/test.sh installs the project into .venv; a bare `pytest` from another environment still finds
+# `storage`, `unogas_bot` and `conversations` through this (pythonpath = ["."] would do the same).
 _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)

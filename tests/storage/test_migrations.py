@@ -18,7 +18,7 @@ from storage.models import Base
 TABLES = {"customers", "accounts", "telegram_sessions", "attempts", "audit_events"}
 # The conversation state of storage/persistence.py (migration 0002).
 TABLES |= {"bot_user_data", "bot_chat_data", "bot_conversations"}
-HEAD = "0002"
+HEAD = "0003"
 
 
 def _differences(connection: Connection) -> list[Any]:
@@ -148,3 +148,30 @@ async def test_step_by_step_from_0001_keeps_the_data(empty_database: Database) -
         assert await conn.run_sync(_differences) == []
     async with empty_database.session() as session:
         assert (await session.execute(sa.text("SELECT count(*) FROM attempts"))).scalar_one() == 1
+
+
+async def test_0003_gives_stored_customers_their_code_key(empty_database: Database) -> None:
+    """Customers imported before 0003 keep their code as printed and get the key a typed code is compared
+    by, the same key rules.customer_code.key computes."""
+    import sqlalchemy as sa
+
+    from unogas_bot import rules
+
+    await empty_database.upgrade("0002")
+    async with empty_database.transaction() as session:
+        for n, code in enumerate(("UG-100234", "AB/12-3", "777")):
+            await session.execute(
+                sa.text(
+                    "INSERT INTO customers (customer_code, kind, first_name, last_name, company_name,"
+                    " tax_code, name_key, created_at, updated_at) VALUES (:code, 'business', NULL, NULL,"
+                    " :name, '02847390586', :name, '2025-03-10 09:30:00', '2025-03-10 09:30:00')"
+                ),
+                {"code": code, "name": f"company {n}"},
+            )
+    await empty_database.upgrade("0003")
+    async with empty_database.session() as session:
+        rows = (await session.execute(sa.text("SELECT customer_code, code_key FROM customers"))).all()
+    assert sorted(rows) == sorted(
+        (code, rules.customer_code.key(code)) for code in ("UG-100234", "AB/12-3", "777")
+    )
+    assert rules.customer_code.key("ab/12-3") == "AB123"

@@ -254,7 +254,7 @@ async def test_match_is_one_lookup(registry: CustomerRegistry, database: Databas
         event.remove(database.engine.sync_engine, "before_cursor_execute", remember)
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert len(selects) == 1
-    assert "customer_code =" in selects[0]
+    assert "code_key =" in selects[0]
 
 
 async def test_get_and_count(registry: CustomerRegistry, demo: list[CustomerRecord]) -> None:

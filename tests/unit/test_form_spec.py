@@ -158,6 +158,32 @@ def test_changing_the_kind_forgets_names_tax_code_and_the_identity_check():
     assert draft.history == ["customer_code", "phone"]
 
 
+def test_forgetting_the_dependants_of_the_identity_forgets_phone_and_login_data():
+    """After a mismatch, or when another customer is verified, nothing given for the previous identity is
+    kept: not the phone, not the e-mail, password, question or answer (issue 13)."""
+    answers = {
+        **IDENTITY,
+        "verified": True,
+        "email": "m@example.it",
+        "password_hash": "$2b$",
+        "question": "Q?",
+    }
+    draft = draft_with(answers, digests={"answer": "d"}, history=[*IDENTITY, "email", "password", "question"])
+    REGISTRATION.forget_dependants(draft, REGISTRATION.checkpoints[0])
+    assert draft.digests == {}
+    assert not {"phone", "email", "password_hash", "question"} & set(draft.answers)
+    assert set(IDENTITY) - {"phone"} | {"verified"} <= set(draft.answers)  # the identity itself stays
+    assert "phone" not in draft.history and "email" not in draft.history
+
+
+def test_a_checkpoint_may_only_clear_steps_after_what_it_checks():
+    fields = (Field("a", as_typed), Field("b", as_typed), Field("c", as_typed))
+    with pytest.raises(ValueError, match="clears a step not after"):
+        FormSpec(
+            "f", fields, ("f",), checkpoints=(Checkpoint("ok", checks=("b",), before="c", clears=("a",)),)
+        )
+
+
 def test_changing_the_phone_keeps_the_identity_check():
     draft = draft_with({**IDENTITY, "verified": True})
     REGISTRATION.forget(draft, "phone")

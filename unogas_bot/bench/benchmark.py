@@ -4,7 +4,7 @@ In one process and one run it measures, each against a limit that is a ratio wit
 
 1. the framework floor: PTB + the offline stand-in with a trivial echo conversation (updates per second);
 2. the registration load: N distinct registry customers registering at once through the real conversations
-   and storage (persistence too, once storage has it) at bcrypt cost 12, against the bcrypt ceiling of this
+   and storage (the persistence included) at bcrypt cost 12, against the bcrypt ceiling of this
    machine; latency of the replies that involve no hashing while hashing saturates the cores; CPU per
    non-hashing update against the floor's; memory per in-flight conversation;
 3. the registry at scale: CSV imports of 100,000 and 1,000,000 rows (rows per second, peak memory) and the

@@ -38,6 +38,17 @@ def _rules(text: str) -> str:
     return value
 
 
+def key(code: str) -> str:
+    """The form two customer codes are compared in: upper-case letters and digits only.
+
+    Bills print "UG-100234", customers type "UG100234" or "ug 100 234"; the separators carry no meaning,
+    so the registry, the accounts, the limits and recovery all compare this key (the registry keeps it in
+    ``customers.code_key``) while the code as printed stays what is shown. Works on any text (a support
+    tool's argument too), not only on validated codes.
+    """
+    return "".join(ch for ch in code.upper() if ch.isascii() and ch.isalnum())
+
+
 def is_valid(text: str) -> bool:
     """Whether `validate` accepts `text`."""
     return accepts(validate, text)

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from storage.attempts import account_key, telegram_key
 from storage.models import ATTEMPT_KEY_LEN
+from unogas_bot import rules
 
 __all__ = ["account_key", "customer_key", "email_key", "telegram_key"]
 
@@ -42,5 +43,5 @@ def email_key(email: str) -> str:
 
 
 def customer_key(customer_code: str) -> str:
-    """The key of a typed customer code."""
-    return _digest("customer:", customer_code.strip().upper())
+    """The key of a typed customer code: "UG100234" and "UG-100234" count together."""
+    return _digest("customer:", rules.customer_code.key(customer_code))

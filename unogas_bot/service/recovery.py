@@ -65,7 +65,9 @@ async def identify(services: Services, user_id: int, email: str, customer_code: 
         if blocked is not None:
             return TooManyMismatches(blocked)
         account = await uow.accounts.get_by_email(email)
-        if account is None or account.customer_code != customer_code:
+        if account is None or rules.customer_code.key(account.customer_code) != rules.customer_code.key(
+            customer_code
+        ):
             await uow.attempts.add(limits.RECOVERY_MISMATCH, user)
             detail = "wrong customer code" if account else "unknown e-mail"
             await audit(uow, "recovery_identity_failed", account, user_id, detail)
