@@ -39,7 +39,7 @@ _IN_CHUNK = 900
 
 @dataclass(frozen=True, slots=True)
 class CustomerRecord:
-    """A registry entry. Names are normalised by the rules (unogas_bot/rules/); unused name fields are None."""
+    """A registry entry. Names are normalised by unogas_bot/rules/; unused name fields are None."""
 
     customer_code: str
     kind: str

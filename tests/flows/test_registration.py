@@ -25,6 +25,7 @@ from unogas_bot.offline import Deleted
 async def _at_email(user, customer=MARIO):
     """Answer the identity questions correctly, up to the e-mail question."""
     await user.send("/registrati")
+    await user.send("continua")
     await user.send(customer["code"])
     await user.press("Persona")
     await answer_all(user, customer["first"], customer["last"], customer["tax"])
@@ -52,6 +53,7 @@ async def test_person_registers_and_profile_is_stored(bot):
 async def test_business_registers_with_partita_iva_and_loose_company_spelling(bot):
     user = bot.user(2002)
     await user.send("/registrati")
+    await user.send("continua")
     await user.send("ug-200101")
     events = await user.press("Azienda")
     assert "ragione sociale" in last_text(events)
@@ -75,10 +77,12 @@ async def test_business_registers_with_partita_iva_and_loose_company_spelling(bo
 async def test_progress_counts_person_and_business_steps(sqlite_bot):
     person, business = sqlite_bot.user(1), sqlite_bot.user(2)
     await person.send("/registrati")
+    await person.send("continua")
     await person.send(MARIO["code"])
     events = await person.press("Persona")
     assert "Passo 3 di 12" in last_text(events)
     await business.send("/registrati")
+    await business.send("continua")
     await business.send(FERRARO["code"])
     events = await business.press("Azienda")
     assert "Passo 3 di 11" in last_text(events)
@@ -178,6 +182,7 @@ async def test_answer_mismatch_asks_answer_again_and_compares_normalised(sqlite_
 async def test_mismatch_restarts_from_customer_code_without_saying_which_field(bot):
     user = bot.user(4004)
     await user.send("/registrati")
+    await user.send("continua")
     await user.send(MARIO["code"])
     await user.press("Persona")
     await answer_all(user, "Mario", "Verdi", MARIO["tax"])
@@ -202,7 +207,8 @@ async def test_mismatch_restarts_from_customer_code_without_saying_which_field(b
 async def test_identity_attempts_are_limited_per_hour(bot, clock):
     user = bot.user(4005)
     await user.send("/registrati")
-    for attempt in range(5):
+    await user.send("continua")
+    for _ in range(5):
         await user.send(MARIO["code"])
         await user.press("Persona")
         await answer_all(user, "Mario", "Sbagliato", MARIO["tax"])
@@ -225,6 +231,7 @@ async def test_already_registered_customer_is_pointed_to_login(bot):
     await register_person(bot.user(5001))
     other = bot.user(5002)
     await other.send("/registrati")
+    await other.send("continua")
     await other.send(MARIO["code"])
     await other.press("Persona")
     await answer_all(other, MARIO["first"], MARIO["last"], MARIO["tax"])
@@ -260,6 +267,7 @@ async def test_cancel_forgets_the_draft(sqlite_bot):
 async def test_help_explains_current_question_and_asks_it_again(sqlite_bot):
     user = sqlite_bot.user(7002)
     await user.send("/registrati")
+    await user.send("continua")
     question = last_text(await user.send("UG-100234"))
     events = await user.send("/aiuto")
     said = texts_of(events)
@@ -270,6 +278,7 @@ async def test_help_explains_current_question_and_asks_it_again(sqlite_bot):
 async def test_stickers_photos_and_unknown_commands_get_the_question_again(sqlite_bot):
     user = sqlite_bot.user(7003)
     await user.send("/registrati")
+    await user.send("continua")
     question = last_text(await user.send("UG-100234"))
     for events in (await user.send_sticker(), await user.send_photo(), await user.send("/boh")):
         said = texts_of(events)
@@ -280,6 +289,7 @@ async def test_stickers_photos_and_unknown_commands_get_the_question_again(sqlit
 async def test_too_many_invalid_replies_offers_to_start_over(sqlite_bot):
     user = sqlite_bot.user(7004)
     await user.send("/registrati")
+    await user.send("continua")
     for _ in range(4):
         events = await user.send("@@")
     assert "difficoltà" not in " ".join(texts_of(events))
@@ -303,6 +313,7 @@ async def test_silence_forgets_the_draft_and_says_so(sqlite_bot, clock):
 async def test_back_goes_to_previous_question(sqlite_bot):
     user = sqlite_bot.user(7006)
     await user.send("/registrati")
+    await user.send("continua")
     await user.send("UG-100234")
     await user.press("Persona")
     events = await user.send("/indietro")
@@ -331,6 +342,7 @@ async def test_edit_from_summary_returns_to_summary(sqlite_bot):
 async def test_old_buttons_are_answered_not_acted_upon(sqlite_bot):
     user = sqlite_bot.user(7008)
     await user.send("/registrati")
+    await user.send("continua")
     await user.send("UG-100234")
     kind_question = sqlite_bot.api.messages_to(user.chat_id)[-1]
     await user.press("Persona")
@@ -405,6 +417,7 @@ async def test_forged_summary_action_changes_nothing(sqlite_bot):
 async def test_editing_an_old_message_does_not_answer_the_question(sqlite_bot):
     user = sqlite_bot.user(8103)
     await user.send("/registrati")
+    await user.send("continua")
     await user.send("UG-100234")
     first_message = user.last_message_id
     await user.press("Persona")
