@@ -201,9 +201,7 @@ class RegistryImport:
 
 
 # The identity check's look-up (once per registration): a Lookup, one driver call on SQLite.
-_MATCH = Lookup(
-    select(*_RECORD_COLUMNS, Customer.name_key).where(Customer.code_key == bindparam("code"))
-)
+_MATCH = Lookup(select(*_RECORD_COLUMNS, Customer.name_key).where(Customer.code_key == bindparam("code")))
 
 
 async def _match(conn: AsyncConnection, identity: Identity) -> CustomerRecord | None:
