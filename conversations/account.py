@@ -7,17 +7,12 @@ so a session ended elsewhere (password recovered, account deleted, 30 days passe
 from __future__ import annotations
 
 from telegram import Update
-from telegram.constants import ParseMode
 
 from conversations.context import BotContext
 from conversations.login import display_name
 from storage.accounts import AccountView
 from unogas_bot import rules
 from unogas_bot.i18n import texts
-
-
-async def _send(update: Update, context: BotContext, html: str) -> None:
-    await context.bot.send_message(update.effective_chat.id, html, parse_mode=ParseMode.HTML)
 
 
 def profile_html(lang: str, account: AccountView) -> str:
@@ -44,9 +39,9 @@ async def show_profile(update: Update, context: BotContext) -> None:
     user_id = update.effective_user.id
     account = await context.services.accounts.session_account(user_id)
     if account is None:
-        await _send(update, context, texts.t(lang, "profile_not_logged_in"))
+        await context.send_html(update, texts.t(lang, "profile_not_logged_in"))
         return
-    await _send(update, context, profile_html(lang, account))
+    await context.send_html(update, profile_html(lang, account))
 
 
 async def logout(update: Update, context: BotContext) -> None:
@@ -55,9 +50,9 @@ async def logout(update: Update, context: BotContext) -> None:
     user_id = update.effective_user.id
     account = await accounts.session_account(user_id)
     if account is None or not await accounts.end_session(user_id):
-        await _send(update, context, texts.t(lang, "logout_not_logged_in"))
+        await context.send_html(update, texts.t(lang, "logout_not_logged_in"))
         return
     await accounts.record_event(
         "logout", account_id=account.id, customer_code=account.customer_code, telegram_user_id=user_id
     )
-    await _send(update, context, texts.t(lang, "logout_ok"))
+    await context.send_html(update, texts.t(lang, "logout_ok"))

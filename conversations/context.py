@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from telegram import Update
+from telegram.constants import ParseMode
 from telegram.ext import CallbackContext, ExtBot
 
+from unogas_bot.i18n import texts
 from unogas_bot.i18n.texts import language_for
 from unogas_bot.service.context import Services
 
@@ -23,3 +25,12 @@ class BotContext(CallbackContext[ExtBot, dict, dict, dict]):
             return chosen
         user = update.effective_user if isinstance(update, Update) else None
         return language_for(user.language_code if user else None)
+
+    async def say(self, update: Update, key: str, **params: object) -> None:
+        """Answer in `update`'s chat with the catalogue's message `key`, in the user's language."""
+        await self.send_html(update, texts.t(self.language_of(update), key, **params))
+
+    async def send_html(self, update: Update, html: str) -> None:
+        """Answer in `update`'s chat with catalogue-built HTML (a chat-less update gets nothing)."""
+        if update.effective_chat is not None:
+            await self.bot.send_message(update.effective_chat.id, html, parse_mode=ParseMode.HTML)
