@@ -93,6 +93,29 @@ _COUNTED: dict[str, tuple[Any, tuple[str, ...]]] = {
     "registration_identity_failed": (IDENTITY_FAILURES, ("registration",)),
     "recovery_identity_failed": (IDENTITY_FAILURES, ("recovery",)),
 }
+# Every known series from the start, at 0: a rate or an alert needs the series before its first event.
+_FAILURE_REASONS = (
+    "login_failed",
+    "registration_email_in_use",
+    "recovery_wrong_answer",
+    "database_unavailable",
+    "telegram_unavailable",
+    "telegram_blocked",
+    "telegram_conflict",
+    "internal_error",
+)
+for _kind in ("message", "edited_message", "callback_query"):
+    UPDATES.labels(_kind)
+for _reason in _FAILURE_REASONS:
+    FAILURES.labels(_reason)
+for _kind in ("login_address", "login_user", "recovery"):
+    LOCKOUTS.labels(_kind)
+for _flow in ("registration", "recovery"):
+    IDENTITY_FAILURES.labels(_flow)
+for _kind in ("timeout", "pool_timeout", "connection", "error"):
+    DATABASE_ERRORS.labels(_kind)
+for _op in ("hash", "verify"):
+    BCRYPT_SECONDS.labels(_op)
 _AUDIT_TABLE = "audit_events"
 _PENDING = "unogas_metrics_pending_events"  # key in a connection's info: audit events not yet committed
 # PostgreSQL's SQLSTATEs of a statement that ran out of time (statement_timeout, lock_timeout).

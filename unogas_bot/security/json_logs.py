@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,9 +51,11 @@ class JsonFormatter(logging.Formatter):
                 if value is not None:
                     entry[key] = value
         if record.exc_info:
-            # Only the types and frames: the filters already replaced a message that could quote input,
-            # and formatException prints the exception's own text, which may (see app.py's on_error).
-            entry["exception"] = self.formatException((record.exc_info[0], None, record.exc_info[2]))
+            # The frames and the type only: the exception's own text may quote what a customer typed (as
+            # app.py's on_error, which logs frames and type, knows).
+            kind, _error, frames = record.exc_info
+            name = kind.__name__ if kind is not None else "Exception"
+            entry["exception"] = "".join(traceback.format_tb(frames)) + name
         elif record.exc_text:
             entry["exception"] = record.exc_text
         if record.stack_info:
