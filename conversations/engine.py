@@ -342,7 +342,8 @@ class FormEngine:
             turn.now(), context.services.settings.conversation_timeout
         ):
             minutes = int(context.services.settings.conversation_timeout.total_seconds() // 60)
-            return await self._conclude(turn, Finish([Reply("expired", {"minutes": minutes})]))
+            expired = Reply("expired", {"minutes": minutes, "command": self._entry_command(turn)})
+            return await self._conclude(turn, Finish([expired]))
         try:
             outcome = await handle(turn)
         except HashBudgetExceeded as exc:
@@ -426,6 +427,12 @@ class FormEngine:
             for action in ("continue", "restart", "cancel")
         ]
         return InlineKeyboardMarkup([row])
+
+    def _entry_command(self, turn: Turn) -> str:
+        """The command that starts this form again, in the customer's language: the expiry notice says
+        how to start again (entry commands are listed Italian first, then English)."""
+        commands = self.spec.entry_commands
+        return "/" + commands[1 if turn.lang == "en" and len(commands) > 1 else 0]
 
     def _reask(self, turn: Turn, note: Reply) -> Outcome:
         return Ask([note], field=turn.draft.at)

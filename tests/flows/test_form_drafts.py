@@ -66,7 +66,8 @@ async def test_a_draft_this_code_cannot_read_counts_as_expired(database: Databas
     async with running_bot(database, clock) as bot:
         user = bot.user(USER)
         minutes = int(bot.services.settings.conversation_timeout.total_seconds() // 60)
-        assert plain("expired", minutes=minutes) in last_text(await user.send("mario.rossi@example.it"))
+        expired = plain("expired", minutes=minutes, command="/registrati")
+        assert expired in last_text(await user.send("mario.rossi@example.it"))
         assert "registration" not in bot.app.user_data.get(USER, {}), "the unreadable draft is gone"
         assert plain("q_customer_code") in last_text(await user.send("/registrati")), "a new one starts"
 

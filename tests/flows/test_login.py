@@ -24,7 +24,7 @@ from tests.kit.accountkit import (
 from tests.kit.botkit import GIULIA, MARIO, PASSWORD, Bot, answer_all, last_text
 from unogas_bot.service.limits import email_key
 
-INVALID = "E-mail o password non validi"
+INVALID = "E-mail o password non valide"
 WAIT = "Troppi tentativi di accesso non riusciti"
 LOGGED_IN = "Accesso effettuato"
 NOT_LOGGED_IN = "Non ha effettuato l'accesso"
@@ -339,7 +339,7 @@ async def test_login_in_english(sqlite_bot: Bot) -> None:
     user = sqlite_bot.user(6006, language_code="en")
     assert "e-mail address" in last_text(await user.send("/login"))
     await user.send(MARIO_EMAIL)
-    assert "E-mail or password not valid" in said(await user.send(WRONG_PASSWORD))
+    assert "Incorrect e-mail or password" in said(await user.send(WRONG_PASSWORD))
     assert "You are logged in" in said(await login(user))
 
 

@@ -52,7 +52,7 @@ async def test_recovery_sets_a_new_password_and_ends_every_session(bot: Bot) -> 
 
     for device in (phone, tablet):
         assert NOT_LOGGED_IN in last_text(await device.send("/profilo"))
-    assert "E-mail o password non validi" in said(await login(phone, password=PASSWORD))
+    assert "E-mail o password non valide" in said(await login(phone, password=PASSWORD))
     assert LOGGED_IN in said(await login(tablet, password=NEW_PASSWORD))
 
     account = await bot.services.accounts.get_by_email(MARIO_EMAIL)

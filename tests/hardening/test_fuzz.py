@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from storage.demo import DEMO_CUSTOMERS
 from storage.registry import CustomerRecord
 from tests.conftest import BACKENDS, FakeClock, make_test_database
-from tests.kit.botkit import SEED_SENTENCE, Bot, running_bot
+from tests.kit.botkit import SAVED_EN, SEED_SENTENCE, Bot, running_bot
 from tests.kit.hardkit import (
     CatalogueWitness,
     ErrorSpy,
@@ -557,7 +557,7 @@ class World:
             if form == "registration" and new_hash and new_hash != (before or {}).get(f"{secret}_hash"):
                 run.confirmed[secret] = typed
         said = [e.plain_text for e in events if isinstance(e, Sent)]
-        if any(SEED_SENTENCE in s for s in said):
+        if any(SEED_SENTENCE in s or SAVED_EN in s for s in said):
             assert form == "registration" and before and at == "summary", f"{where}: saved from {at}"
             code = before["customer_code"]
             assert code not in self.accounts, f"{where}: {code} saved twice"

@@ -171,7 +171,7 @@ async def test_homoglyph_email_is_a_different_address(bot: Bot) -> None:
 
     outsider = bot.user(6403)
     await answer_all(outsider, "/accedi", latin, other_password)
-    assert "non validi" in shown(outsider)[-2], "the Latin address does not open the look-alike's profile"
+    assert "non valide" in shown(outsider)[-2], "the Latin address does not open the look-alike's profile"
     await answer_all(outsider, "/annulla", "/accedi", cyrillic.upper(), other_password, "/profilo")
     assert cyrillic in shown(outsider)[-1] and "Giulia" in shown(outsider)[-1]
     no_refused_calls(bot)

@@ -100,7 +100,7 @@ async def register(bot: Bot, user_id: int) -> None:
     await company.press("Business")
     await answer_all(company, FERRARO["company"], FERRARO["tax"], "skip", COMPANY_EMAIL)
     await answer_all(company, COMPANY_PASSWORD, COMPANY_PASSWORD, QUESTION, COMPANY_ANSWER, COMPANY_ANSWER)
-    assert "correttamente salvate" in _said(await company.send("save"))
+    assert "has been saved" in _said(await company.send("save"))
 
 
 async def log_in_and_out(bot: Bot, user_id: int) -> None:

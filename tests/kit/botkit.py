@@ -30,6 +30,7 @@ FERRARO = {"code": "UG-200101", "company": "Idrotermica Ferraro S.r.l.", "tax": 
 
 # The seed's own words for a saved profile (registrazione-crm.txt), which the bot says verbatim.
 SEED_SENTENCE = "Le informazioni relative al proprio profilo sono state correttamente salvate."
+SAVED_EN = "Your profile information has been saved."  # the English confirmation, in English only
 
 PASSWORD = "Lanterna verde 1987"
 QUESTION = "Come si chiamava il mio primo gatto?"
