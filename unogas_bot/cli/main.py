@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy.exc import DBAPIError
 
-from unogas_bot.cli import accounts, bench, console, customers, db, run, standin
+from unogas_bot.cli import accounts, bench, console, customers, db, flows, run, standin
 from unogas_bot.cli.common import CliError
 from unogas_bot.config import ConfigError, Settings
 from unogas_bot.security.json_logs import JsonFormatter
@@ -100,7 +100,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 # One module per command group, each with its `add_parser` and `COMMANDS`; the order is the help's.
-GROUPS = (run, console, customers, accounts, db, bench, standin)
+GROUPS = (run, console, customers, accounts, db, bench, standin, flows)
 COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], int]] = {
     key: command for group in GROUPS for key, command in group.COMMANDS.items()
 }

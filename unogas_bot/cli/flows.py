@@ -1,0 +1,89 @@
+"""`unogas-bot flows test|record|diagram`: flow scripts support staff write and check, and the picture of
+every flow (issue 13). The format is in unogas_bot/flows/script.py and the README."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import io
+import logging
+import sys
+from pathlib import Path
+
+from unogas_bot.cli.common import CliError
+from unogas_bot.cli.console import run_console
+from unogas_bot.config import Settings
+from unogas_bot.flows.runner import DEFAULT_USER, Replayer, find_scripts, report, run_scripts
+from unogas_bot.flows.script import ScriptError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    flows = sub.add_parser("flows", help="flow scripts (replayed as tests) and flow diagrams")
+    fsub = flows.add_subparsers(dest="action", required=True)
+    test = fsub.add_parser("test", help="replay flow scripts on a throwaway database: PASS or FAIL each")
+    test.add_argument("paths", nargs="+", metavar="FILE|DIR", help="scripts, or folders of *.flow files")
+    test.add_argument("--update", action="store_true", help="rewrite the bot lines of failing steps")
+    record = fsub.add_parser("record", help="chat in the terminal and save the session as a flow script")
+    record.add_argument("file", help="the script to write (overwritten)")
+    record.add_argument("--language", default="it", choices=("it", "en"), help="the user's language")
+    record.add_argument("--user-id", type=int, default=DEFAULT_USER, help="the Telegram user id to play")
+
+
+def _quiet(settings: Settings, args: argparse.Namespace) -> None:
+    """Each script builds a database and starts a bot: their INFO lines would bury the PASS/FAIL lines."""
+    if not args.verbose and settings.log_level is None:
+        logging.getLogger().setLevel(logging.WARNING)
+
+
+def cmd_flows_test(settings: Settings, args: argparse.Namespace) -> int:
+    _quiet(settings, args)
+    paths = list(find_scripts(args.paths))
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise CliError(f"no such flow script: {', '.join(missing)}")
+    if not paths:
+        raise CliError("no *.flow script found")
+    try:
+        outcomes = asyncio.run(run_scripts(paths, settings, update=args.update))
+    except ScriptError as exc:
+        raise CliError(str(exc)) from None
+    for outcome in outcomes:
+        print(report(outcome, updated=args.update))
+    failed = sum(not outcome.passed for outcome in outcomes)
+    verb = "updated" if args.update else "failed"
+    print(f"{len(outcomes)} script(s): {len(outcomes) - failed} passed, {failed} {verb}")
+    return 1 if failed and not args.update else 0
+
+
+def cmd_flows_record(settings: Settings, args: argparse.Namespace) -> int:
+    """The console on a throwaway database with the demo customers (as `flows test` replays it); the
+    session goes to the file, passwords and answers masked (a masked input replays the script's own)."""
+    _quiet(settings, args)
+    path = Path(args.file)
+    transcript = io.StringIO()
+
+    async def work() -> int:
+        replayer = Replayer(settings)
+        try:
+            db, url = await replayer.database(demo=True)
+            recording = dataclasses.replace(replayer.settings, database_url=url)
+            return await run_console(
+                recording,
+                user_id=args.user_id,
+                language=args.language,
+                db=db,
+                transcript=transcript,
+                persistent=False,
+            )
+        finally:
+            replayer.close()
+
+    status = asyncio.run(work())
+    header = f"# language: {args.language}\n# user: {args.user_id}\n# customers: demo\n"
+    path.write_text(header + transcript.getvalue(), encoding="utf-8")
+    print(f"saved {path}: replay it with `unogas-bot flows test {path}`", file=sys.stderr)
+    return status
+
+
+COMMANDS = {("flows", "test"): cmd_flows_test, ("flows", "record"): cmd_flows_record}

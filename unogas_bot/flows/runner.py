@@ -1,0 +1,181 @@
+"""Replaying flow scripts against the real Application, offline, each on a throwaway database.
+
+Every script gets a fresh SQLite file (copied from a template migrated once per run, with the demo
+customers unless the script names a CSV), the Application as `run` builds it on the Bot API stand-in, and
+the console's session (`session.py`), so a script sees exactly what `unogas-bot console` shows. Secrets
+are never in a script: a masked input (`> ••••••••`) types the script's password at a password question and
+its answer at a security-answer question (`# password:` / `# answer:` headers, else values generated for
+the run, strong enough for the bot's rules).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from storage.customer_csv import import_file
+from storage.db import Database
+from storage.demo import load_demo
+from storage.registry import CustomerRegistry
+from unogas_bot.bot.app import build_application
+from unogas_bot.config import Settings
+from unogas_bot.flows.script import Mismatch, Script, describe, match_step, parse, render
+from unogas_bot.flows.session import INDENT, SECRET_ECHO, ConsoleSession, awaited_step, expects_secret
+from unogas_bot.i18n import texts
+from unogas_bot.offline import OfflineBotAPI, Simulator, offline_builder
+from unogas_bot.service.context import Services
+
+SUFFIX = ".flow"  # what `flows test DIR` looks for
+DEFAULT_USER = 1001
+GROUP_CHAT = -1001234567890
+
+
+@dataclass
+class Outcome:
+    """One script's replay: the bot's lines after each step, and the steps that did not match."""
+
+    script: Script
+    actual: list[list[str]]
+    mismatches: list[Mismatch]
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches
+
+
+def find_scripts(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """The scripts named, and every `*.flow` under a directory named, in a stable order."""
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            yield from sorted(path.rglob(f"*{SUFFIX}"))
+        else:
+            yield path
+
+
+def generated_secrets() -> dict[str, str]:
+    """A password and an answer for masked inputs: new for every run, valid under the bot's rules."""
+    return {
+        "password": f"Faro sul molo {secrets.randbelow(9000) + 1000}",
+        "answer": f"Pennarello {secrets.choice(['blu', 'verde', 'rosso'])} {secrets.randbelow(90) + 10}",
+    }
+
+
+class Replayer:
+    """Replays scripts; one template database per run (migrations are the slow part of a fresh one)."""
+
+    def __init__(self, settings: Settings) -> None:
+        # Throwaway data: cheap bcrypt, and no hash budget in the way of a script that tries a lockout.
+        self.settings = dataclasses.replace(settings, bcrypt_rounds=4, hash_budget_per_user=10_000)
+        self._dir = tempfile.TemporaryDirectory(prefix="unogas-flows-")
+        self._templates: dict[bool, Path] = {}
+        self._count = 0
+        self.secrets = generated_secrets()
+
+    def close(self) -> None:
+        self._dir.cleanup()
+
+    async def database(self, demo: bool) -> tuple[Database, str]:
+        """A fresh throwaway database (schema up to date, the demo customers if `demo`) and its URL."""
+        template = self._templates.get(demo)
+        if template is None:
+            template = Path(self._dir.name) / f"template-{int(demo)}.db"
+            db = Database(f"sqlite+aiosqlite:///{template}")
+            await db.upgrade()
+            if demo:
+                await load_demo(CustomerRegistry(db))
+            await db.dispose()
+            self._templates[demo] = template
+        self._count += 1
+        path = Path(self._dir.name) / f"script-{self._count}.db"
+        shutil.copyfile(template, path)
+        url = f"sqlite+aiosqlite:///{path}"
+        db = Database(url)
+        await db.upgrade()
+        return db, url
+
+    async def replay(self, script: Script) -> Outcome:
+        headers = script.headers
+        customers = headers.get("customers", "demo")
+        db, url = await self.database(demo=customers == "demo")
+        if customers not in ("demo", "none"):
+            await import_file(script.path.parent / customers, CustomerRegistry(db))
+        services = Services.create(dataclasses.replace(self.settings, database_url=url), db)
+        api = OfflineBotAPI()
+        app = build_application(services, builder=offline_builder(api))
+        out = io.StringIO()
+        actual: list[list[str]] = []
+        try:
+            async with Simulator(app, api) as sim:
+                user_id = int(headers.get("user", DEFAULT_USER))
+                language = headers.get("language", "it")
+                group = headers.get("chat") == "group"
+                user = sim.user(
+                    user_id,
+                    first_name="Cliente",
+                    language_code=language,
+                    chat_id=GROUP_CHAT if group else None,
+                    chat_type="group" if group else "private",
+                )
+                session = ConsoleSession(user, out, echo=False, language=texts.language_for(language))
+                for step in script.steps:
+                    start = out.tell()
+                    if step.input is not None:
+                        await self._type(session, app, user_id, step.input.text[1:].strip(), script)
+                    actual.append(out.getvalue()[start:].splitlines())
+        finally:
+            await services.close()  # disposes of the database too
+        mismatches = [
+            m for step, lines in zip(script.steps, actual, strict=True) if (m := match_step(step, lines))
+        ]
+        return Outcome(script, actual, mismatches)
+
+    async def _type(
+        self, session: ConsoleSession, app: object, user_id: int, text: str, script: Script
+    ) -> None:
+        if text == SECRET_ECHO:
+            awaited = awaited_step(app, user_id)
+            kind = "answer" if awaited and "answer" in awaited[1] else "password"
+            value = script.headers.get(kind) or self.secrets[kind]
+            await session.handle_line(value, secret=True)
+        elif text.startswith("[") and text.endswith("]"):
+            if not await session.press(text[1:-1]):
+                shown = ", ".join(f"[{label}]" for label, _ in session.buttons) or "none"
+                print(f"{INDENT}(no button {text} to press; buttons: {shown})", file=session.out)
+        else:
+            await session.handle_line(text, secret=expects_secret(app, user_id))
+
+
+async def run_scripts(paths: Iterable[Path], settings: Settings, *, update: bool = False) -> list[Outcome]:
+    """Replay each script; with `update`, rewrite the expected lines of the steps that did not match."""
+    replayer = Replayer(settings)
+    outcomes = []
+    try:
+        for path in paths:
+            script = parse(path.read_text(encoding="utf-8"), path)
+            outcome = await replayer.replay(script)
+            if update and not outcome.passed:
+                failed = {id(m.step) for m in outcome.mismatches}
+                keep = [id(step) not in failed for step in script.steps]
+                path.write_text(render(script, outcome.actual, keep), encoding="utf-8")
+            outcomes.append(outcome)
+    finally:
+        replayer.close()
+    return outcomes
+
+
+def report(outcome: Outcome, *, updated: bool = False) -> str:
+    """One line per script, and for a failure a readable diff of every step that did not match."""
+    path = outcome.script.path
+    if outcome.passed:
+        return f"PASS {path} ({len(outcome.script.inputs)} inputs)"
+    if updated:
+        return f"UPDATED {path} ({len(outcome.mismatches)} step(s) rewritten)"
+    details = "\n".join(describe(m, path) for m in outcome.mismatches)
+    return f"FAIL {path}\n{details}"

@@ -1,0 +1,208 @@
+"""Flow scripts: reading one, matching a replay against it, and rewriting its expected lines.
+
+A flow script is a console transcript (see `session.py`) with a few additions:
+
+    # language: en            headers, before the first input: language (it, en), user (a Telegram user
+    # customers: demo         id), chat (private, group), customers (demo, or a CSV path relative to the
+                              script), password and answer (what a masked input types)
+    > /registrati             what the customer types; `> [Salva]` presses a button, `> /contatto +39...`
+                              shares a contact, `> ••••••••` types the script's password or answer
+    bot: Passo 1 di 12        what the bot must say; continuation lines are indented
+         Qual è il suo {*}    `{*}` matches any text, `{re:[0-9]+}` a regular expression
+    ...                       any number of bot lines
+    # a comment               (a line starting with #)
+
+Lines are compared after whitespace normalisation (runs of spaces are one, ends stripped); blank lines
+are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+ELLIPSIS = "..."
+HEADERS = ("language", "user", "chat", "customers", "password", "answer")
+_HEADER = re.compile(r"#\s*([a-z]+)\s*:\s*(.*?)\s*$")
+_PATTERN = re.compile(r"\{\*\}|\{re:((?:[^{}]|\{[^{}]*\})*)\}")
+
+
+class ScriptError(ValueError):
+    """A script that cannot be read: says the line."""
+
+
+@dataclass
+class Line:
+    """One line of a script: its 1-based number and its text as written."""
+
+    number: int
+    text: str
+
+    @property
+    def normalized(self) -> str:
+        return normalize(self.text)
+
+
+@dataclass
+class Step:
+    """An input and the bot lines expected after it (the first step's input is None: what the bot says
+    before anything is typed, normally nothing)."""
+
+    input: Line | None
+    expected: list[Line] = field(default_factory=list)
+    comments: list[Line] = field(default_factory=list)  # comments among the expected lines, kept by --update
+
+
+@dataclass
+class Script:
+    path: Path
+    headers: dict[str, str]
+    header_lines: list[str]
+    steps: list[Step]
+
+    @property
+    def inputs(self) -> list[Line]:
+        return [step.input for step in self.steps if step.input is not None]
+
+
+def normalize(text: str) -> str:
+    return " ".join(text.split())
+
+
+def is_input(text: str) -> bool:
+    return text == ">" or text.startswith("> ")
+
+
+def parse(text: str, path: Path = Path("<script>")) -> Script:
+    """Read a script; `ScriptError` names the line of an unknown header or a bad pattern."""
+    headers: dict[str, str] = {}
+    header_lines: list[str] = []
+    steps = [Step(None)]
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = Line(number, raw.rstrip())
+        if is_input(line.text):
+            steps.append(Step(line))
+        elif raw.startswith("#"):
+            header = _HEADER.fullmatch(raw)
+            if len(steps) == 1 and header and header.group(1) in HEADERS:
+                headers[header.group(1)] = header.group(2)
+                header_lines.append(line.text)
+            elif len(steps) == 1:
+                header_lines.append(line.text)
+            else:
+                steps[-1].comments.append(line)
+        elif line.normalized:
+            try:
+                _compiled(line.normalized)
+            except re.error as exc:
+                raise ScriptError(f"{path}:{number}: bad {{re:...}} pattern: {exc}") from None
+            steps[-1].expected.append(line)
+    if headers.get("language", "it") not in ("it", "en"):
+        raise ScriptError(f"{path}: language must be it or en, not {headers['language']!r}")
+    if headers.get("chat", "private") not in ("private", "group"):
+        raise ScriptError(f"{path}: chat must be private or group, not {headers['chat']!r}")
+    if not headers.get("user", "1").isdigit():
+        raise ScriptError(f"{path}: user must be a Telegram user id, not {headers['user']!r}")
+    return Script(path, headers, header_lines, steps)
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str] | None:
+    """The regular expression of an expected line with `{*}` or `{re:...}`, None for a plain line."""
+    if "{" not in pattern or not _PATTERN.search(pattern):
+        return None
+    parts, end = [], 0
+    for match in _PATTERN.finditer(pattern):
+        parts.append(re.escape(pattern[end : match.start()]))
+        parts.append(".*?" if match.group(1) is None else f"(?:{match.group(1)})")
+        end = match.end()
+    parts.append(re.escape(pattern[end:]))
+    return re.compile("".join(parts))
+
+
+def line_matches(expected: str, actual: str) -> bool:
+    """Does the `actual` line match the `expected` one, after whitespace normalisation?"""
+    expected, actual = normalize(expected), normalize(actual)
+    regex = _compiled(expected)
+    return expected == actual if regex is None else regex.fullmatch(actual) is not None
+
+
+@dataclass
+class Mismatch:
+    """Where a step's bot lines first differ: the expected line (None: the script expected no more) and
+    the actual line (None: the bot said no more)."""
+
+    step: Step
+    expected: Line | None
+    actual: str | None
+    actual_lines: list[str]
+
+
+def match_step(step: Step, actual: Sequence[str]) -> Mismatch | None:
+    """Match the bot lines `actual` (printed after this step's input) against its expected lines; `...`
+    matches any number of lines. None when they match; else the first difference of the longest match."""
+    wanted = [line.normalized for line in step.expected]
+    got = [normalize(text) for text in actual if normalize(text)]
+    best = (0, 0)
+    seen: set[tuple[int, int]] = set()
+
+    def walk(i: int, j: int) -> bool:
+        nonlocal best
+        if (i, j) in seen:
+            return False
+        seen.add((i, j))
+        if (i, j) > best:
+            best = (i, j)
+        if i == len(wanted):
+            return j == len(got)
+        if wanted[i] == ELLIPSIS:
+            return any(walk(i + 1, k) for k in range(j, len(got) + 1))
+        return j < len(got) and line_matches(wanted[i], got[j]) and walk(i + 1, j + 1)
+
+    if walk(0, 0):
+        return None
+    i, j = best
+    while i < len(wanted) and wanted[i] == ELLIPSIS:
+        i += 1
+    return Mismatch(
+        step,
+        step.expected[i] if i < len(wanted) else None,
+        got[j] if j < len(got) else None,
+        [text for text in actual if normalize(text)],
+    )
+
+
+def describe(mismatch: Mismatch, path: Path) -> str:
+    """A failure as support staff read it: the script's line number, what was expected, what came, and
+    the step's expected and actual lines side by side as a diff."""
+    step = mismatch.step
+    where = step.input.number if step.input else 0
+    typed = f" after `{step.input.text}`" if step.input else ""
+    if mismatch.expected is not None:
+        head = f"{path}:{mismatch.expected.number}: expected{typed}:\n    {mismatch.expected.text.strip()}"
+    else:
+        head = f"{path}:{where}: the bot said more{typed} than the script expects"
+    got = mismatch.actual if mismatch.actual is not None else "(nothing more)"
+    lines = [
+        head,
+        f"  but the bot said:\n    {got}",
+        "  this step, expected (-, with line numbers) and actual (+):",
+    ]
+    lines += [f"  - {line.number:4d} {line.text.strip()}" for line in step.expected]
+    lines += [f"  +      {text.strip()}" for text in mismatch.actual_lines]
+    return "\n".join(lines)
+
+
+def render(script: Script, actual: Sequence[Sequence[str]], keep: Sequence[bool]) -> str:
+    """The script with the expected lines of each step whose `keep` is False replaced by the bot's actual
+    lines (`--update`); headers, inputs, comments and matching steps stay as written."""
+    out = list(script.header_lines)
+    for step, lines, kept in zip(script.steps, actual, keep, strict=True):
+        if step.input is not None:
+            out.append(step.input.text)
+        out += [line.text for line in step.comments]
+        out += [line.text for line in step.expected] if kept else [text.rstrip() for text in lines]
+    return "\n".join(out) + "\n"
