@@ -384,7 +384,9 @@ class FormEngine:
         if refused is not None:
             return refused
         # A consumed answer is never kept, so the step stays unanswered: it is no step to go back to.
-        draft.answered_step(step.key, remembered=not (isinstance(step, Secret) and step.consumed))
+        # A notice is no question to go back to either: /indietro from the first question stays there.
+        remembered = step.counted and not (isinstance(step, Secret) and step.consumed)
+        draft.answered_step(step.key, remembered=remembered)
         outcome = await self.form.on_value(turn, step, value)
         return outcome or Ask()
 
@@ -497,7 +499,7 @@ class FormEngine:
             return
         step = self.spec.by_key[key]
         text = turn.text(self.spec.question_key(step, draft.answers))
-        if self.spec.show_progress:
+        if self.spec.show_progress and step.counted:
             number, total = self.spec.progress(draft, step)
             text = turn.text("progress", step=number, total=total) + "\n" + text
         await turn.send_html(text, self._markup(turn, step))

@@ -13,6 +13,7 @@ import math
 from datetime import datetime
 from typing import Any
 
+from conversations import privacy
 from conversations.engine import Ask, Finish, Form, Outcome, Reply, Turn
 from conversations.spec import Field, FormSpec, Secret, as_typed
 from storage.accounts import AccountView
@@ -62,7 +63,9 @@ class LoginForm(Form):
         email = turn.answers["email"]
         match await login.log_in(turn.services, turn.user_id, email, value):
             case LoggedIn(account):
-                return Finish([Reply("login_ok", {"name": display_name(account)})])
+                notes = [Reply("login_ok", {"name": display_name(account)})]
+                shown = await privacy.new_notice_for(turn.services, turn.user_id, account)
+                return Finish([*notes, shown] if shown else notes)
             case LoginLocked(until):
                 return Finish([self._wait(turn, until)])
             case InvalidCredentials():

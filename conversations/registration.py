@@ -7,18 +7,21 @@ security question, answer twice; a summary; "Salva" writes the profile in one tr
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from conversations import privacy
 from conversations.draft import Answers
 from conversations.engine import Ask, Finish, Form, Outcome, Reply, Turn
-from conversations.spec import SUMMARY, Checkpoint, Field, FormSpec, SecretPair
+from conversations.spec import SUMMARY, Checkpoint, Field, FormSpec, Notice, SecretPair
 from storage.accounts import NewAccount
 from storage.registry import Identity
 from unogas_bot import rules
 from unogas_bot.i18n import texts
 from unogas_bot.rules.replies import BUSINESS, PERSON
+from unogas_bot.service import privacy as privacy_service
 from unogas_bot.service import registration
 from unogas_bot.service.outcomes import (
     AlreadyRegistered,
@@ -82,6 +85,8 @@ IDENTITY = Checkpoint(
 SPEC = FormSpec(
     name="registration",
     fields=(
+        # The privacy notice before any personal data (issue 15); its version and time go with the profile.
+        Notice("privacy", privacy.acknowledge, choices=(privacy.ACCEPT,)),
         Field("customer_code", rules.customer_code.validate),
         Field("kind", rules.replies.parse_kind, choices=(PERSON, BUSINESS), clears=(*NAMES, "tax_code")),
         Field("first_name", rules.names.person_name, applies=is_person),
@@ -107,6 +112,9 @@ VERIFIED_AS = "verified_as"  # the code key of the customer the identity check l
 
 class RegistrationForm(Form):
     spec = SPEC
+
+    async def on_start(self, turn: Turn) -> Outcome | None:
+        return Ask([Reply("reg_intro"), privacy.notice(turn.services)])
 
     async def on_checkpoint(self, turn: Turn, checkpoint: Checkpoint) -> Outcome:
         answers = turn.answers
@@ -140,6 +148,10 @@ class RegistrationForm(Form):
                 return Finish([Reply("verify_locked")])
 
     async def on_value(self, turn: Turn, step: Field, value: Any) -> Outcome | None:
+        if step.key == "privacy":
+            version, at = privacy_service.acknowledged_now(turn.services)
+            turn.answers.update(privacy_version=version, privacy_at=at.isoformat())
+            return None
         if step.key != "email":
             return None
         customer_code = turn.answers["customer_code"]
@@ -214,6 +226,8 @@ class RegistrationForm(Form):
             answer_hash=answers["answer_hash"],
             phone=answers.get("phone"),
             telegram_user_id=turn.user_id,
+            privacy_version=answers.get("privacy_version"),
+            privacy_acknowledged_at=_when(answers.get("privacy_at")),
         )
         match await registration.register(turn.services, new):
             case Registered():
@@ -228,3 +242,7 @@ class RegistrationForm(Form):
             case CustomerGone():
                 # The record left the registry after the identity check (e.g. a contract closed meanwhile).
                 return Finish([Reply("customer_gone")])
+
+
+def _when(iso: str | None) -> datetime | None:
+    return datetime.fromisoformat(iso) if iso else None

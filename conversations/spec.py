@@ -48,6 +48,7 @@ class Field:
 
     secret: ClassVar[bool] = False  # the customer's message is deleted; the value never stored in clear
     in_summary: ClassVar[bool] = True  # has a label_<key> line and an edit button in a summary
+    counted: ClassVar[bool] = True  # a question: numbered in "Passo N di M"
 
     @property
     def confirms(self) -> str | None:
@@ -76,6 +77,15 @@ class Field:
     def drop(self, draft: Draft) -> None:
         """Forget what this step keeps (not what depends on it: `FormSpec.forget` does that)."""
         draft.answers.pop(self.key, None)
+
+
+@dataclass(frozen=True)
+class Notice(Field):
+    """A text the customer acknowledges with its button before the questions (the privacy notice): asked
+    like a question with `choices`, but no question of the form: not numbered, not in a summary."""
+
+    in_summary: ClassVar[bool] = False
+    counted: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)
@@ -224,7 +234,7 @@ class FormSpec:
 
     def progress(self, draft: Draft, step: Field) -> tuple[int, int]:
         """("Passo", "di"): where `step` stands among the steps that apply to these answers."""
-        steps = self.applicable(draft.answers)
+        steps = [s for s in self.applicable(draft.answers) if s.counted]
         return steps.index(step) + 1, len(steps)
 
     def due_checkpoint(self, draft: Draft) -> Checkpoint | None:

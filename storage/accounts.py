@@ -46,6 +46,9 @@ class NewAccount:
     answer_hash: str = field(repr=False)
     phone: str | None
     telegram_user_id: int
+    # The privacy notice acknowledged before any data was given (its version and when).
+    privacy_version: str | None = None
+    privacy_acknowledged_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,8 @@ class AccountView:
     password_changed_at: datetime
     login_locked_until: datetime | None
     recovery_locked_until: datetime | None
+    privacy_version: str | None = None
+    privacy_acknowledged_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +127,8 @@ _VIEW_COLUMNS = (
     Account.password_changed_at,
     Account.login_locked_until,
     Account.recovery_locked_until,
+    Account.privacy_version,
+    Account.privacy_acknowledged_at,
 )
 
 
@@ -207,6 +214,8 @@ class Accounts:
                         registered_at=now,
                         registered_by=new.telegram_user_id,
                         password_changed_at=now,
+                        privacy_version=new.privacy_version,
+                        privacy_acknowledged_at=new.privacy_acknowledged_at,
                     )
                     .returning(Account.id)
                 )
@@ -321,11 +330,16 @@ class Accounts:
         *,
         telegram_user_id: int | None = None,
         event: str = "password_recovered",
+        keep_session: bool = False,
     ) -> None:
         """Set a new password hash, end every session of the account and audit `event` (by
-        ``telegram_user_id``, the Telegram user who changed it, when known)."""
+        ``telegram_user_id``, the Telegram user who changed it, when known). With `keep_session` that
+        user's own session stays: they changed it while logged in, and proved it with the old password."""
         code = await self._update(account_id, password_hash=new_hash, password_changed_at=self._clock())
-        await self.end_all_sessions(account_id)
+        ended = delete(TelegramSession).where(TelegramSession.account_id == account_id)
+        if keep_session and telegram_user_id is not None:
+            ended = ended.where(TelegramSession.telegram_user_id != telegram_user_id)
+        await self._session.execute(ended)
         await self.add_event(
             event, account_id=account_id, customer_code=code, telegram_user_id=telegram_user_id
         )

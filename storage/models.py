@@ -55,6 +55,7 @@ DETAIL_LEN = 500
 CONVERSATION_NAME_LEN = 64
 CONVERSATION_KEY_LEN = 100  # JSON of PTB's key: [chat id, user id]
 CONVERSATION_STATE_LEN = 200  # JSON of a state: a form's field key
+PRIVACY_VERSION_LEN = 32
 
 CUSTOMER_KINDS = (PERSON, BUSINESS)
 
@@ -151,6 +152,11 @@ class Account(Base):
     password_changed_at: Mapped[datetime]
     login_locked_until: Mapped[datetime | None]
     recovery_locked_until: Mapped[datetime | None]
+    # The privacy notice the customer was shown (its version, PRIVACY_NOTICE_VERSION) and when: what the
+    # customer acknowledged before giving any data, or the newer version shown to them once logged in.
+    # None for profiles saved before the notice existed: they are shown it at their next login.
+    privacy_version: Mapped[str | None] = mapped_column(String(PRIVACY_VERSION_LEN))
+    privacy_acknowledged_at: Mapped[datetime | None]
 
 
 class TelegramSession(Base):

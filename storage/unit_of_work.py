@@ -22,15 +22,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.accounts import Accounts
 from storage.attempts import Attempts
 from storage.db import Database
+from storage.profiles import Profiles
 from storage.registry import RegistryReader
 from unogas_bot.clock import utcnow
 
 
 class UnitOfWork:
-    """`accounts`, `attempts` and `registry` on one write transaction."""
+    """`accounts`, `attempts`, `profiles` and `registry` on one write transaction."""
 
     accounts: Accounts
     attempts: Attempts
+    profiles: Profiles
     registry: RegistryReader
 
     def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
@@ -46,6 +48,7 @@ class UnitOfWork:
         session = self._session = await self._context.__aenter__()
         self.accounts = Accounts(session, self._clock)
         self.attempts = Attempts(session, self._clock)
+        self.profiles = Profiles(session, self._clock)
         self.registry = RegistryReader(session)
         return self
 

@@ -66,6 +66,24 @@ def _metrics_host(env: Mapping[str, str]) -> str:
     return raw
 
 
+DEFAULT_PRIVACY_URL = "https://www.unogas.it/privacy"
+DEFAULT_PRIVACY_VERSION = "2025-12"
+
+
+def _privacy(env: Mapping[str, str]) -> dict[str, object]:
+    """The privacy notice settings: an https address (shown to customers as a link), a short version name
+    (stored with each acknowledgment), the audit retention in days."""
+    url = env.get("PRIVACY_NOTICE_URL", "").strip() or DEFAULT_PRIVACY_URL
+    if not re.fullmatch(r"https://[^\s<>\"']+", url):
+        raise ConfigError("PRIVACY_NOTICE_URL must be an https:// address such as " + DEFAULT_PRIVACY_URL)
+    version = env.get("PRIVACY_NOTICE_VERSION", "").strip() or DEFAULT_PRIVACY_VERSION
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,32}", version):
+        raise ConfigError("PRIVACY_NOTICE_VERSION must be 1-32 of A-Z a-z 0-9 . _ - (such as 2025-12)")
+    days = _int(env, "AUDIT_RETENTION_DAYS", 365, 30, 3650)
+    retention = timedelta(days=days)
+    return {"privacy_notice_url": url, "privacy_notice_version": version, "audit_retention": retention}
+
+
 # The drivers installed with the bot, by database (SQLAlchemy's backend name).
 _ASYNC_DRIVERS = {"postgresql": "asyncpg", "sqlite": "aiosqlite"}
 
@@ -127,6 +145,12 @@ class Settings:
     slow_down_interval: timedelta = timedelta(minutes=1)
     hash_budget_per_user: int = 6
     hash_budget_window: timedelta = timedelta(minutes=1)
+    # The privacy notice (issue 15): the full notice's address (PRIVACY_NOTICE_URL), the version the short
+    # notice stands for (PRIVACY_NOTICE_VERSION: change it when the notice changes, and every logged-in
+    # customer is shown it once), and how long audit events are kept (AUDIT_RETENTION_DAYS).
+    privacy_notice_url: str = DEFAULT_PRIVACY_URL
+    privacy_notice_version: str = DEFAULT_PRIVACY_VERSION
+    audit_retention: timedelta = timedelta(days=365)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -150,4 +174,5 @@ class Settings:
             log_format=_log_format(env),
             metrics_port=_int(env, "METRICS_PORT", 0, 1, 65535) or None,
             metrics_host=_metrics_host(env),
+            **_privacy(env),
         )

@@ -115,7 +115,8 @@ async def test_invalid_identity_reply_is_explained_and_asked_again(
     sqlite_bot, answers, bad, error_fragment, question_fragment
 ):
     user = sqlite_bot.user(3003)
-    before = await user.send("/registrati")
+    await user.send("/registrati")
+    before = await user.send("continua")
     for reply in answers:
         before = await user.send(reply)
     step_before = last_text(before)
@@ -215,7 +216,8 @@ async def test_identity_attempts_are_limited_per_hour(bot, clock):
         events = await user.send("salta")  # after a mismatch the phone is asked again (issue 13)
     assert "Troppi tentativi" in last_text(events)
     assert "registration" not in bot.app.user_data[4005]
-    events = await user.send("/registrati")
+    await user.send("/registrati")
+    await user.send("continua")
     await user.send(MARIO["code"])
     await user.press("Persona")
     events = await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"])
@@ -296,7 +298,8 @@ async def test_too_many_invalid_replies_offers_to_start_over(sqlite_bot):
     events = await user.send("@@")
     assert any("difficoltà" in t for t in texts_of(events))
     events = await user.press("Ricomincia")
-    assert "Passo 1 di 12" in last_text(events)
+    assert "Continua" in last_text(events), "starting over shows the privacy notice again"
+    assert "Passo 1 di 12" in last_text(await user.press("Continua"))
 
 
 async def test_silence_forgets_the_draft_and_says_so(sqlite_bot, clock):
@@ -306,8 +309,8 @@ async def test_silence_forgets_the_draft_and_says_so(sqlite_bot, clock):
     events = await user.send("mario.rossi@example.it")
     assert "inattività" in last_text(events)
     assert "registration" not in sqlite_bot.app.user_data[7005]
-    events = await user.send("/registrati")
-    assert "Passo 1 di 12" in last_text(events)
+    await user.send("/registrati")
+    assert "Passo 1 di 12" in last_text(await user.press("Continua"))
 
 
 async def test_back_goes_to_previous_question(sqlite_bot):

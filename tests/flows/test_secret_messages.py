@@ -29,7 +29,7 @@ from unogas_bot.offline import SimUser
 
 
 async def at_registration_password(user: SimUser) -> None:
-    await answer_all(user, "/registrati", MARIO["code"])
+    await answer_all(user, "/registrati", "continua", MARIO["code"])
     await user.press("Persona")
     await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"], "salta", "mario@example.it")
 

@@ -44,7 +44,8 @@ def test_language_follows_telegram_and_defaults_to_italian(code, lang):
 
 async def test_english_user_gets_english_and_can_switch(sqlite_bot):
     user = sqlite_bot.user(9001, language_code="en")
-    events = await user.send("/register")
+    assert "Privacy notice" in "\n".join(texts_of(await user.send("/register")))
+    events = await user.press("Continue")
     assert "customer code" in last_text(events)
     events = await user.send("/lingua")
     assert "Which language" in last_text(events)
@@ -66,6 +67,7 @@ async def test_command_menu_is_published_in_both_languages(sqlite_bot):
 
 async def _at_phone(user):
     await user.send("/registrati")
+    await user.send("continua")
     await user.send(MARIO["code"])
     await user.press("Persona")
     return await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"])
@@ -89,6 +91,7 @@ async def test_phone_question_offers_own_contact_and_refuses_someone_elses(sqlit
 async def test_answered_inline_keyboard_is_removed(sqlite_bot):
     user = sqlite_bot.user(9003)
     await user.send("/registrati")
+    await user.send("continua")
     await user.send(MARIO["code"])
     events = await user.press("Persona")
     assert any(isinstance(e, Edited) and e.reply_markup is None for e in events)
@@ -97,7 +100,7 @@ async def test_answered_inline_keyboard_is_removed(sqlite_bot):
 @pytest.mark.parametrize(
     ("payload", "expected"),
     [
-        ("registrati", "Passo 1 di 12"),
+        ("registrati", "prema «Continua»"),
         ("accedi", "e-mail"),
         ("recupera_password", "e-mail"),
         ("boh", "benvenuto"),
@@ -124,6 +127,7 @@ async def test_group_gets_one_redirect_and_nothing_is_collected(sqlite_bot):
 async def test_english_registration_end_to_end(sqlite_bot):
     user = sqlite_bot.user(9006, language_code="en")
     await user.send("/register")
+    await user.send("continue")
     await user.send(MARIO["code"])
     events = await user.press("Person")
     assert "first name" in last_text(events)
@@ -145,6 +149,7 @@ async def test_registered_user_profile_is_not_duplicated(sqlite_bot):
 SCRIPTS = {
     "it": [
         "/registrati",
+        "1",
         "UG-100234",
         "1",
         "Mario",
@@ -161,6 +166,7 @@ SCRIPTS = {
     ],
     "en": [
         "/register",
+        "Continue",
         "UG-100235",
         "Person",
         "Giulia",

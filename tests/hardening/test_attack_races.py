@@ -96,7 +96,7 @@ async def test_thirty_recovery_answers_at_once_get_three_checks(database: Databa
 
 async def at_email_question(user: SimUser, customer: dict[str, str], tax_code: str) -> list[object]:
     """A registration up to the phone; returns the events of skipping it (the identity check)."""
-    await answer_all(user, "/registrati", customer["code"])
+    await answer_all(user, "/registrati", "continua", customer["code"])
     await user.press("Persona")
     await answer_all(user, customer["first"], customer["last"], tax_code)
     return await user.send("salta")
@@ -108,7 +108,7 @@ async def test_thirty_identity_checks_of_one_customer_at_once_get_five(
     async with running_bot(database, clock) as bot:
         users = [bot.user(3000 + i) for i in range(RIVALS)]
         # Mario's code and names with another tax code: each is a wrong guess at Mario's identity.
-        await asyncio.gather(*(answer_all(u, "/registrati", MARIO["code"]) for u in users))
+        await asyncio.gather(*(answer_all(u, "/registrati", "continua", MARIO["code"]) for u in users))
         await asyncio.gather(*(u.press("Persona") for u in users))
         await asyncio.gather(*(answer_all(u, MARIO["first"], MARIO["last"], GIULIA["tax"]) for u in users))
         replies = [said(events) for events in await asyncio.gather(*(u.send("salta") for u in users))]

@@ -176,6 +176,7 @@ async def test_a_waiting_update_cancelled_leaves_the_line():
 
 async def _at_password(user: SimUser, customer: dict[str, str], email: str) -> None:
     await user.send("/registrati")
+    await user.send("continua")
     await user.send(customer["code"])
     await user.press("Persona" if user.language_code == "it" else "Person")
     await answer_all(user, customer["first"], customer["last"], customer["tax"], "salta", email)

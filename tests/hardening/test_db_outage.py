@@ -64,6 +64,7 @@ async def timed(action: Any) -> tuple[list[object], float]:
 
 async def at_summary(user: SimUser) -> None:
     await user.send("/registrati")
+    await user.send("continua")
     await user.send(MARIO["code"])
     await user.press("Persona")
     await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"], "salta", EMAIL)
@@ -129,6 +130,7 @@ async def test_a_silent_postgres_gets_a_retry_reply_in_bounded_time_and_keeps_th
     async with proxied_postgres() as (proxy, db), running_bot(db, clock) as bot:
         user = bot.user(1001)
         await user.send("/registrati")
+        await user.send("continua")
         await user.send(MARIO["code"])
         await user.press("Persona")
         events = await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"], "salta")

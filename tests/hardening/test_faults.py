@@ -48,6 +48,7 @@ def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 async def at_last_name(user: SimUser) -> None:
     await user.send("/registrati")
+    await user.send("continua")
     await user.send(MARIO["code"])
     await user.press("Persona")
     events = await user.send(MARIO["first"])

@@ -89,6 +89,7 @@ async def test_seventh_hash_in_a_minute_waits_and_the_conversation_goes_on(
         bot.services.hasher.hash = counting_hash  # type: ignore[method-assign]
         user = bot.user(1001)
         await user.send("/registrati")
+        await user.send("continua")
         await user.send(MARIO["code"])
         await user.press("Persona")
         await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"], "salta", "mario.rossi@example.it")

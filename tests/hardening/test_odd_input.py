@@ -42,7 +42,7 @@ def no_refused_calls(bot: Bot) -> None:
 async def to_the_question(
     user: SimUser, customer: dict[str, str] = MARIO, email: str = "o'reilly@example.it"
 ):
-    await answer_all(user, "/registrati", customer["code"])
+    await answer_all(user, "/registrati", "continua", customer["code"])
     await user.press("Persona")
     await answer_all(
         user, customer["first"], customer["last"], customer["tax"], "salta", email, PASSWORD, PASSWORD
@@ -52,7 +52,7 @@ async def to_the_question(
 async def test_sql_looking_text_is_only_data(bot: Bot) -> None:
     spy = ErrorSpy(bot.app)
     stray = bot.user(6001)
-    for reply in ("/registrati", SQL, "UG-100234", "persona", SQL, "Robert'); --"):
+    for reply in ("/registrati", "continua", SQL, "UG-100234", "persona", SQL, "Robert'); --"):
         await stray.send(reply)  # refused where it breaks a rule, and the refusal quotes it safely
     await answer_all(stray, "/annulla", "/accedi", SQL, "robert@example.it", SQL, "/annulla")
     await answer_all(stray, "/recupera_password", "x@example.it", SQL, "/annulla")
@@ -80,7 +80,7 @@ async def test_markup_typed_by_a_customer_is_shown_literally(sqlite_bot: Bot) ->
     bot = sqlite_bot
     spy = ErrorSpy(bot.app)
     user = bot.user(6101)
-    await answer_all(user, "/registrati", "<b>UG</b>")
+    await answer_all(user, "/registrati", "continua", "<b>UG</b>")
     assert "<>" in shown(user)[-2], "the refused characters are quoted as typed"
     await answer_all(user, "UG-100234")
     await user.press("Persona")
@@ -108,6 +108,7 @@ async def test_longest_company_name_and_4096_character_messages(sqlite_bot: Bot)
     huge = "ò" * MAX_MESSAGE_LENGTH
     user = bot.user(6201)
     await user.send("/registrati")
+    await user.send("continua")
     for reply in (huge, DISTINCT_4096, "UG-777001"):
         await user.send(reply)
     await user.press("Azienda")
@@ -182,7 +183,7 @@ async def test_homoglyph_email_is_a_different_address(bot: Bot) -> None:
 )
 async def test_invisible_or_markup_characters_make_an_email_invalid(sqlite_bot: Bot, email: str) -> None:
     user = sqlite_bot.user(6501)
-    await answer_all(user, "/registrati", MARIO["code"])
+    await answer_all(user, "/registrati", "continua", MARIO["code"])
     await user.press("Persona")
     await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"], "salta")
     asked = shown(user)[-1]

@@ -87,7 +87,7 @@ def through_the_update_queue(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def register(bot: Bot, user_id: int) -> None:
     user = bot.user(user_id)
-    await answer_all(user, "/registrati", MARIO["code"])
+    await answer_all(user, "/registrati", "continua", MARIO["code"])
     await user.press("Persona")
     await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"], "salta", EMAIL)
     await answer_all(user, MISMATCHED, PASSWORD)  # the pair differs: asked again
@@ -96,7 +96,7 @@ async def register(bot: Bot, user_id: int) -> None:
     assert "correttamente salvate" in _said(events)
 
     company = bot.user(user_id + 1, language_code="en")
-    await answer_all(company, "/register", FERRARO["code"])
+    await answer_all(company, "/register", "continue", FERRARO["code"])
     await company.press("Business")
     await answer_all(company, FERRARO["company"], FERRARO["tax"], "skip", COMPANY_EMAIL)
     await answer_all(company, COMPANY_PASSWORD, COMPANY_PASSWORD, QUESTION, COMPANY_ANSWER, COMPANY_ANSWER)

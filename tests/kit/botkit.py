@@ -109,6 +109,7 @@ async def register_person(
 ) -> list[object]:
     """A complete, valid registration of a person; returns the events of the last step."""
     await user.send("/registrati")
+    await user.send("continua")
     await user.send(customer["code"])
     await user.press("Persona")
     await answer_all(user, customer["first"], customer["last"], customer["tax"])

@@ -13,6 +13,7 @@ from unogas_bot.cli.console import CONSOLE_USER_ID
 
 SCRIPT = [
     "/registrati",
+    "1",  # the privacy notice's button: Continua
     "UG-100234",
     "1",  # the first button: Persona
     "Mario",
@@ -57,7 +58,7 @@ def test_piped_registration_script_registers_a_demo_customer(tmp_path: Path) -> 
     assert out.count("(il suo messaggio è stato cancellato per sicurezza)") == 4
     assert "Traceback" not in run.stderr
 
-    again = _cli(["console"], db, stdin="\n".join(SCRIPT[:7]) + "\n")
+    again = _cli(["console"], db, stdin="\n".join(SCRIPT[:8]) + "\n")
     assert "ha già un profilo" in again.stdout
 
     # The operator played a user id Telegram never assigns: no real customer's chat state was touched.

@@ -84,6 +84,7 @@ async def abandon_a_draft(user: SimUser, depth: int) -> None:
         await answer_all(user, "/accedi", EMAIL)
         return
     await user.send("/registrati")
+    await user.send("continua")
     if depth == 0:
         return
     await user.send(MARIO["code"])
@@ -121,13 +122,14 @@ async def test_abandoned_drafts_are_purged_from_memory_and_tables_and_a_restart_
             await abandon_a_draft(bot.user(user_id), user_id % 5)
         with_hash = [u for u in ABANDONED if "password_hash" in app.user_data[u].get("registration", {})]
         assert len(with_hash) == 40, "some drafts hold a bcrypt hash"
-        await answer_all(bot.user(LANGUAGE_USER), "/registrati", MARIO["code"])
+        await answer_all(bot.user(LANGUAGE_USER), "/registrati", "continua", MARIO["code"])
         app.user_data[LANGUAGE_USER]["lang"] = "en"  # as /lingua leaves it
         await app.update_persistence()
         assert len(await _table(database, BotConversation)) == 201, "every draft was saved, as in production"
 
         clock.advance(bot.services.settings.conversation_timeout + timedelta(minutes=1))
         await bot.user(FRESH_USER).send("/registrati")
+        await bot.user(FRESH_USER).send("continua")
         for job in jobs:  # every housekeeping job, as the job queue runs it
             await job.run(app)
 
@@ -141,6 +143,9 @@ async def test_abandoned_drafts_are_purged_from_memory_and_tables_and_a_restart_
             "registration": {(FRESH_USER, FRESH_USER): "customer_code"},
             "login": {},
             "recovery": {},
+            **{name: {} for name in ("change_password", "change_email", "change_phone", "change_question")},
+            "export": {},
+            "erase": {},
         }
         # In the tables: the same, and no trace of what the drafts held.
         users = {user_id: data for user_id, data, *_ in await _table(database, BotUserData)}
@@ -172,7 +177,7 @@ async def test_abandoned_drafts_are_purged_from_memory_and_tables_and_a_restart_
 
 async def test_a_draft_within_the_timeout_is_kept(bot: Bot, clock: FakeClock) -> None:
     user = bot.user(1001)
-    await answer_all(user, "/registrati", MARIO["code"])
+    await answer_all(user, "/registrati", "continua", MARIO["code"])
     clock.advance(bot.services.settings.conversation_timeout - timedelta(seconds=1))
     assert await housekeeping.purge_drafts(bot.app) == 0
     assert bot.app.user_data[1001]["registration"]["customer_code"] == MARIO["code"]

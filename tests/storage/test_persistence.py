@@ -145,6 +145,7 @@ async def test_a_restart_resumes_at_the_same_question_with_the_answers_so_far(
     async with running_bot(database, clock) as bot:
         user = bot.user(1001)
         await user.send("/registrati")
+        await user.send("continua")
         await user.send(MARIO["code"])
         await user.press("Persona")
         events = await answer_all(user, MARIO["first"], MARIO["last"])
@@ -170,6 +171,7 @@ async def test_a_restart_before_every_reply_still_registers(database: Database, 
     """Each reply goes to a new process; only the two halves of a secret pair share one (see below)."""
     steps: list[tuple[str, ...]] = [
         ("/registrati",),
+        ("continua",),
         (MARIO["code"],),
         ("persona",),
         (MARIO["first"],),
@@ -196,6 +198,7 @@ async def test_a_half_typed_password_pair_is_asked_again_after_a_restart(
     async with running_bot(database, clock) as bot:
         user = bot.user(1001)
         await user.send("/registrati")
+        await user.send("continua")
         await user.send(MARIO["code"])
         await user.press("Persona")
         await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"], "salta", "mario.rossi@example.it")
@@ -227,6 +230,7 @@ async def test_the_inactivity_timeout_holds_across_a_restart(database: Database,
     async with running_bot(database, clock) as bot:
         user = bot.user(1001)
         await user.send("/registrati")
+        await user.send("continua")
         await user.send(MARIO["code"])
     clock.advance(minutes=16)
     async with running_bot(database, clock, demo=False) as restarted:
@@ -234,7 +238,8 @@ async def test_the_inactivity_timeout_holds_across_a_restart(database: Database,
         events = await user.send("persona")
         assert plain("expired", minutes=15) in last_text(events)
         assert "registration" not in restarted.app.user_data.get(1001, {})
-        events = await user.send("/registrati")
+        await user.send("/registrati")
+        events = await user.send("continua")
         assert plain("q_customer_code") in last_text(events), "a new registration starts from the top"
     assert [name for name, *_ in await _rows(database, BotConversation)] == ["registration"]
 
@@ -242,6 +247,7 @@ async def test_the_inactivity_timeout_holds_across_a_restart(database: Database,
 async def test_within_the_timeout_a_restart_changes_nothing(database: Database, clock: FakeClock) -> None:
     async with running_bot(database, clock) as bot:
         await bot.user(1001).send("/registrati")
+        await bot.user(1001).send("continua")
     clock.advance(minutes=14)
     async with running_bot(database, clock, demo=False) as restarted:
         events = await restarted.user(1001).send(MARIO["code"])
@@ -265,6 +271,7 @@ async def test_state_is_written_while_running_not_only_at_shutdown(
         assert persistence.update_interval <= 0.1
         user = bot.user(1001)
         await user.send("/registrati")
+        await user.send("continua")
         await user.send(MARIO["code"])
         # Still running: what a crash would leave behind, a moment after the answer.
         expected = [("registration", "[1001,1001]", json.dumps("kind"), clock())]
@@ -299,7 +306,7 @@ async def test_language_choice_and_group_redirect_survive(database: Database, cl
         assert texts_of(await member.send("ciao"))
     async with running_bot(database, clock, demo=False) as restarted:
         events = await restarted.user(1001).send("/registrati")
-        assert "customer code" in last_text(events)
+        assert "Privacy notice" in "\n".join(texts_of(events))
         member = restarted.user(1002, chat_id=-100555, chat_type="group")
         assert not texts_of(await member.send("ciao")), "the group was already told once"
 

@@ -47,6 +47,11 @@ def draft_with(answers: dict[str, object] | None = None, **engine: object) -> Dr
     return Draft(answers=dict(answers or {}), **engine)  # type: ignore[arg-type]
 
 
+def past_notice(answers: dict[str, object] | None = None, **engine: object) -> Draft:
+    """A registration draft past the privacy notice, which every registration shows first."""
+    return draft_with({"privacy": "accept", **(answers or {})}, **engine)
+
+
 def keys(spec: FormSpec, draft: Draft) -> list[str]:
     return [step.key for step in spec.applicable(draft.answers)]
 
@@ -64,6 +69,16 @@ def test_spec_and_draft_import_no_telegram():
 
 
 # --- steps, order, what applies ----------------------------------------------------------------------------
+
+
+def test_the_privacy_notice_comes_first_unnumbered_and_out_of_the_summary():
+    notice = REGISTRATION.steps[0]
+    assert notice.key == "privacy" and not notice.counted and not notice.in_summary
+    assert REGISTRATION.next_step(draft_with()) is notice
+    assert notice.parse("accept", {}, pressed=True) == "accept"
+    assert notice.parse(" Continua ", {}) == "accept"
+    with pytest.raises(rules.Invalid):
+        notice.parse("UG-100234", {})
 
 
 def test_a_secret_pair_is_two_steps_with_derived_keys():
@@ -91,16 +106,16 @@ def test_a_person_and_a_business_are_asked_different_names():
 
 
 def test_the_next_step_is_the_first_unanswered_and_progress_counts_applicable_steps():
-    draft = draft_with({"customer_code": "UG-100234", "kind": "business"})
+    draft = past_notice({"customer_code": "UG-100234", "kind": "business"})
     step = REGISTRATION.next_step(draft)
     assert step is not None and step.key == "company_name"
-    assert REGISTRATION.progress(draft, step) == (3, 11)  # a business: no first and last name
-    person = draft_with({"customer_code": "UG-100234"})
+    assert REGISTRATION.progress(draft, step) == (3, 11)  # a business: no first and last name; no notice
+    person = past_notice({"customer_code": "UG-100234"})
     assert REGISTRATION.progress(person, REGISTRATION.by_key["customer_code"]) == (1, 12)
 
 
 def test_a_skipped_optional_answer_counts_as_answered():
-    draft = draft_with(IDENTITY)
+    draft = past_notice(IDENTITY)
     step = REGISTRATION.next_step(draft)
     assert step is not None and step.key == "email"
 
@@ -200,7 +215,7 @@ def test_forgetting_a_secret_pair_forgets_its_digest_hash_and_repeat():
 
 
 def test_forgetting_the_repetition_means_typing_the_pair_again():
-    draft = draft_with(digests={"password": "d"})
+    draft = past_notice(digests={"password": "d"})
     REGISTRATION.forget(draft, "password_repeat")
     assert draft.digests == {}
     step = REGISTRATION.next_step(draft)
@@ -227,10 +242,11 @@ def test_back_over_a_step_of_an_older_form_only_leaves_the_history():
 
 
 def test_the_identity_check_is_due_once_the_identity_is_answered_and_not_after_it_passed():
-    assert REGISTRATION.due_checkpoint(draft_with({"customer_code": "UG-100234"})) is None
-    checkpoint = REGISTRATION.due_checkpoint(draft_with(IDENTITY))
+    assert REGISTRATION.due_checkpoint(past_notice({"customer_code": "UG-100234"})) is None
+    assert REGISTRATION.due_checkpoint(draft_with(IDENTITY)) is None  # the notice comes first
+    checkpoint = REGISTRATION.due_checkpoint(past_notice(IDENTITY))
     assert checkpoint is not None and checkpoint.key == "verified" and checkpoint.before == "email"
-    assert REGISTRATION.due_checkpoint(draft_with({**IDENTITY, "verified": True})) is None
+    assert REGISTRATION.due_checkpoint(past_notice({**IDENTITY, "verified": True})) is None
 
 
 def test_recovery_identifies_before_the_security_question():
@@ -346,9 +362,13 @@ def test_a_draft_stored_before_versions_reads_and_goes_on_where_it_was():
         NOW,
     )
     assert draft.digests == {"password": "k1:0f3a"}
+    assert draft.to_stored() == {**UNVERSIONED, "_v": VERSION}
+    # Begun before the privacy notice existed: the notice is shown, then the registration goes on.
+    step = REGISTRATION.next_step(draft)
+    assert step is not None and step.key == "privacy"
+    draft.answers["privacy"] = "accept"
     step = REGISTRATION.next_step(draft)
     assert step is not None and step.key == "password_repeat"
-    assert draft.to_stored() == {**UNVERSIONED, "_v": VERSION}
 
 
 def test_a_draft_round_trips_through_json_and_reading_copies_it():

@@ -242,6 +242,7 @@ def registration_steps(record: CustomerRecord, index: int) -> list[Step]:
     phone = "salta" if index % 2 else f"347 {index % 1000:03d} {index % 10_000:04d}"
     return [
         Step("send", "/registrati"),
+        Step("press", "Continua"),  # the privacy notice
         Step("send", record.customer_code),
         Step("press", "Persona"),
         Step("send", record.first_name or ""),
@@ -480,6 +481,7 @@ async def _no_flush() -> None:
 async def _open_drafts(rig: Rig, first: int, count: int, first_user: int, wave: int) -> None:
     async def one(user: SimUser, index: int) -> None:
         await user.send("/registrati")
+        await user.send("continua")
         await user.send(bench_data.customer_code(9_000_000 + index))
         await user.press("Persona")
         await user.send("Maria")

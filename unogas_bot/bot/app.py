@@ -26,7 +26,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from conversations import secret_guard
+from conversations import own_data, privacy, secret_guard
 from conversations.account import logout, show_profile
 from conversations.context import BotContext
 from conversations.login import LoginForm
@@ -42,7 +42,7 @@ from unogas_bot.service.context import Services
 
 log = logging.getLogger(__name__)
 
-FORMS = (RegistrationForm(), LoginForm(), RecoveryForm())
+FORMS = (RegistrationForm(), LoginForm(), RecoveryForm(), *own_data.FORMS)
 
 # Telegram did not answer in time, the connection broke, or flood control outlasted the retries: transient.
 TELEGRAM_TRANSIENT = (NetworkError, RetryAfter)
@@ -110,6 +110,7 @@ def add_handlers(app: Application, persistent: bool = False) -> None:
     # Language works anywhere, even in the middle of a form: these stop the update before the forms see it.
     app.add_handler(CommandHandler(["lingua", "language"], choose_language, filters=private), group=-2)
     app.add_handler(CallbackQueryHandler(set_language, pattern=r"^lang\|"), group=-2)
+    app.add_handler(CommandHandler("privacy", privacy.show_privacy, filters=private), group=-2)
     app.add_handler(MessageHandler(group_chats & ~filters.UpdateType.EDITED, redirect_group), group=-1)
     names = [form.name for form in FORMS]
     for form in FORMS:

@@ -1,5 +1,6 @@
-"""Housekeeping while the bot runs: old attempt records and expired sessions are deleted every hour,
-abandoned conversation drafts every minute.
+"""Housekeeping while the bot runs: old attempt records, expired sessions and audit events past their
+retention period are deleted every hour, abandoned conversation drafts every minute (the retention of
+every table is listed in the README, "Personal data and retention").
 
 Attempts only matter inside the windows they are counted in (an hour at most) and an expired session is
 never used again (`session_account` ignores it), so without this both tables would only grow. A draft
@@ -44,6 +45,16 @@ async def tidy(services: Services) -> tuple[int, int]:
     sessions = await services.accounts.prune_sessions()
     log.info("housekeeping: %d old attempts and %d expired sessions deleted", attempts, sessions)
     return attempts, sessions
+
+
+async def prune_audit(services: Services) -> int:
+    """Delete audit events older than the audit retention period (`AUDIT_RETENTION_DAYS`, a year by
+    default): of live profiles and, pseudonymised, of erased ones alike; returns how many."""
+    async with services.uow() as uow:
+        pruned = await uow.profiles.prune_audit(services.settings.audit_retention)
+        await uow.commit()
+    log.info("housekeeping: %d audit events past the retention period deleted", pruned)
+    return pruned
 
 
 async def purge_drafts(app: Application) -> int:
@@ -100,6 +111,7 @@ def _conversation_handlers(app: Application) -> list[ConversationHandler]:
 
 async def _job(context: BotContext) -> None:
     await tidy(context.services)
+    await prune_audit(context.services)
 
 
 async def _drafts_job(context: BotContext) -> None:

@@ -35,6 +35,17 @@ class Sent:
 
 
 @dataclass(frozen=True, slots=True)
+class DocumentSent:
+    """The bot sent a file (sendDocument): its name and its bytes, exactly as uploaded."""
+
+    chat_id: int
+    message_id: int
+    filename: str
+    content: bytes = field(repr=False)
+    caption: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Edited:
     """The bot edited one of its messages. ``text`` is None for editMessageReplyMarkup.
 
@@ -93,8 +104,8 @@ class Called:
     params: JSONDict
 
 
-Event: TypeAlias = Sent | Edited | Deleted | CallbackAnswered | CommandsSet | Called
-CHAT_EVENTS: Final = (Sent, Edited, Deleted)  # the events that happen in one chat
+Event: TypeAlias = Sent | DocumentSent | Edited | Deleted | CallbackAnswered | CommandsSet | Called
+CHAT_EVENTS: Final = (Sent, DocumentSent, Edited, Deleted)  # the events that happen in one chat
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from unogas_bot.offline.markup import JSONDict
 from unogas_bot.offline.server import OfflineBotAPI
 
 DEFAULT_TOKEN: Final = "123456:OFFLINE-TOKEN"
+UPLOADS: Final = "_uploads"  # where do_request puts the uploaded files: part name -> (file name, bytes)
 
 # Parameters Telegram declares as String: they must not be JSON-decoded (the text "123" stays a string).
 _STRING_PARAMS: Final = frozenset(
@@ -103,6 +104,11 @@ class StandInRequest(BaseRequest):
             raise RuntimeError("This StandInRequest is not initialized!")
         api_method = url.rstrip("/").rsplit("/", 1)[-1]
         params = decode_request_params(request_data)
+        if request_data is not None and request_data.contains_files:
+            # Uploaded files travel as multipart parts; a parameter names its part as "attach://<part>".
+            params[UPLOADS] = {
+                name: (part[0], part[1]) for name, part in (request_data.multipart_data or {}).items()
+            }
         await asyncio.sleep(self.api.latency)
         if api_method.lower() == "getupdates" and params.get("timeout"):
             # A long poll that returns nothing: wait a little so a polling Updater does not spin.

@@ -151,3 +151,28 @@ class PasswordAcceptable:
 @dataclass(frozen=True)
 class PasswordChanged:
     pass
+
+
+# --- the logged-in customer's own data (issue 15) -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PasswordConfirmed:
+    """The current password, asked again before a change, an export or an erasure, is right."""
+
+    account: AccountView
+
+
+@dataclass(frozen=True)
+class ProfileChanged:
+    account: AccountView
+
+
+@dataclass(frozen=True)
+class Erased:
+    """The profile, its sessions and its attempts are gone; its audit trail is pseudonymised."""
+
+    customer_code: str
+
+
+ConfirmOutcome = PasswordConfirmed | InvalidCredentials | LoginLocked | AccountGone

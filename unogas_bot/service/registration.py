@@ -71,12 +71,12 @@ async def verify_identity(services: Services, user_id: int, identity: Identity) 
 async def choose_email(services: Services, user_id: int, customer_code: str, email: str) -> EmailOutcome:
     """May the verified customer `customer_code` take `email` as user ID?"""
     async with services.uow() as uow:
-        outcome = await _email_in_use(uow, services, user_id, customer_code, email, check=True)
+        outcome = await email_in_use(uow, services, user_id, customer_code, email, check=True)
         await uow.commit()
         return outcome
 
 
-async def _email_in_use(
+async def email_in_use(
     uow: UnitOfWork, services: Services, user_id: int, customer_code: str, email: str, *, check: bool
 ) -> EmailOutcome:
     """Count (and audit) an "address in use" answer, within the hour's limit. With `check`, the address
@@ -111,7 +111,7 @@ async def register(services: Services, new: NewAccount) -> RegisterOutcome:
         if saved := await _saved_before(services, new):
             return saved
         async with services.uow() as uow:  # the database had the last word: count it as an answer
-            outcome = await _email_in_use(
+            outcome = await email_in_use(
                 uow, services, new.telegram_user_id, new.customer_code, "", check=False
             )
             await uow.commit()

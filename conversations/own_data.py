@@ -1,0 +1,267 @@
+"""The logged-in customer's own data (issue 15): change the password, the e-mail, the phone, the security
+question; take a copy of everything; erase the profile. Each is a form that asks the current password
+first (checked, counted and limited like a login: service/password_check.py), then its own questions.
+
+Each hook calls one use case (service/profile.py, export.py, erasure.py) and turns its outcome into a
+reply. The session is looked up at the start and again before acting: a session ended meanwhile (logout,
+a password recovered elsewhere, 30 days passed) ends the form.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from telegram import InputFile
+
+from conversations import privacy
+from conversations.draft import Answers
+from conversations.engine import Ask, Finish, Form, Outcome, Reply, Turn
+from conversations.login import minutes_until
+from conversations.spec import Field, FormSpec, Notice, Secret, SecretPair, as_typed
+from storage.accounts import AccountView
+from unogas_bot import rules
+from unogas_bot.service import erasure, export, profile, recovery
+from unogas_bot.service.outcomes import (
+    AccountGone,
+    EmailInUse,
+    Erased,
+    InvalidCredentials,
+    LoginLocked,
+    PasswordAcceptable,
+    PasswordConfirmed,
+    PasswordRefused,
+    ProfileChanged,
+    TooManyEmailsInUse,
+)
+from unogas_bot.service.password_check import confirm_password
+
+ACCOUNT = "account_id"  # the session's profile, kept in the draft when the form starts
+ERASE = "erase"  # the value of the erasure's confirmation button
+
+# The current password: checked at once, kept only as the engine's keyed digest once it proved right.
+CURRENT = Secret("current", as_typed, stem="current_password")
+
+
+def question_of(answers: Answers) -> str:
+    return answers.get("question", "")
+
+
+def press_the_button(text: str) -> str:
+    """The erasure is confirmed only by its button: a typed word could be a slip."""
+    raise rules.Invalid("erase.press_button")
+
+
+class OwnDataForm(Form):
+    """A form for a logged-in customer that asks the current password first. `purpose` names it in the
+    audit trail."""
+
+    purpose: ClassVar[str]
+
+    async def on_start(self, turn: Turn) -> Outcome | None:
+        account = await turn.services.accounts.session_account(turn.user_id)
+        if account is None:
+            return Finish([Reply("own_data_not_logged_in")])
+        turn.answers[ACCOUNT] = account.id
+        shown = await privacy.new_notice_for(turn.services, turn.user_id, account)
+        return Ask([shown] if shown else [])
+
+    async def on_value(self, turn: Turn, step: Field, value: Any) -> Outcome | None:
+        if step.key == CURRENT.key:
+            return await self._confirm(turn, value)
+        account = await self._account(turn)
+        if account is None:
+            return Finish([Reply("own_data_not_logged_in")])
+        return await self.act(turn, step, value, account)
+
+    async def complete(self, turn: Turn) -> Outcome:
+        account = await self._account(turn)
+        if account is None:
+            return Finish([Reply("own_data_not_logged_in")])
+        return await self.finish(turn, account)
+
+    async def act(self, turn: Turn, step: Field, value: Any, account: AccountView) -> Outcome | None:
+        """A valid answer after the password (None: ask the next question)."""
+        return None
+
+    async def finish(self, turn: Turn, account: AccountView) -> Outcome:
+        """Every question is answered."""
+        return Finish()
+
+    async def _account(self, turn: Turn) -> AccountView | None:
+        """The session's profile, if it is still the one the form started with."""
+        account = await turn.services.accounts.session_account(turn.user_id)
+        return account if account is not None and account.id == turn.answers.get(ACCOUNT) else None
+
+    async def _confirm(self, turn: Turn, password: str) -> Outcome | None:
+        account_id = turn.answers.get(ACCOUNT)
+        if account_id is None:
+            return Finish([Reply("own_data_not_logged_in")])
+        match await confirm_password(turn.services, turn.user_id, account_id, password, self.purpose):
+            case PasswordConfirmed():
+                return None
+            case InvalidCredentials():
+                self.spec.forget(turn.draft, CURRENT.key)
+                return Ask([Reply("current_password_wrong")], field=CURRENT.key)
+            case LoginLocked(until):
+                return Finish([Reply("login_wait", {"minutes": minutes_until(until, turn.now())})])
+            case AccountGone():
+                return Finish([Reply("own_data_not_logged_in")])
+
+
+def _gone(outcome: object) -> Outcome:
+    assert isinstance(outcome, AccountGone)
+    return Finish([Reply("own_data_not_logged_in")])
+
+
+class ChangePasswordForm(OwnDataForm):
+    spec = FormSpec(
+        name="change_password",
+        fields=(CURRENT, SecretPair("password", rules.password.validate, stem="new_password")),
+        entry_commands=("cambia_password", "change_password"),
+    )
+    purpose = "change_password"
+
+    async def act(self, turn: Turn, step: Field, value: Any, account: AccountView) -> Outcome | None:
+        if step.key != "password":
+            return None
+        match await recovery.check_new_password(turn.services, account.id, value):
+            case PasswordRefused(reason, params):
+                self.spec.forget(turn.draft, "password")
+                return Ask([Reply(f"e_{reason}", params)], field="password")
+            case PasswordAcceptable():
+                return None
+            case other:
+                return _gone(other)
+
+    async def finish(self, turn: Turn, account: AccountView) -> Outcome:
+        outcome = await profile.change_password(
+            turn.services, turn.user_id, account.id, turn.answers["password_hash"]
+        )
+        if isinstance(outcome, ProfileChanged):
+            return Finish([Reply("password_changed")])
+        return _gone(outcome)
+
+
+class ChangeEmailForm(OwnDataForm):
+    spec = FormSpec(
+        name="change_email",
+        fields=(CURRENT, Field("email", rules.email.validate, stem="new_email")),
+        entry_commands=("cambia_email", "change_email"),
+    )
+    purpose = "change_email"
+
+    async def act(self, turn: Turn, step: Field, value: Any, account: AccountView) -> Outcome | None:
+        match await profile.change_email(turn.services, turn.user_id, account, value):
+            case ProfileChanged(changed):
+                return Finish([Reply("email_changed", {"email": changed.email})])
+            case EmailInUse():
+                self.spec.forget(turn.draft, "email")
+                return Ask([Reply("email_taken")], field="email")
+            case TooManyEmailsInUse():
+                return Finish([Reply("change_email_too_often")])
+            case other:
+                return _gone(other)
+
+
+class ChangePhoneForm(OwnDataForm):
+    spec = FormSpec(
+        name="change_phone",
+        fields=(
+            CURRENT,
+            Field("phone", rules.phone.validate, optional=True, share_contact=True, stem="new_phone"),
+        ),
+        entry_commands=("cambia_telefono", "change_phone"),
+    )
+    purpose = "change_phone"
+
+    async def act(self, turn: Turn, step: Field, value: Any, account: AccountView) -> Outcome | None:
+        outcome = await profile.change_phone(turn.services, turn.user_id, account, value)
+        if not isinstance(outcome, ProfileChanged):
+            return _gone(outcome)
+        if value is None:
+            return Finish([Reply("phone_removed")])
+        return Finish([Reply("phone_changed", {"phone": rules.masks.phone(value)})])
+
+
+class ChangeQuestionForm(OwnDataForm):
+    spec = FormSpec(
+        name="change_question",
+        fields=(
+            CURRENT,
+            Field("question", rules.answer.validate_question, clears=("answer",), stem="question"),
+            SecretPair(
+                "answer",
+                rules.answer.validate,
+                given=question_of,
+                normalize=rules.answer.normalize,
+                stem="answer",
+            ),
+        ),
+        entry_commands=("cambia_domanda", "change_question"),
+    )
+    purpose = "change_question"
+
+    async def finish(self, turn: Turn, account: AccountView) -> Outcome:
+        answers = turn.answers
+        outcome = await profile.change_question(
+            turn.services, turn.user_id, account, answers["question"], answers["answer_hash"]
+        )
+        if isinstance(outcome, ProfileChanged):
+            return Finish([Reply("question_changed")])
+        return _gone(outcome)
+
+
+class ExportForm(OwnDataForm):
+    spec = FormSpec(
+        name="export",
+        fields=(CURRENT,),
+        entry_commands=("i_miei_dati", "my_data"),
+        show_progress=False,
+    )
+    purpose = "export"
+
+    async def finish(self, turn: Turn, account: AccountView) -> Outcome:
+        document = await export.export_profile(turn.services, account.id, turn.user_id)
+        if document is None:
+            return Finish([Reply("own_data_not_logged_in")])
+        stem = f"unogas-{account.customer_code.replace('/', '-')}"
+        files = (
+            (f"{stem}.json", export.as_json(document)),
+            (f"{stem}.txt", export.as_text(document, turn.text("export_title"))),
+        )
+        for name, content in files:
+            await turn.context.bot.send_document(
+                turn.chat_id, InputFile(content, filename=name), filename=name
+            )
+        return Finish([Reply("export_sent")])
+
+
+class EraseForm(OwnDataForm):
+    spec = FormSpec(
+        name="erase",
+        fields=(
+            CURRENT,
+            Notice("confirm", press_the_button, choices=(ERASE, "cancel"), stem="erase_confirm"),
+        ),
+        entry_commands=("cancella_profilo", "delete_profile"),
+        show_progress=False,
+    )
+    purpose = "erase"
+
+    async def act(self, turn: Turn, step: Field, value: Any, account: AccountView) -> Outcome | None:
+        if value != ERASE:
+            return Finish([Reply("cancelled")])
+        outcome = await erasure.erase_profile(turn.services, account.id)
+        if isinstance(outcome, Erased):
+            return Finish([Reply("erased")])
+        return _gone(outcome)
+
+
+FORMS = (
+    ChangePasswordForm(),
+    ChangeEmailForm(),
+    ChangePhoneForm(),
+    ChangeQuestionForm(),
+    ExportForm(),
+    EraseForm(),
+)

@@ -1,0 +1,158 @@
+"""What a logged-in customer does with their own profile: change it, take a copy, erase it (issue 15).
+
+`Profiles` works inside a unit of work's transaction (storage/unit_of_work.py), like `Accounts`; nothing
+here commits. Kept apart from storage/accounts.py because these are the data-protection operations on a
+whole profile: the export reads every table that holds the customer's data, the erasure empties them and
+pseudonymises the audit trail, and the retention rule of that trail lives here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.accounts import AccountNotFound, EmailTaken, normalize_email
+from storage.attempts import account_key
+from storage.models import Account, Attempt, AuditEvent, Customer, TelegramSession
+from unogas_bot.clock import utcnow
+
+# Never exported, never shown: what would let anyone guess a password or an answer offline.
+SECRET_COLUMNS = frozenset({"password_hash", "answer_hash"})
+# Internal row ids and the link between tables: no information about the customer.
+INTERNAL_COLUMNS = frozenset({"id", "customer_id", "account_id"})
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON holds it: times as ISO 8601 text (UTC)."""
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _columns(table: Table, *, keep: frozenset[str] = frozenset()) -> list[Any]:
+    hidden = (SECRET_COLUMNS | INTERNAL_COLUMNS) - keep
+    return [column for column in table.columns if column.key not in hidden]
+
+
+class Profiles:
+    """Profile changes, the export of everything stored about a profile, its erasure and audit retention."""
+
+    def __init__(self, session: AsyncSession, clock: Callable[[], datetime] = utcnow) -> None:
+        self._session = session
+        self._clock = clock
+
+    async def _set(self, account_id: int, **values: Any) -> None:
+        result = await self._session.execute(update(Account).where(Account.id == account_id).values(**values))
+        if not result.rowcount:  # type: ignore[attr-defined]
+            raise AccountNotFound(account_id)
+
+    # --- changes ----------------------------------------------------------------------------------------
+
+    async def acknowledge_privacy(self, account_id: int, version: str) -> None:
+        """Record that the profile's customer was shown privacy notice `version`, now."""
+        await self._set(account_id, privacy_version=version, privacy_acknowledged_at=self._clock())
+
+    async def change_email(self, account_id: int, email: str) -> None:
+        """The profile's new user ID. Raises ``EmailTaken`` (the transaction must then be rolled back) or
+        ``AccountNotFound``; the unique constraint decides a race, as at registration."""
+        try:
+            await self._set(account_id, email=normalize_email(email))
+        except IntegrityError as exc:
+            raise EmailTaken(normalize_email(email)) from exc
+
+    async def change_phone(self, account_id: int, phone: str | None) -> None:
+        """The profile's new phone number (E.164), or None to remove it."""
+        await self._set(account_id, phone=phone)
+
+    async def change_question(self, account_id: int, question: str, answer_hash: str) -> None:
+        """A new security question with its answer's bcrypt hash (computed by the caller)."""
+        await self._set(account_id, security_question=question, answer_hash=answer_hash)
+
+    # --- export -----------------------------------------------------------------------------------------
+
+    async def export(self, account_id: int) -> dict[str, Any] | None:
+        """Everything stored about the profile, as plain JSON data, never a hash: the profile, the customer
+        record it was matched with, its Telegram sessions, its attempts still counted and its audit trail
+        (oldest first). None when there is no such profile."""
+        session = self._session
+        account = (
+            await session.execute(select(*_columns(Account.__table__)).where(Account.id == account_id))
+        ).one_or_none()
+        if account is None:
+            return None
+        customer = (
+            await session.execute(
+                select(*_columns(Customer.__table__))
+                .join(Account, Account.customer_id == Customer.id)
+                .where(Account.id == account_id)
+            )
+        ).one()
+        sessions = await session.execute(
+            select(*_columns(TelegramSession.__table__))
+            .where(TelegramSession.account_id == account_id)
+            .order_by(TelegramSession.created_at)
+        )
+        attempts = await session.execute(
+            select(Attempt.kind, Attempt.at)
+            .where(Attempt.key == account_key(account_id))
+            .order_by(Attempt.at)
+        )
+        events = await session.execute(
+            select(*_columns(AuditEvent.__table__))
+            .where(AuditEvent.account_id == account_id)
+            .order_by(AuditEvent.at, AuditEvent.id)
+        )
+
+        def rows(result: Any) -> list[dict[str, Any]]:
+            return [{key: _plain(value) for key, value in row._mapping.items()} for row in result]
+
+        return {
+            "profile": {key: _plain(value) for key, value in account._mapping.items()},
+            "customer_record": {key: _plain(value) for key, value in customer._mapping.items()},
+            "telegram_sessions": rows(sessions),
+            "attempts": rows(attempts),
+            "audit_events": rows(events),
+        }
+
+    # --- erasure ----------------------------------------------------------------------------------------
+
+    async def erase(self, account_id: int) -> str | None:
+        """Delete the profile, its Telegram sessions and its attempts, and pseudonymise its audit trail:
+        the events of the profile and of its customer code keep what happened and when, under the
+        profile's number only (a number no table links to anyone once the profile is gone), without the
+        customer code or any Telegram user id. Returns the customer code, None if there was no profile.
+
+        The customer record stays (it is the billing registry's), so the customer can register again.
+        """
+        session = self._session
+        code = (
+            await session.execute(
+                select(Customer.customer_code)
+                .join(Account, Account.customer_id == Customer.id)
+                .where(Account.id == account_id)
+            )
+        ).scalar_one_or_none()
+        if code is None:
+            return None
+        # Explicit deletes: the foreign key cascades too, but SQLite only with its pragma on.
+        await session.execute(delete(TelegramSession).where(TelegramSession.account_id == account_id))
+        await session.execute(delete(Attempt).where(Attempt.key == account_key(account_id)))
+        await session.execute(delete(Account).where(Account.id == account_id))
+        await session.execute(
+            update(AuditEvent)
+            .where(or_(AuditEvent.account_id == account_id, AuditEvent.customer_code == code))
+            .values(customer_code=None, telegram_user_id=None)
+        )
+        return code
+
+    # --- retention --------------------------------------------------------------------------------------
+
+    async def prune_audit(self, older_than: timedelta) -> int:
+        """Delete audit events older than `older_than` (the audit retention period); returns how many."""
+        result = await self._session.execute(
+            delete(AuditEvent).where(AuditEvent.at < self._clock() - older_than)
+        )
+        return result.rowcount  # type: ignore[attr-defined]

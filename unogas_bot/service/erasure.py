@@ -1,0 +1,32 @@
+"""Erasure (GDPR art. 17): the profile, its Telegram sessions and attempts go; the audit trail stays only
+pseudonymised, for the audit retention period (`AUDIT_RETENTION_DAYS`, then housekeeping deletes it).
+
+What stays of the audit trail is what accountability needs (art. 5(2)): which events happened and when,
+under the deleted profile's number, without customer code, e-mail, names, phone or Telegram user id.
+The customer record (the billing registry's) stays, so the customer can register again with the same
+customer code. The chat (`/cancella_profilo`) and the support tools (`accounts delete`) both call
+`erase_profile`, so both erase the same way.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from unogas_bot.service.outcomes import AccountGone, Erased
+
+if TYPE_CHECKING:
+    from unogas_bot.service.context import Services
+
+
+async def erase_profile(
+    services: Services, account_id: int, *, by_support: bool = False
+) -> Erased | AccountGone:
+    """Erase the profile in one transaction (nothing at all if anything fails)."""
+    async with services.uow() as uow:
+        code = await uow.profiles.erase(account_id)
+        if code is None:
+            return AccountGone()
+        who = "support staff" if by_support else "the customer"
+        await uow.accounts.add_event("erased", account_id=account_id, detail=f"by {who}")
+        await uow.commit()
+    return Erased(code)
