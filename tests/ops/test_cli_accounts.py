@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -206,7 +207,8 @@ def test_delete_removes_account_and_sessions_but_keeps_the_customer(
     customer = two_accounts.run(lambda db: CustomerRegistry(db).get("UG-100234"))
     assert customer is not None
     events = two_accounts.run(lambda db: AccountRepository(db).recent_events(mario.id))
-    assert events[0].event == "deleted"
+    # The chat's erasure: the audit trail stays pseudonymised (no customer code, no Telegram user).
+    assert events[0].event == "erased" and events[0].telegram_user_id is None
     # Gone for the support tools too.
     code, _, err = run_cli(capsys, "accounts", "show", "UG-100234")
     assert code == 1 and "no account" in err
@@ -229,3 +231,20 @@ def test_a_database_that_cannot_be_opened_is_one_line_not_a_traceback(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("unogas-bot: database error:"), err
     assert "unable to open database file" in err
+
+
+def test_export_prints_the_chats_document_without_hashes(
+    two_accounts: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mario = two_accounts.account(MARIO_EMAIL)
+    code, out, err = run_cli(capsys, "accounts", "export", MARIO_EMAIL)
+    assert code == 0 and err == ""
+    document = json.loads(out)
+    assert (
+        document["profile"]["email"] == MARIO_EMAIL
+        and document["customer_record"]["customer_code"] == "UG-100234"
+    )
+    assert mario.password_hash not in out and mario.answer_hash not in out
+    assert "data_exported" in [e["event"] for e in document["audit_events"]]
+    code, text, _ = run_cli(capsys, "accounts", "export", MARIO_EMAIL, "--text")
+    assert code == 0 and "email: " + MARIO_EMAIL in text and mario.password_hash not in text

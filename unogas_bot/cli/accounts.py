@@ -17,6 +17,9 @@ from unogas_bot.cli.common import CliError, with_database
 from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
 from unogas_bot.rules import names
+from unogas_bot.service import erasure, export
+from unogas_bot.service.context import Services
+from unogas_bot.service.outcomes import Erased
 
 PAGE_SIZE = 20
 
@@ -33,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     show.add_argument("account", metavar="EMAIL_OR_CODE")
     unlock = asub.add_parser("unlock", help="lift login and recovery locks and forget failed attempts")
     unlock.add_argument("account", metavar="EMAIL_OR_CODE")
+    exp = asub.add_parser("export", help="everything stored about a profile, as the customer's /i_miei_dati")
+    exp.add_argument("account", metavar="EMAIL_OR_CODE")
+    exp.add_argument("--text", action="store_true", help="the readable text version instead of JSON")
     delete = asub.add_parser("delete", help="delete a profile and its sessions (the customer record stays)")
     delete.add_argument("account", metavar="EMAIL_OR_CODE")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -164,9 +170,38 @@ def cmd_accounts_delete(settings: Settings, args: argparse.Namespace) -> int:
             )
             if not await asyncio.to_thread(_confirm, prompt):
                 raise CliError("not confirmed: nothing deleted")
-        if not await repo.delete(account.id):
+        # The erasure of the chat's /cancella_profilo (issue 15): the same deletion and pseudonymised audit.
+        services = Services.create(settings, db)
+        try:
+            erased = await erasure.erase_profile(services, account.id, by_support=True)
+        finally:
+            services.hasher.close()
+        if not isinstance(erased, Erased):
             raise CliError(f"account {account.customer_code} was deleted meanwhile")
         print(f"deleted the profile of {account.customer_code} ({account.email})")
+        return 0
+
+    return with_database(settings, work)
+
+
+def cmd_accounts_export(settings: Settings, args: argparse.Namespace) -> int:
+    """The document the customer's /i_miei_dati sends (issue 15), to stdout; audited as asked by support."""
+
+    async def work(db: Database) -> int:
+        account = await _find(AccountRepository(db), args.account)
+        services = Services.create(settings, db)
+        try:
+            document = await export.export_profile(services, account.id, None)
+        finally:
+            services.hasher.close()
+        if document is None:
+            raise CliError(f"account {account.customer_code} was deleted meanwhile")
+        content = (
+            export.as_text(document, "Unogas customer area: profile data")
+            if args.text
+            else export.as_json(document)
+        )
+        sys.stdout.write(content.decode("utf-8") + "\n")
         return 0
 
     return with_database(settings, work)
@@ -177,4 +212,5 @@ COMMANDS = {
     ("accounts", "show"): cmd_accounts_show,
     ("accounts", "unlock"): cmd_accounts_unlock,
     ("accounts", "delete"): cmd_accounts_delete,
+    ("accounts", "export"): cmd_accounts_export,
 }
