@@ -203,7 +203,7 @@ class AuditEvent(Base):
 
 # --- the bot's conversation state (written by storage/persistence.py) ------------------------------------
 # JSON text rather than a JSON column: the persistence compares and writes the serialised text as it is,
-# and SQLite and PostgreSQL store it alike. Drafts never hold a secret in clear (see conversations/form.py).
+# and SQLite and PostgreSQL store it alike. Drafts never hold a secret in clear (see conversations/draft.py).
 
 
 class BotUserData(Base):

@@ -16,7 +16,7 @@ at most what was answered in the last tenth of a second or so: for a customer, t
 database cannot be reached the noted changes are kept and written by the next flush that succeeds.
 
 Nothing secret is stored: a draft holds a password or security answer only as a keyed digest of the process
-(useless after a restart) or as its bcrypt hash (see conversations/form.py).
+(useless after a restart) or as its bcrypt hash (see conversations/draft.py).
 """
 
 from __future__ import annotations
