@@ -34,6 +34,7 @@ from unogas_bot.cli.console import SECRET_ECHO
 
 FIRST_HALF = [
     "/registrati",
+    "1",  # the privacy notice's Continua
     "UG-100234",
     "1",  # Persona
     "Mario",

@@ -85,7 +85,8 @@ def steps_for(p: Persona, lang: str, index: int) -> list[Step]:
     login_ok = (shown(lang, "login_ok", name=holder),)
     reg = "registration"
     out = [
-        Step("send", "/register" if en else "/registrati", reg, "customer_code"),
+        Step("send", "/register" if en else "/registrati", reg, "privacy"),
+        Step("send", "continue" if en else "continua", reg, "customer_code"),
         Step("send", p.code, reg, "kind"),
         Step("press", kind_label, reg, order[0], typed=kind_label.lower()),
     ]
