@@ -69,7 +69,15 @@ def test_the_command_passes_fails_and_updates(
 def test_a_recorded_session_replays_as_a_passing_script(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    typed = ["/registrati", "UG-200102", "2", "Bar Sport di Luca Esposito", "SPSLCU80A30L219H", "salta"]
+    typed = [
+        "/registrati",
+        "continua",
+        "UG-200102",
+        "2",
+        "Bar Sport di Luca Esposito",
+        "SPSLCU80A30L219H",
+        "salta",
+    ]
     typed += ["bar@example.it", "Faro sul molo 7788", "Faro sul molo 7788", "Dove apriamo?", "In piazza 12"]
     typed += ["In piazza 12", "salva"]
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(typed) + "\n"))

@@ -54,6 +54,7 @@ class Step:
     input: Line | None
     expected: list[Line] = field(default_factory=list)
     comments: list[Line] = field(default_factory=list)  # comments among the expected lines, kept by --update
+    body: list[str] = field(default_factory=list)  # every line after the input as written, blank ones too
 
 
 @dataclass
@@ -85,7 +86,10 @@ def parse(text: str, path: Path = Path("<script>")) -> Script:
         line = Line(number, raw.rstrip())
         if is_input(line.text):
             steps.append(Step(line))
-        elif raw.startswith("#"):
+            continue
+        if len(steps) > 1 or not raw.startswith("#"):  # before the first input, # lines are headers
+            steps[-1].body.append(line.text)
+        if raw.startswith("#"):
             header = _HEADER.fullmatch(raw)
             if len(steps) == 1 and header and header.group(1) in HEADERS:
                 headers[header.group(1)] = header.group(2)
@@ -203,6 +207,8 @@ def render(script: Script, actual: Sequence[Sequence[str]], keep: Sequence[bool]
     for step, lines, kept in zip(script.steps, actual, keep, strict=True):
         if step.input is not None:
             out.append(step.input.text)
-        out += [line.text for line in step.comments]
-        out += [line.text for line in step.expected] if kept else [text.rstrip() for text in lines]
+        if kept:
+            out += step.body
+        else:
+            out += [line.text for line in step.comments] + [text.rstrip() for text in lines]
     return "\n".join(out) + "\n"
