@@ -1,0 +1,91 @@
+"""The customer's own data under attack: the current password asked again (profile changes, export,
+erasure) is limited like a login however many attempts arrive at once; after an erasure nothing that
+identifies the customer is left in any table; the new flows leak no secret to the tables or the logs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import bcrypt
+
+from storage.accounts import NewAccount
+from storage.db import Database
+from storage.demo import load_demo
+from tests.conftest import FakeClock
+from tests.kit.accountkit import MARIO_EMAIL, NEW_PASSWORD, WRONG_PASSWORD, login, registered, said
+from tests.kit.botkit import ANSWER, MARIO, PASSWORD, TEST_SETTINGS, Bot, answer_all
+from tests.kit.hardkit import dump_database, secret_variants
+from unogas_bot.service import password_check, registration
+from unogas_bot.service.context import Services
+from unogas_bot.service.outcomes import InvalidCredentials, LoginLocked, PasswordConfirmed
+
+
+async def test_thirty_current_password_guesses_at_once_get_five_checks(
+    database: Database, clock: FakeClock
+) -> None:
+    services = Services.create(TEST_SETTINGS, database, clock=clock)
+    try:
+        await load_demo(services.registry)
+        hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+        new = NewAccount(MARIO["code"], MARIO_EMAIL, hashed, "Il mio gatto?", hashed, None, 1)
+        account = (await registration.register(services, new)).account  # type: ignore[union-attr]
+        checks = 0
+        real = services.hasher.verify
+
+        async def counted(secret: str, stored: str | None) -> bool:
+            nonlocal checks
+            checks += stored is not None
+            return await real(secret, stored)
+
+        services.hasher.verify = counted  # type: ignore[method-assign]
+        # One hijacked session per Telegram user, all guessing the account's password for a change at once.
+        outcomes = await asyncio.gather(
+            *(
+                password_check.confirm_password(
+                    services, 100 + i, account.id, f"{WRONG_PASSWORD} {i}", "test"
+                )
+                for i in range(30)
+            )
+        )
+        assert checks == 5
+        assert all(isinstance(o, LoginLocked | InvalidCredentials) for o in outcomes)
+        right = await password_check.confirm_password(services, 200, account.id, PASSWORD, "test")
+        assert isinstance(right, LoginLocked) and checks == 5
+        assert not any(isinstance(o, PasswordConfirmed) for o in outcomes)
+    finally:
+        services.hasher.close()
+
+
+async def test_after_an_erasure_no_table_holds_the_customers_profile_data(bot: Bot) -> None:
+    user = await registered(bot)
+    await login(user)
+    await answer_all(user, "/cambia_telefono", PASSWORD)  # leave some history behind first
+    await user.send("/annulla")
+    await answer_all(user, "/cancella_profilo", PASSWORD)
+    assert "cancellato" in said(await user.press("Cancella il profilo")).lower()
+    await bot.app.update_persistence()  # the ended conversations' rows go with the next write-back
+    stored = [value for _table, _column, value in await dump_database(bot.services.db)]
+    # The customer record stays (it is the company's register of its customers, not the profile); the
+    # profile's own data must be gone everywhere: e-mail, phone, question, hashes, Telegram user id.
+    traces = {MARIO_EMAIL, "+393471234567", "Come si chiamava il mio primo gatto?", str(user.user_id)}
+    found = [value for value in stored if any(trace in value for trace in traces)]
+    assert not found, found
+    assert not [value for value in stored if value.startswith("$2b$")]
+
+
+async def test_the_new_flows_leak_no_secret_to_tables_or_logs(bot: Bot, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.DEBUG)
+    user = await registered(bot)
+    await login(user)
+    await answer_all(user, "/cambia_password", WRONG_PASSWORD)
+    await answer_all(user, "/cambia_password", PASSWORD, NEW_PASSWORD, NEW_PASSWORD)
+    await answer_all(
+        user, "/cambia_domanda", NEW_PASSWORD, "Dove sono nato io?", "Lungomare Nord", "Lungomare Nord"
+    )
+    await answer_all(user, "/i_miei_dati", NEW_PASSWORD)
+    secrets = secret_variants(PASSWORD, NEW_PASSWORD, WRONG_PASSWORD, ANSWER, "Lungomare Nord")
+    stored = [value for _table, _column, value in await dump_database(bot.services.db)]
+    assert not [s for s in secrets if any(s in value for value in stored)]
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert not [s for s in secrets if s in logged]
