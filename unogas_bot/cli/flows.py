@@ -8,12 +8,14 @@ import asyncio
 import dataclasses
 import io
 import logging
+import shutil
 import sys
 from pathlib import Path
 
 from unogas_bot.cli.common import CliError
 from unogas_bot.cli.console import run_console
 from unogas_bot.config import Settings
+from unogas_bot.flows.diagram import forms, mermaid
 from unogas_bot.flows.runner import DEFAULT_USER, Replayer, find_scripts, report, run_scripts
 from unogas_bot.flows.script import ScriptError
 
@@ -28,6 +30,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     record.add_argument("file", help="the script to write (overwritten)")
     record.add_argument("--language", default="it", choices=("it", "en"), help="the user's language")
     record.add_argument("--user-id", type=int, default=DEFAULT_USER, help="the Telegram user id to play")
+    diagram = fsub.add_parser("diagram", help="draw a flow from its form definition (Mermaid)")
+    diagram.add_argument("form", nargs="?", default="registration", help="the form (default: registration)")
+    diagram.add_argument("--language", default="it", choices=("it", "en"), help="the language of the labels")
+    diagram.add_argument("--format", default="mermaid", choices=("mermaid", "svg", "png"))
 
 
 def _quiet(settings: Settings, args: argparse.Namespace) -> None:
@@ -86,4 +92,24 @@ def cmd_flows_record(settings: Settings, args: argparse.Namespace) -> int:
     return status
 
 
-COMMANDS = {("flows", "test"): cmd_flows_test, ("flows", "record"): cmd_flows_record}
+def cmd_flows_diagram(settings: Settings, args: argparse.Namespace) -> int:
+    """Mermaid on stdout. SVG and PNG would go through Graphviz's `dot`, which is not a dependency yet:
+    asked for them, the command says so rather than draw something else."""
+    known = forms()
+    if args.form not in known:
+        raise CliError(f"no form {args.form!r}: one of {', '.join(known)}")
+    if args.format != "mermaid":
+        found = "installed, but" if shutil.which("dot") else "not installed, and"
+        raise CliError(
+            f"--format {args.format} needs Graphviz: its `dot` program is {found} the Graphviz output is not"
+            " built yet; use --format mermaid (GitHub, GitLab and most documentation tools render it)"
+        )
+    print(mermaid(known[args.form], args.language), end="")
+    return 0
+
+
+COMMANDS = {
+    ("flows", "test"): cmd_flows_test,
+    ("flows", "record"): cmd_flows_record,
+    ("flows", "diagram"): cmd_flows_diagram,
+}

@@ -1,0 +1,49 @@
+"""The flow diagrams are generated from the form specs (issue 13): every question, branch, secret pair,
+checkpoint, summary and exit is in them, and the README's registration diagram is the generated one."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conversations.registration import SPEC as REGISTRATION
+from unogas_bot.flows.diagram import all_diagrams, forms, mermaid
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_shows_the_generated_registration_diagram() -> None:
+    shown = re.search(
+        r"<!-- flows diagram registration it[^>]*-->\n```mermaid\n(.*?)```", README.read_text("utf-8"), re.S
+    )
+    assert shown is not None, "the README's registration diagram"
+    assert shown.group(1) == mermaid(forms()["registration"], "it"), (
+        "the README's diagram drifted from the code: paste `unogas-bot flows diagram registration` there"
+    )
+
+
+@pytest.mark.parametrize("lang", ["it", "en"])
+def test_every_step_branch_pair_and_exit_of_the_registration_is_drawn(lang: str) -> None:
+    drawing = mermaid(forms()["registration"], lang)
+    for step in REGISTRATION.steps:
+        assert f"s_{step.key}" in drawing
+    person, business = ("Persona", "Azienda") if lang == "it" else ("Person", "Business")
+    assert (
+        f"s_kind -->|{person}| s_first_name" in drawing
+        and f"s_kind -->|{business}| s_company_name" in drawing
+    )
+    assert "s_password_repeat -.->|" in drawing and "s_answer_repeat -.->|" in drawing  # the repetitions
+    assert "c_verified -->|" in drawing and "x_already_registered" in drawing and "locked" in drawing
+    assert "summary -->|" in drawing and drawing.count("summary -.->|") == sum(
+        s.in_summary for s in REGISTRATION.steps
+    )
+    assert "any -.->|" in drawing  # cancel and timeout, from any question
+
+
+def test_every_form_has_a_diagram_with_a_node_per_step() -> None:
+    for name, drawing in all_diagrams("en").items():
+        assert drawing.startswith("flowchart TD\n"), name
+        for step in forms()[name].spec.steps:
+            assert f"s_{step.key}" in drawing, (name, step.key)
