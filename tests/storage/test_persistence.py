@@ -236,7 +236,7 @@ async def test_the_inactivity_timeout_holds_across_a_restart(database: Database,
     async with running_bot(database, clock, demo=False) as restarted:
         user = restarted.user(1001)
         events = await user.send("persona")
-        assert plain("expired", minutes=15) in last_text(events)
+        assert plain("expired", minutes=15, command="/registrati") in last_text(events)
         assert "registration" not in restarted.app.user_data.get(1001, {})
         await user.send("/registrati")
         events = await user.send("continua")
