@@ -127,21 +127,11 @@ def add_handlers(app: Application, persistent: bool = False) -> None:
     app.add_error_handler(on_error)
 
 
-async def _say(update: Update, context: BotContext, key: str, **params: object) -> None:
-    if update.effective_chat is None:
-        return
-    await context.bot.send_message(
-        update.effective_chat.id,
-        texts.t(context.language_of(update), key, **params),
-        parse_mode=ParseMode.HTML,
-    )
-
-
 async def welcome(update: Update, context: BotContext) -> None:
     text = update.effective_message.text if update.effective_message else ""
     words = (text or "").split()  # a message of spaces only has no first word
     command = words[0].split("@")[0] if words else ""
-    await _say(update, context, "help" if command in ("/aiuto", "/help") else "welcome")
+    await context.say(update, "help" if command in ("/aiuto", "/help") else "welcome")
 
 
 async def slow_down(app: Application, update: object) -> None:
@@ -160,11 +150,11 @@ async def slow_down(app: Application, update: object) -> None:
 
 
 async def nothing_to_cancel(update: Update, context: BotContext) -> None:
-    await _say(update, context, "nothing_to_cancel")
+    await context.say(update, "nothing_to_cancel")
 
 
 async def unknown_command(update: Update, context: BotContext) -> None:
-    await _say(update, context, "unknown_command")
+    await context.say(update, "unknown_command")
 
 
 async def choose_language(update: Update, context: BotContext) -> None:
@@ -192,7 +182,7 @@ async def set_language(update: Update, context: BotContext) -> None:
     await query.answer()
     with contextlib.suppress(TelegramError):
         await query.edit_message_reply_markup(None)
-    await _say(update, context, "language_set")
+    await context.say(update, "language_set")
     raise ApplicationHandlerStop
 
 
@@ -256,6 +246,6 @@ async def on_error(update: object, context: BotContext) -> None:
     unavailable = error is not None and database_unavailable(error)
     key = "db_unavailable" if unavailable else "error_generic"
     try:
-        await _say(update, context, key)
+        await context.say(update, key)
     except TelegramError as exc:
         log.warning("update %s: could not tell the user about the error (%s)", update_id, type(exc).__name__)
