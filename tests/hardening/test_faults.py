@@ -222,5 +222,6 @@ async def test_every_reply_during_an_outage_gets_an_answer(bot: Bot, monkeypatch
             events = await user.send(text)
             sent = [e for e in events if isinstance(e, Sent)]
             assert sent, text
-    events = await user.send("/registrati")
+    await user.send("/registrati")  # the privacy notice, then the first question
+    events = await user.send("continua")
     assert plain("q_customer_code") in last_text(events)

@@ -492,15 +492,18 @@ class World:
 
     async def _good_registration(self, run: Run, at: str, variant: int) -> tuple[list[object], str | None]:
         p, record = run.persona, run.persona.record
-        if at in ("kind", "summary"):
-            key = {"kind": f"btn_{record.kind}", "summary": "btn_save"}[at]
+        if at in ("kind", "summary", "privacy"):
+            key = {"kind": f"btn_{record.kind}", "summary": "btn_save", "privacy": "btn_accept"}[at]
             if variant % 3:
                 try:
                     return await self._press_label(run, REAL_T(run.lang, key))
                 except LookupError:
                     pass
-            word = {"person": "persona", "business": "azienda"}.get(record.kind) if at == "kind" else "salva"
-            return await self._send(run, word or "salva")
+            words = {
+                "kind": {"person": "persona", "business": "azienda"}.get(record.kind),
+                "privacy": "continua",
+            }
+            return await self._send(run, words.get(at) or "salva")
         if at == "phone":
             choice = variant % 4
             if choice == 0:
