@@ -65,6 +65,22 @@ async def test_command_menu_is_published_in_both_languages(sqlite_bot):
     assert all(c["description"] for c in menus[None] + menus["en"])
 
 
+def test_every_command_the_bot_answers_after_login_is_in_the_menu(sqlite_bot):
+    """The menu lists what a customer can do; a command the bot handles but the menu hides is found by
+    nobody. Every entry of the menu is handled, and every form's command is listed."""
+    from telegram.ext import CommandHandler, ConversationHandler
+
+    handled: set[str] = set()
+    for group in sqlite_bot.app.handlers.values():
+        for handler in group:
+            inner = handler.entry_points if isinstance(handler, ConversationHandler) else [handler]
+            handled |= {c for h in inner if isinstance(h, CommandHandler) for c in h.commands}
+    listed = {name for menu in MENU.values() for name, _ in menu}
+    assert listed <= handled, listed - handled
+    for command in ("cambia_password", "change_email", "i_miei_dati", "delete_profile", "privacy"):
+        assert command in listed
+
+
 async def _at_phone(user):
     await user.send("/registrati")
     await user.send("continua")

@@ -46,6 +46,13 @@ MENU = {
         ("annulla", "cmd_cancel"),
         ("aiuto", "cmd_help"),
         ("lingua", "cmd_language"),
+        ("cambia_password", "cmd_change_password"),
+        ("cambia_email", "cmd_change_email"),
+        ("cambia_telefono", "cmd_change_phone"),
+        ("cambia_domanda", "cmd_change_question"),
+        ("i_miei_dati", "cmd_my_data"),
+        ("cancella_profilo", "cmd_delete_profile"),
+        ("privacy", "cmd_privacy"),
     ),
     "en": (
         ("register", "cmd_register"),
@@ -56,6 +63,13 @@ MENU = {
         ("cancel", "cmd_cancel"),
         ("help", "cmd_help"),
         ("language", "cmd_language"),
+        ("change_password", "cmd_change_password"),
+        ("change_email", "cmd_change_email"),
+        ("change_phone", "cmd_change_phone"),
+        ("change_question", "cmd_change_question"),
+        ("my_data", "cmd_my_data"),
+        ("delete_profile", "cmd_delete_profile"),
+        ("privacy", "cmd_privacy"),
     ),
 }
 
