@@ -9,7 +9,7 @@ a password recovered elsewhere, 30 days passed) ends the form.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from telegram import InputFile
 
@@ -51,11 +51,19 @@ def press_the_button(text: str) -> str:
     raise rules.Invalid("erase.press_button")
 
 
-class OwnDataForm(Form):
-    """A form for a logged-in customer that asks the current password first. `purpose` names it in the
-    audit trail."""
+def own_data_spec(name: str, commands: tuple[str, str], *fields: Field, progress: bool = True) -> FormSpec:
+    """A logged-in customer's form: the current password first, then `fields`; `commands` are the
+    Italian and English commands that start it."""
+    return FormSpec(name=name, fields=(CURRENT, *fields), entry_commands=commands, show_progress=progress)
 
-    purpose: ClassVar[str]
+
+class OwnDataForm(Form):
+    """A form for a logged-in customer that asks the current password first; its spec's name says what
+    for in the audit trail."""
+
+    @property
+    def purpose(self) -> str:
+        return self.spec.name
 
     async def on_start(self, turn: Turn) -> Outcome | None:
         account = await turn.services.accounts.session_account(turn.user_id)
@@ -114,12 +122,11 @@ def _gone(outcome: object) -> Outcome:
 
 
 class ChangePasswordForm(OwnDataForm):
-    spec = FormSpec(
-        name="change_password",
-        fields=(CURRENT, SecretPair("password", rules.password.validate, stem="new_password")),
-        entry_commands=("cambia_password", "change_password"),
+    spec = own_data_spec(
+        "change_password",
+        ("cambia_password", "change_password"),
+        SecretPair("password", rules.password.validate, stem="new_password"),
     )
-    purpose = "change_password"
 
     async def act(self, turn: Turn, step: Field, value: Any, account: AccountView) -> Outcome | None:
         if step.key != "password":
@@ -143,12 +150,11 @@ class ChangePasswordForm(OwnDataForm):
 
 
 class ChangeEmailForm(OwnDataForm):
-    spec = FormSpec(
-        name="change_email",
-        fields=(CURRENT, Field("email", rules.email.validate, stem="new_email")),
-        entry_commands=("cambia_email", "change_email"),
+    spec = own_data_spec(
+        "change_email",
+        ("cambia_email", "change_email"),
+        Field("email", rules.email.validate, stem="new_email"),
     )
-    purpose = "change_email"
 
     async def act(self, turn: Turn, step: Field, value: Any, account: AccountView) -> Outcome | None:
         match await profile.change_email(turn.services, turn.user_id, account, value):
@@ -164,15 +170,11 @@ class ChangeEmailForm(OwnDataForm):
 
 
 class ChangePhoneForm(OwnDataForm):
-    spec = FormSpec(
-        name="change_phone",
-        fields=(
-            CURRENT,
-            Field("phone", rules.phone.validate, optional=True, share_contact=True, stem="new_phone"),
-        ),
-        entry_commands=("cambia_telefono", "change_phone"),
+    spec = own_data_spec(
+        "change_phone",
+        ("cambia_telefono", "change_phone"),
+        Field("phone", rules.phone.validate, optional=True, share_contact=True, stem="new_phone"),
     )
-    purpose = "change_phone"
 
     async def act(self, turn: Turn, step: Field, value: Any, account: AccountView) -> Outcome | None:
         outcome = await profile.change_phone(turn.services, turn.user_id, account, value)
@@ -184,22 +186,18 @@ class ChangePhoneForm(OwnDataForm):
 
 
 class ChangeQuestionForm(OwnDataForm):
-    spec = FormSpec(
-        name="change_question",
-        fields=(
-            CURRENT,
-            Field("question", rules.answer.validate_question, clears=("answer",), stem="question"),
-            SecretPair(
-                "answer",
-                rules.answer.validate,
-                given=question_of,
-                normalize=rules.answer.normalize,
-                stem="answer",
-            ),
+    spec = own_data_spec(
+        "change_question",
+        ("cambia_domanda", "change_question"),
+        Field("question", rules.answer.validate_question, clears=("answer",), stem="question"),
+        SecretPair(
+            "answer",
+            rules.answer.validate,
+            given=question_of,
+            normalize=rules.answer.normalize,
+            stem="answer",
         ),
-        entry_commands=("cambia_domanda", "change_question"),
     )
-    purpose = "change_question"
 
     async def finish(self, turn: Turn, account: AccountView) -> Outcome:
         answers = turn.answers
@@ -212,13 +210,7 @@ class ChangeQuestionForm(OwnDataForm):
 
 
 class ExportForm(OwnDataForm):
-    spec = FormSpec(
-        name="export",
-        fields=(CURRENT,),
-        entry_commands=("i_miei_dati", "my_data"),
-        show_progress=False,
-    )
-    purpose = "export"
+    spec = own_data_spec("export", ("i_miei_dati", "my_data"), progress=False)
 
     async def finish(self, turn: Turn, account: AccountView) -> Outcome:
         document = await export.export_profile(turn.services, account.id, turn.user_id)
@@ -237,16 +229,12 @@ class ExportForm(OwnDataForm):
 
 
 class EraseForm(OwnDataForm):
-    spec = FormSpec(
-        name="erase",
-        fields=(
-            CURRENT,
-            Notice("confirm", press_the_button, choices=(ERASE, "cancel"), stem="erase_confirm"),
-        ),
-        entry_commands=("cancella_profilo", "delete_profile"),
-        show_progress=False,
+    spec = own_data_spec(
+        "erase",
+        ("cancella_profilo", "delete_profile"),
+        Notice("confirm", press_the_button, choices=(ERASE, "cancel"), stem="erase_confirm"),
+        progress=False,
     )
-    purpose = "erase"
 
     async def act(self, turn: Turn, step: Field, value: Any, account: AccountView) -> Outcome | None:
         if value != ERASE:
