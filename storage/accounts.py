@@ -10,8 +10,9 @@ nothing of its attempt is saved.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -102,6 +103,31 @@ class UnknownCustomer(RegistrationConflict):
 
 class AccountNotFound(LookupError):
     """No account with this id (e.g. deleted meanwhile)."""
+
+
+# The support operator on whose behalf the current task acts (the command line's `--operator`), or None for
+# the chat. A context variable rather than a parameter: the support tools act through the same use cases as
+# the chat (erasure, export), and every audit event those write must name the operator without each use case
+# and each of its callers carrying one more argument. Set only through `acting_operator`.
+_OPERATOR: ContextVar[str | None] = ContextVar("unogas_operator", default=None)
+
+
+@contextmanager
+def acting_operator(name: str) -> Iterator[None]:
+    """Within the block (and the tasks and event loops started in it), every audit event this module
+    records names operator `name` in its detail text ("...; operator NAME")."""
+    token = _OPERATOR.set(name)
+    try:
+        yield
+    finally:
+        _OPERATOR.reset(token)
+
+
+def _with_operator(detail: str) -> str:
+    operator = _OPERATOR.get()
+    if operator is None:
+        return detail
+    return f"{detail}; operator {operator}" if detail else f"operator {operator}"
 
 
 def normalize_email(email: str) -> str:
@@ -440,7 +466,9 @@ class Accounts:
         telegram_user_id: int | None = None,
         detail: str = "",
     ) -> None:
-        """Append an audit event. ``detail`` is short free text and must never contain a secret."""
+        """Append an audit event. ``detail`` is short free text and must never contain a secret; inside
+        `acting_operator` it also names the support operator."""
+        detail = _with_operator(detail)
         await self._session.execute(
             insert(AuditEvent).values(
                 at=self._clock(),

@@ -1,4 +1,6 @@
-"""`unogas-bot accounts list|show|unlock|delete`, run through `cli.main` on a temporary SQLite file."""
+"""`unogas-bot accounts list|show|unlock|delete|export|audit`, run through `cli.main` on a temporary SQLite
+file. The fixture names the operator through UNOGAS_OPERATOR, as a support shell would; the operator tests
+remove or override it."""
 
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
     url = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+    monkeypatch.setenv("UNOGAS_OPERATOR", "anna")
     return Store(url)
 
 
@@ -248,3 +251,64 @@ def test_export_prints_the_chats_document_without_hashes(
     assert "data_exported" in [e["event"] for e in document["audit_events"]]
     code, text, _ = run_cli(capsys, "accounts", "export", MARIO_EMAIL, "--text")
     assert code == 0 and "email: " + MARIO_EMAIL in text and mario.password_hash not in text
+
+
+# --- the operator in the audit trail ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["unlock", "UG-100234"], ["delete", "UG-100234", "--yes"], ["export", "UG-100234"]],
+)
+def test_a_command_that_changes_or_hands_out_an_account_needs_an_operator(
+    two_accounts: Store,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+) -> None:
+    monkeypatch.delenv("UNOGAS_OPERATOR")
+    mario = two_accounts.account(MARIO_EMAIL)
+    before = two_accounts.run(lambda db: AccountRepository(db).recent_events(mario.id))
+    code, out, err = run_cli(capsys, "accounts", *command)
+    assert code == 1 and out == ""
+    assert err.startswith("unogas-bot: this command changes or reveals an account: give --operator NAME")
+    assert err.endswith(" or set UNOGAS_OPERATOR\n") and err.count("\n") == 1
+    assert two_accounts.run(lambda db: AccountRepository(db).recent_events(mario.id)) == before
+    assert two_accounts.account(MARIO_EMAIL).login_locked_until is not None
+
+
+def test_a_blank_operator_is_no_operator(two_accounts: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "accounts", "unlock", "UG-100234", "--operator", "  ")
+    assert code == 1 and "--operator NAME" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "event", "detail"),
+    [
+        (["unlock", "UG-100234"], "unlocked", "operator Bruno Neri"),
+        (["export", "UG-100234"], "data_exported", "by support staff; operator Bruno Neri"),
+        (["delete", "UG-100234", "--yes"], "erased", "by support staff; operator Bruno Neri"),
+    ],
+)
+def test_the_audit_event_names_the_operator(
+    two_accounts: Store,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    event: str,
+    detail: str,
+) -> None:
+    mario = two_accounts.account(MARIO_EMAIL)
+    assert run_cli(capsys, "accounts", *command, "--operator", "Bruno  Neri")[0] == 0  # over UNOGAS_OPERATOR
+    events = two_accounts.run(lambda db: AccountRepository(db).recent_events(mario.id))
+    assert (events[0].event, events[0].detail) == (event, detail)
+
+
+def test_the_operator_comes_from_the_environment(
+    two_accounts: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mario = two_accounts.account(MARIO_EMAIL)
+    assert run_cli(capsys, "accounts", "unlock", MARIO_EMAIL)[0] == 0
+    events = two_accounts.run(lambda db: AccountRepository(db).recent_events(mario.id))
+    assert (events[0].event, events[0].detail) == ("unlocked", "operator anna")
+    _, out, _ = run_cli(capsys, "accounts", "show", MARIO_EMAIL)
+    assert "operator anna" in out.split("recent events")[1]

@@ -1,6 +1,8 @@
 """`unogas-bot accounts ...`: support tools for registered profiles (list, show, unlock, delete).
 
-Nothing here prints a hash or a secret. Accounts are named by e-mail address or customer code.
+Nothing here prints a hash or a secret. Accounts are named by e-mail address or customer code. Every
+command that changes an account (unlock, delete) or hands its data out (export) needs the operator's name
+(`--operator` or `UNOGAS_OPERATOR`), which its audit events record.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ import argparse
 import asyncio
 import math
 import sys
+from collections.abc import Callable
 from datetime import datetime
 
-from storage.accounts import AccountRepository, AccountView
+from storage.accounts import AccountRepository, AccountView, acting_operator
 from storage.db import Database
-from unogas_bot.cli.common import CliError, with_database
+from unogas_bot.cli.common import CliError, add_operator_argument, operator_name, with_database
 from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
 from unogas_bot.rules import names
@@ -36,12 +39,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     show.add_argument("account", metavar="EMAIL_OR_CODE")
     unlock = asub.add_parser("unlock", help="lift login and recovery locks and forget failed attempts")
     unlock.add_argument("account", metavar="EMAIL_OR_CODE")
+    add_operator_argument(unlock)
     exp = asub.add_parser("export", help="everything stored about a profile, as the customer's /i_miei_dati")
     exp.add_argument("account", metavar="EMAIL_OR_CODE")
     exp.add_argument("--text", action="store_true", help="the readable text version instead of JSON")
+    add_operator_argument(exp)
     delete = asub.add_parser("delete", help="delete a profile and its sessions (the customer record stays)")
     delete.add_argument("account", metavar="EMAIL_OR_CODE")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add_operator_argument(delete)
 
 
 def _page_number(text: str) -> int:
@@ -74,6 +80,13 @@ async def _find(repo: AccountRepository, name: str) -> AccountView:
     if account is None:
         raise CliError(f"no account with e-mail address or customer code {name!r}")
     return account
+
+
+def _as_operator(args: argparse.Namespace, command: Callable[[], int]) -> int:
+    """Run `command` with every audit event it records naming the operator; without one, nothing runs
+    (not even the confirmation question)."""
+    with acting_operator(operator_name(args)):
+        return command()
 
 
 # --- commands ---------------------------------------------------------------------------------------
@@ -150,7 +163,7 @@ def cmd_accounts_unlock(settings: Settings, args: argparse.Namespace) -> int:
         print(f"unlocked {account.customer_code} ({account.email}): login and recovery allowed again")
         return 0
 
-    return with_database(settings, work)
+    return _as_operator(args, lambda: with_database(settings, work))
 
 
 def _confirm(prompt: str) -> bool:
@@ -181,7 +194,7 @@ def cmd_accounts_delete(settings: Settings, args: argparse.Namespace) -> int:
         print(f"deleted the profile of {account.customer_code} ({account.email})")
         return 0
 
-    return with_database(settings, work)
+    return _as_operator(args, lambda: with_database(settings, work))
 
 
 def cmd_accounts_export(settings: Settings, args: argparse.Namespace) -> int:
@@ -204,7 +217,7 @@ def cmd_accounts_export(settings: Settings, args: argparse.Namespace) -> int:
         sys.stdout.write(content.decode("utf-8") + "\n")
         return 0
 
-    return with_database(settings, work)
+    return _as_operator(args, lambda: with_database(settings, work))
 
 
 COMMANDS = {
