@@ -133,13 +133,38 @@ def test_list_refuses_page_zero(store: Store, capsys: pytest.CaptureFixture[str]
 def test_show_by_email_or_code(two_accounts: Store, capsys: pytest.CaptureFixture[str], name: str) -> None:
     code, out, err = run_cli(capsys, "accounts", "show", name)
     assert code == 0 and err == ""
-    for expected in ("UG-100234", "Mario Rossi (person)", MARIO_EMAIL, "RSSMRA75C12H501H", "+393471234567"):
+    for expected in ("UG-100234", "Mario Rossi (person)", MARIO_EMAIL, "RSS•••••••••••1H", "+393471234567"):
         assert expected in out
+    assert "RSSMRA75C12H501H" not in out  # masked as the chat masks it
     assert "Come si chiamava il mio primo gatto?" in out
     assert "login locked:       until" in out and "recovery locked:    until" in out
     assert "registered" in out.split("recent events")[1]  # the audit trail, with the Telegram user
     assert "tg 1001" in out
     assert "$2b$" not in out and "hash" not in out.lower()
+
+
+def test_show_reveal_shows_the_tax_code_and_is_audited(
+    two_accounts: Store, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mario = two_accounts.account(MARIO_EMAIL)
+    monkeypatch.delenv("UNOGAS_OPERATOR")
+    code, out, err = run_cli(capsys, "accounts", "show", MARIO_EMAIL, "--reveal")
+    assert code == 1 and out == "" and "--operator NAME" in err
+    code, out, err = run_cli(capsys, "accounts", "show", MARIO_EMAIL, "--reveal", "--operator", "carla")
+    assert code == 0 and err == "" and "tax code:           RSSMRA75C12H501H" in out
+    events = two_accounts.run(lambda db: AccountRepository(db).recent_events(mario.id))
+    assert (events[0].event, events[0].detail) == ("tax_code_revealed", "operator carla")
+    assert "tax_code_revealed" in out.split("recent events")[1]  # the reveal itself is in the trail shown
+
+
+def test_show_without_reveal_records_nothing(
+    two_accounts: Store, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mario = two_accounts.account(MARIO_EMAIL)
+    monkeypatch.delenv("UNOGAS_OPERATOR")  # reading needs no operator
+    before = two_accounts.run(lambda db: AccountRepository(db).recent_events(mario.id))
+    assert run_cli(capsys, "accounts", "show", MARIO_EMAIL)[0] == 0
+    assert two_accounts.run(lambda db: AccountRepository(db).recent_events(mario.id)) == before
 
 
 def test_show_unknown_account(two_accounts: Store, capsys: pytest.CaptureFixture[str]) -> None:

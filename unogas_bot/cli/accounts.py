@@ -19,7 +19,7 @@ from storage.db import Database
 from unogas_bot.cli.common import CliError, add_operator_argument, operator_name, with_database
 from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
-from unogas_bot.rules import names
+from unogas_bot.rules import masks, names
 from unogas_bot.service import erasure, export
 from unogas_bot.service.context import Services
 from unogas_bot.service.outcomes import Erased
@@ -37,6 +37,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     lst.add_argument("--page", type=_page_number, default=1, help=f"page number (from 1; {PAGE_SIZE} a page)")
     show = asub.add_parser("show", help="one profile (no hashes) and its recent audit events")
     show.add_argument("account", metavar="EMAIL_OR_CODE")
+    show.add_argument(
+        "--reveal", action="store_true", help="show the tax code in full (audited: needs the operator)"
+    )
+    add_operator_argument(show)
     unlock = asub.add_parser("unlock", help="lift login and recovery locks and forget failed attempts")
     unlock.add_argument("account", metavar="EMAIL_OR_CODE")
     add_operator_argument(unlock)
@@ -124,16 +128,23 @@ def cmd_accounts_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_accounts_show(settings: Settings, args: argparse.Namespace) -> int:
+    """The profile with its tax code masked as the chat masks it: what is on a support screen is seen by
+    whoever stands behind it. `--reveal` shows it in full and records who asked ("tax_code_revealed")."""
+
     async def work(db: Database) -> int:
         repo = AccountRepository(db)
         account = await _find(repo, args.account)
+        if args.reveal:
+            await repo.record_event(
+                "tax_code_revealed", account_id=account.id, customer_code=account.customer_code
+            )
         now = utcnow()
         kind = account.kind
         rows = [
             ("account id", str(account.id)),
             ("customer code", account.customer_code),
             ("holder", f"{_holder(account)} ({kind})"),
-            ("tax code", account.tax_code),
+            ("tax code", account.tax_code if args.reveal else masks.tax_code(account.tax_code)),
             ("e-mail", account.email),
             ("phone", account.phone or "-"),
             ("security question", account.security_question),
@@ -152,6 +163,8 @@ def cmd_accounts_show(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  {_when(event.at)}  {event.event:<26} {who}{detail}")
         return 0
 
+    if args.reveal:
+        return _as_operator(args, lambda: with_database(settings, work))
     return with_database(settings, work)
 
 
