@@ -189,6 +189,23 @@ def test_unlock_clears_locks_and_attempts(two_accounts: Store, capsys: pytest.Ca
     assert "unlocked" in out.split("recent events")[1]
 
 
+def test_unlock_of_an_account_not_locked_says_so_and_records_nothing(
+    two_accounts: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    giulia = two_accounts.account(GIULIA_EMAIL)
+    before = two_accounts.run(lambda db: AccountRepository(db).recent_events(giulia.id))
+    code, out, err = run_cli(capsys, "accounts", "unlock", GIULIA_EMAIL)
+    assert (code, out, err) == (0, f"UG-100235 ({GIULIA_EMAIL}) is not locked: nothing changed\n", "")
+    assert two_accounts.run(lambda db: AccountRepository(db).recent_events(giulia.id)) == before
+
+
+def test_an_expired_lock_is_no_lock(two_accounts: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    giulia = two_accounts.account(GIULIA_EMAIL)
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    two_accounts.run(lambda db: AccountRepository(db).set_login_lock(giulia.id, past))
+    assert "is not locked" in run_cli(capsys, "accounts", "unlock", "UG-100235")[1]
+
+
 def test_unlock_unknown_account(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(capsys, "accounts", "unlock", "UG-999999")
     assert code == 1 and out == "" and "no account" in err and err.count("\n") == 1

@@ -169,9 +169,17 @@ def cmd_accounts_show(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_accounts_unlock(settings: Settings, args: argparse.Namespace) -> int:
+    """Lift the locks. An account with no lock in force is left alone and nothing is audited: an
+    "unlocked" event that unlocked nothing would mislead whoever reads the trail later."""
+
     async def work(db: Database) -> int:
         repo = AccountRepository(db)
         account = await _find(repo, args.account)
+        now = utcnow()
+        locks = (account.login_locked_until, account.recovery_locked_until)
+        if not any(until and until > now for until in locks):
+            print(f"{account.customer_code} ({account.email}) is not locked: nothing changed")
+            return 0
         await repo.unlock(account.id)
         print(f"unlocked {account.customer_code} ({account.email}): login and recovery allowed again")
         return 0
