@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -83,6 +83,9 @@ class AuditEntry:
     event: str
     telegram_user_id: int | None
     detail: str
+    # Filled in by `audit_trail` only: an erased profile's events keep the number, never the code.
+    account_id: int | None = None
+    customer_code: str | None = None
 
 
 class RegistrationConflict(Exception):
@@ -491,6 +494,43 @@ class Accounts:
         )
         return [AuditEntry(row.at, row.event, row.telegram_user_id, row.detail) for row in rows]
 
+    async def audit_trail(
+        self, *, account_id: int | None = None, customer_code: str | None = None, limit: int = 500
+    ) -> list[AuditEntry]:
+        """The events of profile `account_id` or of customer `customer_code` (either may be None), oldest
+        first, with the newest `limit` kept. Also after the profile was erased: its events stay under
+        its number (without code or Telegram user); events before any profile (a failed identity
+        check) carry only the code."""
+        conditions: list[Any] = []
+        if account_id is not None:
+            conditions.append(AuditEvent.account_id == account_id)
+        if customer_code is not None:
+            conditions.append(
+                _code_key_sql(AuditEvent.customer_code) == rules.customer_code.key(customer_code)
+            )
+        if not conditions:
+            return []
+        newest = (
+            select(AuditEvent)
+            .where(or_(*conditions))
+            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+            .limit(limit)
+            .subquery()
+        )
+        rows = await self._session.execute(select(newest).order_by(newest.c.at, newest.c.id))
+        return [
+            AuditEntry(row.at, row.event, row.telegram_user_id, row.detail, row.account_id, row.customer_code)
+            for row in rows
+        ]
+
+
+def _code_key_sql(column: Any) -> Any:
+    """`rules.customer_code.key` in SQL (SQLite and PostgreSQL alike): audit rows keep the code as it was
+    given, so "UG-100234" and "UG100234" must still meet."""
+    for sign in ("-", "/", " "):
+        column = func.replace(column, sign, "")
+    return func.upper(column)
+
 
 class AccountRepository:
     """`Accounts` on a bare `Database`: each call is its own transaction (reads: a plain session).
@@ -612,3 +652,9 @@ class AccountRepository:
     async def recent_events(self, account_id: int, limit: int = 20) -> list[AuditEntry]:
         async with self._reading() as accounts:
             return await accounts.recent_events(account_id, limit)
+
+    async def audit_trail(
+        self, *, account_id: int | None = None, customer_code: str | None = None, limit: int = 500
+    ) -> list[AuditEntry]:
+        async with self._reading() as accounts:
+            return await accounts.audit_trail(account_id=account_id, customer_code=customer_code, limit=limit)

@@ -354,3 +354,70 @@ def test_the_operator_comes_from_the_environment(
     assert (events[0].event, events[0].detail) == ("unlocked", "operator anna")
     _, out, _ = run_cli(capsys, "accounts", "show", MARIO_EMAIL)
     assert "operator anna" in out.split("recent events")[1]
+
+
+# --- audit ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [MARIO_EMAIL, "UG-100234", "ug100234"])
+def test_audit_shows_the_trail_oldest_first(
+    two_accounts: Store, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    mario = two_accounts.account(MARIO_EMAIL)
+    run_cli(capsys, "accounts", "unlock", "UG-100234")
+    code, out, err = run_cli(capsys, "accounts", "audit", name)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert (
+        lines[0] == f"audit trail of profile {mario.id} (UG-100234, {MARIO_EMAIL}): 2 event(s), oldest first"
+    )
+    assert "registered" in lines[1] and "tg 1001" in lines[1] and "unlocked" in lines[2]
+    assert "operator anna" in lines[2]
+
+
+def test_audit_of_an_erased_profile_shows_what_is_left(
+    two_accounts: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mario = two_accounts.account(MARIO_EMAIL)
+    code, out, _ = run_cli(capsys, "accounts", "delete", "UG-100234", "--yes")
+    assert f"accounts audit --account-id {mario.id}" in out
+    # A failed identity check after the erasure: an event with the code and no profile.
+    two_accounts.run(
+        lambda db: AccountRepository(db).record_event(
+            "registration_identity_failed", customer_code="UG-100234", telegram_user_id=77
+        )
+    )
+
+    code, out, err = run_cli(capsys, "accounts", "audit", "--account-id", str(mario.id))
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith(f"audit trail of profile {mario.id}, deleted: what is left after its erasure:")
+    assert lines[0].endswith(": 2 event(s), oldest first")
+    assert "registered" in lines[1] and "tg 1001" not in out  # pseudonymised: no Telegram user
+    assert "erased" in lines[2] and "by support staff; operator anna" in lines[2]
+    assert "registration_identity_failed" not in out
+
+    code, out, err = run_cli(capsys, "accounts", "audit", "UG-100234")
+    assert code == 0 and err == ""
+    assert out.startswith(
+        "note: an erased profile's events keep neither address, customer code nor Telegram user"
+    )
+    assert "audit trail of customer UG-100234, no profile now: 1 event(s)" in out
+    assert "registration_identity_failed" in out and "  erased" not in out
+
+    code, out, err = run_cli(capsys, "accounts", "audit", MARIO_EMAIL)
+    assert code == 1 and out == "" and err.count("\n") == 1 and "--account-id N" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--account-id", "999"], "no profile 999 and no audit events under that number"),
+        (["UG-999999"], "no customer and no audit events with customer code 'UG-999999'"),
+    ],
+)
+def test_audit_of_nothing_is_one_line(
+    two_accounts: Store, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run_cli(capsys, "accounts", "audit", *argv)
+    assert code == 1 and out == "" and err.count("\n") == 1 and message in err

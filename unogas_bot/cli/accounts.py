@@ -1,4 +1,5 @@
-"""`unogas-bot accounts ...`: support tools for registered profiles (list, show, unlock, delete).
+"""`unogas-bot accounts ...`: support tools for registered profiles (list, show, unlock, export, delete,
+audit).
 
 Nothing here prints a hash or a secret. Accounts are named by e-mail address or customer code. Every
 command that changes an account (unlock, delete) or hands its data out (export) needs the operator's name
@@ -14,8 +15,9 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 
-from storage.accounts import AccountRepository, AccountView, acting_operator
+from storage.accounts import AccountRepository, AccountView, AuditEntry, acting_operator
 from storage.db import Database
+from storage.registry import CustomerRegistry
 from unogas_bot.cli.common import CliError, add_operator_argument, operator_name, with_database
 from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
@@ -52,6 +54,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     delete.add_argument("account", metavar="EMAIL_OR_CODE")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     add_operator_argument(delete)
+    audit = asub.add_parser(
+        "audit", help="the audit trail of a profile or customer, also of an erased profile (oldest first)"
+    )
+    whose = audit.add_mutually_exclusive_group(required=True)
+    whose.add_argument("account", nargs="?", metavar="EMAIL_OR_CODE")
+    whose.add_argument(
+        "--account-id",
+        type=int,
+        metavar="N",
+        help="the account id (`accounts show`, `accounts delete` print it): finds an erased profile too",
+    )
 
 
 def _page_number(text: str) -> int:
@@ -212,7 +225,11 @@ def cmd_accounts_delete(settings: Settings, args: argparse.Namespace) -> int:
             services.hasher.close()
         if not isinstance(erased, Erased):
             raise CliError(f"account {account.customer_code} was deleted meanwhile")
-        print(f"deleted the profile of {account.customer_code} ({account.email})")
+        # The erasure unlinks the trail from the code and the address: its number is all that finds it now.
+        print(
+            f"deleted the profile of {account.customer_code} ({account.email}); its audit trail stays, "
+            f"pseudonymised, under account id {account.id}: accounts audit --account-id {account.id}"
+        )
         return 0
 
     return _as_operator(args, lambda: with_database(settings, work))
@@ -241,10 +258,71 @@ def cmd_accounts_export(settings: Settings, args: argparse.Namespace) -> int:
     return _as_operator(args, lambda: with_database(settings, work))
 
 
+def _print_trail(events: list[AuditEntry]) -> None:
+    for event in events:
+        number = f"#{event.account_id}" if event.account_id is not None else "-"
+        who = f"tg {event.telegram_user_id}" if event.telegram_user_id is not None else "-"
+        detail = f"  {event.detail}" if event.detail else ""
+        print(f"  {_when(event.at)}  {event.event:<28} {number:<7} {who}{detail}")
+
+
+_ERASED_NOTE = (
+    "an erased profile's events keep neither address, customer code nor Telegram user: "
+    "find them with --account-id N (printed by accounts delete)"
+)
+
+
+def cmd_accounts_audit(settings: Settings, args: argparse.Namespace) -> int:
+    """The trail of a profile (by address, code or number) or of a customer without a profile. After an
+    erasure (service/erasure.py) the trail is pseudonymised: only the profile number finds its events, so
+    that is what the header says instead of pretending there is nothing."""
+
+    async def work(db: Database) -> int:
+        repo = AccountRepository(db)
+        if args.account_id is not None:
+            account = await repo.get(args.account_id)
+            code = account.customer_code if account else None
+            events = await repo.audit_trail(account_id=args.account_id, customer_code=code)
+            if account is not None:
+                header = f"profile {account.id} ({account.customer_code}, {account.email})"
+            elif events:
+                header = f"profile {args.account_id}, deleted: what is left after its erasure"
+            else:
+                raise CliError(
+                    f"no profile {args.account_id} and no audit events under that number "
+                    "(never existed, or older than the audit retention period)"
+                )
+        elif "@" in args.account:
+            account = await repo.get_by_email(args.account)
+            if account is None:
+                raise CliError(f"no profile with e-mail address {args.account!r}; {_ERASED_NOTE}")
+            events = await repo.audit_trail(account_id=account.id, customer_code=account.customer_code)
+            header = f"profile {account.id} ({account.customer_code}, {account.email})"
+        else:
+            account = await repo.get_by_customer_code(args.account)
+            if account is not None:
+                events = await repo.audit_trail(account_id=account.id, customer_code=account.customer_code)
+                header = f"profile {account.id} ({account.customer_code}, {account.email})"
+            else:
+                customer = await CustomerRegistry(db).get(args.account)
+                events = await repo.audit_trail(customer_code=args.account)
+                if customer is None and not events:
+                    raise CliError(f"no customer and no audit events with customer code {args.account!r}")
+                shown = customer.customer_code if customer else args.account
+                header = f"customer {shown}, no profile now"
+                print(f"note: {_ERASED_NOTE}")
+        print(f"audit trail of {header}: {len(events)} event(s), oldest first")
+        _print_trail(events)
+        return 0
+
+    return with_database(settings, work)
+
+
 COMMANDS = {
     ("accounts", "list"): cmd_accounts_list,
     ("accounts", "show"): cmd_accounts_show,
     ("accounts", "unlock"): cmd_accounts_unlock,
     ("accounts", "delete"): cmd_accounts_delete,
     ("accounts", "export"): cmd_accounts_export,
+    ("accounts", "audit"): cmd_accounts_audit,
 }
