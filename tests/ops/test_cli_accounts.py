@@ -421,3 +421,55 @@ def test_audit_of_nothing_is_one_line(
 ) -> None:
     code, out, err = run_cli(capsys, "accounts", "audit", *argv)
     assert code == 1 and out == "" and err.count("\n") == 1 and message in err
+
+
+# --- JSON for scripts -------------------------------------------------------------------------------
+
+
+def test_list_json(two_accounts: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "accounts", "list", "--json")
+    assert code == 0 and err == ""
+    document = json.loads(out)
+    assert (document["total"], document["page"], document["pages"]) == (2, 1, 1)
+    assert [a["email"] for a in document["accounts"]] == [GIULIA_EMAIL, MARIO_EMAIL]
+    mario = document["accounts"][1]
+    assert mario["locked"] == ["login", "recovery"] and mario["tax_code"] == "RSS•••••••••••1H"
+    assert "$2b$" not in out and "hash" not in out
+
+
+def test_list_json_with_no_accounts(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "accounts", "list", "--json")
+    assert code == 0 and json.loads(out) == {"total": 0, "page": 1, "pages": 0, "accounts": []}
+
+
+def test_show_json(two_accounts: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "accounts", "show", "UG-100234", "--json")
+    assert code == 0 and err == ""
+    document = json.loads(out)
+    assert document["email"] == MARIO_EMAIL and document["tax_code"] == "RSS•••••••••••1H"
+    assert document["recent_events"][0]["event"] == "registered"
+    assert document["recent_events"][0]["telegram_user_id"] == 1001
+    assert datetime.fromisoformat(document["registered_at"]).tzinfo is not None
+    _, out, _ = run_cli(capsys, "accounts", "show", "UG-100234", "--json", "--reveal")
+    assert json.loads(out)["tax_code"] == "RSSMRA75C12H501H"
+
+
+def test_audit_json_also_of_an_erased_profile(
+    two_accounts: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mario = two_accounts.account(MARIO_EMAIL)
+    _, out, _ = run_cli(capsys, "accounts", "audit", MARIO_EMAIL, "--json")
+    document = json.loads(out)
+    assert document["profile"]["account_id"] == mario.id
+    assert [e["event"] for e in document["events"]] == ["registered"]
+    run_cli(capsys, "accounts", "delete", MARIO_EMAIL, "--yes")
+    code, out, err = run_cli(capsys, "accounts", "audit", "--account-id", str(mario.id), "--json")
+    assert code == 0 and err == ""
+    document = json.loads(out)
+    assert document["profile"] is None
+    assert [(e["event"], e["customer_code"], e["telegram_user_id"]) for e in document["events"]] == [
+        ("registered", None, None),
+        ("erased", None, None),
+    ]
+    _, out, _ = run_cli(capsys, "accounts", "audit", "UG-100234", "--json")
+    assert json.loads(out) == {"profile": None, "note": cli_accounts._ERASED_NOTE, "events": []}

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import sys
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from storage.accounts import AccountRepository, AccountView, AuditEntry, acting_operator
 from storage.db import Database
@@ -37,12 +39,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     asub = accounts.add_subparsers(dest="action", required=True)
     lst = asub.add_parser("list", help="registered profiles, newest first, a page at a time")
     lst.add_argument("--page", type=_page_number, default=1, help=f"page number (from 1; {PAGE_SIZE} a page)")
+    _add_json_argument(lst)
     show = asub.add_parser("show", help="one profile (no hashes) and its recent audit events")
     show.add_argument("account", metavar="EMAIL_OR_CODE")
     show.add_argument(
         "--reveal", action="store_true", help="show the tax code in full (audited: needs the operator)"
     )
     add_operator_argument(show)
+    _add_json_argument(show)
     unlock = asub.add_parser("unlock", help="lift login and recovery locks and forget failed attempts")
     unlock.add_argument("account", metavar="EMAIL_OR_CODE")
     add_operator_argument(unlock)
@@ -64,6 +68,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         type=int,
         metavar="N",
         help="the account id (`accounts show`, `accounts delete` print it): finds an erased profile too",
+    )
+    _add_json_argument(audit)
+
+
+def _add_json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON document on stdout, for scripts (times in ISO 8601, UTC)",
     )
 
 
@@ -92,6 +105,51 @@ def _lock(until: datetime | None, now: datetime) -> str:
     return f"until {_when(until)}" if until and until > now else "no"
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _locks(account: AccountView, now: datetime) -> list[str]:
+    """The locks in force: "login", "recovery"."""
+    pairs = (("login", account.login_locked_until), ("recovery", account.recovery_locked_until))
+    return [name for name, until in pairs if until and until > now]
+
+
+def _account_json(account: AccountView, now: datetime, *, reveal: bool = False) -> dict[str, Any]:
+    """The profile for scripts: the same fields as the text (never a hash), the tax code masked alike."""
+    return {
+        "account_id": account.id,
+        "customer_code": account.customer_code,
+        "kind": account.kind,
+        "holder": _holder(account),
+        "tax_code": account.tax_code if reveal else masks.tax_code(account.tax_code),
+        "email": account.email,
+        "phone": account.phone,
+        "security_question": account.security_question,
+        "registered_at": _iso(account.registered_at),
+        "registered_by": account.registered_by,
+        "password_changed_at": _iso(account.password_changed_at),
+        "login_locked_until": _iso(account.login_locked_until),
+        "recovery_locked_until": _iso(account.recovery_locked_until),
+        "locked": _locks(account, now),
+    }
+
+
+def _event_json(event: AuditEntry) -> dict[str, Any]:
+    return {
+        "at": _iso(event.at),
+        "event": event.event,
+        "account_id": event.account_id,
+        "customer_code": event.customer_code,
+        "telegram_user_id": event.telegram_user_id,
+        "detail": event.detail,
+    }
+
+
+def _print_json(document: dict[str, Any]) -> None:
+    print(json.dumps(document, ensure_ascii=False, indent=2))
+
+
 async def _find(repo: AccountRepository, name: str) -> AccountView:
     account = await repo.find(name)
     if account is None:
@@ -113,27 +171,24 @@ def cmd_accounts_list(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
         repo = AccountRepository(db)
         total = await repo.count()
-        if total == 0:
+        pages = math.ceil(total / PAGE_SIZE)
+        if total == 0 and not args.json:
             print("no accounts registered")
             return 0
-        pages = math.ceil(total / PAGE_SIZE)
-        if args.page > pages:
+        if args.page > max(pages, 1):
             raise CliError(f"page {args.page} does not exist: {total} account(s) on {pages} page(s)")
         now = utcnow()
+        accounts = await repo.list_accounts(args.page, PAGE_SIZE)
+        if args.json:
+            listed = [_account_json(account, now) for account in accounts]
+            _print_json({"total": total, "page": args.page, "pages": pages, "accounts": listed})
+            return 0
         print(f"accounts {total}, page {args.page} of {pages} (newest first)")
         print(f"  {'registered':<17} {'customer':<12} {'e-mail':<32} {'holder':<28} locked")
-        for account in await repo.list_accounts(args.page, PAGE_SIZE):
-            locks = [
-                name
-                for name, until in (
-                    ("login", account.login_locked_until),
-                    ("recovery", account.recovery_locked_until),
-                )
-                if until and until > now
-            ]
+        for account in accounts:
             print(
                 f"  {account.registered_at:%Y-%m-%d %H:%M} {account.customer_code:<12} {account.email:<32} "
-                f"{_holder(account):<28} {','.join(locks) or '-'}"
+                f"{_holder(account):<28} {','.join(_locks(account, now)) or '-'}"
             )
         return 0
 
@@ -152,6 +207,11 @@ def cmd_accounts_show(settings: Settings, args: argparse.Namespace) -> int:
                 "tax_code_revealed", account_id=account.id, customer_code=account.customer_code
             )
         now = utcnow()
+        events = await repo.recent_events(account.id)
+        if args.json:
+            document = _account_json(account, now, reveal=args.reveal)
+            _print_json({**document, "recent_events": [_event_json(event) for event in events]})
+            return 0
         kind = account.kind
         rows = [
             ("account id", str(account.id)),
@@ -168,7 +228,6 @@ def cmd_accounts_show(settings: Settings, args: argparse.Namespace) -> int:
         ]
         for label, value in rows:
             print(f"{label + ':':<19} {value}")
-        events = await repo.recent_events(account.id)
         print(f"recent events ({len(events)}, newest first):")
         for event in events:
             who = f"tg {event.telegram_user_id}" if event.telegram_user_id is not None else "-"
@@ -310,7 +369,15 @@ def cmd_accounts_audit(settings: Settings, args: argparse.Namespace) -> int:
                     raise CliError(f"no customer and no audit events with customer code {args.account!r}")
                 shown = customer.customer_code if customer else args.account
                 header = f"customer {shown}, no profile now"
-                print(f"note: {_ERASED_NOTE}")
+                if not args.json:
+                    print(f"note: {_ERASED_NOTE}")
+        if args.json:
+            # No profile (erased, or never one): "profile" is null and the note says where the rest is.
+            profile = None if account is None else _account_json(account, utcnow())
+            trail = [_event_json(event) for event in events]
+            note = {} if account is not None or args.account_id is not None else {"note": _ERASED_NOTE}
+            _print_json({"profile": profile, **note, "events": trail})
+            return 0
         print(f"audit trail of {header}: {len(events)} event(s), oldest first")
         _print_trail(events)
         return 0
