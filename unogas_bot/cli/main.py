@@ -7,6 +7,7 @@ database. Exit status 0 on success; otherwise non-zero with a one-line reason on
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import os
 import signal
@@ -24,10 +25,20 @@ from unogas_bot.security.json_logs import JsonFormatter
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unogas-bot", description="The Unogas customer-area bot.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.add_parser(sub)
     return parser
+
+
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml), so a bug report can name what ran; a source
+    tree run without installing says so rather than guessing."""
+    try:
+        return importlib.metadata.version("unogas-bot")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
