@@ -259,7 +259,7 @@ def registration_steps(record: CustomerRecord, index: int) -> list[Step]:
     ]
 
 
-NONHASH_PREFIX = 9  # the first nine steps involve no bcrypt at all
+NONHASH_PREFIX = 10  # the steps before the first hash, up to the password's first entry (a keyed digest)
 
 
 async def _do(user: SimUser, step: Step) -> list[object]:
@@ -369,7 +369,7 @@ async def nonhash_cpu(rig: Rig, customers: Sequence[CustomerRecord], *, first_us
 # --- a flood from one chat -------------------------------------------------------------------------------
 
 FLOOD_CYCLE = (bench_data.PASSWORD, bench_data.PASSWORD, "/indietro")  # the attack: a hash each time
-OTHER_STEPS = 8  # other chats answer a registration up to the e-mail (identity check and look-ups), then
+OTHER_STEPS = NONHASH_PREFIX - 1  # other chats answer a registration up to the e-mail (identity check), then
 # /annulla, over and over: replies that involve no hashing
 
 
