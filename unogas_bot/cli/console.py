@@ -5,6 +5,7 @@ Each input line is one message. Buttons are shown numbered: type the number or t
 and with piped input (the input is echoed then, so a replayed script reads like a chat). Conversations are
 kept in the database as in `run`, so a console started again (even after a crash) resumes where the last one
 stopped; its opening "/start" then meets the conversation in progress and repeats the pending question.
+`--fresh` forgets the player's saved state first, to try a flow from its beginning.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import getpass
 import sys
 from typing import TextIO
 
+from sqlalchemy import delete
+
 from storage.db import Database
-from storage.persistence import SqlPersistence
+from storage.models import BotChatData, BotConversation, BotUserData
+from storage.persistence import SqlPersistence, encode
 from unogas_bot.bot.app import build_application
-from unogas_bot.cli.common import with_database
+from unogas_bot.cli.common import CliError, with_database
 from unogas_bot.config import Settings
 from unogas_bot.flows.session import SECRET_ECHO, ConsoleSession, expects_secret
 from unogas_bot.i18n import texts
@@ -88,6 +92,27 @@ async def run_console(
     return 0
 
 
+async def forget_saved_state(db: Database, user_id: int) -> None:
+    """Delete what the persistence keeps of `user_id` in its private chat: user data (drafts, language),
+    chat data and the state of every conversation. Only that user's rows: the console may run on the
+    production database, where everyone else's conversations must stay."""
+    # PTB's conversation keys in a private chat (chat id == user id): (chat id, user id) or (user id,).
+    keys = [encode([user_id, user_id]), encode([user_id])]
+    async with db.transaction() as session:
+        await session.execute(delete(BotUserData).where(BotUserData.user_id == user_id))
+        await session.execute(delete(BotChatData).where(BotChatData.chat_id == user_id))
+        await session.execute(delete(BotConversation).where(BotConversation.key.in_(keys)))
+
+
+def console_language(code: str) -> str:
+    """The `--language` given as a Telegram language code ("en", "en-GB"); one the bot has no catalogue
+    for is refused rather than silently played in Italian, which would hide what was meant to be tried."""
+    primary = code.strip().lower().split("-")[0]
+    if primary not in texts.LANGUAGES:
+        raise CliError(f"unknown language {code!r}: the bot speaks {', '.join(texts.LANGUAGES)}")
+    return code.strip()
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     console = sub.add_parser("console", help="the same conversations in the terminal, offline")
     console.add_argument(
@@ -96,13 +121,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="the Telegram user id to play (default: one Telegram never assigns, so no real customer's)",
     )
     console.add_argument("--language", default="it", help="the user's Telegram language code (it, en)")
+    console.add_argument(
+        "--fresh",
+        action="store_true",
+        help="forget the player's saved conversation state first, instead of resuming the last session",
+    )
 
 
 def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
-    player = {} if args.user_id is None else {"user_id": args.user_id}
+    language = console_language(args.language)
+    user_id = CONSOLE_USER_ID if args.user_id is None else args.user_id
 
     async def work(db: Database) -> int:
-        return await run_console(settings, language=args.language, db=db, **player)
+        if args.fresh:
+            await forget_saved_state(db, user_id)
+        return await run_console(settings, user_id=user_id, language=language, db=db)
 
     return with_database(settings, work)  # an unreachable database: one line, as for every command
 
