@@ -1,15 +1,21 @@
-"""The support CLI's set-up: `--version`, `console --fresh` and `--language`, one default database."""
+"""The support CLI's set-up: `--version`, `console --fresh` and `--language`, one default database for
+scripts/run.sh and the CLI (and no demo customers in a real registry)."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from storage.db import Database
+from storage.demo import DEMO_CUSTOMERS
+from storage.registry import CustomerRegistry
 from unogas_bot.cli import main as cli
 
 
@@ -68,3 +74,86 @@ def test_console_takes_a_regional_language_code(tmp_path: Path) -> None:
     run = _cli(["console", "--language", "en-GB", "--fresh"], tmp_path / "en.db")
     assert run.returncode == 0, run.stderr
     assert "/register" in run.stdout or "Welcome" in run.stdout
+
+
+# --- one default database for scripts/run.sh and the CLI --------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+REGISTRATION = [
+    "/registrati",
+    "1",
+    "UG-100234",
+    "1",
+    "Mario",
+    "Rossi",
+    "RSSMRA75C12H501H",
+    "salta",
+    "mario.rossi@example.it",
+    "Lanterna verde 1987",
+    "Lanterna verde 1987",
+    "Come si chiamava il mio primo gatto?",
+    "Briciola",
+    "briciola",
+    "salva",
+]
+
+
+def test_run_sh_and_the_cli_share_the_default_database(tmp_path: Path) -> None:
+    """README's two commands on a fresh checkout: run.sh (no token) loads the demo customers and opens the
+    console; a profile made there is what `unogas-bot accounts list` then shows, with no DATABASE_URL."""
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    for name in ("run.sh", "_env.sh"):
+        (checkout / "scripts" / name).write_text((REPO / "scripts" / name).read_text())
+    (checkout / ".venv").symlink_to(REPO / ".venv")
+    (checkout / "pyproject.toml").symlink_to(REPO / "pyproject.toml")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TELEGRAM_BOT_TOKEN")}
+    env["BCRYPT_ROUNDS"] = "4"
+    run = subprocess.run(
+        ["bash", str(checkout / "scripts" / "run.sh")],
+        input="\n".join(REGISTRATION) + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=180,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "Demo customers" in run.stdout and "UG-100234" in run.stdout
+    assert "correttamente salvate" in run.stdout
+    assert (checkout / "unogas.db").exists() and not (checkout / "unogas-demo.db").exists()
+    listed = subprocess.run(
+        [sys.executable, "-m", "unogas_bot", "accounts", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=checkout,
+        timeout=120,
+        check=False,
+    )
+    assert listed.returncode == 0 and "mario.rossi@example.it" in listed.stdout, listed.stderr
+
+
+def test_demo_customers_stay_out_of_a_real_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/real.db")
+    assert cli.main(["customers", "demo", "--skip-if-real"]) == 0  # empty: loaded
+    assert "UG-100234" in capsys.readouterr().out
+    assert cli.main(["customers", "demo", "--skip-if-real"]) == 0  # only demo ones: loaded again
+    assert "UG-100234" in capsys.readouterr().out
+
+    real = replace(DEMO_CUSTOMERS[0], customer_code="UG-900001")
+
+    async def add_real() -> None:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path}/real.db")
+        try:
+            await CustomerRegistry(db).upsert_many([real])
+        finally:
+            await db.dispose()
+
+    asyncio.run(add_real())
+    assert cli.main(["customers", "demo", "--skip-if-real"]) == 0
+    out = capsys.readouterr().out
+    assert out == "the registry holds 1 other customer(s): demo customers not loaded\n"

@@ -7,7 +7,7 @@ import sys
 
 from storage.customer_csv import ImportRejected, import_file
 from storage.db import Database
-from storage.demo import load_demo
+from storage.demo import DEMO_CUSTOMERS, load_demo
 from storage.registry import CustomerRecord, CustomerRegistry
 from unogas_bot.cli.common import CliError, with_database
 from unogas_bot.config import Settings
@@ -20,7 +20,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     csub = customers.add_subparsers(dest="action", required=True)
     imp = csub.add_parser("import", help="load customer records from a CSV file")
     imp.add_argument("file", help="UTF-8 CSV: customer_code,kind,first_name,last_name,company_name,tax_code")
-    csub.add_parser("demo", help="load a few demo customers and print them")
+    demo = csub.add_parser("demo", help="load a few demo customers and print them")
+    demo.add_argument(
+        "--skip-if-real",
+        action="store_true",
+        help="load nothing when the registry holds other customers (a real registry stays clean)",
+    )
 
 
 def _describe(record: CustomerRecord) -> str:
@@ -62,8 +67,18 @@ def cmd_customers_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_customers_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """Load and print the demo customers. run.sh and the CLI share one default database, so run.sh passes
+    `--skip-if-real`: made-up records must never be mixed into (or overwrite) a real registry."""
+
     async def work(db: Database) -> int:
-        records = await load_demo(CustomerRegistry(db))
+        registry = CustomerRegistry(db)
+        if args.skip_if_real:
+            present = [await registry.get(record.customer_code) for record in DEMO_CUSTOMERS]
+            others = await registry.count() - sum(record is not None for record in present)
+            if others:
+                print(f"the registry holds {others} other customer(s): demo customers not loaded")
+                return 0
+        records = await load_demo(registry)
         print("Demo customers (type these in the conversation):")
         for record in records:
             print(_describe(record))
