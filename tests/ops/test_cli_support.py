@@ -17,6 +17,8 @@ from storage.db import Database
 from storage.demo import DEMO_CUSTOMERS
 from storage.registry import CustomerRegistry
 from unogas_bot.cli import main as cli
+from unogas_bot.cli.customers import readable_reason
+from unogas_bot.rules.errors import REASONS
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -157,3 +159,46 @@ def test_demo_customers_stay_out_of_a_real_registry(
     assert cli.main(["customers", "demo", "--skip-if-real"]) == 0
     out = capsys.readouterr().out
     assert out == "the registry holds 1 other customer(s): demo customers not loaded\n"
+
+
+# --- import reasons as sentences --------------------------------------------------------------------
+
+_LABELS = {
+    "customer_code": ["customer code"],
+    "name": ["first name", "last name"],
+    "company": ["company name"],
+    "tax_code": ["tax code"],
+}
+
+
+def test_every_reason_the_import_can_give_reads_as_a_sentence() -> None:
+    for reason in REASONS:
+        datum, why = reason.split(".")
+        for label in _LABELS.get(datum, []):
+            sentence = readable_reason(f"{label}: {why}")
+            assert ":" not in sentence and "_" not in sentence, (reason, sentence)
+    assert readable_reason("kind must be person or business") == "kind must be person or business"
+    assert readable_reason("tax code: some_new_rule") == "tax code: some_new_rule"  # shown, not hidden
+
+
+def test_import_reasons_are_sentences(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/import.db")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "customer_code,kind,first_name,last_name,company_name,tax_code\n"
+        "UG-10,person,Mario,Rossi,,RSSMRA75C12H501X\n"
+        "UG-11,person,Mario,Rossi,,02847390586\n"
+        "UG-12,business,,,Idrotermica Ferraro S.r.l.,02847390587\n"
+        "UG-13,alien,Mario,Rossi,,RSSMRA75C12H501H\n",
+        encoding="utf-8",
+    )
+    assert cli.main(["customers", "import", str(bad)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "line 2: the check character of the codice fiscale is wrong",
+        "line 3: a person needs a codice fiscale, not a partita IVA",
+        "line 4: the check digit of the partita IVA is wrong",
+        "line 5: kind must be person or business",
+        f"unogas-bot: 4 error(s) in {bad}: nothing imported",
+    ]
