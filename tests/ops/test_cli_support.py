@@ -202,3 +202,38 @@ def test_import_reasons_are_sentences(
         "line 5: kind must be person or business",
         f"unogas-bot: 4 error(s) in {bad}: nothing imported",
     ]
+
+
+# --- .env -------------------------------------------------------------------------------------------
+
+
+def test_a_dot_env_file_is_read_under_the_real_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("DATABASE_URL", "LOG_LEVEL", "UNOGAS_OPERATOR"):
+        monkeypatch.delenv(name, raising=False)  # restored (removed) after the test, whatever .env set
+    (tmp_path / ".env").write_text(
+        "# the support shell's defaults\n"
+        "\n"
+        f"export DATABASE_URL='sqlite+aiosqlite:///{tmp_path}/from-env-file.db'\n"
+        'UNOGAS_OPERATOR="anna"\n'
+        "LOG_LEVEL=ERROR\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")  # the real environment wins
+    assert cli.main(["accounts", "list"]) == 0
+    assert capsys.readouterr().out == "no accounts registered\n"
+    assert (tmp_path / "from-env-file.db").exists()
+    assert os.environ["UNOGAS_OPERATOR"] == "anna" and os.environ["LOG_LEVEL"] == "WARNING"
+
+
+def test_a_dot_env_line_of_another_shape_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("DATABASE_URL=sqlite+aiosqlite:///x.db\nthis is not a setting\n")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert cli.main(["accounts", "list"]) == 1
+    assert capsys.readouterr().err == "unogas-bot: .env line 2: expected NAME=value\n"
+    assert "DATABASE_URL" not in os.environ  # nothing of a bad file is used

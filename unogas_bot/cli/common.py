@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 
 from storage.db import Database
 from unogas_bot.config import Settings
@@ -60,3 +62,41 @@ def operator_name(args: argparse.Namespace) -> str:
     if len(name) > OPERATOR_MAX_LEN or not name.isprintable():
         raise CliError(f"the operator name must be printable and at most {OPERATOR_MAX_LEN} characters")
     return name
+
+
+ENV_FILE = ".env"
+_ENV_LINE = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)")
+
+
+def load_env_file(path: str | Path = ENV_FILE, environ: MutableMapping[str, str] | None = None) -> int:
+    """Read `NAME=value` lines from `path` (if it exists) into the environment; returns how many were set.
+
+    The variables of the real environment win, so a `.env` holds a machine's defaults and a command line
+    `DATABASE_URL=... unogas-bot ...` still overrides them. The format is the systemd EnvironmentFile's
+    (deploy/unogas-bot.env.example is one): blank lines and `#` comments, an optional `export `, a value
+    optionally in matching quotes; nothing is expanded. A line of another shape is a CliError naming it,
+    never skipped: a silently ignored setting is the kind of surprise a `.env` must not bring."""
+    environ = os.environ if environ is None else environ
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return 0
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(
+            f"cannot read {path}: {getattr(exc, 'strerror', None) or type(exc).__name__}"
+        ) from None
+    settings: dict[str, str] = {}  # all or nothing: a bad line leaves the environment as it was
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _ENV_LINE.fullmatch(stripped)
+        if match is None:
+            raise CliError(f"{path} line {number}: expected NAME=value")
+        name, value = match.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        settings[name] = value
+    added = {name: value for name, value in settings.items() if name not in environ}
+    environ.update(added)
+    return len(added)

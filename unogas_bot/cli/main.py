@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy.exc import DBAPIError
 
 from unogas_bot.cli import accounts, bench, console, customers, db, flows, run, standin
-from unogas_bot.cli.common import CliError
+from unogas_bot.cli.common import CliError, load_env_file
 from unogas_bot.config import ConfigError, Settings
 from unogas_bot.security.json_logs import JsonFormatter
 
@@ -94,6 +94,7 @@ def configure_logging(settings: Settings, args: argparse.Namespace) -> None:
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
+        load_env_file()  # ./.env, under the real environment
         settings = Settings.from_env()
         configure_logging(settings, args)
         handler = COMMANDS[(args.command, getattr(args, "action", None))]
