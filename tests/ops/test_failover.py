@@ -46,7 +46,8 @@ TAKEOVER_LIMIT = 10.0  # seconds, the issue's
 def _first_half(stand_in: object, user: int = USER) -> None:
     """Registration up to the tax code (Passo 4 of 12)."""
     say = stand_in.say  # type: ignore[attr-defined]
-    assert "codice cliente" in say(user, "/registrati").lower()
+    assert "continua" in say(user, "/registrati").lower()  # the privacy notice comes first
+    assert "codice cliente" in say(user, "Continua", press=True).lower()
     say(user, MARIO["code"])
     say(user, "Persona", press=True)
     say(user, MARIO["first"])
@@ -144,7 +145,8 @@ def test_a_leader_cut_off_from_its_database_stops_before_the_standby_takes_over(
             leader.wait_role("leader")
             with run_bot(tmp_path, "b", token, stand_in, url) as standby:
                 standby.wait_role("standby")
-                assert "codice cliente" in stand_in.say(USER, "/registrati").lower()
+                assert "continua" in stand_in.say(USER, "/registrati").lower()  # the privacy notice
+                assert "codice cliente" in stand_in.say(USER, "Continua", press=True).lower()
                 proxy.blackhole()  # the network to the database silently drops everything
 
                 def outage_seen() -> dict[str, object] | None:

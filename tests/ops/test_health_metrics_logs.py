@@ -59,7 +59,8 @@ def test_one_process_health_metrics_and_json_logs(tmp_path: Path) -> None:
         assert bot.metric("unogas_registrations_total") == 1
         assert bot.metric("unogas_leader") == 1
         assert _sample(text, 'unogas_updates_total{kind="message"}') >= 12
-        assert _sample(text, 'unogas_updates_total{kind="callback_query"}') == 2
+        # Buttons pressed: the privacy notice's Continua, Persona and Salva.
+        assert _sample(text, 'unogas_updates_total{kind="callback_query"}') == 3
         assert _sample(text, 'unogas_bcrypt_seconds_count{op="hash"}') >= 2
         assert _sample(text, "unogas_persistence_flush_seconds_count") >= 1
         assert _sample(text, "unogas_reply_seconds_count") >= 14
