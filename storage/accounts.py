@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.attempts import account_key
-from storage.db import Database, Lookup, upsert_statement
+from storage.db import AUDITED, Database, Lookup, upsert_statement
 from storage.models import (
     CUSTOMER_CODE_LEN,
     DETAIL_LEN,
@@ -472,6 +472,7 @@ class Accounts:
         """Append an audit event. ``detail`` is short free text and must never contain a secret; inside
         `acting_operator` it also names the support operator."""
         detail = _with_operator(detail)
+        self._session.info.setdefault(AUDITED, []).append(event)
         await self._session.execute(
             insert(AuditEvent).values(
                 at=self._clock(),

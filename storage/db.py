@@ -45,6 +45,8 @@ STATEMENT_TIMEOUT = 10.0
 _CLIENT_GRACE = 0.5
 # Seconds to wait for a pooled connection (and, on SQLite, for this process's write turn).
 POOL_TIMEOUT = 5.0
+# Key in a session's `info`: the audit events its transaction recorded (see Database.committed).
+AUDITED = "unogas_audited_events"
 # Connections kept by the pool of a file-backed SQLite database (see Database.__init__).
 SQLITE_POOL_SIZE = 15
 
@@ -345,6 +347,9 @@ class Database:
             file_backed = bool(database) and database != ":memory:" and "mode=memory" not in str(engine.url)
             _install_sqlite_hooks(engine, file_backed=file_backed, busy_timeout=self._busy_timeout)
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # Called with each audit event's name once its transaction has committed (e.g. the bot's metrics);
+        # a callback, not a cursor event, so the Lookups keep their one-call path.
+        self.audit_observers: list[Callable[[str], None]] = []
         self._bulk: AsyncEngine | None = None  # see _bulk_engine
         self._writers: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._reads: tuple[AsyncEngine, AsyncEngine] | None = None  # see _read_engine
@@ -428,14 +433,25 @@ class Database:
             sessions = self._sessions
             if bulk and self._bulk_args is not None:
                 sessions = async_sessionmaker(self._bulk_engine(), expire_on_commit=False)
-            async with sessions() as session, session.begin():
-                yield session
+            async with sessions() as session:
+                async with session.begin():
+                    yield session
+                self.committed(session)
             return
-        async with self._writer_turn(), self._sessions() as session, session.begin():
-            # The first connection() call of the transaction procures the connection with these options,
-            # so the "begin" hook sees them.
-            await session.connection(execution_options={_SQLITE_IMMEDIATE: True})
-            yield session
+        async with self._writer_turn(), self._sessions() as session:
+            async with session.begin():
+                # The first connection() call of the transaction procures the connection with these
+                # options, so the "begin" hook sees them.
+                await session.connection(execution_options={_SQLITE_IMMEDIATE: True})
+                yield session
+            self.committed(session)
+
+    def committed(self, session: AsyncSession) -> None:
+        """`session`'s transaction has committed: tell the audit observers which events it recorded (the
+        repositories note them in ``session.info[AUDITED]``; a rollback discards the session and them)."""
+        for event_name in session.info.pop(AUDITED, ()):
+            for observer in self.audit_observers:
+                observer(event_name)
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[AsyncSession]:

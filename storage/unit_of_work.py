@@ -57,6 +57,7 @@ class UnitOfWork:
         if self._session is None:
             raise RuntimeError("the unit of work is not open")
         await self._session.commit()
+        self._db.committed(self._session)
         self._session = None  # finished: nothing more may run in it
 
     async def __aexit__(

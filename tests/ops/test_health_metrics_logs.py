@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
 from prometheus_client import REGISTRY
@@ -127,32 +126,36 @@ def _value(name: str, **labels: str) -> float:
 
 
 def test_audit_events_count_only_when_committed() -> None:
-    """The counting hooks of watch_database, on a bare SQLite engine: an INSERT of an audit event counts
-    at COMMIT, never after a rollback."""
+    """The counting of watch_database, on a bare SQLite database: an audit event counts once its
+    transaction commits (a plain transaction or a unit of work), never after a rollback; and watching
+    leaves the Lookups on their one-call path (no cursor event is listened to)."""
     import asyncio
 
-    from sqlalchemy import insert
-
-    from storage.db import Database
-    from storage.models import AuditEvent
+    from storage.accounts import Accounts
+    from storage.db import Database, Lookup
+    from storage.unit_of_work import UnitOfWork
 
     async def go(db: Database) -> None:
         await db.upgrade()
         metrics.watch_database(db)
-        metrics.watch_database(db)  # once per engine, however often asked
-        row = {"at": datetime.now(UTC), "detail": ""}
+        metrics.watch_database(db)  # once per database, however often asked
         async with db.transaction() as session:
-            await session.execute(insert(AuditEvent).values(event="registered", **row))
-            await session.execute(insert(AuditEvent).values(event="login_locked", **row))
-            await session.execute(insert(AuditEvent).values(event="unlocked", **row))  # counted nowhere
+            await Accounts(session).add_event("registered")
+            await Accounts(session).add_event("login_locked")
+            await Accounts(session).add_event("unlocked")  # counted nowhere
         try:
             async with db.transaction() as session:
-                await session.execute(insert(AuditEvent).values(event="registered", **row))
+                await Accounts(session).add_event("registered")
                 raise RuntimeError("rolled back")
         except RuntimeError:
             pass
-        async with db.transaction() as session:
-            await session.execute(insert(AuditEvent).values(event="recovery_identity_failed", **row))
+        async with UnitOfWork(db) as uow:
+            await uow.accounts.add_event("registered")  # left without commit: rolled back
+        async with UnitOfWork(db) as uow:
+            await uow.accounts.add_event("recovery_identity_failed")
+            await uow.commit()
+        async with db.read() as conn:
+            assert not Lookup._watched(conn), "a cursor event would slow every look-up"
         await db.dispose()
 
     before = (

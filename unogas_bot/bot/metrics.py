@@ -35,8 +35,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import Insert, event
-from sqlalchemy.engine import Connection, ExceptionContext
+from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext
 from telegram.ext import Application, ConversationHandler
 from telegram.request import HTTPXRequest
 
@@ -116,8 +116,6 @@ for _kind in ("timeout", "pool_timeout", "connection", "error"):
     DATABASE_ERRORS.labels(_kind)
 for _op in ("hash", "verify"):
     BCRYPT_SECONDS.labels(_op)
-_AUDIT_TABLE = "audit_events"
-_PENDING = "unogas_metrics_pending_events"  # key in a connection's info: audit events not yet committed
 # PostgreSQL's SQLSTATEs of a statement that ran out of time (statement_timeout, lock_timeout).
 _TIMED_OUT_SQLSTATES = frozenset({"57014", "55P03"})
 
@@ -139,38 +137,15 @@ def count_audit_event(name: str) -> None:
 
 
 def watch_database(db: Database) -> None:
-    """Count the audit events committed through `db`'s engine, and its errors (see the module docstring).
+    """Count the audit events committed through `db` (a rolled-back one never counts) and its errors.
 
-    The events are noted on the connection when their INSERT runs and counted at its COMMIT; a rollback
-    (or a new transaction on the connection) forgets them. Installed once per engine."""
-    engine = db.engine.sync_engine
-    if event.contains(engine, "after_cursor_execute", _note_audit_event):
+    The events come from the database's audit observers, called after each commit, not from a cursor
+    event: listening to every statement would take the Lookups off their one-call path (storage/db.py).
+    Installed once per database."""
+    if count_audit_event in db.audit_observers:
         return
-    event.listen(engine, "after_cursor_execute", _note_audit_event)
-    event.listen(engine, "commit", _count_committed)
-    event.listen(engine, "rollback", _forget_pending)
-    event.listen(engine, "begin", _forget_pending)
-    event.listen(engine, "handle_error", _count_database_error)
-
-
-def _note_audit_event(
-    conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
-) -> None:
-    compiled = getattr(context, "compiled", None)
-    stmt = getattr(compiled, "statement", None)
-    if not isinstance(stmt, Insert) or getattr(stmt.table, "name", None) != _AUDIT_TABLE:
-        return
-    names = [p.get("event") for p in context.compiled_parameters or ()]
-    conn.info.setdefault(_PENDING, []).extend(n for n in names if isinstance(n, str))
-
-
-def _count_committed(conn: Connection) -> None:
-    for name in conn.info.pop(_PENDING, ()):
-        count_audit_event(name)
-
-
-def _forget_pending(conn: Connection) -> None:
-    conn.info.pop(_PENDING, None)
+    db.audit_observers.append(count_audit_event)
+    event.listen(db.engine.sync_engine, "handle_error", _count_database_error)
 
 
 def _count_database_error(context: ExceptionContext) -> None:
