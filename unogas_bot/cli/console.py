@@ -76,7 +76,8 @@ async def run_console(
             while True:
                 secret = expects_secret(app, user_id)
                 if interactive and secret:
-                    line = await asyncio.to_thread(getpass.getpass, "(nascosto) > ")
+                    prompt = texts.t(language, "console_hidden_prompt")
+                    line = await asyncio.to_thread(getpass.getpass, prompt)
                 else:
                     if interactive:
                         print("> ", end="", file=out, flush=True)

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from unogas_bot.bot.app import FORMS
 from unogas_bot.i18n import texts
-from unogas_bot.offline import Deleted, Edited, Sent, SimUser
+from unogas_bot.offline import CallbackAnswered, Deleted, Edited, Sent, SimUser
 
 CONTACT_COMMANDS = ("/contatto", "/contact")
 SECRET_ECHO = "••••••••"  # what a transcript shows for a password or security answer
@@ -105,6 +105,9 @@ class ConsoleSession:
                     self._print(INDENT + "  ".join(f"[{i}] {label}" for i, label in enumerate(labels, 1)))
                 elif event.reply_markup and event.reply_markup.get("remove_keyboard"):
                     self.buttons = []
+            elif isinstance(event, CallbackAnswered) and event.text:
+                # Telegram shows it for a moment over the chat (a stale button's notice): print it too.
+                self._print("bot: " + event.text)
             elif isinstance(event, Deleted):
                 self._print(INDENT + texts.t(self.language, "console_deleted"))
             elif isinstance(event, Edited) and event.reply_markup is None and event.text is None:
