@@ -190,14 +190,19 @@ def _next_batch(rows: Iterator[tuple[int, list[str]]], size: int) -> _Batch:
 
 
 async def import_file(
-    path: str | Path, registry: CustomerRegistry, *, batch_size: int = 5000
+    path: str | Path,
+    registry: CustomerRegistry,
+    *,
+    batch_size: int = 5000,
+    progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
     """Import the file in one transaction, or raise ``ImportRejected`` listing every problem.
 
     The file is read once, streaming: each valid row is staged as it is read, and only a file with no bad
     row and no repeated customer code is merged into the registry. Nothing is imported otherwise. Errors
     come in line order, one per line at most; a file-level problem (not UTF-8, broken quoting) comes last,
-    at the line where it was noticed, after what the rows before it showed.
+    at the line where it was noticed, after what the rows before it showed. ``progress``, if given, is told
+    the rows read so far after each batch (for a progress display).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
@@ -215,6 +220,8 @@ async def import_file(
                 errors += batch.errors[: MAX_LISTED_ERRORS - len(errors)]
                 format_error, last = batch.format_error, batch.last
                 await job.add(batch.staged)
+                if progress is not None:
+                    progress(total)
             repeats, repeated_rows = await job.repeats(MAX_LISTED_ERRORS)
             if bad_rows or repeated_rows or format_error:
                 errors += (

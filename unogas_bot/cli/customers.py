@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
 
 from storage.customer_csv import ImportRejected, import_file
 from storage.db import Database
@@ -86,19 +89,47 @@ def readable_reason(reason: str) -> str:
     return _SENTENCES[why].format(what=_WHAT[column])
 
 
+class ImportProgress:
+    """Rows read and rate while a file is imported, on stderr: one line rewritten in place on a terminal,
+    a line every `EVERY` seconds when piped (a log stays readable)."""
+
+    EVERY = 5.0
+
+    def __init__(self, stream: TextIO = sys.stderr, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream, self.clock = stream, clock
+        self.started = self.last = clock()
+        self.live = stream.isatty()
+
+    def __call__(self, rows: int) -> None:
+        now = self.clock()
+        if not self.live and now - self.last < self.EVERY:
+            return
+        self.last = now
+        rate = rows / max(now - self.started, 1e-9)
+        line = f"{rows:,} rows read ({rate:,.0f} rows/s)"
+        print("\r" + line if self.live else line, end="" if self.live else "\n", file=self.stream, flush=True)
+
+    def done(self) -> None:
+        if self.live:
+            print(file=self.stream, flush=True)  # leave the last count on its own line
+
+
 def cmd_customers_import(settings: Settings, args: argparse.Namespace) -> int:
     _readable(args.file)
 
     async def work(db: Database) -> int:
+        progress = ImportProgress()
         try:
-            result = await import_file(args.file, CustomerRegistry(db))
+            result = await import_file(args.file, CustomerRegistry(db), progress=progress)
         except ImportRejected as rejected:
+            progress.done()
             for line, reason in rejected.errors:
                 print(f"line {line}: {readable_reason(reason)}", file=sys.stderr)
             unlisted = rejected.total - len(rejected.errors)
             if unlisted:
                 print(f"... and {unlisted} more", file=sys.stderr)
             raise CliError(f"{rejected.total} error(s) in {args.file}: nothing imported") from None
+        progress.done()
         print(f"{result.rows} rows read: {result.inserted} customers added, {result.updated} updated")
         return 0
 
