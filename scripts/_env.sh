@@ -14,3 +14,10 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 export PATH="$PWD/.venv/bin:$PATH"
+# Graphviz's `dot` draws `unogas-bot flows diagram --format svg|png`: installed where this machine allows
+# it (root with apt-get); elsewhere that command says how to get it, and everything else works without.
+if ! command -v dot >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  { apt-get update -qq && apt-get install -y -qq graphviz; } >/dev/null 2>&1 \
+    || echo "note: Graphviz could not be installed; flows diagram --format svg|png will say so" >&2
+fi
+

@@ -47,3 +47,33 @@ def test_every_form_has_a_diagram_with_a_node_per_step() -> None:
         assert drawing.startswith("flowchart TD\n"), name
         for step in forms()[name].spec.steps:
             assert f"s_{step.key}" in drawing, (name, step.key)
+
+
+def test_the_dot_drawing_has_every_node_and_edge_of_the_mermaid_one() -> None:
+    """DOT is derived from the Mermaid text: the same nodes and the same edges, dashed where Mermaid's are."""
+    import re
+
+    from unogas_bot.flows.diagram import dot, forms, mermaid
+
+    for form in forms().values():
+        for lang in ("it", "en"):
+            chart, graph = mermaid(form, lang), dot(form, lang)
+            edges = re.findall(r"^\s+(\w+) -\.?->", chart, flags=re.M)
+            assert len(re.findall(r"^\s+\w+ -> \w+", graph, flags=re.M)) == len(edges)
+            assert graph.count("style=dashed") == chart.count("-.->")
+            nodes = {m for m in re.findall(r"^\s+(\w+)[\[({]", chart, flags=re.M)}
+            assert nodes == set(re.findall(r"^\s+(\w+) \[shape=", graph, flags=re.M))
+
+
+def test_svg_and_png_are_drawn_by_graphviz() -> None:
+    import shutil
+
+    import pytest
+
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed here (scripts/_env.sh installs it where it can)")
+    from unogas_bot.flows.diagram import forms, render
+
+    svg = render(forms()["registration"], "it", "svg")
+    assert svg.lstrip().startswith(b"<?xml") and b"<svg" in svg and b"codice cliente" in svg
+    assert render(forms()["login"], "en", "png").startswith(b"\x89PNG")

@@ -15,7 +15,7 @@ from pathlib import Path
 from unogas_bot.cli.common import CliError
 from unogas_bot.cli.console import run_console
 from unogas_bot.config import Settings
-from unogas_bot.flows.diagram import forms, mermaid
+from unogas_bot.flows.diagram import forms, mermaid, render
 from unogas_bot.flows.runner import DEFAULT_USER, Replayer, find_scripts, report, run_scripts
 from unogas_bot.flows.script import ScriptError
 
@@ -93,18 +93,21 @@ def cmd_flows_record(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_flows_diagram(settings: Settings, args: argparse.Namespace) -> int:
-    """Mermaid on stdout. SVG and PNG would go through Graphviz's `dot`, which is not a dependency yet:
-    asked for them, the command says so rather than draw something else."""
+    """Mermaid on stdout; SVG or PNG (bytes on stdout) drawn by Graphviz's `dot` program through the
+    graphviz binding, from the same diagram."""
     known = forms()
     if args.form not in known:
         raise CliError(f"no form {args.form!r}: one of {', '.join(known)}")
-    if args.format != "mermaid":
-        found = "installed, but" if shutil.which("dot") else "not installed, and"
+    if args.format == "mermaid":
+        print(mermaid(known[args.form], args.language), end="")
+        return 0
+    if shutil.which("dot") is None:
         raise CliError(
-            f"--format {args.format} needs Graphviz: its `dot` program is {found} the Graphviz output is not"
-            " built yet; use --format mermaid (GitHub, GitLab and most documentation tools render it)"
+            f"--format {args.format} needs Graphviz's `dot` program (Debian: apt-get install graphviz; "
+            "scripts/_env.sh installs it where it can); --format mermaid needs nothing"
         )
-    print(mermaid(known[args.form], args.language), end="")
+    sys.stdout.buffer.write(render(known[args.form], args.language, args.format))
+    sys.stdout.flush()
     return 0
 
 

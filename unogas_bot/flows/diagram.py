@@ -167,3 +167,47 @@ def _checkpoint_label(spec: FormSpec, lang: str) -> str:
 def all_diagrams(lang: str = "it") -> dict[str, str]:
     """Every form's diagram, by form name."""
     return {name: mermaid(form, lang) for name, form in forms().items()}
+
+
+# Mermaid's node shapes (the opening bracket) as Graphviz shapes and styles.
+_SHAPES = {
+    "([": ("box", "rounded"),
+    "[/": ("parallelogram", ""),
+    "{{": ("hexagon", ""),
+    "{": ("diamond", ""),
+    "((": ("circle", ""),
+    "[": ("box", ""),
+}
+_NODE = re.compile(r'^\s+(\w+)(\(\[|\[/|\{\{|\{|\(\(|\[)"(.*)"(?:\]\)|/\]|\}\}|\}|\)\)|\])$')
+_EDGE = re.compile(r"^\s+(\w+) (-->|-\.->)(?:\|(.*?)\|)? (\w+)$")
+
+
+def dot(form: Form, lang: str = "it") -> str:
+    """The same flowchart as `mermaid`, in Graphviz's DOT language (for `dot -Tsvg` or `-Tpng`)."""
+    out = ["digraph flow {", '  node [fontname="Helvetica"]; edge [fontname="Helvetica"];']
+    for line in mermaid(form, lang).splitlines()[1:]:
+        if edge := _EDGE.match(line):
+            a, arrow, label, b = edge.groups()
+            attrs = ([f"label={_quoted(label)}"] if label else []) + (
+                ["style=dashed"] if arrow == "-.->" else []
+            )
+            out.append(f"  {a} -> {b}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
+        elif node := _NODE.match(line):
+            name, opening, label = node.groups()
+            shape, style = _SHAPES[opening]
+            extra = f', style="{style}"' if style else ""
+            out.append(f"  {name} [shape={shape}{extra}, label={_quoted(label)}];")
+        else:
+            raise ValueError(f"a diagram line DOT does not know: {line!r}")
+    return "\n".join([*out, "}"]) + "\n"
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render(form: Form, lang: str, fmt: str) -> bytes:
+    """The diagram drawn by Graphviz's `dot` program as `fmt` ("svg" or "png")."""
+    import graphviz  # the binding runs the `dot` program; imported here so Mermaid needs neither
+
+    return graphviz.Source(dot(form, lang)).pipe(format=fmt)
