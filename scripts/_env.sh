@@ -5,9 +5,10 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-# Reinstall only when pyproject.toml changed since the last install.
+# Reinstall only when pyproject.toml changed since the last install (UNOGAS_VENV_READY=1: a .venv shared
+# with another checkout, as a test does, is used as it is: installing would point it at this checkout).
 stamp=".venv/.installed-$(.venv/bin/python -c 'import hashlib,sys;print(hashlib.sha256(open("pyproject.toml","rb").read()).hexdigest()[:16])')"
-if [ ! -f "$stamp" ]; then
+if [ ! -f "$stamp" ] && [ -z "${UNOGAS_VENV_READY:-}" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
   rm -f .venv/.installed-*

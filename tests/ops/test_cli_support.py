@@ -16,6 +16,7 @@ import pytest
 from storage.db import Database
 from storage.demo import DEMO_CUSTOMERS
 from storage.registry import CustomerRegistry
+from tests.kit.console import CONSOLE_REGISTRATION, run_cli
 from unogas_bot.cli import main as cli
 from unogas_bot.cli.customers import readable_reason
 from unogas_bot.rules.errors import REASONS
@@ -28,38 +29,24 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == f"unogas-bot {importlib.metadata.version('unogas-bot')}\n"
 
 
-def _cli(args: list[str], db: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{db}", "BCRYPT_ROUNDS": "4"}
-    env.pop("TELEGRAM_BOT_TOKEN", None)
-    return subprocess.run(
-        [sys.executable, "-m", "unogas_bot", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-
-
 PENDING = "Il contratto è intestato a una persona o a un'azienda?"
 
 
 def test_console_fresh_forgets_the_saved_state_of_an_earlier_session(tmp_path: Path) -> None:
     db = tmp_path / "fresh.db"
-    assert _cli(["customers", "demo"], db).returncode == 0
-    started = _cli(["console"], db, stdin="/registrati\n1\nUG-100234\n")
+    assert run_cli(["customers", "demo"], db).returncode == 0
+    started = run_cli(["console"], db, stdin="/registrati\n1\nUG-100234\n")
     assert started.returncode == 0 and PENDING in started.stdout
-    other = _cli(["console", "--user-id", "4242"], db, stdin="/registrati\n1\nUG-100235\n")
+    other = run_cli(["console", "--user-id", "4242"], db, stdin="/registrati\n1\nUG-100235\n")
     assert PENDING in other.stdout
 
-    resumed = _cli(["console"], db)
+    resumed = run_cli(["console"], db)
     assert resumed.returncode == 0 and PENDING in resumed.stdout  # without --fresh: where it stopped
-    fresh = _cli(["console", "--fresh"], db)
+    fresh = run_cli(["console", "--fresh"], db)
     assert fresh.returncode == 0, fresh.stderr
     assert PENDING not in fresh.stdout and "Le diamo il benvenuto" in fresh.stdout
-    assert PENDING not in _cli(["console"], db).stdout  # forgotten, not just hidden for one session
-    assert PENDING in _cli(["console", "--user-id", "4242"], db).stdout  # nobody else's state is touched
+    assert PENDING not in run_cli(["console"], db).stdout  # forgotten, not just hidden for one session
+    assert PENDING in run_cli(["console", "--user-id", "4242"], db).stdout  # nobody else's state is touched
 
 
 @pytest.mark.parametrize("language", ["fr", "xx-YY", ""])
@@ -73,7 +60,7 @@ def test_console_refuses_an_unknown_language_in_one_line(
 
 
 def test_console_takes_a_regional_language_code(tmp_path: Path) -> None:
-    run = _cli(["console", "--language", "en-GB", "--fresh"], tmp_path / "en.db")
+    run = run_cli(["console", "--language", "en-GB", "--fresh"], tmp_path / "en.db")
     assert run.returncode == 0, run.stderr
     assert "/register" in run.stdout or "Welcome" in run.stdout
 
@@ -81,23 +68,7 @@ def test_console_takes_a_regional_language_code(tmp_path: Path) -> None:
 # --- one default database for scripts/run.sh and the CLI --------------------------------------------
 
 REPO = Path(__file__).resolve().parents[2]
-REGISTRATION = [
-    "/registrati",
-    "1",
-    "UG-100234",
-    "1",
-    "Mario",
-    "Rossi",
-    "RSSMRA75C12H501H",
-    "salta",
-    "mario.rossi@example.it",
-    "Lanterna verde 1987",
-    "Lanterna verde 1987",
-    "Come si chiamava il mio primo gatto?",
-    "Briciola",
-    "briciola",
-    "salva",
-]
+REGISTRATION = CONSOLE_REGISTRATION
 
 
 def test_run_sh_and_the_cli_share_the_default_database(tmp_path: Path) -> None:
@@ -111,6 +82,7 @@ def test_run_sh_and_the_cli_share_the_default_database(tmp_path: Path) -> None:
     (checkout / "pyproject.toml").symlink_to(REPO / "pyproject.toml")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TELEGRAM_BOT_TOKEN")}
     env["BCRYPT_ROUNDS"] = "4"
+    env["UNOGAS_VENV_READY"] = "1"  # the shared .venv must not be re-pointed at this throw-away checkout
     run = subprocess.run(
         ["bash", str(checkout / "scripts" / "run.sh")],
         input="\n".join(REGISTRATION) + "\n",

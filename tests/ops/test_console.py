@@ -2,55 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from contextlib import closing
 from pathlib import Path
 
+from tests.kit.console import CONSOLE_REGISTRATION, run_cli
 from unogas_bot.cli.console import CONSOLE_USER_ID
 
-SCRIPT = [
-    "/registrati",
-    "1",  # the privacy notice's button: Continua
-    "UG-100234",
-    "1",  # the first button: Persona
-    "Mario",
-    "Rossi",
-    "RSSMRA75C12H501H",
-    "salta",
-    "mario.rossi@example.it",
-    "Lanterna verde 1987",
-    "Lanterna verde 1987",
-    "Come si chiamava il mio primo gatto?",
-    "Briciola",
-    "briciola",
-    "salva",
-]
-
-
-def _cli(args: list[str], db: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{db}", "BCRYPT_ROUNDS": "4"}
-    env.pop("TELEGRAM_BOT_TOKEN", None)
-    return subprocess.run(
-        [sys.executable, "-m", "unogas_bot", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+SCRIPT = CONSOLE_REGISTRATION
 
 
 def test_piped_registration_script_registers_a_demo_customer(tmp_path: Path) -> None:
     db = tmp_path / "console.db"
-    demo = _cli(["customers", "demo"], db)
+    demo = run_cli(["customers", "demo"], db)
     assert demo.returncode == 0, demo.stderr
     assert "UG-100234" in demo.stdout and "RSSMRA75C12H501H" in demo.stdout
 
-    run = _cli(["console"], db, stdin="\n".join(SCRIPT) + "\n")
+    run = run_cli(["console"], db, stdin="\n".join(SCRIPT) + "\n")
     assert run.returncode == 0, run.stderr
     out = run.stdout
     assert "Le informazioni relative al proprio profilo sono state correttamente salvate." in out
@@ -58,7 +26,7 @@ def test_piped_registration_script_registers_a_demo_customer(tmp_path: Path) -> 
     assert out.count("(il suo messaggio è stato cancellato per sicurezza)") == 4
     assert "Traceback" not in run.stderr
 
-    again = _cli(["console"], db, stdin="\n".join(SCRIPT[:8]) + "\n")
+    again = run_cli(["console"], db, stdin="\n".join(SCRIPT[:8]) + "\n")
     assert "ha già un profilo" in again.stdout
 
     # The operator played a user id Telegram never assigns: no real customer's chat state was touched.
@@ -84,12 +52,12 @@ def test_import_rejects_a_bad_file_with_line_numbers(tmp_path: Path) -> None:
         "UG-12,business,,,Idrotermica Ferraro S.r.l.,02847390586\n",
         encoding="utf-8",
     )
-    result = _cli(["customers", "import", str(bad)], db)
+    result = run_cli(["customers", "import", str(bad)], db)
     assert result.returncode != 0
     assert "line 2" in result.stderr and "line 3" in result.stderr and "line 4" not in result.stderr
     assert "nothing imported" in result.stderr
-    result = _cli(["customers", "import", str(good)], db)
+    result = run_cli(["customers", "import", str(good)], db)
     assert result.returncode == 0, result.stderr
     assert "2 customers added" in result.stdout
-    result = _cli(["customers", "import", str(tmp_path / "missing.csv")], db)
+    result = run_cli(["customers", "import", str(tmp_path / "missing.csv")], db)
     assert result.returncode != 0 and result.stderr.count("\n") == 1
