@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Insert, Select, Table, event, or_, text
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import PoolResetState, QueuePool
+from sqlalchemy.util import await_only
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -119,7 +121,17 @@ def _install_sqlite_hooks(engine: AsyncEngine, *, file_backed: bool, busy_timeou
         options = conn.get_execution_options()
         if options.get(_SQLITE_AUTOCOMMIT_READ, False):
             return  # the driver is in autocommit mode: each statement is its own transaction
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_SQLITE_IMMEDIATE, False) else "BEGIN")
+        sql = "BEGIN IMMEDIATE" if options.get(_SQLITE_IMMEDIATE, False) else "BEGIN"
+        driver = getattr(conn.connection.dbapi_connection, "driver_connection", None)
+        if isinstance(driver, aiosqlite.Connection):
+            # One trip to aiosqlite's thread instead of the adapter's three (cursor, execute, close): every
+            # write transaction starts here, a reservation and the persistence's flush included.
+            try:
+                await_only(driver.execute_fetchall(sql))
+            except sqlite3.Error as exc:  # e.g. "database is locked": raised as SQLAlchemy would raise it
+                raise DBAPIError.instance(sql, (), exc, sqlite3.Error, dialect=conn.dialect) from exc
+        else:
+            conn.exec_driver_sql(sql)
 
 
 def _drop_timed_out_connection(context: ExceptionContext) -> None:
