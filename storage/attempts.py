@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, func, insert, select, text
+from sqlalchemy import bindparam, delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database, Lookup
@@ -33,6 +33,16 @@ _COUNT_SINCE = Lookup(
         Attempt.key == bindparam("key"),
         Attempt.at > bindparam("since"),
     )
+)
+# The larger of two keys' counts in one statement (the limits kept per Telegram user and per customer).
+_MOST_OF_TWO = Lookup(
+    select(func.count(), Attempt.key)
+    .where(
+        Attempt.kind == bindparam("kind"),
+        or_(Attempt.key == bindparam("first"), Attempt.key == bindparam("second")),
+        Attempt.at > bindparam("since"),
+    )
+    .group_by(Attempt.key)
 )
 # PostgreSQL: a transaction-level advisory lock per key, released at commit or rollback.
 _PG_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
@@ -85,6 +95,14 @@ class Attempts:
         conn = await self._session.connection()
         ((count,),) = await _COUNT_SINCE.rows(conn, kind=kind, key=key, since=self._clock() - window)
         return int(count)
+
+    async def most_since(self, kind: str, first: str, second: str, window: timedelta) -> int:
+        """The larger of the two keys' counts of `kind` in the last ``window``, in one look-up."""
+        conn = await self._session.connection()
+        rows = await _MOST_OF_TWO.rows(
+            conn, kind=kind, first=first, second=second, since=self._clock() - window
+        )
+        return max((int(count) for count, _key in rows), default=0)
 
     async def oldest_in_window(self, kind: str, key: str, window: timedelta) -> datetime | None:
         """The oldest attempt still inside the window (it leaves the window at ``oldest + window``)."""

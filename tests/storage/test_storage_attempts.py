@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from storage.attempts import AttemptLog, account_key, telegram_key
+from storage.attempts import AttemptLog, Attempts, account_key, telegram_key
 from storage.db import Database
+from tests.conftest import FakeClock
 
 HOUR = timedelta(hours=1)
 
@@ -81,3 +82,21 @@ def test_key_helpers_do_not_collide() -> None:
     assert account_key(42) == "account:42"
     assert telegram_key(42) == "tg:42"
     assert account_key(42) != telegram_key(42)
+
+
+async def test_most_since_is_the_larger_of_two_keys_counts_in_the_window(
+    database: Database, clock: FakeClock
+) -> None:
+    log = AttemptLog(database, clock=clock)
+    for _ in range(3):
+        await log.record("verify", "tg:1")
+    await log.record("verify", "customer:x")
+    await log.record("login_user", "customer:x")  # another kind: not counted
+    clock.advance(minutes=30)
+    await log.record("verify", "customer:x")
+    async with database.session() as session:
+        attempts = Attempts(session, clock)
+        assert await attempts.most_since("verify", "tg:1", "customer:x", HOUR) == 3
+        assert await attempts.most_since("verify", "customer:x", "tg:2", HOUR) == 2
+        assert await attempts.most_since("verify", "customer:x", "tg:1", timedelta(minutes=10)) == 1
+        assert await attempts.most_since("verify", "tg:3", "tg:4", HOUR) == 0

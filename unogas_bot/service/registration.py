@@ -39,10 +39,10 @@ if TYPE_CHECKING:
     from unogas_bot.service.context import Services
 
 
-async def _used(uow: UnitOfWork, kind: str, *keys: str) -> int:
-    """The most attempts of `kind` any of `keys` has in the last hour (keys locked first)."""
-    await uow.attempts.lock(*keys)
-    return max([await uow.attempts.count_since(kind, key, limits.HOUR) for key in keys])
+async def _used(uow: UnitOfWork, kind: str, user: str, customer: str) -> int:
+    """The most attempts of `kind` the user or the customer code has in the last hour (keys locked first)."""
+    await uow.attempts.lock(user, customer)
+    return await uow.attempts.most_since(kind, user, customer, limits.HOUR)
 
 
 async def verify_identity(services: Services, user_id: int, identity: Identity) -> VerifyOutcome:
