@@ -20,6 +20,7 @@ from tests.kit.botkit import (
     register_person,
     texts_of,
 )
+from tests.kit.console import CONSOLE_REGISTRATION
 from unogas_bot.bot.runner import MENU, publish_commands
 from unogas_bot.cli.console import run_console
 from unogas_bot.i18n import texts
@@ -163,23 +164,8 @@ async def test_registered_user_profile_is_not_duplicated(sqlite_bot):
 
 
 SCRIPTS = {
-    "it": [
-        "/registrati",
-        "1",
-        "UG-100234",
-        "1",
-        "Mario",
-        "Rossi",
-        "RSSMRA75C12H501H",
-        "/contatto +39 347 123 4567",
-        "mario.rossi@example.it",
-        "Lanterna verde 1987",
-        "Lanterna verde 1987",
-        "Come si chiamava il mio primo gatto?",
-        "Briciola",
-        "briciola",
-        "salva",
-    ],
+    # The kit's console registration, sharing the phone with the contact button instead of skipping it.
+    "it": [line if line != "salta" else "/contatto +39 347 123 4567" for line in CONSOLE_REGISTRATION],
     "en": [
         "/register",
         "Continue",
