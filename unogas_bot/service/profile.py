@@ -73,14 +73,8 @@ async def change_email(
             await uow.commit()
     except AccountNotFound:
         return AccountGone()
-    except EmailTaken:  # taken meanwhile: the database had the last word, counted as an answer
-        async with services.uow() as uow:
-            outcome = await registration.email_in_use(
-                uow, services, user_id, account.customer_code, "", check=False
-            )
-            await uow.commit()
-            assert not isinstance(outcome, EmailAccepted)
-            return outcome
+    except EmailTaken:  # taken meanwhile
+        return await registration.lost_the_race(services, user_id, account.customer_code)
     return await _changed(services, account.id)
 
 

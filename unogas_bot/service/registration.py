@@ -96,6 +96,18 @@ async def email_in_use(
     return EmailInUse(limit - used - 1)
 
 
+async def lost_the_race(
+    services: Services, user_id: int, customer_code: str
+) -> EmailInUse | TooManyEmailsInUse:
+    """The address was free when checked but the database's unique constraint refused it at the save: the
+    database had the last word, so it counts (and is audited) as an "in use" answer."""
+    async with services.uow() as uow:
+        outcome = await email_in_use(uow, services, user_id, customer_code, "", check=False)
+        await uow.commit()
+    assert not isinstance(outcome, EmailAccepted)  # without the check, an answer is always counted
+    return outcome
+
+
 async def register(services: Services, new: NewAccount) -> RegisterOutcome:
     """Save the profile in one transaction (the "Salva" of the seed), or nothing at all."""
     try:
@@ -110,12 +122,7 @@ async def register(services: Services, new: NewAccount) -> RegisterOutcome:
     except EmailTaken:
         if saved := await _saved_before(services, new):
             return saved
-        async with services.uow() as uow:  # the database had the last word: count it as an answer
-            outcome = await email_in_use(
-                uow, services, new.telegram_user_id, new.customer_code, "", check=False
-            )
-            await uow.commit()
-            return outcome
+        return await lost_the_race(services, new.telegram_user_id, new.customer_code)
     except UnknownCustomer:
         return CustomerGone()
 
