@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.attempts import account_key
 from storage.db import AUDITED, Database, Lookup, upsert_statement
@@ -163,6 +163,39 @@ _VIEW_COLUMNS = (
 
 # The look-ups of every registration (identity check, e-mail step): Lookups, one driver call on SQLite.
 _EMAIL_TAKEN = Lookup(select(Account.id).where(Account.email == bindparam("email")).limit(1))
+
+
+def _attempts_since(key: str) -> Any:
+    return (
+        select(func.count())
+        .where(
+            Attempt.kind == bindparam("kind"), Attempt.key == bindparam(key), Attempt.at > bindparam("since")
+        )
+        .scalar_subquery()
+    )
+
+
+# The e-mail step in one statement: the two keys' counts of `kind` in the window and whether the address is
+# taken (most addresses are free, and then nothing more is read or written).
+_EMAIL_PROBE = Lookup(
+    select(
+        _attempts_since("first"),
+        _attempts_since("second"),
+        select(Account.id).where(Account.email == bindparam("email")).exists(),
+    )
+)
+
+
+async def email_probe(
+    conn: AsyncConnection, *, kind: str, first: str, second: str, since: datetime, email: str
+) -> tuple[int, bool]:
+    """(the larger of the two keys' counts of `kind` since `since`, whether `email` belongs to an account)."""
+    ((count_first, count_second, taken),) = await _EMAIL_PROBE.rows(
+        conn, kind=kind, first=first, second=second, since=since, email=normalize_email(email)
+    )
+    return max(int(count_first), int(count_second)), bool(taken)
+
+
 _CUSTOMER_HAS_ACCOUNT = Lookup(
     select(Account.id)
     .join(Customer, Customer.id == Account.customer_id)

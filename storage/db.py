@@ -376,7 +376,7 @@ class Database:
         return self._bulk
 
     @asynccontextmanager
-    async def _writer_turn(self) -> AsyncIterator[None]:
+    async def write_turn(self) -> AsyncIterator[None]:
         """SQLite's one write lock, as an asyncio lock for the writers of this process (one per event loop).
 
         Queued here, in order, a writer holds no pooled connection while it waits: left to SQLite's busy
@@ -385,7 +385,8 @@ class Database:
         wait is bounded like the pool's (``pool_timeout``), so a write stuck behind another process's long
         transaction fails (the customer is asked to retry) rather than queueing every writer behind it.
         Other processes (the CLI) meet the busy timeout. Write transactions of one task must therefore not
-        nest (none does: each repository method opens its own).
+        nest (none does: each repository method opens its own). A locked read (storage/attempts.py) takes
+        the turn too, to be ordered with the writers without a transaction of its own.
         """
         loop = asyncio.get_running_loop()
         if self._writers is None or self._writers[0] is not loop:
@@ -450,7 +451,7 @@ class Database:
                     yield session
                 self.committed(session)
             return
-        async with self._writer_turn(), self._sessions() as session:
+        async with self.write_turn(), self._sessions() as session:
             async with session.begin():
                 # The first connection() call of the transaction procures the connection with these
                 # options, so the "begin" hook sees them.
@@ -477,7 +478,7 @@ class Database:
                 await session.begin()
                 yield session  # leaving the session rolls back whatever was not committed
             return
-        async with self._writer_turn(), self._sessions() as session:
+        async with self.write_turn(), self._sessions() as session:
             await session.connection(execution_options={_SQLITE_IMMEDIATE: True})
             yield session
 

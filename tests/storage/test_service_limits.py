@@ -225,6 +225,24 @@ async def test_address_in_use_answers_are_limited_then_any_address_is_refused(se
     assert (await events_of(services)).count("registration_email_in_use") == 5
 
 
+async def test_a_free_address_waits_for_an_in_use_answer_being_counted(services: Services) -> None:
+    """A free address is answered by a read with no transaction, but in order with the units of work that
+    count "in use" answers for the same customer: while one is recording the fifth, the free address
+    waits, and then it is refused like any other (answered at once, it would tell "free" from "in use")."""
+    await register_mario(services)
+    code = GIULIA.customer_code
+    for left in (4, 3, 2, 1):
+        assert await registration.choose_email(services, 7, code, EMAIL) == EmailInUse(left)
+    async with services.uow() as uow:
+        fifth = await registration.email_in_use(uow, services, 7, code, EMAIL, check=True)
+        assert fifth == EmailInUse(0)
+        probe = asyncio.create_task(registration.choose_email(services, 8, code, "libero@example.it"))
+        await asyncio.sleep(0.3)
+        assert not probe.done()
+        await uow.commit()
+    assert await asyncio.wait_for(probe, 10) == TooManyEmailsInUse()
+
+
 # --- recovery ----------------------------------------------------------------------------------------------
 
 

@@ -21,12 +21,14 @@ from storage.accounts import (
     NewAccount,
     RegistrationConflict,
     UnknownCustomer,
+    email_probe,
 )
 from storage.attempts import AttemptLog, account_key, telegram_key
 from storage.db import Database
 from storage.demo import DEMO_CUSTOMERS, load_demo
 from storage.models import Account, AuditEvent, TelegramSession
 from storage.registry import CustomerRecord, CustomerRegistry
+from tests.conftest import FakeClock
 
 MARIO, GIULIA, NICOLO = DEMO_CUSTOMERS[0], DEMO_CUSTOMERS[1], DEMO_CUSTOMERS[2]
 SRL = DEMO_CUSTOMERS[4]
@@ -115,6 +117,35 @@ async def test_email_taken_whatever_the_case(
     assert await accounts.email_taken("MARIO.ROSSI@example.IT")
     assert not await accounts.email_taken("giulia@example.it")
     assert not await accounts.customer_has_account(GIULIA.customer_code)
+
+
+async def test_the_email_probe_counts_both_keys_in_the_window_and_finds_the_address(
+    accounts: AccountRepository,
+    attempt_log: AttemptLog,
+    database: Database,
+    demo: list[CustomerRecord],
+    clock: FakeClock,
+) -> None:
+    await accounts.register(new_account(MARIO, "mario.rossi@example.it"))
+    await attempt_log.record("email_in_use", "tg:1")
+    clock.advance(minutes=30)
+    for key in ("tg:1", "customer:x", "customer:x", "customer:x"):
+        await attempt_log.record("email_in_use", key)
+    await attempt_log.record("verify", "customer:x")  # another kind
+    await attempt_log.record("email_in_use", "tg:2")  # another key
+    clock.advance(minutes=40)  # the first one left the hour
+
+    async def probe(email: str) -> tuple[int, bool]:
+        since = clock() - timedelta(hours=1)
+        async with database.read() as conn:
+            return await email_probe(
+                conn, kind="email_in_use", first="tg:1", second="customer:x", since=since, email=email
+            )
+
+    assert await probe("MARIO.Rossi@example.it ") == (3, True)
+    assert await probe("giulia@example.it") == (3, False)
+    clock.advance(minutes=30)
+    assert await probe("giulia@example.it") == (0, False)
 
 
 async def test_second_account_for_a_customer(

@@ -69,7 +69,19 @@ async def verify_identity(services: Services, user_id: int, identity: Identity) 
 
 
 async def choose_email(services: Services, user_id: int, customer_code: str, email: str) -> EmailOutcome:
-    """May the verified customer `customer_code` take `email` as user ID?"""
+    """May the verified customer `customer_code` take `email` as user ID?
+
+    Most addresses are free: one read, ordered with the units of work that count "in use" answers for the
+    same keys, says so with no write transaction. Ordered, so that once the limit is used up a free
+    address is refused like any other even when many probes arrive at once. Only an address in use takes
+    a unit of work, where it is counted (and looked up again, under the lock)."""
+    keys = (limits.telegram_key(user_id), limits.customer_key(customer_code))
+    async with services.locked_read(*keys) as read:
+        used, taken = await read.email_probe(limits.EMAIL_IN_USE, email, limits.HOUR)
+    if used >= services.settings.email_in_use_per_hour:
+        return TooManyEmailsInUse()
+    if not taken:
+        return EmailAccepted()
     async with services.uow() as uow:
         outcome = await email_in_use(uow, services, user_id, customer_code, email, check=True)
         await uow.commit()
