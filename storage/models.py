@@ -110,7 +110,7 @@ class Customer(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_code: Mapped[str] = mapped_column(String(CUSTOMER_CODE_LEN), unique=True)
+    customer_code: Mapped[str] = mapped_column(String(CUSTOMER_CODE_LEN))
     # What codes are compared by (rules.customer_code.key: "UG-100234" -> "UG100234"), so a code typed
     # without its hyphen finds the customer; customer_code stays as printed on the bill (migration 0003).
     code_key: Mapped[str] = mapped_column(String(CUSTOMER_CODE_LEN), unique=True)

@@ -212,7 +212,7 @@ async def _match(conn: AsyncConnection, identity: Identity) -> CustomerRecord | 
     rows = await _MATCH.rows(conn, code=rules.customer_code.key(identity.customer_code))
     if not rows:
         return None
-    *fields, key = rows[0]  # customer_code is unique: one row at most
+    *fields, key = rows[0]  # code_key is unique: one row at most
     record = CustomerRecord(*fields)
     if record.kind != identity.kind or record.tax_code != identity.tax_code or key != wanted_key:
         return None

@@ -30,6 +30,15 @@ def test_the_key_of_any_text_is_letters_and_digits() -> None:
     assert rules.customer_code.key("àb-1 2/3\t") == "B123"
 
 
+def test_the_key_keeps_the_ascii_letters_and_digits_of_the_upper_cased_text_for_every_character() -> None:
+    # Upper-casing may turn a non-ASCII character into ASCII letters ("ß" -> "SS", "ı" -> "I"): the key keeps
+    # them, as the definition says. Checked against the definition character by character.
+    every = "".join(chr(point) for point in range(0x3_0000) if not 0xD800 <= point < 0xE000)
+    expected = "".join(ch for ch in every.upper() if ch.isascii() and ch.isalnum())
+    assert rules.customer_code.key(every) == expected
+    assert rules.customer_code.key("ßıſ-1") == "SSIS1"
+
+
 async def test_the_identity_check_finds_a_code_typed_without_its_hyphen(registry: CustomerRegistry) -> None:
     await registry.upsert_many(DEMO_CUSTOMERS)
     mario = DEMO_CUSTOMERS[0]

@@ -15,6 +15,9 @@ CUSTOMER_CODE_MIN, CUSTOMER_CODE_MAX = 4, 20
 # Fast paths (registry imports validate every row): a value these match is valid, with the result the full
 # rules give; anything else takes the full rules, which also name the reason.
 _CODE_FAST = re.compile(rf"(?=[^0-9]*[0-9])[A-Za-z0-9/-]{{{CUSTOMER_CODE_MIN},{CUSTOMER_CODE_MAX}}}")
+# What a key leaves out of an upper-cased code: all but ASCII letters and digits (upper-casing leaves no
+# ASCII lower-case letter behind).
+_NOT_IN_KEY = re.compile(r"[^A-Z0-9]+")
 
 
 def validate(text: str) -> str:
@@ -46,7 +49,11 @@ def key(code: str) -> str:
     ``customers.code_key``) while the code as printed stays what is shown. Works on any text (a support
     tool's argument too), not only on validated codes.
     """
-    return "".join(ch for ch in code.upper() if ch.isascii() and ch.isalnum())
+    upper = code.upper()
+    plain = upper.replace("-", "").replace("/", "")
+    if plain.isascii() and plain.isalnum():  # a valid code (imports key a million of them): no regex
+        return plain
+    return _NOT_IN_KEY.sub("", upper)
 
 
 def is_valid(text: str) -> bool:
