@@ -21,7 +21,7 @@ from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, upd
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from storage.attempts import account_key
+from storage.attempts import account_key, window_count
 from storage.db import AUDITED, Database, Lookup, upsert_statement
 from storage.models import (
     CUSTOMER_CODE_LEN,
@@ -161,26 +161,16 @@ _VIEW_COLUMNS = (
 )
 
 
-# The look-ups of every registration (identity check, e-mail step): Lookups, one driver call on SQLite.
+# The e-mail step's look-up under the lock (an address in use is counted): one driver call on SQLite.
 _EMAIL_TAKEN = Lookup(select(Account.id).where(Account.email == bindparam("email")).limit(1))
-
-
-def _attempts_since(key: str) -> Any:
-    return (
-        select(func.count())
-        .where(
-            Attempt.kind == bindparam("kind"), Attempt.key == bindparam(key), Attempt.at > bindparam("since")
-        )
-        .scalar_subquery()
-    )
 
 
 # The e-mail step in one statement: the two keys' counts of `kind` in the window and whether the address is
 # taken (most addresses are free, and then nothing more is read or written).
 _EMAIL_PROBE = Lookup(
     select(
-        _attempts_since("first"),
-        _attempts_since("second"),
+        window_count("first"),
+        window_count("second"),
         select(Account.id).where(Account.email == bindparam("email")).exists(),
     )
 )
@@ -194,14 +184,6 @@ async def email_probe(
         conn, kind=kind, first=first, second=second, since=since, email=normalize_email(email)
     )
     return max(int(count_first), int(count_second)), bool(taken)
-
-
-_CUSTOMER_HAS_ACCOUNT = Lookup(
-    select(Account.id)
-    .join(Customer, Customer.id == Account.customer_id)
-    .where(Customer.code_key == bindparam("code"))
-    .limit(1)
-)
 
 
 def _select_views() -> Select[Any]:
@@ -299,10 +281,6 @@ class Accounts:
     async def email_taken(self, email: str) -> bool:
         conn = await self._session.connection()
         return bool(await _EMAIL_TAKEN.rows(conn, email=normalize_email(email)))
-
-    async def customer_has_account(self, customer_code: str) -> bool:
-        conn = await self._session.connection()
-        return bool(await _CUSTOMER_HAS_ACCOUNT.rows(conn, code=rules.customer_code.key(customer_code)))
 
     async def get(self, account_id: int) -> AccountView | None:
         return await self._one(Account.id == account_id)
@@ -595,10 +573,6 @@ class AccountRepository:
     async def email_taken(self, email: str) -> bool:
         async with self._reading() as accounts:
             return await accounts.email_taken(email)
-
-    async def customer_has_account(self, customer_code: str) -> bool:
-        async with self._reading() as accounts:
-            return await accounts.customer_has_account(customer_code)
 
     async def get(self, account_id: int) -> AccountView | None:
         async with self._reading() as accounts:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -45,6 +46,22 @@ _MOST_OF_TWO = Lookup(
     )
     .group_by(Attempt.key)
 )
+
+
+def window_count(key_param: str) -> Any:
+    """A scalar subquery counting the attempts of kind ``:kind`` under the key ``:<key_param>`` since
+    ``:since``: a part of the look-ups that read a limit's count with what it guards, in one statement."""
+    return (
+        select(func.count())
+        .where(
+            Attempt.kind == bindparam("kind"),
+            Attempt.key == bindparam(key_param),
+            Attempt.at > bindparam("since"),
+        )
+        .scalar_subquery()
+    )
+
+
 # PostgreSQL: a transaction-level advisory lock per key, released at commit or rollback.
 _PG_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     distinct,
     func,
     literal,
+    literal_column,
     select,
     text,
     true,
@@ -28,8 +29,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from storage.attempts import window_count
 from storage.db import Database, Lookup, upsert_statement
-from storage.models import Customer
+from storage.models import Account, Customer
 from unogas_bot import rules
 from unogas_bot.clock import utcnow
 from unogas_bot.rules.replies import BUSINESS, PERSON
@@ -200,23 +202,62 @@ class RegistryImport:
         return new or 0, written - (new or 0)
 
 
-# The identity check's look-up (once per registration): a Lookup, one driver call on SQLite.
-_MATCH = Lookup(select(*_RECORD_COLUMNS, Customer.name_key).where(Customer.code_key == bindparam("code")))
+# The registry's entry for a code, with its name key (what `_compare` needs): a Lookup, one driver call on
+# SQLite.
+_ENTRY = Lookup(select(*_RECORD_COLUMNS, Customer.name_key).where(Customer.code_key == bindparam("code")))
+
+# The identity check of a registration in one statement: the failed checks counted against its two keys,
+# the entry for the code typed (NULLs when there is none: the join keeps the one row) and whether that
+# customer has a profile already.
+_IDENTITY_CHECK = Lookup(
+    select(
+        window_count("first"),
+        window_count("second"),
+        *_RECORD_COLUMNS,
+        Customer.name_key,
+        select(Account.id).where(Account.customer_id == Customer.id).exists(),
+    ).select_from(
+        select(literal_column("1").label("one"))
+        .subquery("one_row")
+        .outerjoin(Customer, Customer.code_key == bindparam("code"))
+    )
+)
+
+# A registry entry as read: the record and its name key.
+_Entry = tuple[CustomerRecord, str]
 
 
-async def _match(conn: AsyncConnection, identity: Identity) -> CustomerRecord | None:
+def _entry(fields: Sequence[Any]) -> _Entry | None:
+    *record, key = fields
+    return None if key is None else (CustomerRecord(*record), key)
+
+
+def _compare(entry: _Entry | None, identity: Identity) -> CustomerRecord | None:
+    """The entry's record when code (already), kind, tax code and names (by key) match the identity."""
+    if entry is None:
+        return None
+    record, key = entry
     try:
         wanted_key = name_key(identity.kind, identity.first_name, identity.last_name, identity.company_name)
     except ValueError:
         return None
-    rows = await _MATCH.rows(conn, code=rules.customer_code.key(identity.customer_code))
-    if not rows:
-        return None
-    *fields, key = rows[0]  # code_key is unique: one row at most
-    record = CustomerRecord(*fields)
     if record.kind != identity.kind or record.tax_code != identity.tax_code or key != wanted_key:
         return None
     return record
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityCheck:
+    """What a registration's identity check reads, all at once (see `RegistryReader.check_identity`)."""
+
+    failures: int  # the larger of the two keys' counts of failed checks in the window
+    has_account: bool  # the customer with the code typed has a profile already
+    entry: _Entry | None  # the registry's entry for the code typed
+
+    def match(self, identity: Identity) -> CustomerRecord | None:
+        """The registry record when the identity matches it (see `CustomerRegistry.match`). A separate step,
+        so that a check refused by its limit compares nothing."""
+        return _compare(self.entry, identity)
 
 
 class RegistryReader:
@@ -225,9 +266,22 @@ class RegistryReader:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def match(self, identity: Identity) -> CustomerRecord | None:
-        """See `CustomerRegistry.match`."""
-        return await _match(await self._session.connection(), identity)
+    async def check_identity(
+        self, customer_code: str, *, kind: str, first: str, second: str, since: datetime
+    ) -> IdentityCheck:
+        """Everything the identity check of `customer_code` needs, in one look-up: the attempts of `kind`
+        counted under the keys `first` and `second` since `since`, the registry's entry and whether the
+        customer has a profile. The unit of work locks the keys first (`Attempts.lock`)."""
+        conn = await self._session.connection()
+        ((count_first, count_second, *fields, has_account),) = await _IDENTITY_CHECK.rows(
+            conn,
+            kind=kind,
+            first=first,
+            second=second,
+            since=since,
+            code=rules.customer_code.key(customer_code),
+        )
+        return IdentityCheck(max(int(count_first), int(count_second)), bool(has_account), _entry(fields))
 
 
 class CustomerRegistry:
@@ -244,7 +298,8 @@ class CustomerRegistry:
         (case, accents, spaces, apostrophes and company legal-form spelling do not matter).
         """
         async with self._db.read() as conn:
-            return await _match(conn, identity)
+            rows = await _ENTRY.rows(conn, code=rules.customer_code.key(identity.customer_code))
+        return _compare(_entry(rows[0]) if rows else None, identity)  # code_key is unique: one row at most
 
     async def get(self, customer_code: str) -> CustomerRecord | None:
         """The record with this customer code, or None."""

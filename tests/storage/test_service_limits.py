@@ -331,17 +331,17 @@ async def test_thirty_simultaneous_answers_get_three_checks(services: Services) 
 async def test_thirty_simultaneous_identity_checks_of_one_code_get_five(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from storage.registry import RegistryReader
+    from storage.registry import IdentityCheck
 
     matches = 0
-    real = RegistryReader.match
+    real = IdentityCheck.match
 
-    async def counted(self: RegistryReader, wanted: Identity) -> object:
+    def counted(self: IdentityCheck, wanted: Identity) -> object:
         nonlocal matches
         matches += 1
-        return await real(self, wanted)
+        return real(self, wanted)
 
-    monkeypatch.setattr(RegistryReader, "match", counted)
+    monkeypatch.setattr(IdentityCheck, "match", counted)
     outcomes = await asyncio.gather(
         *(registration.verify_identity(services, 100 + i, identity(GIULIA.tax_code)) for i in range(30))
     )

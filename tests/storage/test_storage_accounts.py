@@ -27,7 +27,8 @@ from storage.attempts import AttemptLog, account_key, telegram_key
 from storage.db import Database
 from storage.demo import DEMO_CUSTOMERS, load_demo
 from storage.models import Account, AuditEvent, TelegramSession
-from storage.registry import CustomerRecord, CustomerRegistry
+from storage.registry import CustomerRecord, CustomerRegistry, IdentityCheck
+from storage.unit_of_work import UnitOfWork
 from tests.conftest import FakeClock
 
 MARIO, GIULIA, NICOLO = DEMO_CUSTOMERS[0], DEMO_CUSTOMERS[1], DEMO_CUSTOMERS[2]
@@ -116,7 +117,7 @@ async def test_email_taken_whatever_the_case(
     assert await count_rows(database, Account) == 1
     assert await accounts.email_taken("MARIO.ROSSI@example.IT")
     assert not await accounts.email_taken("giulia@example.it")
-    assert not await accounts.customer_has_account(GIULIA.customer_code)
+    assert await accounts.get_by_customer_code(GIULIA.customer_code) is None
 
 
 async def test_the_email_probe_counts_both_keys_in_the_window_and_finds_the_address(
@@ -148,6 +149,39 @@ async def test_the_email_probe_counts_both_keys_in_the_window_and_finds_the_addr
     assert await probe("giulia@example.it") == (0, False)
 
 
+async def test_the_identity_check_reads_counts_entry_and_profile_in_one_look_up(
+    accounts: AccountRepository,
+    attempt_log: AttemptLog,
+    database: Database,
+    demo: list[CustomerRecord],
+    clock: FakeClock,
+) -> None:
+    await accounts.register(new_account(MARIO, "mario.rossi@example.it"))
+    for key in ("tg:1", "customer:x", "tg:1"):
+        await attempt_log.record("verify", key)
+    await attempt_log.record("email_in_use", "tg:1")  # another kind
+
+    async def check(code: str) -> IdentityCheck:
+        async with UnitOfWork(database, clock) as uow:
+            since = clock() - timedelta(hours=1)
+            return await uow.registry.check_identity(
+                code, kind="verify", first="tg:1", second="customer:x", since=since
+            )
+
+    mario = await check("ug 100 234")  # any spelling of the code
+    assert (mario.failures, mario.has_account) == (2, True)
+    assert mario.match(MARIO) == MARIO
+    assert mario.match(dataclasses.replace(MARIO, tax_code=GIULIA.tax_code)) is None
+    assert mario.match(dataclasses.replace(MARIO, first_name="Luigi")) is None
+    giulia = await check(GIULIA.customer_code)
+    assert (giulia.failures, giulia.has_account, giulia.match(GIULIA)) == (2, False, GIULIA)
+    nobody = await check("UG-999999")  # no such customer: still the counts
+    assert (nobody.failures, nobody.has_account, nobody.entry) == (2, False, None)
+    assert nobody.match(dataclasses.replace(MARIO, customer_code="UG-999999")) is None
+    clock.advance(hours=2)
+    assert (await check(MARIO.customer_code)).failures == 0
+
+
 async def test_second_account_for_a_customer(
     accounts: AccountRepository, database: Database, demo: list[CustomerRecord]
 ) -> None:
@@ -155,8 +189,8 @@ async def test_second_account_for_a_customer(
     with pytest.raises(CustomerAlreadyRegistered):
         await accounts.register(new_account(MARIO, "altro@example.it", telegram_user_id=2002))
     assert await count_rows(database, Account) == 1
-    assert await accounts.customer_has_account(MARIO.customer_code)
-    assert await accounts.customer_has_account("ug-100234")
+    assert await accounts.get_by_customer_code(MARIO.customer_code) is not None
+    assert await accounts.get_by_customer_code("ug-100234") is not None
     assert not await accounts.email_taken("altro@example.it")
 
 
@@ -190,7 +224,7 @@ async def test_nothing_half_saved_when_the_audit_insert_fails(
     monkeypatch.undo()
     assert await count_rows(database, Account) == 0
     assert not await accounts.email_taken("mario@example.it")
-    assert not await accounts.customer_has_account(MARIO.customer_code)
+    assert await accounts.get_by_customer_code(MARIO.customer_code) is None
     # And the customer can still register afterwards.
     assert (await accounts.register(new_account(MARIO, "mario@example.it"))).email == "mario@example.it"
 

@@ -50,10 +50,18 @@ async def verify_identity(services: Services, user_id: int, identity: Identity) 
     limit = services.settings.verify_attempts_per_hour
     keys = (limits.telegram_key(user_id), limits.customer_key(identity.customer_code))
     async with services.uow() as uow:
-        used = await _used(uow, limits.VERIFY, *keys)
+        await uow.attempts.lock(*keys)
+        check = await uow.registry.check_identity(
+            identity.customer_code,
+            kind=limits.VERIFY,
+            first=keys[0],
+            second=keys[1],
+            since=services.clock() - limits.HOUR,
+        )
+        used = check.failures
         if used >= limit:
             return VerificationLocked()
-        record = await uow.registry.match(identity)
+        record = check.match(identity)
         if record is None:
             for key in keys:
                 await uow.attempts.add(limits.VERIFY, key)
@@ -63,7 +71,7 @@ async def verify_identity(services: Services, user_id: int, identity: Identity) 
             await uow.commit()
             left = limit - used - 1
             return IdentityMismatch(left) if left > 0 else VerificationLocked()
-        if await uow.accounts.customer_has_account(record.customer_code):
+        if check.has_account:
             return AlreadyRegistered()
         return IdentityVerified(record)
 
