@@ -104,8 +104,9 @@ _FAILURE_REASONS = (
     "telegram_conflict",
     "internal_error",
 )
-for _kind in ("message", "edited_message", "callback_query"):
-    UPDATES.labels(_kind)
+# The children of the per-update counter, made once: `labels()` takes a lock and builds a key at each call,
+# and this one counts every update.
+_UPDATE_COUNTS = {kind: UPDATES.labels(kind) for kind in ("message", "edited_message", "callback_query")}
 for _reason in _FAILURE_REASONS:
     FAILURES.labels(_reason)
 for _kind in ("login_address", "login_user", "recovery"):
@@ -118,6 +119,12 @@ for _op in ("hash", "verify"):
     BCRYPT_SECONDS.labels(_op)
 # PostgreSQL's SQLSTATEs of a statement that ran out of time (statement_timeout, lock_timeout).
 _TIMED_OUT_SQLSTATES = frozenset({"57014", "55P03"})
+
+
+def count_update(update: object) -> None:
+    """One more update handled, counted by its kind."""
+    kind = update_kind(update)
+    (_UPDATE_COUNTS.get(kind) or UPDATES.labels(kind)).inc()
 
 
 def update_kind(update: object) -> str:

@@ -153,7 +153,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
             await self.do_process_update(update, coroutine)
         finally:
             LOG_CONTEXT.reset(token)
-            metrics.UPDATES.labels(metrics.update_kind(update)).inc()
+            metrics.count_update(update)
             metrics.REPLY_SECONDS.observe(time.perf_counter() - arrived)
 
     def _hand_over(self, key: int) -> None:
