@@ -51,10 +51,22 @@ def press_the_button(text: str) -> str:
     raise rules.Invalid("erase.press_button")
 
 
-def own_data_spec(name: str, commands: tuple[str, str], *fields: Field, progress: bool = True) -> FormSpec:
-    """A logged-in customer's form: the current password first, then `fields`; `commands` are the
-    Italian and English commands that start it."""
-    return FormSpec(name=name, fields=(CURRENT, *fields), entry_commands=commands, show_progress=progress)
+# The Italian and English commands that start each form, by the form's name (also its audit purpose).
+COMMANDS = {
+    "change_password": ("cambia_password", "change_password"),
+    "change_email": ("cambia_email", "change_email"),
+    "change_phone": ("cambia_telefono", "change_phone"),
+    "change_question": ("cambia_domanda", "change_question"),
+    "export": ("i_miei_dati", "my_data"),
+    "erase": ("cancella_profilo", "delete_profile"),
+}
+
+
+def own_data_spec(name: str, *fields: Field, progress: bool = True) -> FormSpec:
+    """A logged-in customer's form `name`: the current password first, then `fields`."""
+    return FormSpec(
+        name=name, fields=(CURRENT, *fields), entry_commands=COMMANDS[name], show_progress=progress
+    )
 
 
 class OwnDataForm(Form):
@@ -124,7 +136,6 @@ def _gone(outcome: object) -> Outcome:
 class ChangePasswordForm(OwnDataForm):
     spec = own_data_spec(
         "change_password",
-        ("cambia_password", "change_password"),
         SecretPair("password", rules.password.validate, stem="new_password"),
     )
 
@@ -152,7 +163,6 @@ class ChangePasswordForm(OwnDataForm):
 class ChangeEmailForm(OwnDataForm):
     spec = own_data_spec(
         "change_email",
-        ("cambia_email", "change_email"),
         Field("email", rules.email.validate, stem="new_email"),
     )
 
@@ -172,7 +182,6 @@ class ChangeEmailForm(OwnDataForm):
 class ChangePhoneForm(OwnDataForm):
     spec = own_data_spec(
         "change_phone",
-        ("cambia_telefono", "change_phone"),
         Field("phone", rules.phone.validate, optional=True, share_contact=True, stem="new_phone"),
     )
 
@@ -188,7 +197,6 @@ class ChangePhoneForm(OwnDataForm):
 class ChangeQuestionForm(OwnDataForm):
     spec = own_data_spec(
         "change_question",
-        ("cambia_domanda", "change_question"),
         Field("question", rules.answer.validate_question, clears=("answer",), stem="question"),
         SecretPair(
             "answer",
@@ -210,7 +218,7 @@ class ChangeQuestionForm(OwnDataForm):
 
 
 class ExportForm(OwnDataForm):
-    spec = own_data_spec("export", ("i_miei_dati", "my_data"), progress=False)
+    spec = own_data_spec("export", progress=False)
 
     async def finish(self, turn: Turn, account: AccountView) -> Outcome:
         document = await export.export_profile(turn.services, account.id, turn.user_id)
@@ -231,7 +239,6 @@ class ExportForm(OwnDataForm):
 class EraseForm(OwnDataForm):
     spec = own_data_spec(
         "erase",
-        ("cancella_profilo", "delete_profile"),
         Notice("confirm", press_the_button, choices=(ERASE, "cancel"), stem="erase_confirm"),
         progress=False,
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.attempts import account_key, window_count
 from storage.db import AUDITED, Database, Lookup, upsert_statement
@@ -176,16 +176,6 @@ _EMAIL_PROBE = Lookup(
 )
 
 
-async def email_probe(
-    conn: AsyncConnection, *, kind: str, first: str, second: str, since: datetime, email: str
-) -> tuple[int, bool]:
-    """(the larger of the two keys' counts of `kind` since `since`, whether `email` belongs to an account)."""
-    ((count_first, count_second, taken),) = await _EMAIL_PROBE.rows(
-        conn, kind=kind, first=first, second=second, since=since, email=normalize_email(email)
-    )
-    return max(int(count_first), int(count_second)), bool(taken)
-
-
 def _select_views() -> Select[Any]:
     return select(*_VIEW_COLUMNS).join(Customer, Customer.id == Account.customer_id)
 
@@ -281,6 +271,22 @@ class Accounts:
     async def email_taken(self, email: str) -> bool:
         conn = await self._session.connection()
         return bool(await _EMAIL_TAKEN.rows(conn, email=normalize_email(email)))
+
+    async def email_probe(
+        self, email: str, *, kind: str, first: str, second: str, window: timedelta
+    ) -> tuple[int, bool]:
+        """(the larger of the keys `first` and `second`'s counts of `kind` in the last `window`, whether
+        `email` belongs to a profile), in one look-up."""
+        conn = await self._session.connection()
+        ((count_first, count_second, taken),) = await _EMAIL_PROBE.rows(
+            conn,
+            kind=kind,
+            first=first,
+            second=second,
+            since=self._clock() - window,
+            email=normalize_email(email),
+        )
+        return max(int(count_first), int(count_second)), bool(taken)
 
     async def get(self, account_id: int) -> AccountView | None:
         return await self._one(Account.id == account_id)

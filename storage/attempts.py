@@ -14,13 +14,12 @@ key run one after the other, so however many attempts arrive at once, no more th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database, Lookup
 from storage.models import Attempt
@@ -151,26 +150,6 @@ class Attempts:
         """Delete attempts older than ``older_than``; returns how many."""
         result = await self._session.execute(delete(Attempt).where(Attempt.at < self._clock() - older_than))
         return result.rowcount  # type: ignore[attr-defined]
-
-
-@asynccontextmanager
-async def locked_read(db: Database, *keys: str) -> AsyncIterator[AsyncConnection]:
-    """A connection for reads ordered with every transaction that `lock`s any of `keys`, as if it locked
-    them itself, but with no write transaction: for a decision that records nothing.
-
-    SQLite: the reads run in this process's write turn, which every write transaction of the bot takes
-    (the attempts are written by the bot alone), each statement on its own with no BEGIN. PostgreSQL: the
-    keys' advisory locks are taken in the connection's transaction, in the same sorted order as `lock`,
-    and released when it ends (rolled back: nothing was written).
-    """
-    if db.dialect == "sqlite":
-        async with db.write_turn(), db.read() as conn:
-            yield conn
-        return
-    async with db.read() as conn:
-        for key in sorted(set(keys)):
-            await conn.execute(_PG_LOCK, {"key": key})
-        yield conn
 
 
 class AttemptLog:

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.pool import PoolResetState, QueuePool
 from sqlalchemy.util import await_only
 
@@ -34,6 +35,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _SQLITE_IMMEDIATE = "unogas_sqlite_immediate"
 # Execution option for read sessions on SQLite: no BEGIN at all (see Database.session).
 _SQLITE_AUTOCOMMIT_READ = "unogas_sqlite_autocommit_read"
+# Key in a session's `info`: a deferred unit of work that has not written yet (see Database.unit).
+_BEGIN_ON_WRITE = "unogas_begin_on_write"
 # Arbitrary constant: PostgreSQL advisory lock key serialising concurrent schema upgrades.
 _UPGRADE_LOCK_KEY = 0x756E6F676173  # "unogas"
 # Seconds to wait for PostgreSQL to accept a connection.
@@ -121,17 +124,34 @@ def _install_sqlite_hooks(engine: AsyncEngine, *, file_backed: bool, busy_timeou
         options = conn.get_execution_options()
         if options.get(_SQLITE_AUTOCOMMIT_READ, False):
             return  # the driver is in autocommit mode: each statement is its own transaction
-        sql = "BEGIN IMMEDIATE" if options.get(_SQLITE_IMMEDIATE, False) else "BEGIN"
-        driver = getattr(conn.connection.dbapi_connection, "driver_connection", None)
-        if isinstance(driver, aiosqlite.Connection):
-            # One trip to aiosqlite's thread instead of the adapter's three (cursor, execute, close): every
-            # write transaction starts here, a reservation and the persistence's flush included.
-            try:
-                await_only(driver.execute_fetchall(sql))
-            except sqlite3.Error as exc:  # e.g. "database is locked": raised as SQLAlchemy would raise it
-                raise DBAPIError.instance(sql, (), exc, sqlite3.Error, dialect=conn.dialect) from exc
-        else:
-            conn.exec_driver_sql(sql)
+        _sqlite_begin(conn, "BEGIN IMMEDIATE" if options.get(_SQLITE_IMMEDIATE, False) else "BEGIN")
+
+
+def _sqlite_begin(conn: Connection, sql: str) -> None:
+    """Send `sql` (a BEGIN) on an SQLite connection, from inside SQLAlchemy's greenlet."""
+    driver = getattr(conn.connection.dbapi_connection, "driver_connection", None)
+    if isinstance(driver, aiosqlite.Connection):
+        # One trip to aiosqlite's thread instead of the adapter's three (cursor, execute, close): every
+        # write transaction starts here, a reservation and the persistence's flush included.
+        try:
+            await_only(driver.execute_fetchall(sql))
+        except sqlite3.Error as exc:  # e.g. "database is locked": raised as SQLAlchemy would raise it
+            raise DBAPIError.instance(sql, (), exc, sqlite3.Error, dialect=conn.dialect) from exc
+    else:
+        conn.exec_driver_sql(sql)
+
+
+class _Session(Session):
+    """The sessions of a `Database`: on SQLite a unit of work's may defer its BEGIN (see `Database.unit`)."""
+
+
+@event.listens_for(_Session, "do_orm_execute")
+def _begin_before_the_first_write(state: ORMExecuteState) -> None:
+    """A deferred unit of work (SQLite) begins its write transaction just before its first write."""
+    info = state.session.info
+    if info.get(_BEGIN_ON_WRITE) and (state.is_insert or state.is_update or state.is_delete):
+        del info[_BEGIN_ON_WRITE]
+        _sqlite_begin(state.session.connection(), "BEGIN IMMEDIATE")
 
 
 def _drop_timed_out_connection(context: ExceptionContext) -> None:
@@ -358,7 +378,7 @@ class Database:
             database = make_url(str(engine.url)).database
             file_backed = bool(database) and database != ":memory:" and "mode=memory" not in str(engine.url)
             _install_sqlite_hooks(engine, file_backed=file_backed, busy_timeout=self._busy_timeout)
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False, sync_session_class=_Session)
         # Called with each audit event's name once its transaction has committed (e.g. the bot's metrics);
         # a callback, not a cursor event, so the Lookups keep their one-call path.
         self.audit_observers: list[Callable[[str], None]] = []
@@ -385,8 +405,7 @@ class Database:
         wait is bounded like the pool's (``pool_timeout``), so a write stuck behind another process's long
         transaction fails (the customer is asked to retry) rather than queueing every writer behind it.
         Other processes (the CLI) meet the busy timeout. Write transactions of one task must therefore not
-        nest (none does: each repository method opens its own). A locked read (storage/attempts.py) takes
-        the turn too, to be ordered with the writers without a transaction of its own.
+        nest (none does: each repository method opens its own).
         """
         loop = asyncio.get_running_loop()
         if self._writers is None or self._writers[0] is not loop:
@@ -467,11 +486,16 @@ class Database:
                 observer(event_name)
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[AsyncSession]:
+    async def unit(self, *, deferred: bool = False) -> AsyncIterator[AsyncSession]:
         """A session inside one write transaction that is committed only when the caller says so
         (``await session.commit()``) and rolled back otherwise: the unit of work's transaction.
 
-        Like `transaction()`, on SQLite it takes the write lock up front (and this process's writer turn).
+        Like `transaction()`, on SQLite it takes the write lock up front (and this process's write turn).
+        `deferred` (SQLite; elsewhere it changes nothing): the write turn is taken at once, but BEGIN
+        IMMEDIATE only just before the first write, so a unit that turns out to write nothing (most
+        identity checks and e-mail steps) makes no transaction at all. Its reads before that write are each
+        a statement on its own: ordered with every writer of this process, which all wait for the turn,
+        but not with another process's writes (the CLI's), which may land between two of them.
         """
         if self.dialect != "sqlite":
             async with self._sessions() as session:
@@ -479,7 +503,11 @@ class Database:
                 yield session  # leaving the session rolls back whatever was not committed
             return
         async with self.write_turn(), self._sessions() as session:
-            await session.connection(execution_options={_SQLITE_IMMEDIATE: True})
+            if deferred and isinstance(session.sync_session, _Session):
+                await session.connection(execution_options={_SQLITE_AUTOCOMMIT_READ: True})
+                session.info[_BEGIN_ON_WRITE] = True
+            else:
+                await session.connection(execution_options={_SQLITE_IMMEDIATE: True})
             yield session
 
     async def upgrade(self, revision: str = "head") -> None:

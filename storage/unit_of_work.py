@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import TracebackType
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.accounts import Accounts, email_probe
-from storage.attempts import Attempts, locked_read
+from storage.accounts import Accounts
+from storage.attempts import Attempts
 from storage.db import Database
 from storage.profiles import Profiles
 from storage.registry import RegistryReader
@@ -35,16 +35,19 @@ class UnitOfWork:
     profiles: Profiles
     registry: RegistryReader
 
-    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, db: Database, clock: Callable[[], datetime] = utcnow, *, deferred: bool = False
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._deferred = deferred  # see Database.unit: on SQLite, BEGIN just before the first write
         self._context: AbstractAsyncContextManager[AsyncSession] | None = None
         self._session: AsyncSession | None = None
 
     async def __aenter__(self) -> UnitOfWork:
         if self._context is not None:
             raise RuntimeError("a unit of work is one transaction: open a new one")
-        self._context = self._db.unit()
+        self._context = self._db.unit(deferred=self._deferred)
         session = self._session = await self._context.__aenter__()
         self.accounts = Accounts(session, self._clock)
         self.attempts = Attempts(session, self._clock)
@@ -69,45 +72,3 @@ class UnitOfWork:
         context, self._session = self._context, None
         if context is not None:
             await context.__aexit__(exc_type, exc, tb)  # closing the session rolls back anything left
-
-
-class LockedRead:
-    """Reads ordered with every unit of work that locks any of `keys` (`Attempts.lock`), with no write
-    transaction: the cheap way to a decision that records nothing, such as "this address is free".
-
-        async with LockedRead(db, (user_key, customer_key), clock) as read:
-            used, taken = await read.email_probe(kind, email, window)
-    """
-
-    def __init__(self, db: Database, keys: tuple[str, str], clock: Callable[[], datetime] = utcnow) -> None:
-        self._db = db
-        self._keys = keys
-        self._clock = clock
-        self._context: AbstractAsyncContextManager[AsyncConnection] | None = None
-        self._conn: AsyncConnection | None = None
-
-    async def __aenter__(self) -> LockedRead:
-        if self._context is not None:
-            raise RuntimeError("a locked read is used once: open a new one")
-        self._context = locked_read(self._db, *self._keys)
-        self._conn = await self._context.__aenter__()
-        return self
-
-    async def email_probe(self, kind: str, email: str, window: timedelta) -> tuple[int, bool]:
-        """(the larger of the keys' counts of `kind` in the last `window`, whether `email` is taken)."""
-        if self._conn is None:
-            raise RuntimeError("the locked read is not open")
-        first, second = self._keys
-        return await email_probe(
-            self._conn, kind=kind, first=first, second=second, since=self._clock() - window, email=email
-        )
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        context, self._conn = self._context, None
-        if context is not None:
-            await context.__aexit__(exc_type, exc, tb)

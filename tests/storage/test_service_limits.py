@@ -243,6 +243,26 @@ async def test_a_free_address_waits_for_an_in_use_answer_being_counted(services:
     assert await asyncio.wait_for(probe, 10) == TooManyEmailsInUse()
 
 
+async def test_free_addresses_behind_used_ones_are_refused_once_the_limit_is_reached(
+    services: Services,
+) -> None:
+    """Each probe looks and counts as one step, in turn: probes of free addresses queued behind used ones
+    see the count those recorded. (Looked up apart from the counting, every free address would be accepted
+    and tell the used ones apart, however many.)"""
+    await register_mario(services)
+    code = GIULIA.customer_code
+    emails = [EMAIL] * 6 + [f"libero.{n}@example.it" for n in range(4)]
+    async with services.uow() as holder:  # holds the customer's key while the probes queue up behind it
+        await holder.attempts.lock(limits.customer_key(code))
+        probes = []
+        for n, email in enumerate(emails):
+            probes.append(asyncio.create_task(registration.choose_email(services, 100 + n, code, email)))
+            await asyncio.sleep(0.05)  # queued in this order (PostgreSQL grants a lock in request order)
+    outcomes = await asyncio.wait_for(asyncio.gather(*probes), 20)
+    assert outcomes[:5] == [EmailInUse(left) for left in (4, 3, 2, 1, 0)]
+    assert outcomes[5:] == [TooManyEmailsInUse()] * 5
+
+
 # --- recovery ----------------------------------------------------------------------------------------------
 
 

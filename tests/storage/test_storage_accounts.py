@@ -21,7 +21,6 @@ from storage.accounts import (
     NewAccount,
     RegistrationConflict,
     UnknownCustomer,
-    email_probe,
 )
 from storage.attempts import AttemptLog, account_key, telegram_key
 from storage.db import Database
@@ -137,10 +136,9 @@ async def test_the_email_probe_counts_both_keys_in_the_window_and_finds_the_addr
     clock.advance(minutes=40)  # the first one left the hour
 
     async def probe(email: str) -> tuple[int, bool]:
-        since = clock() - timedelta(hours=1)
-        async with database.read() as conn:
-            return await email_probe(
-                conn, kind="email_in_use", first="tg:1", second="customer:x", since=since, email=email
+        async with UnitOfWork(database, clock) as uow:
+            return await uow.accounts.email_probe(
+                email, kind="email_in_use", first="tg:1", second="customer:x", window=timedelta(hours=1)
             )
 
     assert await probe("MARIO.Rossi@example.it ") == (3, True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import SQLITE_POOL_SIZE, Database, Lookup
 from storage.models import Attempt
@@ -109,3 +111,58 @@ def test_only_an_unreachable_database_counts_as_unavailable() -> None:
     assert not database_unavailable(wrapped(IntegrityError))
     assert not database_unavailable(wrapped(ProgrammingError))
     assert not database_unavailable(RuntimeError("a bug"))
+
+
+async def _attempt_keys(db: Database) -> list[str]:
+    async with db.read() as conn:
+        return sorted(key for (key,) in await conn.execute(select(Attempt.key)))
+
+
+async def test_a_deferred_unit_begins_at_its_first_write_and_is_one_transaction(database: Database) -> None:
+    sqlite = database.dialect == "sqlite"
+
+    async def in_transaction(session: AsyncSession) -> bool:
+        raw = await (await session.connection()).get_raw_connection()
+        return bool(raw.driver_connection._conn.in_transaction) if sqlite else True  # type: ignore[union-attr]
+
+    add = insert(Attempt).values(kind="verify", at=AT)
+    # Left without commit: both writes are undone, as in any unit of work.
+    async with database.unit(deferred=True) as session:
+        await session.execute(select(Attempt.id))
+        assert await in_transaction(session) is not sqlite  # a read alone opens no transaction on SQLite
+        await session.execute(add.values(key="tg:1"))
+        assert await in_transaction(session)  # BEGIN IMMEDIATE came just before the write
+        await session.execute(add.values(key="tg:2"))
+    assert await _attempt_keys(database) == []
+    with pytest.raises(RuntimeError):
+        async with database.unit(deferred=True) as session:
+            await session.execute(add.values(key="tg:1"))
+            await session.execute(add.values(key="tg:2"))
+            raise RuntimeError("the use case failed halfway")
+    assert await _attempt_keys(database) == []
+    async with database.unit(deferred=True) as session:
+        await session.execute(add.values(key="tg:1"))
+        await session.execute(add.values(key="tg:2"))
+        await session.commit()
+    assert await _attempt_keys(database) == ["tg:1", "tg:2"]
+
+
+async def test_a_deferred_unit_holds_the_write_turn_from_the_start(tmp_path) -> None:
+    """On SQLite its reads are ordered with every writer of the process: a writer waits for the unit."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db")
+    try:
+        await db.upgrade()
+        async with db.unit(deferred=True) as session:
+            await session.execute(select(Attempt.id))
+            writer = asyncio.create_task(_write_one(db))
+            await asyncio.sleep(0.2)
+            assert not writer.done()
+        await asyncio.wait_for(writer, 5)
+        assert await _attempt_keys(db) == ["tg:9"]
+    finally:
+        await db.dispose()
+
+
+async def _write_one(db: Database) -> None:
+    async with db.transaction() as session:
+        await session.execute(insert(Attempt).values(kind="verify", key="tg:9", at=AT))

@@ -15,7 +15,7 @@ from storage.accounts import AccountRepository
 from storage.attempts import AttemptLog
 from storage.db import Database
 from storage.registry import CustomerRegistry
-from storage.unit_of_work import LockedRead, UnitOfWork
+from storage.unit_of_work import UnitOfWork
 from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
 from unogas_bot.security.hash_budget import HashBudget
@@ -55,14 +55,10 @@ class Services:
             hash_budget=HashBudget(settings.hash_budget_per_user, settings.hash_budget_window, clock),
         )
 
-    def uow(self) -> UnitOfWork:
-        """A new unit of work on the bot's database (one transaction; see storage/unit_of_work.py)."""
-        return UnitOfWork(self.db, self.clock)
-
-    def locked_read(self, first_key: str, second_key: str) -> LockedRead:
-        """Reads ordered with every unit of work that locks either key, with no write transaction (see
-        storage/unit_of_work.py)."""
-        return LockedRead(self.db, (first_key, second_key), self.clock)
+    def uow(self, *, deferred: bool = False) -> UnitOfWork:
+        """A new unit of work on the bot's database (one transaction; see storage/unit_of_work.py).
+        `deferred`: for a unit that usually writes nothing (see storage.db.Database.unit)."""
+        return UnitOfWork(self.db, self.clock, deferred=deferred)
 
     async def close(self) -> None:
         self.hasher.close()

@@ -2,7 +2,8 @@
 
 The identity check and the e-mail choice run no bcrypt, so each is a single unit of work: the keys are
 locked, the window counted, the check made and its outcome recorded in one transaction, which is what
-makes their limits hold under concurrency.
+makes their limits hold under concurrency. The usual outcome records nothing (the identity matches, the
+address is free), so on SQLite the unit defers its BEGIN to a write that then never comes.
 
 Limits (per hour, per Telegram user *and* per customer code, so neither many Telegram accounts nor many
 customer codes get around them):
@@ -39,17 +40,12 @@ if TYPE_CHECKING:
     from unogas_bot.service.context import Services
 
 
-async def _used(uow: UnitOfWork, kind: str, user: str, customer: str) -> int:
-    """The most attempts of `kind` the user or the customer code has in the last hour (keys locked first)."""
-    await uow.attempts.lock(user, customer)
-    return await uow.attempts.most_since(kind, user, customer, limits.HOUR)
-
-
 async def verify_identity(services: Services, user_id: int, identity: Identity) -> VerifyOutcome:
     """Check what the customer typed against the registry (the data on the bill)."""
     limit = services.settings.verify_attempts_per_hour
     keys = (limits.telegram_key(user_id), limits.customer_key(identity.customer_code))
-    async with services.uow() as uow:
+    # Deferred: a matching identity writes nothing, and then no transaction is needed.
+    async with services.uow(deferred=True) as uow:
         await uow.attempts.lock(*keys)
         check = await uow.registry.check_identity(
             identity.customer_code,
@@ -77,22 +73,12 @@ async def verify_identity(services: Services, user_id: int, identity: Identity) 
 
 
 async def choose_email(services: Services, user_id: int, customer_code: str, email: str) -> EmailOutcome:
-    """May the verified customer `customer_code` take `email` as user ID?
-
-    Most addresses are free: one read, ordered with the units of work that count "in use" answers for the
-    same keys, says so with no write transaction. Ordered, so that once the limit is used up a free
-    address is refused like any other even when many probes arrive at once. Only an address in use takes
-    a unit of work, where it is counted (and looked up again, under the lock)."""
-    keys = (limits.telegram_key(user_id), limits.customer_key(customer_code))
-    async with services.locked_read(*keys) as read:
-        used, taken = await read.email_probe(limits.EMAIL_IN_USE, email, limits.HOUR)
-    if used >= services.settings.email_in_use_per_hour:
-        return TooManyEmailsInUse()
-    if not taken:
-        return EmailAccepted()
-    async with services.uow() as uow:
+    """May the verified customer `customer_code` take `email` as user ID?"""
+    # Deferred: most addresses are free, and then the unit writes nothing and needs no transaction.
+    async with services.uow(deferred=True) as uow:
         outcome = await email_in_use(uow, services, user_id, customer_code, email, check=True)
-        await uow.commit()
+        if isinstance(outcome, EmailInUse):
+            await uow.commit()
         return outcome
 
 
@@ -100,13 +86,19 @@ async def email_in_use(
     uow: UnitOfWork, services: Services, user_id: int, customer_code: str, email: str, *, check: bool
 ) -> EmailOutcome:
     """Count (and audit) an "address in use" answer, within the hour's limit. With `check`, the address
-    is looked up first and a free one costs nothing."""
+    is looked up first (with the counts, in one look-up) and a free one costs nothing."""
     limit = services.settings.email_in_use_per_hour
     keys = (limits.telegram_key(user_id), limits.customer_key(customer_code))
-    used = await _used(uow, limits.EMAIL_IN_USE, *keys)
+    await uow.attempts.lock(*keys)
+    if check:
+        used, taken = await uow.accounts.email_probe(
+            email, kind=limits.EMAIL_IN_USE, first=keys[0], second=keys[1], window=limits.HOUR
+        )
+    else:
+        used, taken = await uow.attempts.most_since(limits.EMAIL_IN_USE, *keys, limits.HOUR), True
     if used >= limit:
         return TooManyEmailsInUse()
-    if check and not await uow.accounts.email_taken(email):
+    if not taken:
         return EmailAccepted()
     for key in keys:
         await uow.attempts.add(limits.EMAIL_IN_USE, key)
