@@ -18,7 +18,7 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from storage.accounts import AccountRepository  # noqa: E402
+from storage.account_repository import AccountRepository  # noqa: E402
 from storage.attempts import AttemptLog  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.registry import CustomerRegistry  # noqa: E402

@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from storage.accounts import AccountRepository
+from storage.account_repository import AccountRepository
 from storage.db import Database
 from storage.demo import load_demo
 from storage.models import BotConversation

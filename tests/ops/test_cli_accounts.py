@@ -15,7 +15,8 @@ from typing import Any
 import bcrypt
 import pytest
 
-from storage.accounts import AccountRepository, NewAccount
+from storage.account_repository import AccountRepository
+from storage.accounts import NewAccount
 from storage.attempts import AttemptLog, account_key
 from storage.db import Database
 from storage.demo import load_demo

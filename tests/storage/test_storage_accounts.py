@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import StatementError
 
+from storage.account_repository import AccountRepository
 from storage.accounts import (
     AccountNotFound,
-    AccountRepository,
     Accounts,
     AccountView,
     CustomerAlreadyRegistered,

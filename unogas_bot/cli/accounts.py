@@ -17,7 +17,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from storage.accounts import AccountRepository, AccountView, AuditEntry, acting_operator
+from storage.account_repository import AccountRepository
+from storage.accounts import AccountView, AuditEntry, acting_operator
 from storage.db import Database
 from storage.registry import CustomerRegistry
 from unogas_bot.cli.common import CliError, add_operator_argument, operator_name, with_database

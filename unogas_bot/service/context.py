@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from storage.accounts import AccountRepository
+from storage.account_repository import AccountRepository
 from storage.attempts import AttemptLog
 from storage.db import Database
 from storage.registry import CustomerRegistry

@@ -1,0 +1,137 @@
+"""`Accounts` on a bare `Database`, one transaction per call: the support tools, housekeeping and the
+read-only commands (see storage/accounts.py for the accounts themselves)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from storage.accounts import Accounts, AccountView, AuditEntry, NewAccount
+from storage.db import Database
+from unogas_bot.clock import utcnow
+
+
+class AccountRepository:
+    """`Accounts` on a bare `Database`: each call is its own transaction (reads: a plain session).
+
+    For the support tools, housekeeping and the read-only commands; anything that must be atomic with
+    other changes (a limit, an audit event) goes through a unit of work instead.
+    """
+
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._db = db
+        self._clock = clock
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[Accounts]:
+        async with self._db.session() as session:
+            yield Accounts(session, self._clock)
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[Accounts]:
+        async with self._db.transaction() as session:
+            yield Accounts(session, self._clock)
+
+    async def register(self, new: NewAccount) -> AccountView:
+        """See `Accounts.register`; in every failure case nothing is saved."""
+        async with self._writing() as accounts:
+            return await accounts.register(new)
+
+    async def email_taken(self, email: str) -> bool:
+        async with self._reading() as accounts:
+            return await accounts.email_taken(email)
+
+    async def get(self, account_id: int) -> AccountView | None:
+        async with self._reading() as accounts:
+            return await accounts.get(account_id)
+
+    async def get_by_email(self, email: str) -> AccountView | None:
+        async with self._reading() as accounts:
+            return await accounts.get_by_email(email)
+
+    async def get_by_customer_code(self, customer_code: str) -> AccountView | None:
+        async with self._reading() as accounts:
+            return await accounts.get_by_customer_code(customer_code)
+
+    async def find(self, email_or_code: str) -> AccountView | None:
+        """Look an account up by e-mail address (anything with an "@") or by customer code."""
+        if "@" in email_or_code:
+            return await self.get_by_email(email_or_code)
+        return await self.get_by_customer_code(email_or_code)
+
+    async def link_session(self, account_id: int, telegram_user_id: int, ttl: timedelta) -> None:
+        async with self._writing() as accounts:
+            await accounts.link_session(account_id, telegram_user_id, ttl)
+
+    async def session_account(self, telegram_user_id: int) -> AccountView | None:
+        """The account the Telegram user is logged into, or None; an expired session is deleted."""
+        async with self._reading() as accounts:
+            account, expired = await accounts.session_lookup(telegram_user_id)
+        if not expired:
+            return account
+        async with self._writing() as accounts:
+            await accounts.end_expired_session(telegram_user_id)
+        return None
+
+    async def end_session(self, telegram_user_id: int) -> bool:
+        async with self._writing() as accounts:
+            return await accounts.end_session(telegram_user_id)
+
+    async def end_all_sessions(self, account_id: int) -> int:
+        async with self._writing() as accounts:
+            return await accounts.end_all_sessions(account_id)
+
+    async def prune_sessions(self) -> int:
+        async with self._writing() as accounts:
+            return await accounts.prune_sessions()
+
+    async def change_password(
+        self, account_id: int, new_hash: str, *, telegram_user_id: int | None = None
+    ) -> None:
+        async with self._writing() as accounts:
+            await accounts.change_password(account_id, new_hash, telegram_user_id=telegram_user_id)
+
+    async def set_login_lock(self, account_id: int, until: datetime | None) -> None:
+        async with self._writing() as accounts:
+            await accounts.set_login_lock(account_id, until)
+
+    async def set_recovery_lock(self, account_id: int, until: datetime | None) -> None:
+        async with self._writing() as accounts:
+            await accounts.set_recovery_lock(account_id, until)
+
+    async def unlock(self, account_id: int) -> None:
+        async with self._writing() as accounts:
+            await accounts.unlock(account_id)
+
+    async def count(self) -> int:
+        async with self._reading() as accounts:
+            return await accounts.count()
+
+    async def list_accounts(self, page: int, page_size: int = 20) -> list[AccountView]:
+        async with self._reading() as accounts:
+            return await accounts.list_accounts(page, page_size)
+
+    async def delete(self, account_id: int) -> bool:
+        async with self._writing() as accounts:
+            return await accounts.delete(account_id)
+
+    async def stored_hash_cost(self) -> int | None:
+        async with self._reading() as accounts:
+            return await accounts.stored_hash_cost()
+
+    async def record_event(self, event: str, **where: Any) -> None:
+        """Append an audit event (see `Accounts.add_event`)."""
+        async with self._writing() as accounts:
+            await accounts.add_event(event, **where)
+
+    async def recent_events(self, account_id: int, limit: int = 20) -> list[AuditEntry]:
+        async with self._reading() as accounts:
+            return await accounts.recent_events(account_id, limit)
+
+    async def audit_trail(
+        self, *, account_id: int | None = None, customer_code: str | None = None, limit: int = 500
+    ) -> list[AuditEntry]:
+        async with self._reading() as accounts:
+            return await accounts.audit_trail(account_id=account_id, customer_code=customer_code, limit=limit)
