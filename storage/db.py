@@ -495,7 +495,9 @@ class Database:
         IMMEDIATE only just before the first write, so a unit that turns out to write nothing (most
         identity checks and e-mail steps) makes no transaction at all. Its reads before that write are each
         a statement on its own: ordered with every writer of this process, which all wait for the turn,
-        but not with another process's writes (the CLI's), which may land between two of them.
+        but not with another process's writes (the CLI's), which may land between two of them. A write is
+        an INSERT, UPDATE or DELETE run through the session (`session.execute`), the only way the
+        repositories write.
         """
         if self.dialect != "sqlite":
             async with self._sessions() as session:
