@@ -39,10 +39,6 @@ class AccountRepository:
         async with self._writing() as accounts:
             return await accounts.register(new)
 
-    async def email_taken(self, email: str) -> bool:
-        async with self._reading() as accounts:
-            return await accounts.email_taken(email)
-
     async def get(self, account_id: int) -> AccountView | None:
         async with self._reading() as accounts:
             return await accounts.get(account_id)

@@ -161,12 +161,8 @@ _VIEW_COLUMNS = (
 )
 
 
-# The e-mail step's look-up under the lock (an address in use is counted): one driver call on SQLite.
-_EMAIL_TAKEN = Lookup(select(Account.id).where(Account.email == bindparam("email")).limit(1))
-
-
-# The e-mail step in one statement: the two keys' counts of `kind` in the window and whether the address is
-# taken (most addresses are free, and then nothing more is read or written).
+# The e-mail step in one statement (a Lookup: one driver call on SQLite): the two keys' counts of `kind` in
+# the window and whether the address is taken (most addresses are free, and then nothing more is written).
 _EMAIL_PROBE = Lookup(
     select(
         window_count("first"),
@@ -267,10 +263,6 @@ class Accounts:
         )
         row = (await session.execute(_select_views().where(Account.id == account_id))).one()
         return _view(row)
-
-    async def email_taken(self, email: str) -> bool:
-        conn = await self._session.connection()
-        return bool(await _EMAIL_TAKEN.rows(conn, email=normalize_email(email)))
 
     async def email_probe(
         self, email: str, *, kind: str, first: str, second: str, window: timedelta

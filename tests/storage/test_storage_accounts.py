@@ -114,8 +114,8 @@ async def test_email_taken_whatever_the_case(
     with pytest.raises(EmailTaken):
         await accounts.register(new_account(GIULIA, "Mario.Rossi@EXAMPLE.it"))
     assert await count_rows(database, Account) == 1
-    assert await accounts.email_taken("MARIO.ROSSI@example.IT")
-    assert not await accounts.email_taken("giulia@example.it")
+    assert await accounts.get_by_email("MARIO.ROSSI@example.IT") is not None
+    assert await accounts.get_by_email("giulia@example.it") is None
     assert await accounts.get_by_customer_code(GIULIA.customer_code) is None
 
 
@@ -189,7 +189,7 @@ async def test_second_account_for_a_customer(
     assert await count_rows(database, Account) == 1
     assert await accounts.get_by_customer_code(MARIO.customer_code) is not None
     assert await accounts.get_by_customer_code("ug-100234") is not None
-    assert not await accounts.email_taken("altro@example.it")
+    assert await accounts.get_by_email("altro@example.it") is None
 
 
 async def test_unknown_customer(
@@ -221,7 +221,7 @@ async def test_nothing_half_saved_when_the_audit_insert_fails(
         await accounts.register(new_account(MARIO, "mario@example.it"))
     monkeypatch.undo()
     assert await count_rows(database, Account) == 0
-    assert not await accounts.email_taken("mario@example.it")
+    assert await accounts.get_by_email("mario@example.it") is None
     assert await accounts.get_by_customer_code(MARIO.customer_code) is None
     # And the customer can still register afterwards.
     assert (await accounts.register(new_account(MARIO, "mario@example.it"))).email == "mario@example.it"
