@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 import sys
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from tests.kit.botkit import TEST_SETTINGS
 from unogas_bot.cli.main import main as cli_main
 from unogas_bot.flows.runner import find_scripts, report, run_scripts
+from unogas_bot.flows.script import ScriptError, parse
 
 SCRIPTS = Path(__file__).parent / "scripts"
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -22,6 +24,45 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 async def test_every_shipped_flow_script_passes(path: Path) -> None:
     (outcome,) = await run_scripts([path], TEST_SETTINGS)
     assert outcome.passed, report(outcome)
+
+
+async def test_a_shipped_script_that_shows_a_date_passes_whatever_the_machine_date_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The machine's clock moved years away (the bot's one clock reads it through `clock.datetime`): the
+    replay's frozen clock still shows the script's date."""
+    from unogas_bot import clock
+
+    moved = datetime(2031, 3, 14, 23, 59, tzinfo=UTC)
+
+    class MovedDatetime(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+            return moved.astimezone(tz)
+
+    monkeypatch.setattr(clock, "datetime", MovedDatetime)
+    assert clock.utcnow() == moved
+    path = SCRIPTS / "it" / "login_profile_logout.flow"
+    assert "Registrato il: 29/11/2026" in path.read_text(encoding="utf-8")
+    (outcome,) = await run_scripts([path], TEST_SETTINGS)
+    assert outcome.passed, report(outcome)
+
+
+async def test_the_now_header_moves_the_date_the_bot_shows(tmp_path: Path) -> None:
+    source = (SCRIPTS / "en" / "login_profile_logout.flow").read_text(encoding="utf-8")
+    script = tmp_path / "dated.flow"
+    moved = source.replace("29/11/2026", "03/02/2027")
+    script.write_text("# now: 2027-02-03T08:30\n" + moved, encoding="utf-8")
+    (outcome,) = await run_scripts([script], TEST_SETTINGS)
+    assert outcome.passed, report(outcome)
+    script.write_text("# now: 2027-02-03T08:30\n" + source, encoding="utf-8")
+    (outcome,) = await run_scripts([script], TEST_SETTINGS)
+    assert not outcome.passed and "29/11/2026" in report(outcome)
+
+
+def test_a_bad_now_header_names_the_script() -> None:
+    with pytest.raises(ScriptError, match=r"x.flow: now must be a time such as 2026-11-29T10:00, not 'ieri'"):
+        parse("# now: ieri\n> /start\n", Path("x.flow"))
 
 
 def test_every_flow_is_scripted_in_both_languages() -> None:
@@ -85,7 +126,8 @@ def test_a_recorded_session_replays_as_a_passing_script(
     status, _ = _cli(monkeypatch, capsys, "flows", "record", str(script))
     assert status == 0
     recorded = script.read_text(encoding="utf-8")
-    assert recorded.startswith("# language: it\n# user: 1001\n# customers: demo\n> /start\n")
+    headers = "# language: it\n# user: 1001\n# customers: demo\n# now: 2026-11-29T10:00\n"
+    assert recorded.startswith(headers + "> /start\n")
     assert "> [Azienda]" in recorded and "Faro sul molo" not in recorded and "In piazza" not in recorded
     assert recorded.count("> ••••••••") == 4
     status, out = _cli(monkeypatch, capsys, "flows", "test", str(script))

@@ -14,6 +14,8 @@ import argparse
 import asyncio
 import getpass
 import sys
+from collections.abc import Callable
+from datetime import datetime
 from typing import TextIO
 
 from sqlalchemy import delete
@@ -23,6 +25,7 @@ from storage.models import BotChatData, BotConversation, BotUserData
 from storage.persistence import SqlPersistence, encode
 from unogas_bot.bot.app import build_application
 from unogas_bot.cli.common import CliError, with_database
+from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
 from unogas_bot.flows.session import SECRET_ECHO, ConsoleSession, expects_secret
 from unogas_bot.i18n import texts
@@ -49,6 +52,7 @@ async def run_console(
     db: Database | None = None,
     transcript: TextIO | None = None,
     persistent: bool = True,
+    clock: Callable[[], datetime] = utcnow,
 ) -> int:
     """Chat in the terminal until end of input or /quit; `db` (schema up to date) is closed at the end.
     `transcript` gets the session as a flow script records it (`flows record`); without `persistent`
@@ -59,7 +63,7 @@ async def run_console(
     if db is None:
         db = Database(settings.database_url)
         await db.upgrade()
-    services = Services.create(settings, db)
+    services = Services.create(settings, db, clock=clock)
     api = OfflineBotAPI()
     # Conversations are kept in the database as with `run`: a new console picks up where the last one stopped.
     persistence = SqlPersistence(db) if persistent else None

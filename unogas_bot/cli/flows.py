@@ -14,10 +14,11 @@ from pathlib import Path
 
 from unogas_bot.cli.common import CliError
 from unogas_bot.cli.console import run_console
+from unogas_bot.clock import frozen
 from unogas_bot.config import Settings
 from unogas_bot.flows.diagram import forms, mermaid, render
 from unogas_bot.flows.runner import DEFAULT_USER, Replayer, find_scripts, report, run_scripts
-from unogas_bot.flows.script import ScriptError
+from unogas_bot.flows.script import DEFAULT_NOW, ScriptError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -81,12 +82,16 @@ def cmd_flows_record(settings: Settings, args: argparse.Namespace) -> int:
                 db=db,
                 transcript=transcript,
                 persistent=False,
+                clock=frozen(DEFAULT_NOW),
             )
         finally:
             replayer.close()
 
     status = asyncio.run(work())
-    header = f"# language: {args.language}\n# user: {args.user_id}\n# customers: demo\n"
+    header = (
+        f"# language: {args.language}\n# user: {args.user_id}\n# customers: demo\n"
+        f"# now: {DEFAULT_NOW:%Y-%m-%dT%H:%M}\n"
+    )
     path.write_text(header + transcript.getvalue(), encoding="utf-8")
     print(f"saved {path}: replay it with `unogas-bot flows test {path}`", file=sys.stderr)
     return status

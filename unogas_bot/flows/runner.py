@@ -5,7 +5,8 @@ customers unless the script names a CSV), the Application as `run` builds it on 
 the console's session (`session.py`), so a script sees exactly what `unogas-bot console` shows. Secrets
 are never in a script: a masked input (`> ••••••••`) types the script's password at a password question and
 its answer at a security-answer question (`# password:` / `# answer:` headers, else values generated for
-the run, strong enough for the bot's rules).
+the run, strong enough for the bot's rules). The bot's clock stands still at the script's `# now:` (or the
+default), so a script that shows a date passes on any day.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from storage.db import Database
 from storage.demo import load_demo
 from storage.registry import CustomerRegistry
 from unogas_bot.bot.app import build_application
+from unogas_bot.clock import frozen
 from unogas_bot.config import Settings
-from unogas_bot.flows.script import Mismatch, Script, describe, match_step, parse, render
+from unogas_bot.flows.script import Mismatch, Script, describe, match_step, parse, render, script_now
 from unogas_bot.flows.session import INDENT, SECRET_ECHO, ConsoleSession, awaited_step, expects_secret
 from unogas_bot.i18n import texts
 from unogas_bot.offline import OfflineBotAPI, Simulator, offline_builder
@@ -106,7 +108,8 @@ class Replayer:
         db, url = await self.database(demo=customers == "demo")
         if customers not in ("demo", "none"):
             await import_file(script.path.parent / customers, CustomerRegistry(db))
-        services = Services.create(dataclasses.replace(self.settings, database_url=url), db)
+        clock = frozen(script_now(headers, script.path))
+        services = Services.create(dataclasses.replace(self.settings, database_url=url), db, clock=clock)
         api = OfflineBotAPI()
         app = build_application(services, builder=offline_builder(api))
         out = io.StringIO()

@@ -4,7 +4,8 @@ A flow script is a console transcript (see `session.py`) with a few additions:
 
     # language: en            headers, before the first input: language (it, en), user (a Telegram user
     # customers: demo         id), chat (private, group), customers (demo, or a CSV path relative to the
-                              script), password and answer (what a masked input types)
+                              script), password and answer (what a masked input types), now (the
+                              instant the bot's clock stands at, default 2026-11-29T10:00 UTC)
     > /registrati             what the customer types; `> [Salva]` presses a button, `> /contatto +39...`
                               shares a contact, `> ••••••••` types the script's password or answer
     bot: Passo 1 di 12        what the bot must say; continuation lines are indented
@@ -21,11 +22,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
 ELLIPSIS = "..."
-HEADERS = ("language", "user", "chat", "customers", "password", "answer")
+HEADERS = ("language", "user", "chat", "customers", "password", "answer", "now")
+# The instant a script runs at when it names none (`# now:`): the bot's clock stands still there, so a date
+# it shows (a profile's registration day) is the same whatever day the script is replayed.
+DEFAULT_NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 _HEADER = re.compile(r"#\s*([a-z]+)\s*:\s*(.*?)\s*$")
 _PATTERN = re.compile(r"\{\*\}|\{re:((?:[^{}]|\{[^{}]*\})*)\}")
 
@@ -110,7 +115,22 @@ def parse(text: str, path: Path = Path("<script>")) -> Script:
         raise ScriptError(f"{path}: chat must be private or group, not {headers['chat']!r}")
     if not headers.get("user", "1").isdigit():
         raise ScriptError(f"{path}: user must be a Telegram user id, not {headers['user']!r}")
+    if "now" in headers:
+        script_now(headers, path)  # refused here, with the file, rather than halfway through a replay
     return Script(path, headers, header_lines, steps)
+
+
+def script_now(headers: dict[str, str], path: Path = Path("<script>")) -> datetime:
+    """The frozen instant of a script: its `# now:` header (ISO 8601, UTC unless it names a zone), or
+    DEFAULT_NOW."""
+    given = headers.get("now")
+    if given is None:
+        return DEFAULT_NOW
+    try:
+        at = datetime.fromisoformat(given)
+    except ValueError:
+        raise ScriptError(f"{path}: now must be a time such as 2026-11-29T10:00, not {given!r}") from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 @cache
