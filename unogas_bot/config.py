@@ -1,4 +1,4 @@
-"""Configuration read from the environment (see README, "Configuration")."""
+"""Configuration read from the environment (docs/operations.md, "Configuration")."""
 
 from __future__ import annotations
 

@@ -174,6 +174,6 @@ async def test_unknown_addresses_take_as_long_as_registered_ones_after_a_cost_ch
         # drifting over the run (other processes on 2 cores), which moves the plain medians apart by itself.
         paired = statistics.median(a - b for a, b in zip(known, unknown, strict=True))
         report = f"median known {k * 1000:.1f} ms, unknown {u * 1000:.1f} ms, paired {paired * 1000:.1f} ms"
-        print(report)  # shown with -s: the figure for the README
+        print(report)  # shown with -s: the figure for docs/security.md
         assert abs(paired) < 0.05 * k, report
         assert bot.services.hasher.dummy_cost == 10

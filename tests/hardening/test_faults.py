@@ -192,7 +192,7 @@ async def test_replies_while_only_the_saving_of_state_fails_are_saved_later(
 ) -> None:
     """A reply that needs no query goes on from memory; its state is written once the database is back.
 
-    (A crash during the outage would lose the replies given meanwhile: the README says so.)"""
+    (A crash during the outage would lose the replies given meanwhile: docs/operations.md says so.)"""
     async with running_bot(database, clock) as bot:
         user = bot.user(1001)
         await at_last_name(user)

@@ -1,6 +1,6 @@
 """Load: many customers register at the same moment, offline, through the real bot and its database.
 
-Every customer is a task sending the README's registration replies one after the other, all at once, so the
+Every customer is a task sending the documented registration replies one after the other, all at once, so the
 bot interleaves hundreds of conversations (bcrypt in its thread pool, the database's write lock, the
 conversation state written back). Checked: no error at all; exactly one account per customer, each with
 its own e-mail and hashes that verify what the customer typed; every conversation ended with the seed's

@@ -1,6 +1,6 @@
 """The deployment files (deploy/): the systemd unit passes `systemd-analyze verify` where that program
-exists, has what the README promises (EnvironmentFile=, Restart=, SIGTERM as the graceful stop, hardening),
-and the sample environment file lists every variable the bot reads.
+exists, has what docs/operations.md promises (EnvironmentFile=, Restart=, SIGTERM as the graceful stop,
+hardening), and the sample environment file lists every variable the bot reads.
 """
 
 from __future__ import annotations
@@ -71,5 +71,5 @@ def test_the_sample_environment_lists_every_variable_the_bot_reads() -> None:
     assert {"TELEGRAM_BOT_TOKEN", "DATABASE_URL", "METRICS_PORT", "LOG_FORMAT"} <= read
     listed = set(re.findall(r"^#?([A-Z][A-Z_]+)=", SAMPLE.read_text(), re.MULTILINE))
     assert read <= listed, f"add to {SAMPLE.name}: {sorted(read - listed)}"
-    readme = (ROOT / "README.md").read_text()
-    assert all(f"`{name}`" in readme for name in read), "and the README's Configuration table"
+    page = (ROOT / "docs" / "operations.md").read_text()
+    assert all(f"`{name}`" in page for name in read), "and docs/operations.md's Configuration table"

@@ -1,5 +1,5 @@
 """The flow diagrams are generated from the form specs (issue 13): every question, branch, secret pair,
-checkpoint, summary and exit is in them, and the README's registration diagram is the generated one."""
+checkpoint, summary and exit is in them, and the support page's registration diagram is the generated one."""
 
 from __future__ import annotations
 
@@ -11,16 +11,15 @@ import pytest
 from conversations.registration import SPEC as REGISTRATION
 from unogas_bot.flows.diagram import all_diagrams, forms, mermaid
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+SUPPORT_PAGE = Path(__file__).resolve().parents[2] / "docs" / "support.md"
 
 
-def test_the_readme_shows_the_generated_registration_diagram() -> None:
-    shown = re.search(
-        r"<!-- flows diagram registration it[^>]*-->\n```mermaid\n(.*?)```", README.read_text("utf-8"), re.S
-    )
-    assert shown is not None, "the README's registration diagram"
+def test_the_support_page_shows_the_generated_registration_diagram() -> None:
+    page = SUPPORT_PAGE.read_text("utf-8")
+    shown = re.search(r"<!-- flows diagram registration it[^>]*-->\n```mermaid\n(.*?)```", page, re.S)
+    assert shown is not None, "docs/support.md's registration diagram"
     assert shown.group(1) == mermaid(forms()["registration"], "it"), (
-        "the README's diagram drifted from the code: paste `unogas-bot flows diagram registration` there"
+        "docs/support.md's diagram drifted from the code: paste `unogas-bot flows diagram registration` there"
     )
 
 

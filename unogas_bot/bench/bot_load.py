@@ -238,7 +238,7 @@ class Step:
 
 
 def registration_steps(record: CustomerRecord, index: int) -> list[Step]:
-    """Everything one customer types to register, as in the README's piped console example."""
+    """Everything one customer types to register, as in the support page's piped console example."""
     phone = "salta" if index % 2 else f"347 {index % 1000:03d} {index % 10_000:04d}"
     return [
         Step("send", "/registrati"),

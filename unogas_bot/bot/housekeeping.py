@@ -1,6 +1,6 @@
 """Housekeeping while the bot runs: old attempt records, expired sessions and audit events past their
 retention period are deleted every hour, abandoned conversation drafts every minute (the retention of
-every table is listed in the README, "Personal data and retention").
+every table is listed in docs/security.md, "Personal data and retention").
 
 Attempts only matter inside the windows they are counted in (an hour at most) and an expired session is
 never used again (`session_account` ignores it), so without this both tables would only grow. A draft

@@ -1,5 +1,5 @@
 """`unogas-bot flows test|record|diagram`: flow scripts support staff write and check, and the picture of
-every flow (issue 13). The format is in unogas_bot/flows/script.py and the README."""
+every flow (issue 13). The format is in unogas_bot/flows/script.py and docs/support.md."""
 
 from __future__ import annotations
 
