@@ -61,7 +61,9 @@ async def test_the_now_header_moves_the_date_the_bot_shows(tmp_path: Path) -> No
 
 
 def test_a_bad_now_header_names_the_script() -> None:
-    with pytest.raises(ScriptError, match=r"x.flow: now must be a time such as 2026-11-29T10:00, not 'ieri'"):
+    with pytest.raises(
+        ScriptError, match=r"x.flow:1: now must be a time such as 2026-11-29T10:00, not 'ieri'"
+    ):
         parse("# now: ieri\n> /start\n", Path("x.flow"))
 
 

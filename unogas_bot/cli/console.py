@@ -13,21 +13,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TextIO
 
 from sqlalchemy import delete
 
+from conversations.spec import SUMMARY
 from storage.db import Database
 from storage.models import BotChatData, BotConversation, BotUserData
 from storage.persistence import SqlPersistence, encode
-from unogas_bot.bot.app import build_application
+from unogas_bot.bot.app import FORMS, build_application
 from unogas_bot.cli.common import CliError, with_database
 from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
-from unogas_bot.flows.session import SECRET_ECHO, ConsoleSession, expects_secret
+from unogas_bot.flows.secrets import SecretBook
+from unogas_bot.flows.session import SECRET_ECHO, ConsoleSession, awaited_step, expects_secret
 from unogas_bot.i18n import texts
 from unogas_bot.offline import OfflineBotAPI, Simulator, offline_builder
 from unogas_bot.service.context import Services
@@ -42,6 +45,10 @@ QUIT_WORDS = ("/quit", "/esci_console")
 CONSOLE_USER_ID = 2**52 + 424242
 
 
+class EndedMidForm(CliError):
+    """Piped input ended while a form was waiting for an answer: a script that stopped short."""
+
+
 async def run_console(
     settings: Settings,
     *,
@@ -53,10 +60,15 @@ async def run_console(
     transcript: TextIO | None = None,
     persistent: bool = True,
     clock: Callable[[], datetime] = utcnow,
+    prepare: Callable[[Services], Awaitable[SecretBook | None]] | None = None,
+    lines_before: int = 0,
 ) -> int:
     """Chat in the terminal until end of input or /quit; `db` (schema up to date) is closed at the end.
-    `transcript` gets the session as a flow script records it (`flows record`); without `persistent`
-    conversations live only in memory (a throwaway database needs no resuming)."""
+    `transcript` gets the session as a flow script records it (`flows record`; `lines_before`: the lines
+    above it, for the notes that name a line); without `persistent` conversations live only in memory (a
+    throwaway database needs no resuming). `prepare` runs on the services before the chat starts (a
+    recording's fixture) and may return the secrets it set. Piped input that ends in the middle of a form
+    raises `EndedMidForm`, naming the question left unanswered."""
     stdin = stdin or sys.stdin
     out = out or sys.stdout
     interactive = stdin.isatty()
@@ -68,12 +80,16 @@ async def run_console(
     # Conversations are kept in the database as with `run`: a new console picks up where the last one stopped.
     persistence = SqlPersistence(db) if persistent else None
     app = build_application(services, builder=offline_builder(api), persistence=persistence)
+    stopped: tuple[str, str] | None = None
     try:
+        book = await prepare(services) if prepare is not None else None
         async with Simulator(app, api) as sim:
             user = sim.user(user_id, first_name="Cliente", language_code=language)
+            lang = texts.language_for(language)
             session = ConsoleSession(
-                user, out, echo=not interactive, language=texts.language_for(language), transcript=transcript
+                user, out, echo=not interactive, language=lang, transcript=transcript, app=app, book=book
             )
+            session.lines_before = lines_before
             if interactive:
                 print(texts.t(language, "console_banner"), file=out, flush=True)
             await session.handle_line("/start")
@@ -87,6 +103,7 @@ async def run_console(
                         print("> ", end="", file=out, flush=True)
                     line = await asyncio.to_thread(stdin.readline)
                     if not line:
+                        stopped = None if interactive else awaited_step(app, user_id)
                         break
                 if line.strip().lower() in QUIT_WORDS:
                     break
@@ -94,7 +111,21 @@ async def run_console(
                     await session.handle_line(line, secret=secret)
     finally:
         await services.close()
+    if stopped is not None:
+        raise EndedMidForm(where_it_stopped(*stopped, texts.language_for(language)))
     return 0
+
+
+def where_it_stopped(form: str, step: str, lang: str = "it") -> str:
+    """One line for a piped session that ended with a question open: the form, and the question."""
+    found = next((f for f in FORMS if f.name == form), None)
+    if step == SUMMARY or found is None or step not in found.by_key:
+        question = "its summary, waiting for «Salva»" if step == SUMMARY else f"its step {step!r}"
+    else:
+        spec = found.spec
+        wording = texts.t(lang, spec.question_key(found.by_key[step], {})).split("\n")[0]
+        question = f"its question {step!r} («{re.sub(r'<[^>]+>', '', wording)}»)"
+    return f"the input ended in the middle of the {form} form, at {question}: the form was not completed"
 
 
 async def forget_saved_state(db: Database, user_id: int) -> None:

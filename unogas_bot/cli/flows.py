@@ -13,12 +13,15 @@ import sys
 from pathlib import Path
 
 from unogas_bot.cli.common import CliError
-from unogas_bot.cli.console import run_console
+from unogas_bot.cli.console import EndedMidForm, run_console
 from unogas_bot.clock import frozen
 from unogas_bot.config import Settings
 from unogas_bot.flows.diagram import forms, mermaid, render
+from unogas_bot.flows.fixtures import ACCOUNTS, DEMO_EMAIL, demo_account
 from unogas_bot.flows.runner import DEFAULT_USER, Replayer, find_scripts, report, run_scripts
 from unogas_bot.flows.script import DEFAULT_NOW, ScriptError
+from unogas_bot.flows.secrets import ANSWER, PASSWORD, SecretBook
+from unogas_bot.service.context import Services
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -31,6 +34,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     record.add_argument("file", help="the script to write (overwritten)")
     record.add_argument("--language", default="it", choices=("it", "en"), help="the user's language")
     record.add_argument("--user-id", type=int, default=DEFAULT_USER, help="the Telegram user id to play")
+    record.add_argument(
+        "--accounts",
+        default="none",
+        choices=ACCOUNTS,
+        help="demo: start with the demo customer registered and logged in (# accounts: demo)",
+    )
     diagram = fsub.add_parser("diagram", help="draw a flow from its form definition (Mermaid)")
     diagram.add_argument("form", nargs="?", default="registration", help="the form (default: registration)")
     diagram.add_argument("--language", default="it", choices=("it", "en"), help="the language of the labels")
@@ -65,13 +74,37 @@ def cmd_flows_test(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_flows_record(settings: Settings, args: argparse.Namespace) -> int:
     """The console on a throwaway database with the demo customers (as `flows test` replays it); the
-    session goes to the file, passwords and answers masked (a masked input replays the script's own)."""
+    session goes to the file with every secret masked, right or wrong (a masked input replays as the
+    script's own secret, a marked one as a second or a refused one: flows/secrets.py)."""
     _quiet(settings, args)
     path = Path(args.file)
     transcript = io.StringIO()
+    headers = [
+        f"# language: {args.language}",
+        f"# user: {args.user_id}",
+        "# customers: demo",
+        *(["# accounts: demo"] if args.accounts == "demo" else []),
+        f"# now: {DEFAULT_NOW:%Y-%m-%dT%H:%M}",
+    ]
 
     async def work() -> int:
         replayer = Replayer(settings)
+        base = replayer.secrets
+
+        async def prepare(services: Services) -> SecretBook | None:
+            if args.accounts != "demo":
+                return None
+            await demo_account(services, args.user_id, base[PASSWORD], base[ANSWER])
+            print(
+                f"the demo customer is registered and logged in: {DEMO_EMAIL}, password «{base[PASSWORD]}», "
+                f"security answer «{base[ANSWER]}» (for this recording only; the file masks them)",
+                file=sys.stderr,
+            )
+            book = SecretBook()
+            book.label(PASSWORD, base[PASSWORD], add=True)
+            book.label(ANSWER, base[ANSWER], add=True)
+            return book
+
         try:
             db, url = await replayer.database(demo=True)
             recording = dataclasses.replace(replayer.settings, database_url=url)
@@ -83,16 +116,17 @@ def cmd_flows_record(settings: Settings, args: argparse.Namespace) -> int:
                 transcript=transcript,
                 persistent=False,
                 clock=frozen(DEFAULT_NOW),
+                prepare=prepare,
+                lines_before=len(headers),
             )
+        except EndedMidForm as exc:
+            print(f"note: {exc}", file=sys.stderr)
+            return 0
         finally:
             replayer.close()
 
     status = asyncio.run(work())
-    header = (
-        f"# language: {args.language}\n# user: {args.user_id}\n# customers: demo\n"
-        f"# now: {DEFAULT_NOW:%Y-%m-%dT%H:%M}\n"
-    )
-    path.write_text(header + transcript.getvalue(), encoding="utf-8")
+    path.write_text("\n".join(headers) + "\n" + transcript.getvalue(), encoding="utf-8")
     print(f"saved {path}: replay it with `unogas-bot flows test {path}`", file=sys.stderr)
     return status
 
