@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import sys
 from pathlib import Path
 
@@ -268,7 +269,7 @@ def test_no_shipped_script_types_a_secret_in_clear(path: Path) -> None:
     )
     lines = path.read_text(encoding="utf-8").splitlines()
     seen: set[str] = set()
-    for number, (line, following) in enumerate(zip(lines, lines[1:], strict=False), 1):
+    for number, (line, following) in enumerate(itertools.pairwise(lines), 1):
         if not line.startswith("> "):
             continue
         typed = line[2:]
