@@ -17,7 +17,7 @@ from unogas_bot.flows.runner import find_scripts, report, run_scripts
 from unogas_bot.flows.script import ScriptError, parse
 
 SCRIPTS = Path(__file__).parent / "scripts"
-README = Path(__file__).resolve().parents[2] / "README.md"
+SUPPORT = Path(__file__).resolve().parents[2] / "docs" / "support.md"
 
 
 @pytest.mark.parametrize("path", list(find_scripts([SCRIPTS])), ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -136,10 +136,10 @@ def test_a_recorded_session_replays_as_a_passing_script(
     assert status == 0 and out.startswith("PASS"), out
 
 
-async def test_the_readme_example_script_passes(tmp_path: Path) -> None:
-    """A script written from the README alone: its example is replayed as it is printed there."""
-    example = re.search(r"```text\n(# Login.*?)```", README.read_text(encoding="utf-8"), re.S)
-    assert example is not None, "the README's flow script example"
+async def test_the_documented_example_script_passes(tmp_path: Path) -> None:
+    """A script written from the documentation alone: its example is replayed as it is printed there."""
+    example = re.search(r"```text\n(# Login.*?)```", SUPPORT.read_text(encoding="utf-8"), re.S)
+    assert example is not None, "docs/support.md's flow script example"
     script = tmp_path / "readme.flow"
     script.write_text(example.group(1), encoding="utf-8")
     (outcome,) = await run_scripts([script], TEST_SETTINGS)

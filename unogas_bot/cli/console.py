@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import re
 import sys
@@ -38,6 +39,7 @@ from unogas_bot.service.context import Services
 __all__ = ["CONSOLE_USER_ID", "SECRET_ECHO", "run_console"]
 
 QUIT_WORDS = ("/quit", "/esci_console")
+CONSOLE_HASH_BUDGET = 1000  # bcrypt hashes or checks a minute for the console's player (see cmd_console)
 
 
 # Telegram user ids have at most 52 significant bits (Bot API, User.id): above them, the console's default
@@ -167,6 +169,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
     language = console_language(args.language)
     user_id = CONSOLE_USER_ID if args.user_id is None else args.user_id
+
+    # The per-Telegram-user bcrypt budget guards the bot's CPU against a flooding chat; the console's one
+    # player is the operator at this terminal, whose piped session (a registration, a login, a recovery:
+    # scripts/demo-session.txt) needs more than 6 hashes a minute. The attempt limits all stay.
+    settings = dataclasses.replace(settings, hash_budget_per_user=CONSOLE_HASH_BUDGET)
 
     async def work(db: Database) -> int:
         if args.fresh:

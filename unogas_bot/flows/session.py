@@ -71,7 +71,7 @@ class ConsoleSession:
         deleted = own is not None and any(
             isinstance(e, Deleted) and e.message_id == own and e.chat_id == self.user.chat_id for e in events
         )
-        masked = secret or deleted
+        masked = (secret and not is_bot_command(text)) or deleted
         if self.echo:
             print(f"> {SECRET_ECHO if masked else text}", file=self.out, flush=True)
         if self.transcript is not None:
@@ -217,6 +217,39 @@ class ConsoleSession:
         print(text, file=self.out, flush=True)
         if self.transcript is not None:
             self._record(text)
+
+
+# Commands every chat knows besides the forms' own (bot/app.py): typed at a secret question they are
+# commands, never answers (the bot does not delete them), so they are echoed and recorded as typed.
+_COMMANDS = {
+    "start",
+    "aiuto",
+    "help",
+    "annulla",
+    "cancel",
+    "indietro",
+    "back",
+    "lingua",
+    "language",
+    "privacy",
+    "profilo",
+    "profile",
+    "esci",
+    "logout",
+    "contatto",
+    "contact",
+    "quit",
+    "esci_console",
+}
+
+
+def is_bot_command(text: str) -> bool:
+    """Is `text` one of the bot's commands (`/annulla`, `/accedi@UnogasBot`, `/cambia_email` ...)?"""
+    word = text.strip().split(" ", 1)[0]
+    if not word.startswith("/"):
+        return False
+    name = word[1:].split("@", 1)[0].lower()
+    return name in _COMMANDS or any(name in form.spec.entry_commands for form in FORMS)
 
 
 def awaited_step(app: Any, user_id: int) -> tuple[str, str] | None:
