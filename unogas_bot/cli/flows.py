@@ -16,7 +16,7 @@ from unogas_bot.cli.common import CliError
 from unogas_bot.cli.console import EndedMidForm, run_console
 from unogas_bot.clock import frozen
 from unogas_bot.config import Settings
-from unogas_bot.flows.diagram import forms, mermaid, render
+from unogas_bot.flows.diagram import dot, forms, mermaid, render
 from unogas_bot.flows.fixtures import ACCOUNTS, DEMO_EMAIL, demo_account
 from unogas_bot.flows.runner import DEFAULT_USER, Replayer, find_scripts, report, run_scripts
 from unogas_bot.flows.script import DEFAULT_NOW, ScriptError
@@ -43,7 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     diagram = fsub.add_parser("diagram", help="draw a flow from its form definition (Mermaid)")
     diagram.add_argument("form", nargs="?", default="registration", help="the form (default: registration)")
     diagram.add_argument("--language", default="it", choices=("it", "en"), help="the language of the labels")
-    diagram.add_argument("--format", default="mermaid", choices=("mermaid", "svg", "png"))
+    diagram.add_argument("--format", default="mermaid", choices=("mermaid", "dot", "svg", "png"))
+    diagram.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
 
 
 def _quiet(settings: Settings, args: argparse.Namespace) -> None:
@@ -132,21 +133,34 @@ def cmd_flows_record(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_flows_diagram(settings: Settings, args: argparse.Namespace) -> int:
-    """Mermaid on stdout; SVG or PNG (bytes on stdout) drawn by Graphviz's `dot` program through the
-    graphviz binding, from the same diagram."""
+    """Mermaid or DOT text; SVG or PNG drawn by Graphviz's `dot` program through the graphviz binding,
+    from the same model. To stdout, or `-o FILE`; a PNG is never written to a terminal."""
     known = forms()
     if args.form not in known:
         raise CliError(f"no form {args.form!r}: one of {', '.join(known)}")
-    if args.format == "mermaid":
-        print(mermaid(known[args.form], args.language), end="")
+    form = known[args.form]
+    if args.format == "png" and args.output is None and sys.stdout.isatty():
+        raise CliError("a PNG is binary and this is a terminal: give -o FILE.png (or redirect to a file)")
+    if args.format in ("mermaid", "dot"):
+        data = (
+            mermaid(form, args.language) if args.format == "mermaid" else dot(form, args.language)
+        ).encode()
+    else:
+        if shutil.which("dot") is None:
+            raise CliError(
+                f"--format {args.format} needs Graphviz's `dot` program (Debian: apt-get install graphviz; "
+                "scripts/_env.sh installs it where it can); --format mermaid needs nothing"
+            )
+        data = render(form, args.language, args.format)
+    if args.output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
         return 0
-    if shutil.which("dot") is None:
-        raise CliError(
-            f"--format {args.format} needs Graphviz's `dot` program (Debian: apt-get install graphviz; "
-            "scripts/_env.sh installs it where it can); --format mermaid needs nothing"
-        )
-    sys.stdout.buffer.write(render(known[args.form], args.language, args.format))
-    sys.stdout.flush()
+    try:
+        Path(args.output).write_bytes(data)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.output}: {exc.strerror or type(exc).__name__}") from None
+    print(f"wrote {args.output} ({args.format}, {len(data):,} bytes)", file=sys.stderr)
     return 0
 
 
