@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import itertools
 import sys
 from pathlib import Path
 
@@ -261,18 +260,26 @@ def test_a_missing_or_bad_csv_is_one_line_naming_the_script_line(
 
 
 @pytest.mark.parametrize("path", sorted(SCRIPTS.rglob("*.flow")), ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_no_shipped_script_types_a_secret_in_clear(path: Path) -> None:
-    """Every input the bot deleted for safety is a mask, or a line typed in clear earlier (no secret)."""
+async def test_no_shipped_script_types_a_secret_in_clear(path: Path) -> None:
+    """Every input the bot deleted for safety is a mask, or a valid answer to the (not secret) question
+    it was typed at, such as the e-mail typed again right after a lock."""
+    from unogas_bot.bot.app import FORMS
+    from unogas_bot.rules import Invalid
+
     deleted = (
         "(il suo messaggio è stato cancellato per sicurezza)",
         "(your message was deleted for your security)",
     )
-    lines = path.read_text(encoding="utf-8").splitlines()
-    seen: set[str] = set()
-    for number, (line, following) in enumerate(itertools.pairwise(lines), 1):
-        if not line.startswith("> "):
+    steps = {form.name: form.by_key for form in FORMS}
+    (outcome,) = await run_scripts([path], TEST_SETTINGS)
+    assert outcome.passed, report(outcome)
+    for seen in outcome.observations:
+        if not any(line.strip() in deleted for line in seen.said) or parse_mark(seen.typed) is not None:
             continue
-        typed = line[2:]
-        if following.strip() in deleted:
-            assert parse_mark(typed) is not None or typed in seen, f"{path}:{number}: {typed!r} in clear"
-        seen.add(typed)
+        assert seen.before is not None, f"{path}: {seen.typed!r} typed in clear outside a form and deleted"
+        step = steps[seen.before[0]][seen.before[1]]
+        assert not step.secret, f"{path}: {seen.typed!r} typed in clear at a secret question"
+        try:
+            step.parse(seen.typed, {})
+        except Invalid:
+            pytest.fail(f"{path}: {seen.typed!r} in clear, and no answer to {seen.before}")

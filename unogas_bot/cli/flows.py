@@ -1,5 +1,6 @@
-"""`unogas-bot flows test|record|diagram`: flow scripts support staff write and check, and the picture of
-every flow (issue 13). The format is in unogas_bot/flows/script.py and the README."""
+"""`unogas-bot flows test|record|diagram|coverage|preview`: flow scripts support staff write and check,
+the picture of every flow, what the scripts reach, and every message as the customer sees it. The format
+is in unogas_bot/flows/script.py and docs/support.md."""
 
 from __future__ import annotations
 
@@ -16,9 +17,19 @@ from unogas_bot.cli.common import CliError
 from unogas_bot.cli.console import EndedMidForm, run_console
 from unogas_bot.clock import frozen
 from unogas_bot.config import Settings
+from unogas_bot.flows.coverage import coverage, listing
 from unogas_bot.flows.diagram import dot, forms, mermaid, render
 from unogas_bot.flows.fixtures import ACCOUNTS, DEMO_EMAIL, demo_account
-from unogas_bot.flows.runner import DEFAULT_USER, Replayer, find_scripts, report, run_scripts
+from unogas_bot.flows.junit import junit_xml
+from unogas_bot.flows.runner import (
+    DEFAULT_USER,
+    Outcome,
+    Replayer,
+    find_scripts,
+    matches,
+    report,
+    run_scripts,
+)
 from unogas_bot.flows.script import DEFAULT_NOW, ScriptError
 from unogas_bot.flows.secrets import ANSWER, PASSWORD, SecretBook
 from unogas_bot.service.context import Services
@@ -30,6 +41,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     test = fsub.add_parser("test", help="replay flow scripts on a throwaway database: PASS or FAIL each")
     test.add_argument("paths", nargs="+", metavar="FILE|DIR", help="scripts, or folders of *.flow files")
     test.add_argument("--update", action="store_true", help="rewrite the bot lines of failing steps")
+    test.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML, for CI systems")
+    test.add_argument(
+        "-k",
+        dest="pattern",
+        metavar="PATTERN",
+        help="only the scripts whose path contains PATTERN (or matches it)",
+    )
+    cover = fsub.add_parser(
+        "coverage", help="replay scripts and list the questions and paths they never reach"
+    )
+    cover.add_argument("paths", nargs="+", metavar="FILE|DIR", help="scripts, or folders of *.flow files")
+    cover.add_argument("-k", dest="pattern", metavar="PATTERN", help="only the scripts whose path matches")
     record = fsub.add_parser("record", help="chat in the terminal and save the session as a flow script")
     record.add_argument("file", help="the script to write (overwritten)")
     record.add_argument("--language", default="it", choices=("it", "en"), help="the user's language")
@@ -40,6 +63,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         choices=ACCOUNTS,
         help="demo: start with the demo customer registered and logged in (# accounts: demo)",
     )
+    record.add_argument(
+        "--password", help="with --accounts demo: the demo customer's password (else generated)"
+    )
+    record.add_argument("--answer", help="with --accounts demo: the demo customer's security answer")
     diagram = fsub.add_parser("diagram", help="draw a flow from its form definition (Mermaid)")
     diagram.add_argument("form", nargs="?", default="registration", help="the form (default: registration)")
     diagram.add_argument("--language", default="it", choices=("it", "en"), help="the language of the labels")
@@ -53,24 +80,52 @@ def _quiet(settings: Settings, args: argparse.Namespace) -> None:
         logging.getLogger().setLevel(logging.WARNING)
 
 
-def cmd_flows_test(settings: Settings, args: argparse.Namespace) -> int:
-    _quiet(settings, args)
+def _scripts(args: argparse.Namespace) -> list[Path]:
     paths = list(find_scripts(args.paths))
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:
         raise CliError(f"no such flow script: {', '.join(missing)}")
+    if args.pattern:
+        paths = [path for path in paths if matches(path, args.pattern)]
+        if not paths:
+            raise CliError(f"no *.flow script matches -k {args.pattern!r}")
     if not paths:
         raise CliError("no *.flow script found")
+    return paths
+
+
+def _replayed(settings: Settings, paths: list[Path], update: bool = False) -> list[Outcome]:
     try:
-        outcomes = asyncio.run(run_scripts(paths, settings, update=args.update))
+        return asyncio.run(run_scripts(paths, settings, update=update))
     except ScriptError as exc:
         raise CliError(str(exc)) from None
+
+
+def cmd_flows_test(settings: Settings, args: argparse.Namespace) -> int:
+    _quiet(settings, args)
+    outcomes = _replayed(settings, _scripts(args), update=args.update)
     for outcome in outcomes:
         print(report(outcome, updated=args.update))
     failed = sum(not outcome.passed for outcome in outcomes)
     verb = "updated" if args.update else "failed"
     print(f"{len(outcomes)} script(s): {len(outcomes) - failed} passed, {failed} {verb}")
+    if args.junit:
+        try:
+            Path(args.junit).write_bytes(junit_xml(outcomes))
+        except OSError as exc:
+            raise CliError(f"cannot write {args.junit}: {exc.strerror or type(exc).__name__}") from None
     return 1 if failed and not args.update else 0
+
+
+def cmd_flows_coverage(settings: Settings, args: argparse.Namespace) -> int:
+    """Replay the scripts and list, per form, the questions and paths of its diagram they never reach."""
+    _quiet(settings, args)
+    outcomes = _replayed(settings, _scripts(args))
+    failed = [outcome for outcome in outcomes if not outcome.passed]
+    print(listing(coverage(outcomes)), end="")
+    if failed:
+        print(f"{len(failed)} script(s) failed: run `flows test` for the details", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_flows_record(settings: Settings, args: argparse.Namespace) -> int:
@@ -90,7 +145,10 @@ def cmd_flows_record(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work() -> int:
         replayer = Replayer(settings)
-        base = replayer.secrets
+        base = {
+            PASSWORD: args.password or replayer.secrets[PASSWORD],
+            ANSWER: args.answer or replayer.secrets[ANSWER],
+        }
 
         async def prepare(services: Services) -> SecretBook | None:
             if args.accounts != "demo":
@@ -168,4 +226,5 @@ COMMANDS = {
     ("flows", "test"): cmd_flows_test,
     ("flows", "record"): cmd_flows_record,
     ("flows", "diagram"): cmd_flows_diagram,
+    ("flows", "coverage"): cmd_flows_coverage,
 }

@@ -109,6 +109,7 @@ class Edge:
     target: str
     label: str | None = None
     style: str = "flow"  # flow, failure, edit, any
+    reply: str | None = None  # the catalogue key the bot says on this path (the coverage looks for it)
 
 
 @dataclass
@@ -123,8 +124,15 @@ class Graph:
         self.nodes.setdefault(id_, Node(id_, wrap(text), shape))
         return id_
 
-    def edge(self, source: str, target: str, label: str | None = None, style: str = "flow") -> None:
-        new = Edge(source, target, label, style)
+    def edge(
+        self,
+        source: str,
+        target: str,
+        label: str | None = None,
+        style: str = "flow",
+        reply: str | None = None,
+    ) -> None:
+        new = Edge(source, target, label, style, reply)
         if new not in self.edges:
             self.edges.append(new)
 
@@ -209,7 +217,7 @@ def graph(form: Form, lang: str = "it") -> Graph:
             )
             g.edge(f"s_{step.key}", target, words["skip"])
         if isinstance(step, Repeat):
-            g.edge(f"s_{step.key}", f"s_{step.of.key}", words["differ"], "failure")
+            g.edge(f"s_{step.key}", f"s_{step.of.key}", words["differ"], "failure", step.of.mismatch)
     for path in PATHS.get(spec.name, ()):
         _draw_path(g, lang, at, path)
     if spec.has_summary:
@@ -218,8 +226,8 @@ def graph(form: Form, lang: str = "it") -> Graph:
     g.node("any", words["any"], "any")
     g.node("x_cancelled", _said(lang, "cancelled"), "end")
     g.nodes["x_expired"] = Node("x_expired", wrap(_expired(lang, spec)), "end")
-    g.edge("any", "x_cancelled", words["cancel"], "any")
-    g.edge("any", "x_expired", words["timeout"], "any")
+    g.edge("any", "x_cancelled", words["cancel"], "any", "cancelled")
+    g.edge("any", "x_expired", words["timeout"], "any", "expired")
     assert set(ANY_QUESTION) == {"cancelled", "expired"}
     return g
 
@@ -238,12 +246,12 @@ def _draw_path(g: Graph, lang: str, at: object, path: Retry | Exit) -> None:
     limit = _limit(lang, path.limit)
     if isinstance(path, Retry):
         said = REFUSALS[lang].get(path.reply) or " ".join(wrap(_said(lang, path.reply)))
-        g.edge(source, f"s_{path.target}", ", ".join(p for p in (said, limit) if p), "failure")
+        g.edge(source, f"s_{path.target}", ", ".join(p for p in (said, limit) if p), "failure", path.reply)
         return
     target = g.node(f"x_{path.reply}", _said(lang, path.reply), "success" if path.success else "end")
     label = texts.t(lang, path.button) if path.button else limit
     style = "flow" if path.success or path.button else "failure"
-    g.edge(source, target, label, style)
+    g.edge(source, target, label, style, path.reply)
 
 
 # --- drawing ---------------------------------------------------------------------------------------

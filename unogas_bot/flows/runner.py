@@ -13,6 +13,7 @@ at the script's `# now:` (or the default), so a script that shows a date passes 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import io
 import secrets
 import shutil
@@ -64,6 +65,18 @@ DEFAULT_USER = 1001
 GROUP_CHAT = -1001234567890
 
 
+@dataclass(frozen=True)
+class Observation:
+    """One input of a replay: what was typed, the question waiting before and after ((form, step) or
+    None), and what the bot said; the flow coverage maps these onto the diagrams' paths."""
+
+    typed: str
+    before: tuple[str, str] | None
+    after: tuple[str, str] | None
+    said: tuple[str, ...]
+    language: str
+
+
 @dataclass
 class Outcome:
     """One script's replay: the bot's lines after each step, and the steps that did not match."""
@@ -72,7 +85,7 @@ class Outcome:
     actual: list[list[str]]
     mismatches: list[Mismatch]
     seconds: float = 0.0
-    reached: set[tuple[str, str]] = dataclasses.field(default_factory=set)  # (form, step or edge) seen
+    observations: list[Observation] = dataclasses.field(default_factory=list)  # for the flow coverage
 
     @property
     def passed(self) -> bool:
@@ -87,6 +100,16 @@ def find_scripts(paths: Iterable[str | Path]) -> Iterator[Path]:
             yield from sorted(path.rglob(f"*{SUFFIX}"))
         else:
             yield path
+
+
+def matches(path: Path, pattern: str) -> bool:
+    """`-k PATTERN`: the script's path contains the pattern (case-insensitive), or matches it as a glob."""
+    text = path.as_posix()
+    return (
+        pattern.casefold() in text.casefold()
+        or fnmatch.fnmatch(text, pattern)
+        or fnmatch.fnmatch(path.name, pattern)
+    )
 
 
 def generated_secrets() -> dict[str, str]:
@@ -168,17 +191,23 @@ class Replayer:
                 session = ConsoleSession(
                     user, out, echo=False, language=texts.language_for(language), app=app
                 )
+                observations = []
                 for step in script.steps:
                     start = out.tell()
                     if step.input is not None:
-                        await replay.type(session, step.input.text[1:].strip())
+                        typed = step.input.text[1:].strip()
+                        before = awaited_step(app, user_id)
+                        await replay.type(session, typed)
+                        said = tuple(out.getvalue()[start:].splitlines())
+                        after = awaited_step(app, user_id)
+                        observations.append(Observation(typed, before, after, said, language))
                     actual.append(out.getvalue()[start:].splitlines())
         finally:
             await services.close()  # disposes of the database too
         mismatches = [
             m for step, lines in zip(script.steps, actual, strict=True) if (m := match_step(step, lines))
         ]
-        return Outcome(script, actual, mismatches, time.perf_counter() - started, replay.reached)
+        return Outcome(script, actual, mismatches, time.perf_counter() - started, observations)
 
     async def _import(self, script: Script, name: str, db: Database) -> None:
         """The script's `# customers:` CSV into its database; a missing or bad file is a ScriptError
@@ -195,7 +224,7 @@ class Replayer:
 
 
 class _Replay:
-    """One script being typed: the values its masks stand for, and what of its forms it reached."""
+    """One script being typed: the values its masks stand for."""
 
     def __init__(
         self, replayer: Replayer, script: Script, app: Any, services: Services, user_id: int
@@ -205,7 +234,6 @@ class _Replay:
         self.services = services
         self.user_id = user_id
         self.base = {kind: script.headers.get(kind) or replayer.secrets[kind] for kind in (PASSWORD, ANSWER)}
-        self.reached: set[tuple[str, str]] = set()
 
     async def type(self, session: ConsoleSession, text: str) -> None:
         before = awaited_step(self.app, self.user_id)
@@ -226,17 +254,6 @@ class _Replay:
                 print(f"{INDENT}(no button {text} to press; buttons: {shown})", file=session.out)
         else:
             await session.handle_line(text, secret=expects_secret(self.app, self.user_id))
-        self._note(before, awaited_step(self.app, self.user_id))
-
-    def _note(self, before: tuple[str, str] | None, after: tuple[str, str] | None) -> None:
-        """Coverage: the questions asked, and each move from one to the next (or out of the form)."""
-        if after is not None:
-            self.reached.add(after)
-        if before is not None and before != after:
-            target = after[1] if after is not None and after[0] == before[0] else "end"
-            self.reached.add((before[0], f"{before[1]}->{target}"))
-        elif before is not None:
-            self.reached.add((before[0], f"{before[1]}->{before[1]}"))
 
     async def _secret(self, mark: Mark, awaited: tuple[str, str] | None) -> str | None:
         kind = mark.kind or kind_of_step(awaited[1] if awaited else None)

@@ -21,8 +21,10 @@ from unogas_bot.bot.app import FORMS
 from unogas_bot.flows.secrets import MASK, PASSWORD, Mark, SecretBook, comparable, kind_of_step
 from unogas_bot.i18n import texts
 from unogas_bot.offline import CallbackAnswered, Deleted, Edited, Sent, SimUser
+from unogas_bot.offline.events import DocumentSent
 
 CONTACT_COMMANDS = ("/contatto", "/contact")
+SHARED_PHONE = "+393471234567"  # the console player's own number, shared by «Condividi il mio numero»
 SECRET_ECHO = MASK  # what a transcript shows for a password or security answer
 INDENT = "     "  # continuation lines of a bot message, and lines that are not messages
 
@@ -172,7 +174,7 @@ class ConsoleSession:
     async def _dispatch(self, text: str) -> list[object]:
         word, _, rest = text.partition(" ")
         if word.lower() in CONTACT_COMMANDS:
-            return await self.user.share_contact(rest.strip() or "+393470000000")
+            return await self._share(rest.strip() or "+393470000000")
         choice = self._button_for(text)
         if choice is not None:
             return await self._pressed(choice[0])
@@ -183,8 +185,14 @@ class ConsoleSession:
         if inline:
             return await self.user.press(label)
         if label in (texts.t("it", "btn_share_phone"), texts.t("en", "btn_share_phone")):
-            return await self.user.share_contact("+393471234567")
+            return await self._share(SHARED_PHONE)
         return await self.user.send(label)
+
+    async def _share(self, phone: str) -> list[object]:
+        """Share a contact as Telegram's button does; the terminal says which number went (a customer
+        sees it in the chat, a console user would not otherwise)."""
+        self._print(INDENT + texts.t(self.language, "console_shared", phone=phone))
+        return await self.user.share_contact(phone)
 
     def _button_for(self, text: str) -> tuple[str, bool] | None:
         if text.isdigit() and 1 <= int(text) <= len(self.buttons):
@@ -208,6 +216,8 @@ class ConsoleSession:
             elif isinstance(event, CallbackAnswered) and event.text:
                 # Telegram shows it for a moment over the chat (a stale button's notice): print it too.
                 self._print("bot: " + event.text)
+            elif isinstance(event, DocumentSent):
+                self._print(INDENT + texts.t(self.language, "console_document", name=event.filename))
             elif isinstance(event, Deleted):
                 self._print(INDENT + texts.t(self.language, "console_deleted"))
             elif isinstance(event, Edited) and event.reply_markup is None and event.text is None:
