@@ -21,6 +21,7 @@ from unogas_bot.flows.coverage import coverage, listing
 from unogas_bot.flows.diagram import dot, forms, mermaid, render
 from unogas_bot.flows.fixtures import ACCOUNTS, DEMO_EMAIL, demo_account
 from unogas_bot.flows.junit import junit_xml
+from unogas_bot.flows.preview import page
 from unogas_bot.flows.runner import (
     DEFAULT_USER,
     Outcome,
@@ -32,6 +33,7 @@ from unogas_bot.flows.runner import (
 )
 from unogas_bot.flows.script import DEFAULT_NOW, ScriptError
 from unogas_bot.flows.secrets import ANSWER, PASSWORD, SecretBook
+from unogas_bot.i18n import texts
 from unogas_bot.service.context import Services
 
 
@@ -67,6 +69,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--password", help="with --accounts demo: the demo customer's password (else generated)"
     )
     record.add_argument("--answer", help="with --accounts demo: the demo customer's security answer")
+    preview = fsub.add_parser("preview", help="every message of the forms as chat bubbles, on one HTML page")
+    preview.add_argument("form", nargs="?", help="one form only (default: all, and every other message)")
+    preview.add_argument(
+        "--language", choices=("it", "en"), help="one language (default: both, side by side)"
+    )
+    preview.add_argument("-o", "--output", metavar="FILE", help="the HTML file to write (default: stdout)")
     diagram = fsub.add_parser("diagram", help="draw a flow from its form definition (Mermaid)")
     diagram.add_argument("form", nargs="?", default="registration", help="the form (default: registration)")
     diagram.add_argument("--language", default="it", choices=("it", "en"), help="the language of the labels")
@@ -222,9 +230,28 @@ def cmd_flows_diagram(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_flows_preview(settings: Settings, args: argparse.Namespace) -> int:
+    """One static HTML page with every message, as Telegram bubbles, for review."""
+    known = forms()
+    if args.form is not None and args.form not in known:
+        raise CliError(f"no form {args.form!r}: one of {', '.join(known)}")
+    languages = (args.language,) if args.language else texts.LANGUAGES
+    text = page([args.form] if args.form else None, languages)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {args.output}: {exc.strerror or type(exc).__name__}") from None
+    print(f"wrote {args.output}: open it in a browser", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {
     ("flows", "test"): cmd_flows_test,
     ("flows", "record"): cmd_flows_record,
     ("flows", "diagram"): cmd_flows_diagram,
     ("flows", "coverage"): cmd_flows_coverage,
+    ("flows", "preview"): cmd_flows_preview,
 }
