@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import getpass
+import io
 import re
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 from sqlalchemy import delete
 
@@ -83,6 +86,7 @@ async def run_console(
     persistence = SqlPersistence(db) if persistent else None
     app = build_application(services, builder=offline_builder(api), persistence=persistence)
     stopped: tuple[str, str] | None = None
+    terminal = _terminal_state(stdin) if interactive else None
     try:
         book = await prepare(services) if prepare is not None else None
         async with Simulator(app, api) as sim:
@@ -99,11 +103,11 @@ async def run_console(
                 secret = expects_secret(app, user_id)
                 if interactive and secret:
                     prompt = texts.t(language, "console_hidden_prompt")
-                    line = await asyncio.to_thread(getpass.getpass, prompt)
+                    line = await read_in_background(getpass.getpass, prompt)
                 else:
                     if interactive:
                         print("> ", end="", file=out, flush=True)
-                    line = await asyncio.to_thread(stdin.readline)
+                    line = await read_in_background(stdin.readline)
                     if not line:
                         stopped = None if interactive else awaited_step(app, user_id)
                         break
@@ -112,10 +116,55 @@ async def run_console(
                 if line.strip():
                     await session.handle_line(line, secret=secret)
     finally:
+        _restore_terminal(stdin, terminal)  # getpass left off by Ctrl-C would leave the echo off
         await services.close()
     if stopped is not None:
         raise EndedMidForm(where_it_stopped(*stopped, texts.language_for(language)))
     return 0
+
+
+async def read_in_background(read: Callable[..., str], *args: object) -> str:
+    """`read(*args)` (a blocking read of the terminal or the pipe) in a daemon thread: Ctrl-C ends the
+    console at once, where a worker thread of the event loop's executor would be waited for until Enter."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[str] = loop.create_future()
+
+    def settle(result: str | None, error: BaseException | None) -> None:
+        if done.done():  # the console was stopped meanwhile
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result or "")
+
+    def work() -> None:
+        try:
+            result = read(*args)
+        except BaseException as exc:  # EOFError from getpass, an OSError of a closed terminal
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=work, name="console input", daemon=True).start()
+    return await done
+
+
+def _terminal_state(stdin: TextIO) -> list[Any] | None:
+    try:
+        import termios
+
+        return termios.tcgetattr(stdin.fileno())
+    except (ImportError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+
+
+def _restore_terminal(stdin: TextIO, state: list[Any] | None) -> None:
+    if state is None:
+        return
+    import termios
+
+    with contextlib.suppress(OSError, ValueError):
+        termios.tcsetattr(stdin.fileno(), termios.TCSADRAIN, state)
 
 
 def where_it_stopped(form: str, step: str, lang: str = "it") -> str:

@@ -61,6 +61,7 @@ class ConsoleSession:
         self._recorded_lines = 0
         self._clear: set[str] = set()  # what was typed in clear: no secret, whatever the bot does with it
         self._firsts: dict[tuple[str, str], str] = {}  # a pair's first entry, until its repetition
+        self._notes: list[str] = []  # what the terminal adds after the input's echo (a shared number)
 
     async def handle_line(self, line: str, secret: bool = False) -> None:
         """Send one typed line. A line typed at a secret question (`secret`) or that the bot deleted is
@@ -83,7 +84,13 @@ class ConsoleSession:
                 self._say_refused(mark)
             elif mark is None:
                 self._clear.add(text.strip())
+        self._flush_notes()
         self.show(events)
+
+    def _flush_notes(self) -> None:
+        for note in self._notes:
+            self._print(note)
+        self._notes.clear()
 
     def _record(self, line: str) -> None:
         assert self.transcript is not None
@@ -163,7 +170,9 @@ class ConsoleSession:
             if shown.casefold() == label.casefold():
                 if self.transcript is not None:
                     self._record(f"> [{shown}]")
-                self.show(await self._pressed(shown))
+                events = await self._pressed(shown)
+                self._flush_notes()
+                self.show(events)
                 return True
         return False
 
@@ -191,7 +200,7 @@ class ConsoleSession:
     async def _share(self, phone: str) -> list[object]:
         """Share a contact as Telegram's button does; the terminal says which number went (a customer
         sees it in the chat, a console user would not otherwise)."""
-        self._print(INDENT + texts.t(self.language, "console_shared", phone=phone))
+        self._notes.append(INDENT + texts.t(self.language, "console_shared", phone=phone))
         return await self.user.share_contact(phone)
 
     def _button_for(self, text: str) -> tuple[str, bool] | None:
