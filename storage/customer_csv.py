@@ -89,7 +89,7 @@ def _not_utf8(raw: bytes) -> str:
     else:  # what Excel's plain "CSV" and most Italian Windows tools write
         looks = " (it looks like Windows-1252/Latin-1)"
     return (
-        f"the line is not valid UTF-8{looks}: save the file as \"CSV UTF-8\" (Excel, LibreOffice) or "
+        f'the line is not valid UTF-8{looks}: save the file as "CSV UTF-8" (Excel, LibreOffice) or '
         "convert it with `iconv -f WINDOWS-1252 -t UTF-8 FILE > FILE-utf8.csv`"
     )
 
