@@ -283,3 +283,30 @@ async def test_no_shipped_script_types_a_secret_in_clear(path: Path) -> None:
             step.parse(seen.typed, {})
         except Invalid:
             pytest.fail(f"{path}: {seen.typed!r} in clear, and no answer to {seen.before}")
+
+
+def test_update_writes_the_frozen_date_whatever_the_machine_date(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--update` rewrites a dated line with the script's frozen instant, not the machine's day."""
+    from datetime import UTC, datetime, tzinfo
+
+    from unogas_bot import clock
+
+    moved = datetime(2031, 3, 14, 23, 59, tzinfo=UTC)
+
+    class MovedDatetime(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+            return moved.astimezone(tz)
+
+    monkeypatch.setattr(clock, "datetime", MovedDatetime)
+    source = (SCRIPTS / "it" / "login_profile_logout.flow").read_text(encoding="utf-8")
+    script = tmp_path / "dated.flow"
+    script.write_text(
+        source.replace("Registrato il: 29/11/2026", "Registrato il: 01/01/2000"), encoding="utf-8"
+    )
+    monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+    assert cli_main(["flows", "test", "--update", str(script)]) == 0
+    assert "UPDATED" in capsys.readouterr().out
+    assert script.read_text(encoding="utf-8") == source
