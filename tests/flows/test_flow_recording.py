@@ -310,3 +310,20 @@ def test_update_writes_the_frozen_date_whatever_the_machine_date(
     assert cli_main(["flows", "test", "--update", str(script)]) == 0
     assert "UPDATED" in capsys.readouterr().out
     assert script.read_text(encoding="utf-8") == source
+
+
+def test_a_known_secret_typed_at_the_wrong_question_is_masked_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A slip: the password typed at the e-mail question. The recording and the echo mask it (it was typed
+    as a secret before); the replay types the same password there."""
+    script = tmp_path / "slip.flow"
+    typed = [*REGISTRATION, "/accedi", RIGHT, "mario.rossi@example.it", RIGHT]
+    status, shown, _ = _record(monkeypatch, capsys, script, typed)
+    assert status == 0
+    recorded = script.read_text(encoding="utf-8")
+    assert RIGHT not in recorded and RIGHT not in shown
+    after = recorded.split("> /accedi\n", 1)[1]
+    assert after.count(f"> {MASK}\n") == 2 and "Accesso effettuato" in after
+    status, out = _replay(monkeypatch, capsys, script)
+    assert status == 0 and out.startswith("PASS"), out

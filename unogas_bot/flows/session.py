@@ -74,7 +74,10 @@ class ConsoleSession:
         deleted = own is not None and any(
             isinstance(e, Deleted) and e.message_id == own and e.chat_id == self.user.chat_id for e in events
         )
-        masked = (secret and not is_bot_command(text)) or deleted
+        # A secret typed where no secret was asked (the password at the e-mail question): the bot may keep
+        # it, the terminal and the recording do not, when it is one typed as a secret before.
+        slipped = self.book.find(text.strip()) is not None and not is_bot_command(text)
+        masked = (secret and not is_bot_command(text)) or deleted or slipped
         if self.echo:
             print(f"> {SECRET_ECHO if masked else text}", file=self.out, flush=True)
         if self.transcript is not None:
