@@ -284,6 +284,10 @@ class FormEngine:
 
         return await self._step(update, context, handle)
 
+    async def repeat(self, update: Update, context: BotContext) -> object:
+        """Ask the open question again (after /lingua: in the language just chosen)."""
+        return await self._step(update, context, lambda turn: _again(turn))
+
     async def stale_button(self, update: Update, context: BotContext) -> object:
         await _answer_quietly(update.callback_query, texts.t(context.language_of(update), "stale_button"))
         return None  # stay where we are
@@ -525,6 +529,10 @@ class FormEngine:
                 rows, resize_keyboard=True, one_time_keyboard=True, input_field_placeholder=placeholder
             )
         return ForceReply(input_field_placeholder=placeholder) if placeholder else None
+
+
+async def _again(turn: Turn) -> Outcome:
+    return Ask(field=turn.draft.at)
 
 
 async def _answer_quietly(query: CallbackQuery | None, text: str | None = None) -> None:

@@ -15,10 +15,20 @@ if [ ! -f "$stamp" ] && [ -z "${UNOGAS_VENV_READY:-}" ]; then
   touch "$stamp"
 fi
 export PATH="$PWD/.venv/bin:$PATH"
-# Graphviz's `dot` draws `unogas-bot flows diagram --format svg|png`: installed where this machine allows
-# it (root with apt-get); elsewhere that command says how to get it, and everything else works without.
-if ! command -v dot >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  { apt-get update -qq && apt-get install -y -qq graphviz; } >/dev/null 2>&1 \
-    || echo "note: Graphviz could not be installed; flows diagram --format svg|png will say so" >&2
+# Debian packages some tools and tests use, installed where this machine allows it (root with apt-get);
+# elsewhere the command says how to get it, the test is skipped with the reason, and the rest works without:
+# - Graphviz's `dot` draws `unogas-bot flows diagram --format svg|png`;
+# - Chromium takes the screenshot of `flows preview`'s page in tests/flows/test_preview.py;
+# - promtool (package prometheus) checks deploy/alerts.yml in tests/ops/test_alert_rules.py.
+missing=()
+command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  # --no-install-recommends: the tools alone (no node exporter); Debian's policy-rc.d, where the machine
+  # has one, keeps the prometheus package from starting a server.
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}"; } >/dev/null 2>&1 \
+    || echo "note: could not install ${missing[*]}; the commands and tests that need them say so" >&2
 fi
 

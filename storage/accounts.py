@@ -83,7 +83,7 @@ class AuditEntry:
     event: str
     telegram_user_id: int | None
     detail: str
-    # Filled in by `audit_trail` only: an erased profile's events keep the number, never the code.
+    # An erased profile's events keep the number, never the code.
     account_id: int | None = None
     customer_code: str | None = None
 
@@ -497,12 +497,22 @@ class Accounts:
     async def recent_events(self, account_id: int, limit: int = 20) -> list[AuditEntry]:
         """The account's latest audit events, newest first (also after the account was deleted)."""
         rows = await self._session.execute(
-            select(AuditEvent.at, AuditEvent.event, AuditEvent.telegram_user_id, AuditEvent.detail)
+            select(
+                AuditEvent.at,
+                AuditEvent.event,
+                AuditEvent.telegram_user_id,
+                AuditEvent.detail,
+                AuditEvent.account_id,
+                AuditEvent.customer_code,
+            )
             .where(AuditEvent.account_id == account_id)
             .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
             .limit(limit)
         )
-        return [AuditEntry(row.at, row.event, row.telegram_user_id, row.detail) for row in rows]
+        return [
+            AuditEntry(row.at, row.event, row.telegram_user_id, row.detail, row.account_id, row.customer_code)
+            for row in rows
+        ]
 
     async def audit_trail(
         self, *, account_id: int | None = None, customer_code: str | None = None, limit: int = 500

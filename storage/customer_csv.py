@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import csv
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,24 +77,58 @@ def _decoded_lines(handle: BinaryIO) -> Iterator[str]:
         try:
             yield raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise CsvFormatError(number, "the line is not valid UTF-8") from None
+            raise CsvFormatError(number, _not_utf8(raw)) from None
+
+
+def _not_utf8(raw: bytes) -> str:
+    """What a line that is not UTF-8 is told: the encoding it looks like, and how to get UTF-8."""
+    try:
+        raw.decode("cp1252")
+    except UnicodeDecodeError:
+        looks = ""
+    else:  # what Excel's plain "CSV" and most Italian Windows tools write
+        looks = " (it looks like Windows-1252/Latin-1)"
+    return (
+        f'the line is not valid UTF-8{looks}: save the file as "CSV UTF-8" (Excel, LibreOffice) or '
+        "convert it with `iconv -f WINDOWS-1252 -t UTF-8 FILE > FILE-utf8.csv`"
+    )
+
+
+# The separators the header is looked for with: the comma, and the semicolon of an Italian Excel's "CSV".
+SEPARATORS = (",", ";")
+
+
+def _separator(first: str) -> str:
+    """The separator the header line uses: the one that splits it into HEADER (names in any case)."""
+    for separator in SEPARATORS:
+        names = [name.strip().strip('"').strip().lower() for name in first.rstrip("\r\n").split(separator)]
+        if tuple(names) == HEADER:
+            return separator
+    found = first.strip()
+    found = found if len(found) <= 120 else found[:119] + "…"
+    raise CsvFormatError(
+        1,
+        f"wrong header: found {found!r}; expected {','.join(HEADER)} "
+        "(in this order, in any case, separated by commas or semicolons)",
+    )
 
 
 def iter_rows(path: str | Path) -> Iterator[tuple[int, list[str]]]:
     """Stream the data rows as (line number, fields as read), checking the header first.
 
-    Blank lines are skipped. Raises ``CsvFormatError`` for a wrong header, bytes that are not UTF-8 or
-    broken quoting.
+    The header's names may be in any case; the separator is the one the header uses, a comma or a
+    semicolon. Blank lines are skipped. Raises ``CsvFormatError`` for a wrong header (naming the one
+    found), bytes that are not UTF-8 (naming the encoding they look like) or broken quoting.
     """
     with open(path, "rb") as handle:
-        reader = csv.reader(_decoded_lines(handle), strict=True)
+        lines = _decoded_lines(handle)
         last_line = 0  # physical line where the previous record ended (quoted fields may span lines)
         try:
-            header = next(reader, None)
-            if header is None:
+            first = next(lines, None)
+            if first is None:
                 raise CsvFormatError(1, "the file is empty: expected the header " + ",".join(HEADER))
-            if tuple(name.strip() for name in header) != HEADER:
-                raise CsvFormatError(1, "wrong header: expected " + ",".join(HEADER))
+            reader = csv.reader(itertools.chain([first], lines), delimiter=_separator(first), strict=True)
+            next(reader)  # the header, checked by _separator
             last_line = reader.line_num
             for fields in reader:
                 line = last_line + 1

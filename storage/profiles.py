@@ -24,7 +24,9 @@ from unogas_bot.clock import utcnow
 # Never exported, never shown: what would let anyone guess a password or an answer offline.
 SECRET_COLUMNS = frozenset({"password_hash", "answer_hash"})
 # Internal row ids and the link between tables: no information about the customer.
-INTERNAL_COLUMNS = frozenset({"id", "customer_id", "account_id"})
+# Row numbers and the registry's matching keys (`code_key`, `name_key`: derived from the code and the
+# names, for look-ups): no datum of the customer's, nothing an export shows.
+INTERNAL_COLUMNS = frozenset({"id", "customer_id", "account_id", "code_key", "name_key"})
 
 
 def _plain(value: Any) -> Any:

@@ -85,11 +85,13 @@ async def _check_postgres() -> None:
 
 @asynccontextmanager
 async def make_test_database(
-    backend: str, tmp_path: Path, *, upgrade: bool = True
+    backend: str, tmp_path: Path, *, upgrade: bool = True, pool_timeout: float | None = None
 ) -> AsyncIterator[Database]:
-    """A throw-away Database of the given backend ("sqlite" or "postgres"); usable outside fixtures too."""
+    """A throw-away Database of the given backend ("sqlite" or "postgres"); usable outside fixtures too.
+    `pool_timeout` replaces the production bound on the wait for a pooled connection or the write turn."""
+    waits = {} if pool_timeout is None else {"pool_timeout": pool_timeout}
     if backend == "sqlite":
-        db = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db")
+        db = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db", **waits)
         try:
             if upgrade:
                 await db.upgrade()
@@ -105,7 +107,7 @@ async def make_test_database(
     admin = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL), timeout=5)
     try:
         await admin.execute(f"CREATE SCHEMA {schema}")
-        db = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
+        db = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}}, **waits)
         try:
             if upgrade:
                 await db.upgrade()

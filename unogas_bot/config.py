@@ -57,6 +57,25 @@ def _log_format(env: Mapping[str, str]) -> str:
     return raw
 
 
+def bot_api_base_url(raw: str | None) -> str | None:
+    """TELEGRAM_API_BASE_URL: an http(s) address ending in `/bot`, to which the token is appended
+    (`http://127.0.0.1:8081/bot` for a self-hosted Bot API server). A malformed one is refused here, at
+    once, rather than retried against Telegram for a minute and a half."""
+    if raw is None:
+        return None
+    match = re.fullmatch(r"(https?)://([^/\s?#]+)(/[^\s?#]*)?", raw)
+    if match is None or not re.fullmatch(r"[^:@]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?", match.group(2)):
+        raise ConfigError(
+            f"TELEGRAM_API_BASE_URL must be an http(s) address such as http://127.0.0.1:8081/bot, not {raw!r}"
+        )
+    if not (match.group(3) or "").endswith("/bot"):
+        raise ConfigError(
+            f"TELEGRAM_API_BASE_URL must end in /bot (the token is appended to it), such as "
+            f"{match.group(1)}://{match.group(2)}/bot, not {raw!r}"
+        )
+    return raw
+
+
 def _metrics_host(env: Mapping[str, str]) -> str:
     """Where the health and metrics server listens: loopback unless the operator opens it on purpose
     (a scraper on another machine); the value is an address to bind, never a URL."""
@@ -156,7 +175,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         token = env.get("TELEGRAM_BOT_TOKEN", "").strip() or None
-        base = env.get("TELEGRAM_API_BASE_URL", "").strip() or None
+        base = bot_api_base_url(env.get("TELEGRAM_API_BASE_URL", "").strip() or None)
         url = async_database_url(env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL)
         # bcrypt accepts 4..31; below 10 is for tests and demos only.
         rounds = _int(env, "BCRYPT_ROUNDS", 12, 4, 31)

@@ -17,7 +17,7 @@ from unogas_bot.flows.runner import find_scripts, report, run_scripts
 from unogas_bot.flows.script import ScriptError, parse
 
 SCRIPTS = Path(__file__).parent / "scripts"
-SUPPORT_PAGE = Path(__file__).resolve().parents[2] / "docs" / "support.md"
+SUPPORT = Path(__file__).resolve().parents[2] / "docs" / "support.md"
 
 
 @pytest.mark.parametrize("path", list(find_scripts([SCRIPTS])), ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -61,7 +61,9 @@ async def test_the_now_header_moves_the_date_the_bot_shows(tmp_path: Path) -> No
 
 
 def test_a_bad_now_header_names_the_script() -> None:
-    with pytest.raises(ScriptError, match=r"x.flow: now must be a time such as 2026-11-29T10:00, not 'ieri'"):
+    with pytest.raises(
+        ScriptError, match=r"x.flow:1: now must be a time such as 2026-11-29T10:00, not 'ieri'"
+    ):
         parse("# now: ieri\n> /start\n", Path("x.flow"))
 
 
@@ -134,9 +136,9 @@ def test_a_recorded_session_replays_as_a_passing_script(
     assert status == 0 and out.startswith("PASS"), out
 
 
-async def test_the_support_page_example_script_passes(tmp_path: Path) -> None:
-    """A script written from the support page alone: its example is replayed as it is printed there."""
-    example = re.search(r"```text\n(# Login.*?)```", SUPPORT_PAGE.read_text(encoding="utf-8"), re.S)
+async def test_the_documented_example_script_passes(tmp_path: Path) -> None:
+    """A script written from the documentation alone: its example is replayed as it is printed there."""
+    example = re.search(r"```text\n(# Login.*?)```", SUPPORT.read_text(encoding="utf-8"), re.S)
     assert example is not None, "docs/support.md's flow script example"
     script = tmp_path / "readme.flow"
     script.write_text(example.group(1), encoding="utf-8")

@@ -51,7 +51,8 @@ async def test_english_user_gets_english_and_can_switch(sqlite_bot):
     events = await user.send("/lingua")
     assert "Which language" in last_text(events)
     events = await user.press("Italiano")
-    assert "italiano" in last_text(events)
+    assert "italiano" in texts_of(events)[0]
+    assert "Qual è il suo codice cliente?" in last_text(events), "the open question again, in Italian"
     events = await user.send(MARIO["code"])
     assert "persona" in last_text(events), "the flow goes on, now in Italian"
     assert sqlite_bot.app.user_data[9001]["lang"] == "it"

@@ -36,12 +36,14 @@ def test_console_fresh_forgets_the_saved_state_of_an_earlier_session(tmp_path: P
     db = tmp_path / "fresh.db"
     assert run_cli(["customers", "demo"], db).returncode == 0
     started = run_cli(["console"], db, stdin="/registrati\n1\nUG-100234\n")
-    assert started.returncode == 0 and PENDING in started.stdout
+    # Piped input that ends in the middle of a form: status 1, and where it stopped (issue 22).
+    assert started.returncode == 1 and PENDING in started.stdout
+    assert "the input ended in the middle of the registration form, at its question 'kind'" in started.stderr
     other = run_cli(["console", "--user-id", "4242"], db, stdin="/registrati\n1\nUG-100235\n")
     assert PENDING in other.stdout
 
     resumed = run_cli(["console"], db)
-    assert resumed.returncode == 0 and PENDING in resumed.stdout  # without --fresh: where it stopped
+    assert resumed.returncode == 1 and PENDING in resumed.stdout  # without --fresh: where it stopped
     fresh = run_cli(["console", "--fresh"], db)
     assert fresh.returncode == 0, fresh.stderr
     assert PENDING not in fresh.stdout and "Le diamo il benvenuto" in fresh.stdout

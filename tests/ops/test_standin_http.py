@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -114,16 +114,22 @@ async def test_a_webhook_gets_the_updates_with_its_secret_and_getupdates_is_refu
         refused = await _call(client, root, "getUpdates")
         assert refused.status_code == 409 and "webhook is active" in refused.json()["description"]
         await client.post(f"{root}/standin/users/7/send", json={"text": "ciao"})
-        for _ in range(60):
-            if received:
-                break
-            await asyncio.sleep(0.05)
-        assert received and received[0][0] == "s3cret" and received[0][1]["message"]["text"] == "ciao"  # type: ignore[index]
+        # The stand-in counts the delivery after the receiver answered: wait for both, with a deadline.
+        await _eventually(lambda: bool(received) and standin.updates.pending == 0)
+        assert received[0][0] == "s3cret" and received[0][1]["message"]["text"] == "ciao"  # type: ignore[index]
         assert standin.updates.pending == 0
         assert (await _call(client, root, "deleteWebhook", drop_pending_updates=True)).status_code == 200
     finally:
         hook.stop()
         await standin.close()
+
+
+async def _eventually(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait for `condition` to hold, checking every 20 ms, failing after `seconds`."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "the condition did not hold in time"
+        await asyncio.sleep(0.02)
 
 
 def test_the_lock_keys_are_the_bot_ids_two_halves() -> None:

@@ -29,6 +29,7 @@ from telegram.request import BaseRequest
 from conversations import own_data, privacy, secret_guard
 from conversations.account import logout, show_profile
 from conversations.context import BotContext
+from conversations.engine import FormEngine, read_draft
 from conversations.login import LoginForm
 from conversations.recovery import RecoveryForm
 from conversations.registration import RegistrationForm
@@ -128,10 +129,27 @@ def add_handlers(app: Application, persistent: bool = False) -> None:
 
 
 async def welcome(update: Update, context: BotContext) -> None:
+    """/start, /aiuto and any message outside a form: what the customer can do in their state (the
+    self-service commands once logged in, registration and login before)."""
     text = update.effective_message.text if update.effective_message else ""
     words = (text or "").split()  # a message of spaces only has no first word
     command = words[0].split("@")[0] if words else ""
-    await context.say(update, "help" if command in ("/aiuto", "/help") else "welcome")
+    key = "help" if command in ("/aiuto", "/help") else "welcome"
+    user = update.effective_user
+    account = await context.services.accounts.session_account(user.id) if user is not None else None
+    if account is None:
+        await context.say(update, key)
+    else:
+        await context.say(update, f"{key}_session", email=account.email)
+
+
+async def set_language_and_repeat(update: Update, context: BotContext) -> None:
+    """After /lingua in the middle of a form: the open question again, in the language just chosen (its
+    old buttons go stale: the question's serial moves on)."""
+    for form in FORMS:
+        if read_draft(context.user_data.get(form.name)) is not None:
+            await FormEngine(form).repeat(update, context)
+            return
 
 
 async def slow_down(app: Application, update: object) -> None:
@@ -183,6 +201,7 @@ async def set_language(update: Update, context: BotContext) -> None:
     with contextlib.suppress(TelegramError):
         await query.edit_message_reply_markup(None)
     await context.say(update, "language_set")
+    await set_language_and_repeat(update, context)
     raise ApplicationHandlerStop
 
 

@@ -20,6 +20,7 @@ Where the figures come from, without the layers below knowing about Prometheus:
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import time
 from collections.abc import Callable
 from typing import Any
@@ -78,6 +79,20 @@ BOT_API_REQUESTS = Counter(
     f"{PREFIX}_bot_api_requests", "Bot API requests, by method and outcome", ["method", "outcome"]
 )
 LEADER = Gauge(f"{PREFIX}_leader", "1 while this process is the leader (handles updates), 0 as a standby")
+# Which code runs, as the usual `*_build_info` gauge: always 1, the version in its label (a dashboard
+# joins it to tell a deploy half-done; an alert rule finds two versions at once).
+BUILD_INFO = Gauge(f"{PREFIX}_build_info", "The running code: its version in the label, value 1", ["version"])
+
+
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml); "unknown" for a source tree not installed."""
+    try:
+        return importlib.metadata.version("unogas-bot")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+BUILD_INFO.labels(_version()).set(1)
 
 # Audit events (service/ and storage/accounts.py) -> what they count. Unknown events count nowhere.
 _COUNTED: dict[str, tuple[Any, tuple[str, ...]]] = {

@@ -12,22 +12,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import getpass
+import io
+import re
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 from sqlalchemy import delete
 
+from conversations.spec import SUMMARY
 from storage.db import Database
 from storage.models import BotChatData, BotConversation, BotUserData
 from storage.persistence import SqlPersistence, encode
-from unogas_bot.bot.app import build_application
+from unogas_bot.bot.app import FORMS, build_application
 from unogas_bot.cli.common import CliError, with_database
 from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
-from unogas_bot.flows.session import SECRET_ECHO, ConsoleSession, expects_secret
+from unogas_bot.flows.secrets import SecretBook
+from unogas_bot.flows.session import SECRET_ECHO, ConsoleSession, awaited_step, expects_secret
 from unogas_bot.i18n import texts
 from unogas_bot.offline import OfflineBotAPI, Simulator, offline_builder
 from unogas_bot.service.context import Services
@@ -35,11 +42,16 @@ from unogas_bot.service.context import Services
 __all__ = ["CONSOLE_USER_ID", "SECRET_ECHO", "run_console"]
 
 QUIT_WORDS = ("/quit", "/esci_console")
+CONSOLE_HASH_BUDGET = 1000  # bcrypt hashes or checks a minute for the console's player (see cmd_console)
 
 
 # Telegram user ids have at most 52 significant bits (Bot API, User.id): above them, the console's default
 # player can never be a real customer, even when support staff run the console on the production database.
 CONSOLE_USER_ID = 2**52 + 424242
+
+
+class EndedMidForm(CliError):
+    """Piped input ended while a form was waiting for an answer: a script that stopped short."""
 
 
 async def run_console(
@@ -53,10 +65,15 @@ async def run_console(
     transcript: TextIO | None = None,
     persistent: bool = True,
     clock: Callable[[], datetime] = utcnow,
+    prepare: Callable[[Services], Awaitable[SecretBook | None]] | None = None,
+    lines_before: int = 0,
 ) -> int:
     """Chat in the terminal until end of input or /quit; `db` (schema up to date) is closed at the end.
-    `transcript` gets the session as a flow script records it (`flows record`); without `persistent`
-    conversations live only in memory (a throwaway database needs no resuming)."""
+    `transcript` gets the session as a flow script records it (`flows record`; `lines_before`: the lines
+    above it, for the notes that name a line); without `persistent` conversations live only in memory (a
+    throwaway database needs no resuming). `prepare` runs on the services before the chat starts (a
+    recording's fixture) and may return the secrets it set. Piped input that ends in the middle of a form
+    raises `EndedMidForm`, naming the question left unanswered."""
     stdin = stdin or sys.stdin
     out = out or sys.stdout
     interactive = stdin.isatty()
@@ -68,12 +85,17 @@ async def run_console(
     # Conversations are kept in the database as with `run`: a new console picks up where the last one stopped.
     persistence = SqlPersistence(db) if persistent else None
     app = build_application(services, builder=offline_builder(api), persistence=persistence)
+    stopped: tuple[str, str] | None = None
+    terminal = _terminal_state(stdin) if interactive else None
     try:
+        book = await prepare(services) if prepare is not None else None
         async with Simulator(app, api) as sim:
             user = sim.user(user_id, first_name="Cliente", language_code=language)
+            lang = texts.language_for(language)
             session = ConsoleSession(
-                user, out, echo=not interactive, language=texts.language_for(language), transcript=transcript
+                user, out, echo=not interactive, language=lang, transcript=transcript, app=app, book=book
             )
+            session.lines_before = lines_before
             if interactive:
                 print(texts.t(language, "console_banner"), file=out, flush=True)
             await session.handle_line("/start")
@@ -81,20 +103,80 @@ async def run_console(
                 secret = expects_secret(app, user_id)
                 if interactive and secret:
                     prompt = texts.t(language, "console_hidden_prompt")
-                    line = await asyncio.to_thread(getpass.getpass, prompt)
+                    line = await read_in_background(getpass.getpass, prompt)
                 else:
                     if interactive:
                         print("> ", end="", file=out, flush=True)
-                    line = await asyncio.to_thread(stdin.readline)
+                    line = await read_in_background(stdin.readline)
                     if not line:
+                        stopped = None if interactive else awaited_step(app, user_id)
                         break
                 if line.strip().lower() in QUIT_WORDS:
                     break
                 if line.strip():
                     await session.handle_line(line, secret=secret)
     finally:
+        _restore_terminal(stdin, terminal)  # getpass left off by Ctrl-C would leave the echo off
         await services.close()
+    if stopped is not None:
+        raise EndedMidForm(where_it_stopped(*stopped, texts.language_for(language)))
     return 0
+
+
+async def read_in_background(read: Callable[..., str], *args: object) -> str:
+    """`read(*args)` (a blocking read of the terminal or the pipe) in a daemon thread: Ctrl-C ends the
+    console at once, where a worker thread of the event loop's executor would be waited for until Enter."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[str] = loop.create_future()
+
+    def settle(result: str | None, error: BaseException | None) -> None:
+        if done.done():  # the console was stopped meanwhile
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result or "")
+
+    def work() -> None:
+        try:
+            result = read(*args)
+        except BaseException as exc:  # EOFError from getpass, an OSError of a closed terminal
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=work, name="console input", daemon=True).start()
+    return await done
+
+
+def _terminal_state(stdin: TextIO) -> list[Any] | None:
+    try:
+        import termios
+
+        return termios.tcgetattr(stdin.fileno())
+    except (ImportError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+
+
+def _restore_terminal(stdin: TextIO, state: list[Any] | None) -> None:
+    if state is None:
+        return
+    import termios
+
+    with contextlib.suppress(OSError, ValueError):
+        termios.tcsetattr(stdin.fileno(), termios.TCSADRAIN, state)
+
+
+def where_it_stopped(form: str, step: str, lang: str = "it") -> str:
+    """One line for a piped session that ended with a question open: the form, and the question."""
+    found = next((f for f in FORMS if f.name == form), None)
+    if step == SUMMARY or found is None or step not in found.by_key:
+        question = "its summary, waiting for «Salva»" if step == SUMMARY else f"its step {step!r}"
+    else:
+        spec = found.spec
+        wording = texts.t(lang, spec.question_key(found.by_key[step], {})).split("\n")[0]
+        question = f"its question {step!r} («{re.sub(r'<[^>]+>', '', wording)}»)"
+    return f"the input ended in the middle of the {form} form, at {question}: the form was not completed"
 
 
 async def forget_saved_state(db: Database, user_id: int) -> None:
@@ -136,6 +218,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
     language = console_language(args.language)
     user_id = CONSOLE_USER_ID if args.user_id is None else args.user_id
+
+    # The per-Telegram-user bcrypt budget guards the bot's CPU against a flooding chat; the console's one
+    # player is the operator at this terminal, whose piped session (a registration, a login, a recovery:
+    # scripts/demo-session.txt) needs more than 6 hashes a minute. The attempt limits all stay.
+    settings = dataclasses.replace(settings, hash_budget_per_user=CONSOLE_HASH_BUDGET)
 
     async def work(db: Database) -> int:
         if args.fresh:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy.exc import DBAPIError
 
-from unogas_bot.cli import accounts, bench, console, customers, db, flows, run, standin
+from unogas_bot.cli import accounts, bench, config_check, console, customers, db, flows, run, standin
 from unogas_bot.cli.common import CliError, load_env_file
 from unogas_bot.config import ConfigError, Settings
 from unogas_bot.security.json_logs import JsonFormatter
@@ -95,6 +95,9 @@ def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         load_env_file()  # ./.env, under the real environment
+        if args.command == "config":  # reports every bad value itself, rather than the first one
+            logging.basicConfig(level=logging.WARNING)
+            return COMMANDS[("config", args.action)](None, args) or 0  # type: ignore[arg-type]
         settings = Settings.from_env()
         configure_logging(settings, args)
         handler = COMMANDS[(args.command, getattr(args, "action", None))]
@@ -112,7 +115,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 # One module per command group, each with its `add_parser` and `COMMANDS`; the order is the help's.
-GROUPS = (run, console, customers, accounts, db, bench, standin, flows)
+GROUPS = (run, console, customers, accounts, db, bench, standin, flows, config_check)
 COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], int]] = {
     key: command for group in GROUPS for key, command in group.COMMANDS.items()
 }

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from urllib.parse import urlsplit
 
 from sqlalchemy.exc import OperationalError
 
+from unogas_bot.cli.checks import database_problems, listen_problems, port_problem
 from unogas_bot.cli.common import CliError
 from unogas_bot.config import Settings
 
@@ -58,6 +60,15 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             port=args.port,
             url_path=args.url_path,
         )
+    # What would make the start fail, first: each problem names its setting (a database port that is
+    # wrong, a metrics port in use) instead of a driver's "[Errno 111] Connect call failed".
+    problems = listen_problems(settings)
+    if webhook is not None:
+        problem = port_problem(args.listen, args.port, "--port", "--listen")
+        problems += [problem] if problem else []
+    problems += asyncio.run(database_problems(settings, migrated=False))
+    if problems:
+        raise CliError("cannot start: " + "; ".join(str(problem) for problem in problems))
     try:
         return run(settings, webhook)
     except (StartupError, LeadershipRefused) as exc:  # Telegram unreachable or refusing; another `run`

@@ -1,41 +1,80 @@
 """Replaying flow scripts against the real Application, offline, each on a throwaway database.
 
 Every script gets a fresh SQLite file (copied from a template migrated once per run, with the demo
-customers unless the script names a CSV), the Application as `run` builds it on the Bot API stand-in, and
-the console's session (`session.py`), so a script sees exactly what `unogas-bot console` shows. Secrets
-are never in a script: a masked input (`> ••••••••`) types the script's password at a password question and
-its answer at a security-answer question (`# password:` / `# answer:` headers, else values generated for
-the run, strong enough for the bot's rules). The bot's clock stands still at the script's `# now:` (or the
-default), so a script that shows a date passes on any day.
+customers unless the script names a CSV; with `# accounts: demo` a registered, logged-in demo customer),
+the Application as `run` builds it on the Bot API stand-in, and the console's session (`session.py`), so a
+script sees exactly what `unogas-bot console` shows. Secrets are never in a script: a masked input
+(`> ••••••••`) types the script's password at a password question and its answer at a security-answer
+question (`# password:` / `# answer:` headers, else values generated for the run, strong enough for the
+bot's rules); a marked mask types a second one or a refused one (secrets.py). The bot's clock stands still
+at the script's `# now:` (or the default), so a script that shows a date passes on any day.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import io
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from storage.customer_csv import import_file
+from conversations.draft import Draft, UnreadableDraft
+from storage.customer_csv import CsvFormatError, ImportRejected, import_file
 from storage.db import Database
 from storage.demo import load_demo
 from storage.registry import CustomerRegistry
+from unogas_bot import rules
 from unogas_bot.bot.app import build_application
 from unogas_bot.clock import frozen
 from unogas_bot.config import Settings
-from unogas_bot.flows.script import Mismatch, Script, describe, match_step, parse, render, script_now
-from unogas_bot.flows.session import INDENT, SECRET_ECHO, ConsoleSession, awaited_step, expects_secret
+from unogas_bot.flows import fixtures
+from unogas_bot.flows.script import (
+    Mismatch,
+    Script,
+    ScriptError,
+    describe,
+    match_step,
+    parse,
+    render,
+    script_now,
+)
+from unogas_bot.flows.secrets import (
+    ANSWER,
+    PASSWORD,
+    WRONG,
+    Mark,
+    generated,
+    kind_of_step,
+    parse_mark,
+    refused_example,
+)
+from unogas_bot.flows.session import INDENT, ConsoleSession, awaited_step, expects_secret
 from unogas_bot.i18n import texts
 from unogas_bot.offline import OfflineBotAPI, Simulator, offline_builder
 from unogas_bot.service.context import Services
+from unogas_bot.service.recovery import personal_data
 
 SUFFIX = ".flow"  # what `flows test DIR` looks for
 DEFAULT_USER = 1001
 GROUP_CHAT = -1001234567890
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One input of a replay: what was typed, the question waiting before and after ((form, step) or
+    None), and what the bot said; the flow coverage maps these onto the diagrams' paths."""
+
+    typed: str
+    before: tuple[str, str] | None
+    after: tuple[str, str] | None
+    said: tuple[str, ...]
+    language: str
 
 
 @dataclass
@@ -45,6 +84,8 @@ class Outcome:
     script: Script
     actual: list[list[str]]
     mismatches: list[Mismatch]
+    seconds: float = 0.0
+    observations: list[Observation] = dataclasses.field(default_factory=list)  # for the flow coverage
 
     @property
     def passed(self) -> bool:
@@ -59,6 +100,16 @@ def find_scripts(paths: Iterable[str | Path]) -> Iterator[Path]:
             yield from sorted(path.rglob(f"*{SUFFIX}"))
         else:
             yield path
+
+
+def matches(path: Path, pattern: str) -> bool:
+    """`-k PATTERN`: the script's path contains the pattern (case-insensitive), or matches it as a glob."""
+    text = path.as_posix()
+    return (
+        pattern.casefold() in text.casefold()
+        or fnmatch.fnmatch(text, pattern)
+        or fnmatch.fnmatch(path.name, pattern)
+    )
 
 
 def generated_secrets() -> dict[str, str]:
@@ -103,20 +154,31 @@ class Replayer:
         return db, url
 
     async def replay(self, script: Script) -> Outcome:
+        started = time.perf_counter()
         headers = script.headers
         customers = headers.get("customers", "demo")
         db, url = await self.database(demo=customers == "demo")
-        if customers not in ("demo", "none"):
-            await import_file(script.path.parent / customers, CustomerRegistry(db))
-        clock = frozen(script_now(headers, script.path))
-        services = Services.create(dataclasses.replace(self.settings, database_url=url), db, clock=clock)
+        try:
+            if customers not in ("demo", "none"):
+                await self._import(script, customers, db)
+            clock = frozen(script_now(headers, script.path))
+            services = Services.create(dataclasses.replace(self.settings, database_url=url), db, clock=clock)
+        except BaseException:
+            await db.dispose()
+            raise
         api = OfflineBotAPI()
         app = build_application(services, builder=offline_builder(api))
         out = io.StringIO()
         actual: list[list[str]] = []
+        user_id = int(headers.get("user", DEFAULT_USER))
+        replay = _Replay(self, script, app, services, user_id)
         try:
+            if headers.get("accounts") == "demo":
+                try:
+                    await fixtures.demo_account(services, user_id, replay.base[PASSWORD], replay.base[ANSWER])
+                except fixtures.FixtureError as exc:
+                    raise ScriptError(f"{script.where('accounts')}: {exc}") from None
             async with Simulator(app, api) as sim:
-                user_id = int(headers.get("user", DEFAULT_USER))
                 language = headers.get("language", "it")
                 group = headers.get("chat") == "group"
                 user = sim.user(
@@ -126,33 +188,105 @@ class Replayer:
                     chat_id=GROUP_CHAT if group else None,
                     chat_type="group" if group else "private",
                 )
-                session = ConsoleSession(user, out, echo=False, language=texts.language_for(language))
+                session = ConsoleSession(
+                    user, out, echo=False, language=texts.language_for(language), app=app
+                )
+                observations = []
                 for step in script.steps:
                     start = out.tell()
                     if step.input is not None:
-                        await self._type(session, app, user_id, step.input.text[1:].strip(), script)
+                        typed = step.input.text[1:].strip()
+                        before = awaited_step(app, user_id)
+                        await replay.type(session, typed)
+                        said = tuple(out.getvalue()[start:].splitlines())
+                        after = awaited_step(app, user_id)
+                        observations.append(Observation(typed, before, after, said, language))
                     actual.append(out.getvalue()[start:].splitlines())
         finally:
             await services.close()  # disposes of the database too
         mismatches = [
             m for step, lines in zip(script.steps, actual, strict=True) if (m := match_step(step, lines))
         ]
-        return Outcome(script, actual, mismatches)
+        return Outcome(script, actual, mismatches, time.perf_counter() - started, observations)
 
-    async def _type(
-        self, session: ConsoleSession, app: object, user_id: int, text: str, script: Script
+    async def _import(self, script: Script, name: str, db: Database) -> None:
+        """The script's `# customers:` CSV into its database; a missing or bad file is a ScriptError
+        naming the script's line."""
+        where, csv = script.where("customers"), script.path.parent / name
+        if not csv.is_file():
+            raise ScriptError(f"{where}: customers: no such CSV file {csv} (or use `demo` or `none`)")
+        try:
+            await import_file(csv, CustomerRegistry(db))
+        except ImportRejected as exc:
+            raise ScriptError(f"{where}: customers: {csv} cannot be imported: {exc}") from None
+        except CsvFormatError as exc:  # pragma: no cover - import_file reports these as ImportRejected
+            raise ScriptError(f"{where}: customers: {csv} cannot be imported: {exc}") from None
+
+
+class _Replay:
+    """One script being typed: the values its masks stand for."""
+
+    def __init__(
+        self, replayer: Replayer, script: Script, app: Any, services: Services, user_id: int
     ) -> None:
-        if text == SECRET_ECHO:
-            awaited = awaited_step(app, user_id)
-            kind = "answer" if awaited and "answer" in awaited[1] else "password"
-            value = script.headers.get(kind) or self.secrets[kind]
+        self.script = script
+        self.app = app
+        self.services = services
+        self.user_id = user_id
+        self.base = {kind: script.headers.get(kind) or replayer.secrets[kind] for kind in (PASSWORD, ANSWER)}
+
+    async def type(self, session: ConsoleSession, text: str) -> None:
+        before = awaited_step(self.app, self.user_id)
+        mark = parse_mark(text)
+        if mark is not None:
+            value = await self._secret(mark, before)
+            if value is None:
+                reason = mark.reason or "?"
+                print(
+                    f"{INDENT}(cannot type a secret refused for {reason!r}: no example known)",
+                    file=session.out,
+                )
+                return
             await session.handle_line(value, secret=True)
         elif text.startswith("[") and text.endswith("]"):
             if not await session.press(text[1:-1]):
                 shown = ", ".join(f"[{label}]" for label, _ in session.buttons) or "none"
                 print(f"{INDENT}(no button {text} to press; buttons: {shown})", file=session.out)
         else:
-            await session.handle_line(text, secret=expects_secret(app, user_id))
+            await session.handle_line(text, secret=expects_secret(self.app, self.user_id))
+
+    async def _secret(self, mark: Mark, awaited: tuple[str, str] | None) -> str | None:
+        kind = mark.kind or kind_of_step(awaited[1] if awaited else None)
+        if not mark.refused:
+            assert mark.label is not None
+            return generated(kind, mark.label, self.base)
+        if mark.reason is None:
+            return WRONG
+        answers = self._answers(awaited)
+        return refused_example(mark.reason, await self._personal(answers), str(answers.get("question", "")))
+
+    def _answers(self, awaited: tuple[str, str] | None) -> dict[str, Any]:
+        if awaited is None:
+            return {}
+        try:
+            return Draft.from_stored(self.app.user_data.get(self.user_id, {}).get(awaited[0])).answers
+        except UnreadableDraft:
+            return {}
+
+    async def _personal(self, answers: dict[str, Any]) -> list[str]:
+        """The customer's own data a password must not contain: the registration's answers, or the
+        profile's (recovery, change of password)."""
+        if "account_id" in answers:
+            account = await self.services.accounts.get(int(answers["account_id"]))
+            return personal_data(account) if account is not None else []
+        return rules.password.personal_data(
+            customer_code=answers.get("customer_code"),
+            tax_code=answers.get("tax_code"),
+            first_name=answers.get("first_name"),
+            last_name=answers.get("last_name"),
+            company_name=answers.get("company_name"),
+            email=answers.get("email"),
+        )
 
 
 async def run_scripts(paths: Iterable[Path], settings: Settings, *, update: bool = False) -> list[Outcome]:

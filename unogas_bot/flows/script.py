@@ -4,10 +4,12 @@ A flow script is a console transcript (see `session.py`) with a few additions:
 
     # language: en            headers, before the first input: language (it, en), user (a Telegram user
     # customers: demo         id), chat (private, group), customers (demo, or a CSV path relative to the
-                              script), password and answer (what a masked input types), now (the
-                              instant the bot's clock stands at, default 2026-11-29T10:00 UTC)
+                              script), accounts (none, or demo: a registered, logged-in demo customer),
+                              password and answer (what a masked input types), now (the instant the
+                              bot's clock stands at, default 2026-11-29T10:00 UTC)
     > /registrati             what the customer types; `> [Salva]` presses a button, `> /contatto +39...`
                               shares a contact, `> ••••••••` types the script's password or answer
+                              (secrets.py: the marks of a second or a refused one)
     bot: Passo 1 di 12        what the bot must say; continuation lines are indented
          Qual è il suo {*}    `{*}` matches any text, `{re:[0-9]+}` a regular expression
     ...                       any number of bot lines
@@ -19,6 +21,7 @@ are ignored.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,11 +30,11 @@ from functools import cache
 from pathlib import Path
 
 ELLIPSIS = "..."
-HEADERS = ("language", "user", "chat", "customers", "password", "answer", "now")
+HEADERS = ("language", "user", "chat", "customers", "accounts", "password", "answer", "now")
 # The instant a script runs at when it names none (`# now:`): the bot's clock stands still there, so a date
 # it shows (a profile's registration day) is the same whatever day the script is replayed.
 DEFAULT_NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
-_HEADER = re.compile(r"#\s*([a-z]+)\s*:\s*(.*?)\s*$")
+_HEADER = re.compile(r"#\s*([a-z][a-z_-]*)\s*:\s*(.*?)\s*$")
 _PATTERN = re.compile(r"\{\*\}|\{re:((?:[^{}]|\{[^{}]*\})*)\}")
 
 
@@ -68,6 +71,12 @@ class Script:
     headers: dict[str, str]
     header_lines: list[str]
     steps: list[Step]
+    header_numbers: dict[str, int] = field(default_factory=dict)  # the line of each header
+
+    def where(self, header: str) -> str:
+        """`path:line` of a header (the file alone when the script does not have it), for an error."""
+        number = self.header_numbers.get(header)
+        return f"{self.path}:{number}" if number else str(self.path)
 
     @property
     def inputs(self) -> list[Line]:
@@ -85,6 +94,7 @@ def is_input(text: str) -> bool:
 def parse(text: str, path: Path = Path("<script>")) -> Script:
     """Read a script; `ScriptError` names the line of an unknown header or a bad pattern."""
     headers: dict[str, str] = {}
+    numbers: dict[str, int] = {}
     header_lines: list[str] = []
     steps = [Step(None)]
     for number, raw in enumerate(text.splitlines(), 1):
@@ -98,7 +108,10 @@ def parse(text: str, path: Path = Path("<script>")) -> Script:
             header = _HEADER.fullmatch(raw)
             if len(steps) == 1 and header and header.group(1) in HEADERS:
                 headers[header.group(1)] = header.group(2)
+                numbers[header.group(1)] = number
                 header_lines.append(line.text)
+            elif len(steps) == 1 and header:
+                raise ScriptError(f"{path}:{number}: {_unknown(header.group(1))}")
             elif len(steps) == 1:
                 header_lines.append(line.text)
             else:
@@ -109,18 +122,30 @@ def parse(text: str, path: Path = Path("<script>")) -> Script:
             except re.error as exc:
                 raise ScriptError(f"{path}:{number}: bad {{re:...}} pattern: {exc}") from None
             steps[-1].expected.append(line)
-    if headers.get("language", "it") not in ("it", "en"):
-        raise ScriptError(f"{path}: language must be it or en, not {headers['language']!r}")
-    if headers.get("chat", "private") not in ("private", "group"):
-        raise ScriptError(f"{path}: chat must be private or group, not {headers['chat']!r}")
+    script = Script(path, headers, header_lines, steps, numbers)
+    choices = {"language": ("it", "en"), "chat": ("private", "group"), "accounts": ("none", "demo")}
+    for name, allowed in choices.items():
+        if headers.get(name, allowed[0]) not in allowed:
+            wanted = " or ".join(allowed)
+            raise ScriptError(f"{script.where(name)}: {name} must be {wanted}, not {headers[name]!r}")
     if not headers.get("user", "1").isdigit():
-        raise ScriptError(f"{path}: user must be a Telegram user id, not {headers['user']!r}")
+        raise ScriptError(f"{script.where('user')}: user must be a Telegram user id, not {headers['user']!r}")
     if "now" in headers:
-        script_now(headers, path)  # refused here, with the file, rather than halfway through a replay
-    return Script(path, headers, header_lines, steps)
+        script_now(headers, path, numbers.get("now"))  # refused here rather than halfway through a replay
+    return script
 
 
-def script_now(headers: dict[str, str], path: Path = Path("<script>")) -> datetime:
+def _unknown(name: str) -> str:
+    """What an unknown header is told: the known ones, and the one it may be a misspelling of."""
+    close = difflib.get_close_matches(name, HEADERS, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return (
+        f"unknown header {name!r}{hint}; the headers are {', '.join(HEADERS)} "
+        "(a comment before the first input must not look like `# word: ...`)"
+    )
+
+
+def script_now(headers: dict[str, str], path: Path = Path("<script>"), line: int | None = None) -> datetime:
     """The frozen instant of a script: its `# now:` header (ISO 8601, UTC unless it names a zone), or
     DEFAULT_NOW."""
     given = headers.get("now")
@@ -129,7 +154,8 @@ def script_now(headers: dict[str, str], path: Path = Path("<script>")) -> dateti
     try:
         at = datetime.fromisoformat(given)
     except ValueError:
-        raise ScriptError(f"{path}: now must be a time such as 2026-11-29T10:00, not {given!r}") from None
+        where = f"{path}:{line}" if line else str(path)
+        raise ScriptError(f"{where}: now must be a time such as 2026-11-29T10:00, not {given!r}") from None
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 

@@ -2,21 +2,30 @@
 
 Shared by `unogas-bot console` (cli/console.py) and the flow scripts (`flows test`, `flows record`), so a
 recorded session and a replayed script read exactly like the console: `> ` lines are what the customer
-typed, `bot: ` lines (continuations indented by five spaces) what the bot said. A password or security
-answer is never written as typed: its echo is `SECRET_ECHO`.
+typed, `bot: ` lines (continuations indented by five spaces) what the bot said. A message the bot treats as
+secret (typed at a password or security-answer question, or deleted by the bot for safety) is never
+written as typed, right or wrong: its echo is `SECRET_ECHO`, and a recording writes a mask that tells the
+replay what kind of secret to type (secrets.py).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from conversations.draft import Draft, UnreadableDraft
+from conversations.spec import Field, Repeat, SecretPair
+from unogas_bot import rules
 from unogas_bot.bot.app import FORMS
+from unogas_bot.flows.secrets import MASK, PASSWORD, Mark, SecretBook, comparable, kind_of_step
 from unogas_bot.i18n import texts
 from unogas_bot.offline import CallbackAnswered, Deleted, Edited, Sent, SimUser
+from unogas_bot.offline.events import DocumentSent
 
 CONTACT_COMMANDS = ("/contatto", "/contact")
-SECRET_ECHO = "••••••••"  # what a transcript shows for a password or security answer
+SHARED_PHONE = "+393471234567"  # the console player's own number, shared by «Condividi il mio numero»
+SECRET_ECHO = MASK  # what a transcript shows for a password or security answer
 INDENT = "     "  # continuation lines of a bot message, and lines that are not messages
 
 
@@ -35,44 +44,149 @@ class ConsoleSession:
         echo: bool,
         language: str = "it",
         transcript: TextIO | None = None,
+        app: Any = None,
+        book: SecretBook | None = None,
+        notes: TextIO | None = None,
     ) -> None:
         self.user = user
         self.language = language
         self.out = out
         self.echo = echo
         self.transcript = transcript
+        self.app = app  # the Application, to know the question being asked (None: no masks but `secret`)
+        self.book = book or SecretBook()  # the secrets typed so far, in memory only
+        self.notes = notes if notes is not None else sys.stderr  # where `record` says what it masked
         self.buttons: list[tuple[str, bool]] = []  # (label, is_inline) of the last keyboard shown
+        self.lines_before = 0  # lines of the recording above the transcript (its headers)
+        self._recorded_lines = 0
+        self._clear: set[str] = set()  # what was typed in clear: no secret, whatever the bot does with it
+        self._firsts: dict[tuple[str, str], str] = {}  # a pair's first entry, until its repetition
+        self._notes: list[str] = []  # what the terminal adds after the input's echo (a shared number)
 
     async def handle_line(self, line: str, secret: bool = False) -> None:
-        """Send one typed line; when echoing (piped input), a secret is shown masked, never as typed."""
+        """Send one typed line. A line typed at a secret question (`secret`) or that the bot deleted is
+        echoed (piped input) and recorded masked, never as typed."""
         text = line.rstrip("\r\n")
-        if self.echo:
-            print(f"> {SECRET_ECHO if secret else text}", file=self.out, flush=True)
-        if self.transcript is not None:
-            print(f"> {self._recorded(text.strip(), secret)}", file=self.transcript)
+        before = self._awaited()
+        sent_before = self.user.last_message_id
         events = await self._dispatch(text.strip())
+        own = self.user.last_message_id if self.user.last_message_id != sent_before else None
+        deleted = own is not None and any(
+            isinstance(e, Deleted) and e.message_id == own and e.chat_id == self.user.chat_id for e in events
+        )
+        # A secret typed where no secret was asked (the password at the e-mail question): the bot may keep
+        # it, the terminal and the recording do not, when it is one typed as a secret before.
+        slipped = self.book.find(text.strip()) is not None and not is_bot_command(text)
+        masked = (secret and not is_bot_command(text)) or deleted or slipped
+        if self.echo:
+            print(f"> {SECRET_ECHO if masked else text}", file=self.out, flush=True)
+        if self.transcript is not None:
+            mark = self._mark(text.strip(), before, self._awaited()) if masked else None
+            self._record(f"> {mark.text() if mark else self._recorded(text.strip())}")
+            if mark is not None and mark.refused:
+                self._say_refused(mark)
+            elif mark is None:
+                self._clear.add(text.strip())
+        self._flush_notes()
         self.show(events)
+
+    def _flush_notes(self) -> None:
+        for note in self._notes:
+            self._print(note)
+        self._notes.clear()
+
+    def _record(self, line: str) -> None:
+        assert self.transcript is not None
+        print(line, file=self.transcript)
+        self._recorded_lines += line.count("\n") + 1
+
+    def _say_refused(self, mark: Mark) -> None:
+        number = self.lines_before + self._recorded_lines
+        how = f"one refused for the same reason ({mark.reason})" if mark.reason else "a wrong one"
+        print(
+            f"note: line {number}: a refused secret is recorded as `> {mark.text()}`: the replay types {how}",
+            file=self.notes,
+            flush=True,
+        )
+
+    def _awaited(self) -> tuple[str, str] | None:
+        return awaited_step(self.app, self.user.user_id) if self.app is not None else None
+
+    def _step(self, awaited: tuple[str, str] | None) -> Field | None:
+        if awaited is None:
+            return None
+        form = next(f for f in FORMS if f.name == awaited[0])
+        return form.by_key.get(awaited[1])
+
+    def _answers(self, form: str) -> dict[str, Any]:
+        try:
+            draft = Draft.from_stored(self.app.user_data.get(self.user.user_id, {}).get(form))
+        except (UnreadableDraft, TypeError, AttributeError):
+            return {}
+        return draft.answers
+
+    def _answers_question(self, step: Field, text: str, awaited: tuple[str, str] | None) -> bool:
+        """Is `text` a valid answer to the (not secret) question `step`? Then the bot keeps and shows it
+        as that answer (the e-mail typed right after a lock, which the bot deletes all the same)."""
+        try:
+            step.parse(text, self._answers(awaited[0]) if awaited else {})
+        except rules.Invalid:
+            return False
+        return True
+
+    def _mark(self, text: str, before: tuple[str, str] | None, after: tuple[str, str] | None) -> Mark | None:
+        """What a recording writes for a masked line; None: it is no secret (the bot deleted a line typed
+        in clear before, such as the e-mail again right after a lock), written as typed."""
+        step = self._step(before)
+        default = kind_of_step(before[1] if before else None)
+        if step is None or not step.secret:
+            if text in self._clear or (step is not None and self._answers_question(step, text, before)):
+                return None
+            found = self.book.find(text)
+            if found is None:
+                return Mark(label=None)
+            kind, label = found
+            return Mark(label, kind=None if kind == default else kind)
+        assert before is not None
+        pair = step.of if isinstance(step, Repeat) else step
+        kind = kind_of_step(pair.key)
+        if isinstance(step, Repeat):
+            first = self._firsts.pop((before[0], pair.key), None)
+            if first is None or comparable(kind, first) != comparable(kind, text):
+                return Mark(label=None)
+            return Mark(self.book.label(kind, first, add=True))
+        if isinstance(step, SecretPair):
+            try:
+                step.parse(text, self._answers(before[0]))
+            except rules.Invalid as bad:
+                return Mark(label=None, reason=bad.reason)
+            if after == before:  # refused by a check beyond the rule: the account's own data
+                return Mark(label=None, reason="password.personal" if kind == PASSWORD else None)
+            self._firsts[(before[0], pair.key)] = text
+            return Mark(self.book.label(kind, text, add=True))
+        label = self.book.label(kind, text, add=False)  # checked against the account: known, or wrong
+        return Mark(label) if label is not None else Mark(label=None)
 
     async def press(self, label: str) -> bool:
         """Press the shown button labelled `label` (a flow script's `> [label]`); False when none is."""
         for shown, _ in self.buttons:
             if shown.casefold() == label.casefold():
                 if self.transcript is not None:
-                    print(f"> [{shown}]", file=self.transcript)
-                self.show(await self._pressed(shown))
+                    self._record(f"> [{shown}]")
+                events = await self._pressed(shown)
+                self._flush_notes()
+                self.show(events)
                 return True
         return False
 
-    def _recorded(self, text: str, secret: bool) -> str:
-        if secret:
-            return SECRET_ECHO
+    def _recorded(self, text: str) -> str:
         choice = self._button_for(text)
         return f"[{choice[0]}]" if choice is not None else text
 
     async def _dispatch(self, text: str) -> list[object]:
         word, _, rest = text.partition(" ")
         if word.lower() in CONTACT_COMMANDS:
-            return await self.user.share_contact(rest.strip() or "+393470000000")
+            return await self._share(rest.strip() or "+393470000000")
         choice = self._button_for(text)
         if choice is not None:
             return await self._pressed(choice[0])
@@ -83,8 +197,14 @@ class ConsoleSession:
         if inline:
             return await self.user.press(label)
         if label in (texts.t("it", "btn_share_phone"), texts.t("en", "btn_share_phone")):
-            return await self.user.share_contact("+393471234567")
+            return await self._share(SHARED_PHONE)
         return await self.user.send(label)
+
+    async def _share(self, phone: str) -> list[object]:
+        """Share a contact as Telegram's button does; the terminal says which number went (a customer
+        sees it in the chat, a console user would not otherwise)."""
+        self._notes.append(INDENT + texts.t(self.language, "console_shared", phone=phone))
+        return await self.user.share_contact(phone)
 
     def _button_for(self, text: str) -> tuple[str, bool] | None:
         if text.isdigit() and 1 <= int(text) <= len(self.buttons):
@@ -108,6 +228,8 @@ class ConsoleSession:
             elif isinstance(event, CallbackAnswered) and event.text:
                 # Telegram shows it for a moment over the chat (a stale button's notice): print it too.
                 self._print("bot: " + event.text)
+            elif isinstance(event, DocumentSent):
+                self._print(INDENT + texts.t(self.language, "console_document", name=event.filename))
             elif isinstance(event, Deleted):
                 self._print(INDENT + texts.t(self.language, "console_deleted"))
             elif isinstance(event, Edited) and event.reply_markup is None and event.text is None:
@@ -116,7 +238,40 @@ class ConsoleSession:
     def _print(self, text: str) -> None:
         print(text, file=self.out, flush=True)
         if self.transcript is not None:
-            print(text, file=self.transcript)
+            self._record(text)
+
+
+# Commands every chat knows besides the forms' own (bot/app.py): typed at a secret question they are
+# commands, never answers (the bot does not delete them), so they are echoed and recorded as typed.
+_COMMANDS = {
+    "start",
+    "aiuto",
+    "help",
+    "annulla",
+    "cancel",
+    "indietro",
+    "back",
+    "lingua",
+    "language",
+    "privacy",
+    "profilo",
+    "profile",
+    "esci",
+    "logout",
+    "contatto",
+    "contact",
+    "quit",
+    "esci_console",
+}
+
+
+def is_bot_command(text: str) -> bool:
+    """Is `text` one of the bot's commands (`/annulla`, `/accedi@UnogasBot`, `/cambia_email` ...)?"""
+    word = text.strip().split(" ", 1)[0]
+    if not word.startswith("/"):
+        return False
+    name = word[1:].split("@", 1)[0].lower()
+    return name in _COMMANDS or any(name in form.spec.entry_commands for form in FORMS)
 
 
 def awaited_step(app: Any, user_id: int) -> tuple[str, str] | None:

@@ -1,0 +1,57 @@
+"""Catalogue texts as the tools show them outside a conversation: with sample values in their
+placeholders (a diagram's labels, the preview page), as plain text, and the fixed part a replay's
+output is recognised by (the flow coverage)."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from unogas_bot.i18n import texts
+
+# What the tools put in a text's {placeholders}: the values a demo conversation would show.
+SAMPLES: dict[str, object] = {
+    "minutes": 15,
+    "seconds": 60,
+    "left": 2,
+    "email": "mario.rossi@example.it",
+    "name": "Mario Rossi",
+    "phone": "347 •••• 567",
+    "question": "Come si chiamava il mio primo gatto?",
+    "command": "/registrati",
+    "step": 3,
+    "total": 12,
+    "min": 8,
+    "max": 64,
+    "length": 5,
+    "max_bytes": 72,
+    "bytes": 80,
+    "url": "https://www.unogas.it/privacy",
+    "version": "2025-12",
+    "audit_days": 365,
+    "label": "E-mail",
+}
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def sample_html(lang: str, key: str) -> str:
+    """The message `key` in `lang` as Telegram HTML, its placeholders filled with sample values."""
+    template = texts.t(lang, key)
+    names = texts.placeholders(template)
+    if not names:
+        return template
+    return texts.t(lang, key, **{name: SAMPLES.get(name, "…") for name in names})
+
+
+def plain(markup: str) -> str:
+    """Telegram HTML as the customer reads it."""
+    return html.unescape(_TAGS.sub("", markup))
+
+
+def signature(lang: str, key: str) -> str:
+    """The longest fixed stretch of the message (placeholders and markup left out, whitespace squeezed):
+    a replay's output holding it said this message."""
+    template = plain(texts.t(lang, key))
+    parts = re.split(r"\{[^{}]*\}|\n", template)
+    best = max(parts, key=lambda part: len(part.strip()), default="")
+    return " ".join(best.split())
