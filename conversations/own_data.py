@@ -13,7 +13,7 @@ from typing import Any
 
 from telegram import InputFile
 
-from conversations import privacy
+from conversations import alerts, privacy
 from conversations.draft import Answers
 from conversations.engine import Ask, Finish, Form, Outcome, Reply, Turn
 from conversations.login import minutes_until
@@ -119,10 +119,12 @@ class OwnDataForm(Form):
         match await confirm_password(turn.services, turn.user_id, account_id, password, self.purpose):
             case PasswordConfirmed():
                 return None
-            case InvalidCredentials():
+            case InvalidCredentials() as invalid:
+                alerts.stranger_failed(turn.context, invalid.stranger_on, "login")
                 self.spec.forget(turn.draft, CURRENT.key)
                 return Ask([Reply("current_password_wrong")], field=CURRENT.key)
-            case LoginLocked(until):
+            case LoginLocked(until) as locked:
+                alerts.stranger_failed(turn.context, locked.stranger_on, "login")
                 return Finish([Reply("login_wait", {"minutes": minutes_until(until, turn.now())})])
             case AccountGone():
                 return Finish([Reply("own_data_not_logged_in")])

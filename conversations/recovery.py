@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from conversations import alerts
 from conversations.engine import Ask, Finish, Form, Outcome, Reply, Turn
 from conversations.login import minutes_until
 from conversations.spec import Checkpoint, Field, FormSpec, Secret, SecretPair
@@ -90,14 +91,16 @@ class RecoveryForm(Form):
             match await recovery.check_answer(turn.services, turn.user_id, account_id, value):
                 case AnswerAccepted():
                     return None
-                case AnswerWrong(left, question):
+                case AnswerWrong(left, question) as wrong:
+                    alerts.stranger_failed(turn.context, wrong.stranger_on, "recovery")
                     self.spec.forget(turn.draft, "answer")
                     notes = [
                         Reply("rec_wrong_answer", {"left": left}),
                         Reply("rec_question", {"question": question}),
                     ]
                     return Ask(notes, field="answer")
-                case RecoveryLocked(until):
+                case RecoveryLocked(until) as locked:
+                    alerts.stranger_failed(turn.context, locked.stranger_on, "recovery")
                     return Finish([self._locked(turn, until)])
                 case AccountGone():
                     return Finish([Reply("rec_gone")])

@@ -21,7 +21,7 @@ from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, upd
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.attempts import account_key, window_count
+from storage.attempts import of_account, window_count
 from storage.db import AUDITED, Lookup, upsert_statement
 from storage.models import (
     CUSTOMER_CODE_LEN,
@@ -75,6 +75,12 @@ class AccountView:
     recovery_locked_until: datetime | None
     privacy_version: str | None = None
     privacy_acknowledged_at: datetime | None = None
+    owner_telegram_user_id: int | None = None
+
+    @property
+    def owner(self) -> int:
+        """The Telegram account the profile trusts: the one that last logged in, or else registered it."""
+        return self.registered_by if self.owner_telegram_user_id is None else self.owner_telegram_user_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +164,7 @@ _VIEW_COLUMNS = (
     Account.recovery_locked_until,
     Account.privacy_version,
     Account.privacy_acknowledged_at,
+    Account.owner_telegram_user_id,
 )
 
 
@@ -243,6 +250,7 @@ class Accounts:
                         phone=new.phone,
                         registered_at=now,
                         registered_by=new.telegram_user_id,
+                        owner_telegram_user_id=new.telegram_user_id,
                         password_changed_at=now,
                         privacy_version=new.privacy_version,
                         privacy_acknowledged_at=new.privacy_acknowledged_at,
@@ -315,6 +323,16 @@ class Accounts:
             await (await session.connection()).execute(stmt, values)
         except IntegrityError as exc:  # only the foreign key can fail here
             raise AccountNotFound(account_id) from exc
+
+    async def make_owner(self, account_id: int, telegram_user_id: int) -> None:
+        """The Telegram user just proved the password: the profile trusts its account from now on."""
+        await self._session.execute(
+            update(Account)
+            .where(
+                Account.id == account_id, Account.owner_telegram_user_id.is_distinct_from(telegram_user_id)
+            )
+            .values(owner_telegram_user_id=telegram_user_id)
+        )
 
     async def session_lookup(self, telegram_user_id: int) -> tuple[AccountView | None, bool]:
         """The account the Telegram user is logged into and whether that session has expired."""
@@ -403,7 +421,7 @@ class Accounts:
     async def unlock(self, account_id: int) -> None:
         """Lift both locks and forget the account's attempts (key ``account_key(id)``); audit "unlocked"."""
         code = await self._update(account_id, login_locked_until=None, recovery_locked_until=None)
-        await self._session.execute(delete(Attempt).where(Attempt.key == account_key(account_id)))
+        await self._session.execute(delete(Attempt).where(of_account(account_id)))
         await self.add_event("unlocked", account_id=account_id, customer_code=code)
 
     async def _update(self, account_id: int, **values: Any) -> str:
@@ -449,7 +467,7 @@ class Accounts:
             return False
         # The foreign key cascades too; deleting explicitly does not depend on SQLite's pragma.
         await self.end_all_sessions(account_id)
-        await self._session.execute(delete(Attempt).where(Attempt.key == account_key(account_id)))
+        await self._session.execute(delete(Attempt).where(of_account(account_id)))
         await self._session.execute(delete(Account).where(Account.id == account_id))
         await self.add_event("deleted", account_id=account_id, customer_code=code)
         return True

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.accounts import AccountNotFound, EmailTaken, normalize_email
-from storage.attempts import account_key
+from storage.attempts import of_account
 from storage.models import Account, Attempt, AuditEvent, Customer, TelegramSession
 from unogas_bot.clock import utcnow
 
@@ -96,9 +96,7 @@ class Profiles:
             .order_by(TelegramSession.created_at)
         )
         attempts = await session.execute(
-            select(Attempt.kind, Attempt.at)
-            .where(Attempt.key == account_key(account_id))
-            .order_by(Attempt.at)
+            select(Attempt.kind, Attempt.at).where(of_account(account_id)).order_by(Attempt.at)
         )
         events = await session.execute(
             select(*_columns(AuditEvent.__table__))
@@ -139,7 +137,7 @@ class Profiles:
             return None
         # Explicit deletes: the foreign key cascades too, but SQLite only with its pragma on.
         await session.execute(delete(TelegramSession).where(TelegramSession.account_id == account_id))
-        await session.execute(delete(Attempt).where(Attempt.key == account_key(account_id)))
+        await session.execute(delete(Attempt).where(of_account(account_id)))
         await session.execute(delete(Account).where(Account.id == account_id))
         await session.execute(
             update(AuditEvent)

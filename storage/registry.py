@@ -253,6 +253,8 @@ class IdentityCheck:
     failures: int  # the larger of the two keys' counts of failed checks in the window
     has_account: bool  # the customer with the code typed has a profile already
     entry: _Entry | None  # the registry's entry for the code typed
+    by_first: int = 0  # the count under the first key alone
+    by_second: int = 0  # the count under the second key alone
 
     def match(self, identity: Identity) -> CustomerRecord | None:
         """The registry record when the identity matches it (see `CustomerRegistry.match`). A separate step,
@@ -281,7 +283,10 @@ class RegistryReader:
             since=since,
             code=rules.customer_code.key(customer_code),
         )
-        return IdentityCheck(max(int(count_first), int(count_second)), bool(has_account), _entry(fields))
+        first_count, second_count = int(count_first), int(count_second)
+        return IdentityCheck(
+            max(first_count, second_count), bool(has_account), _entry(fields), first_count, second_count
+        )
 
 
 class CustomerRegistry:
