@@ -19,6 +19,7 @@ from unogas_bot.service import strangers
 
 log = logging.getLogger(__name__)
 
+TASK_NAME = "tell the owner"  # the background task's name (a test waits for them)
 # What failed -> the catalogue's alert.
 MESSAGES = {"login": "owner_alert_login", "recovery": "owner_alert_recovery"}
 
@@ -27,7 +28,7 @@ def stranger_failed(context: BotContext, account_id: int | None, what: str) -> N
     """A stranger failed a `what` check against profile `account_id` (None: no profile): tell its owner,
     in the background, unless told already in this burst."""
     if account_id is not None:
-        context.application.create_task(_tell(context, account_id, what), name="tell the owner")
+        context.application.create_task(_tell(context, account_id, what), name=TASK_NAME)
 
 
 async def _tell(context: BotContext, account_id: int, what: str) -> None:
