@@ -13,10 +13,11 @@ from typing import Any
 
 from telegram import InputFile
 
-from conversations import alerts, privacy
+from conversations import alerts, privacy, secret_guard
 from conversations.draft import Answers
 from conversations.engine import Ask, Finish, Form, Outcome, Reply, Turn
 from conversations.login import minutes_until
+from conversations.registration import refuse_a_secret_question
 from conversations.spec import Field, FormSpec, Notice, Secret, SecretPair, as_typed
 from storage.accounts import AccountView
 from unogas_bot import rules
@@ -144,6 +145,10 @@ class ChangePasswordForm(OwnDataForm):
     async def act(self, turn: Turn, step: Field, value: Any, account: AccountView) -> Outcome | None:
         if step.key != "password":
             return None
+        if turn.services.mac.matches(value, turn.draft.digests.get(CURRENT.key)):
+            # The current password again: a slip (sent twice), or no change at all.
+            self.spec.forget(turn.draft, "password")
+            return Ask([Reply("e_password.same_as_current")], field="password")
         match await recovery.check_new_password(turn.services, account.id, value):
             case PasswordRefused(reason, params):
                 self.spec.forget(turn.draft, "password")
@@ -209,6 +214,11 @@ class ChangeQuestionForm(OwnDataForm):
         ),
     )
 
+    async def act(self, turn: Turn, step: Field, value: Any, account: AccountView) -> Outcome | None:
+        if step.key == "question":
+            return await refuse_a_secret_question(turn, [account.password_hash])
+        return None
+
     async def finish(self, turn: Turn, account: AccountView) -> Outcome:
         answers = turn.answers
         outcome = await profile.change_question(
@@ -250,6 +260,7 @@ class EraseForm(OwnDataForm):
             return Finish([Reply("cancelled")])
         outcome = await erasure.erase_profile(turn.services, account.id)
         if isinstance(outcome, Erased):
+            secret_guard.forget(turn.context.user_data)  # no digest of the erased profile's password stays
             return Finish([Reply("erased")])
         return _gone(outcome)
 
