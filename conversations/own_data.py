@@ -233,7 +233,9 @@ class ExportForm(OwnDataForm):
     spec = own_data_spec("export", progress=False)
 
     async def finish(self, turn: Turn, account: AccountView) -> Outcome:
-        document = await export.export_profile(turn.services, account.id, turn.user_id)
+        document = await export.export_profile(
+            turn.services, account.id, turn.user_id, turn.text("export_other_account")
+        )
         if document is None:
             return Finish([Reply("own_data_not_logged_in")])
         stem = f"unogas-{account.customer_code.replace('/', '-')}"

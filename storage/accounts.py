@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Select, bindparam, case, delete, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -500,14 +500,20 @@ class Accounts:
         `acting_operator` it also names the support operator."""
         detail = _with_operator(detail)
         self._session.info.setdefault(AUDITED, []).append(event)
+        # Cut to the column sizes: an audit record must never make the audited action fail.
+        code = customer_code[:CUSTOMER_CODE_LEN] if customer_code else customer_code
+        # An event about a profile erased meanwhile (a check in flight during the erasure) is written
+        # pseudonymised, as the erasure left the others: its number only. One statement of one shape
+        # whatever the values (the login of an unknown address runs the same SQL as a known one's).
+        number = literal(account_id, AuditEvent.account_id.type)
+        alive = or_(number.is_(None), select(Account.id).where(Account.id == number).exists())
         await self._session.execute(
             insert(AuditEvent).values(
                 at=self._clock(),
                 event=event,
                 account_id=account_id,
-                # Cut to the column sizes: an audit record must never make the audited action fail.
-                customer_code=customer_code[:CUSTOMER_CODE_LEN] if customer_code else customer_code,
-                telegram_user_id=telegram_user_id,
+                customer_code=case((alive, literal(code, AuditEvent.customer_code.type)), else_=None),
+                telegram_user_id=case((alive, literal(telegram_user_id, AuditEvent.telegram_user_id.type))),
                 detail=detail[:DETAIL_LEN],
             )
         )
@@ -534,7 +540,7 @@ class Accounts:
             conditions.append(AuditEvent.account_id == account_id)
         if customer_code is not None:
             conditions.append(
-                _code_key_sql(AuditEvent.customer_code) == rules.customer_code.key(customer_code)
+                code_key_sql(AuditEvent.customer_code) == rules.customer_code.key(customer_code)
             )
         if not conditions:
             return []
@@ -552,7 +558,7 @@ class Accounts:
         ]
 
 
-def _code_key_sql(column: Any) -> Any:
+def code_key_sql(column: Any) -> Any:
     """`rules.customer_code.key` in SQL (SQLite and PostgreSQL alike): audit rows keep the code as it was
     given, so "UG-100234" and "UG100234" must still meet."""
     for sign in ("-", "/", " "):
