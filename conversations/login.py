@@ -34,7 +34,7 @@ def display_name(account: AccountView) -> str:
 SPEC = FormSpec(
     name="login",
     fields=(
-        Field("email", rules.email.validate),
+        Field("email", rules.email.login_id),
         # Any stored password may be typed (the registration rules do not apply); checked at once, never kept.
         Secret("password", as_typed, consumed=True),
     ),

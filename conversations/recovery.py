@@ -45,7 +45,7 @@ IDENTITY = Checkpoint("account_id", checks=("email", "customer_code"), before="a
 SPEC = FormSpec(
     name="recovery",
     fields=(
-        Field("email", rules.email.validate),
+        Field("email", rules.email.login_id),
         Field("customer_code", rules.customer_code.validate),
         # Kept only as the engine's keyed digest, and only once it proved right (a wrong one is forgotten).
         Secret("answer", security_answer),

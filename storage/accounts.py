@@ -10,6 +10,7 @@ nothing of its attempt is saved.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -140,8 +141,9 @@ def _with_operator(detail: str) -> str:
 
 
 def normalize_email(email: str) -> str:
-    """The stored form of an address: stripped and lower-cased."""
-    return email.strip().lower()
+    """The stored form of an address: NFKC-normalised (as unogas_bot/rules/email.py does), stripped and
+    lower-cased."""
+    return unicodedata.normalize("NFKC", email).strip().lower()
 
 
 _VIEW_COLUMNS = (
