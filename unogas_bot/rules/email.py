@@ -1,7 +1,7 @@
 """The e-mail address that is the user ID, with email-validator (no DNS look-ups).
 
-The whole address is NFKC-normalised first, so a full-width "ｍａｒｉｏ" or a ligature is the address
-it shows. A part that mixes scripts, or uses a letter of another script that looks like a Latin one (a Cyrillic
+The whole address is NFKC-normalised first, so a full-width "ｍａｒｉｏ" or a ligature is the
+address it shows. A part that mixes scripts, or uses a letter that looks like an ASCII one (a Cyrillic
 "а", a Greek "ο"), is refused: it would be a second login ID looking like a customer's own. Which letters
 look alike is Unicode's confusables data (UTS #39) as the maintained `confusable-homoglyphs` package ships
 it, the data django-registration refuses look-alike e-mail addresses with.
