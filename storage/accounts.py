@@ -133,7 +133,7 @@ def acting_operator(name: str) -> Iterator[None]:
         _OPERATOR.reset(token)
 
 
-def _with_operator(detail: str) -> str:
+def operator_detail(detail: str) -> str:
     operator = _OPERATOR.get()
     if operator is None:
         return detail
@@ -500,7 +500,7 @@ class Accounts:
     ) -> None:
         """Append an audit event. ``detail`` is short free text and must never contain a secret; inside
         `acting_operator` it also names the support operator."""
-        detail = _with_operator(detail)
+        detail = operator_detail(detail)
         self._session.info.setdefault(AUDITED, []).append(event)
         # Cut to the column sizes: an audit record must never make the audited action fail.
         code = customer_code[:CUSTOMER_CODE_LEN] if customer_code else customer_code
