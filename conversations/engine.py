@@ -380,6 +380,8 @@ class FormEngine:
             value = step.parse(text, draft.answers, pressed)
         except rules.Invalid as bad:
             return self._invalid(turn, step, bad)
+        if step.secret:  # a secret the customer typed: the same text elsewhere, soon after, is a slip
+            secret_guard.remember(turn.context.user_data, turn.services.mac, text, turn.now())
         refused = await self._keep(turn, step, value)
         if refused is not None:
             return refused

@@ -5,7 +5,7 @@ document's caption, an edit of an older message) is deleted; and for `GRACE` aft
 right after a secret question (the lock message, the expiry notice, a success), so a secret sent again by
 someone who did not notice the end is deleted too. Commands are never deleted: they cannot be an answer.
 
-Slips (issue 21): for `GRACE` after a secret question, a message equal to what was typed there is deleted
+Slips (issue 21): for `GRACE` after a secret step, a message equal to what was typed there is deleted
 and *refused* wherever it arrives: not passed on to any form (it is no e-mail, phone or security question)
 and answered with `secret_slip`; so is a message equal to a secret an open form holds (a password or the
 current password as the draft's keyed digest), however late. A secret question still takes it: it is
@@ -111,7 +111,8 @@ def _forms(text: str) -> set[str]:
 
 
 def remember(user_data: dict[str, Any], mac: EphemeralMac, text: str, now: datetime) -> None:
-    """`text` was typed at a secret question: for `GRACE` a message equal to it is a slip."""
+    """`text` was taken as a secret (the form engine calls this): for `GRACE` a message equal to it is a
+    slip."""
     until = (now + GRACE).isoformat()
     slips = dict(user_data.get(SLIPS) or {})
     for form in _forms(text):
@@ -168,9 +169,7 @@ async def guard(update: Update, context: BotContext) -> None:
     text = message.text or message.caption
     deleting = must_delete(user_data, now)
     if "form" in user_data.get(STATE, {}):  # a secret question is open: it takes what comes
-        await delete(context, message.chat_id, message.message_id)
-        if text:
-            remember(user_data, mac, text, now)
+        await delete(context, message.chat_id, message.message_id)  # (remembered once the form takes it)
         return
     if text and is_slip(user_data, mac, text, now):
         await delete(context, message.chat_id, message.message_id)

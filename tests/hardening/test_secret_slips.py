@@ -221,3 +221,18 @@ async def test_after_a_restart_the_password_is_still_refused_as_the_question(
                 )
             rows = await dump_database(db)
             assert not [column for _table, column, value in rows if PASSWORD in value]
+
+
+async def test_what_a_secret_question_refused_is_no_secret_later(sqlite_bot: Bot) -> None:
+    """The e-mail typed by mistake where the password is asked is refused there (it holds the customer's
+    data): typed again at the e-mail question it is an e-mail, not a slip."""
+    user = sqlite_bot.user()
+    await answer_all(user, "/registrati", "continua", MARIO["code"])
+    await user.press("Persona")
+    await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"], "salta", MARIO_EMAIL)
+    refused = await user.send(MARIO_EMAIL)  # at the password question: refused (it is personal), deleted
+    assert any("dati" in e.plain_text for e in refused if isinstance(e, Sent))
+    await user.send("/indietro")  # back to the e-mail
+    events = await user.send(MARIO_EMAIL)
+    shown = [e.plain_text for e in events if isinstance(e, Sent)]
+    assert not any(SLIPPED in text for text in shown) and "password" in shown[-1].lower()
