@@ -16,7 +16,6 @@ at the end. The figures (`-s` prints them) are the owner's success rate per atta
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,11 +23,18 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from conversations import alerts
 from storage.db import Database
 from storage.models import AuditEvent
 from tests.conftest import FakeClock
-from tests.kit.accountkit import MARIO_EMAIL, WRONG_ANSWER, WRONG_PASSWORD, login, registered, said
+from tests.kit.accountkit import (
+    MARIO_EMAIL,
+    WRONG_ANSWER,
+    WRONG_PASSWORD,
+    alerts_settled,
+    login,
+    registered,
+    said,
+)
 from tests.kit.botkit import ANSWER, GIULIA, MARIO, PASSWORD, Bot, answer_all, running_bot
 from unogas_bot.offline import Sent, SimUser
 
@@ -233,10 +239,6 @@ async def failures(bot: Bot, event: str, stranger: Stranger) -> int:
 
 async def alerts_to(bot: Bot, user_id: int) -> list[str]:
     """The security alerts the owner received, once every alert sent in the background is done."""
-    for _ in range(100):
-        pending = [t for t in asyncio.all_tasks() if t.get_name() == alerts.TASK_NAME and not t.done()]
-        if not pending:
-            break
-        await asyncio.wait(pending, timeout=10)
+    await alerts_settled()
     sent = [e.plain_text for e in bot.api.events if isinstance(e, Sent) and e.chat_id == user_id]
     return [text for text in sent if ALERT in text]
