@@ -1,12 +1,13 @@
 """Telling a profile's owner that another Telegram account failed against it (service/strangers.py).
 
-The alert is sent in the background, after the stranger's own reply: whether a profile exists must not
-change how long the stranger waits for an answer. One alert per burst (the use case decides), in the
-owner's chosen language, Italian otherwise.
+The alert is sent in the background, a second after the stranger's failure: whether a profile exists must
+not change how long the stranger waits for an answer, nor how long their next one takes. One alert per
+burst (the use case decides), in the owner's chosen language, Italian otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from telegram.constants import ParseMode
@@ -32,6 +33,8 @@ def stranger_failed(context: BotContext, account_id: int | None, what: str) -> N
 
 
 async def _tell(context: BotContext, account_id: int, what: str) -> None:
+    # After the stranger's replies and unrelated to their next request (`owner_alert_delay`).
+    await asyncio.sleep(context.services.settings.owner_alert_delay.total_seconds())
     owner = await strangers.alert_owner(context.services, account_id, what)
     if owner is None:
         return

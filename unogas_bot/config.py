@@ -142,8 +142,10 @@ class Settings:
     # Failed identity checks of one customer code per hour, every Telegram account together (each one has
     # `verify_attempts_per_hour` of its own).
     verify_attempts_per_code_per_hour: int = 20
-    # The owner is told of other accounts' failed checks at most this often (once per burst).
+    # The owner is told of other accounts' failed checks at most this often (once per burst), this long
+    # after the failure (the alert's work then lands on no request of the stranger's in particular).
     owner_alert_interval: timedelta = timedelta(hours=1)
+    owner_alert_delay: timedelta = timedelta(seconds=1)
     # "This address is already in use" answers per hour, per Telegram user and per customer code.
     email_in_use_per_hour: int = 5
     recovery_lock: timedelta = timedelta(hours=1)
