@@ -5,7 +5,7 @@ Each conversation state is a step key (or "summary"), so PTB's persistence can k
 works on a copy of the draft (conversations/draft.py) that is stored back only when the step succeeds: if
 the database or Telegram fails half-way, the conversation is exactly where it was. The one place secrets
 are handled is `FormEngine._keep`: a secret answer is kept as this process's keyed digest
-(`EphemeralMac`) until its repetition confirms it, then as its bcrypt hash, never in clear.
+(`EphemeralMac`), and once its repetition confirms it also as its bcrypt hash, never in clear.
 """
 
 from __future__ import annotations
@@ -384,6 +384,8 @@ class FormEngine:
             value = step.parse(text, draft.answers, pressed)
         except rules.Invalid as bad:
             return self._invalid(turn, step, bad)
+        if step.secret:  # a secret the customer typed: the same text elsewhere, soon after, is a slip
+            secret_guard.remember(turn.context.user_data, turn.services.mac, text, turn.now())
         refused = await self._keep(turn, step, value)
         if refused is not None:
             return refused
@@ -409,7 +411,8 @@ class FormEngine:
                     return Ask([Reply(pair.mismatch)], field=pair.key)
                 services.hash_budget.take(turn.user_id)
                 draft.answers[pair.store_as] = await services.hasher.hash(value)
-                draft.digests.pop(pair.key, None)
+                # The digest stays while the draft lives: the secret guard refuses the same text typed
+                # where no secret is asked (as the security question, at the summary), however late.
             case Secret(consumed=True):
                 pass  # the form's on_value has it; the draft never does
             case Secret():

@@ -13,7 +13,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from conversations import privacy
+from conversations import alerts, privacy
 from conversations.engine import Ask, Finish, Form, Outcome, Reply, Turn
 from conversations.spec import Field, FormSpec, Secret, as_typed
 from storage.accounts import AccountView
@@ -34,7 +34,7 @@ def display_name(account: AccountView) -> str:
 SPEC = FormSpec(
     name="login",
     fields=(
-        Field("email", rules.email.validate),
+        Field("email", rules.email.login_id),
         # Any stored password may be typed (the registration rules do not apply); checked at once, never kept.
         Secret("password", as_typed, consumed=True),
     ),
@@ -66,9 +66,11 @@ class LoginForm(Form):
                 notes = [Reply("login_ok", {"name": display_name(account)})]
                 shown = await privacy.new_notice_for(turn.services, turn.user_id, account)
                 return Finish([*notes, shown] if shown else notes)
-            case LoginLocked(until):
+            case LoginLocked(until) as locked:
+                alerts.stranger_failed(turn.context, locked.stranger_on, "login")
                 return Finish([self._wait(turn, until)])
-            case InvalidCredentials():
+            case InvalidCredentials() as invalid:
+                alerts.stranger_failed(turn.context, invalid.stranger_on, "login")
                 return Ask([Reply("login_invalid", {"email": email})], field="password")
 
     def _wait(self, turn: Turn, until: datetime) -> Reply:

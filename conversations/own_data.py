@@ -13,10 +13,11 @@ from typing import Any
 
 from telegram import InputFile
 
-from conversations import privacy
+from conversations import alerts, privacy, secret_guard
 from conversations.draft import Answers
 from conversations.engine import Ask, Finish, Form, Outcome, Reply, Turn
 from conversations.login import minutes_until
+from conversations.registration import refuse_a_secret_question
 from conversations.spec import Field, FormSpec, Notice, Secret, SecretPair, as_typed
 from storage.accounts import AccountView
 from unogas_bot import rules
@@ -119,10 +120,12 @@ class OwnDataForm(Form):
         match await confirm_password(turn.services, turn.user_id, account_id, password, self.purpose):
             case PasswordConfirmed():
                 return None
-            case InvalidCredentials():
+            case InvalidCredentials() as invalid:
+                alerts.stranger_failed(turn.context, invalid.stranger_on, "login")
                 self.spec.forget(turn.draft, CURRENT.key)
                 return Ask([Reply("current_password_wrong")], field=CURRENT.key)
-            case LoginLocked(until):
+            case LoginLocked(until) as locked:
+                alerts.stranger_failed(turn.context, locked.stranger_on, "login")
                 return Finish([Reply("login_wait", {"minutes": minutes_until(until, turn.now())})])
             case AccountGone():
                 return Finish([Reply("own_data_not_logged_in")])
@@ -142,6 +145,10 @@ class ChangePasswordForm(OwnDataForm):
     async def act(self, turn: Turn, step: Field, value: Any, account: AccountView) -> Outcome | None:
         if step.key != "password":
             return None
+        if turn.services.mac.matches(value, turn.draft.digests.get(CURRENT.key)):
+            # The current password again: a slip (sent twice), or no change at all.
+            self.spec.forget(turn.draft, "password")
+            return Ask([Reply("e_password.same_as_current")], field="password")
         match await recovery.check_new_password(turn.services, account.id, value):
             case PasswordRefused(reason, params):
                 self.spec.forget(turn.draft, "password")
@@ -207,6 +214,11 @@ class ChangeQuestionForm(OwnDataForm):
         ),
     )
 
+    async def act(self, turn: Turn, step: Field, value: Any, account: AccountView) -> Outcome | None:
+        if step.key == "question":
+            return await refuse_a_secret_question(turn, [account.password_hash])
+        return None
+
     async def finish(self, turn: Turn, account: AccountView) -> Outcome:
         answers = turn.answers
         outcome = await profile.change_question(
@@ -221,7 +233,9 @@ class ExportForm(OwnDataForm):
     spec = own_data_spec("export", progress=False)
 
     async def finish(self, turn: Turn, account: AccountView) -> Outcome:
-        document = await export.export_profile(turn.services, account.id, turn.user_id)
+        document = await export.export_profile(
+            turn.services, account.id, turn.user_id, turn.text("export_other_account")
+        )
         if document is None:
             return Finish([Reply("own_data_not_logged_in")])
         stem = f"unogas-{account.customer_code.replace('/', '-')}"
@@ -248,6 +262,7 @@ class EraseForm(OwnDataForm):
             return Finish([Reply("cancelled")])
         outcome = await erasure.erase_profile(turn.services, account.id)
         if isinstance(outcome, Erased):
+            secret_guard.forget(turn.context.user_data)  # no digest of the erased profile's password stays
             return Finish([Reply("erased")])
         return _gone(outcome)
 

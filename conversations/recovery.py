@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from conversations import alerts
 from conversations.engine import Ask, Finish, Form, Outcome, Reply, Turn
 from conversations.login import minutes_until
 from conversations.spec import Checkpoint, Field, FormSpec, Secret, SecretPair
@@ -44,7 +45,7 @@ IDENTITY = Checkpoint("account_id", checks=("email", "customer_code"), before="a
 SPEC = FormSpec(
     name="recovery",
     fields=(
-        Field("email", rules.email.validate),
+        Field("email", rules.email.login_id),
         Field("customer_code", rules.customer_code.validate),
         # Kept only as the engine's keyed digest, and only once it proved right (a wrong one is forgotten).
         Secret("answer", security_answer),
@@ -90,14 +91,16 @@ class RecoveryForm(Form):
             match await recovery.check_answer(turn.services, turn.user_id, account_id, value):
                 case AnswerAccepted():
                     return None
-                case AnswerWrong(left, question):
+                case AnswerWrong(left, question) as wrong:
+                    alerts.stranger_failed(turn.context, wrong.stranger_on, "recovery")
                     self.spec.forget(turn.draft, "answer")
                     notes = [
                         Reply("rec_wrong_answer", {"left": left}),
                         Reply("rec_question", {"question": question}),
                     ]
                     return Ask(notes, field="answer")
-                case RecoveryLocked(until):
+                case RecoveryLocked(until) as locked:
+                    alerts.stranger_failed(turn.context, locked.stranger_on, "recovery")
                     return Finish([self._locked(turn, until)])
                 case AccountGone():
                     return Finish([Reply("rec_gone")])

@@ -12,7 +12,7 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from conversations import privacy
+from conversations import privacy, secret_guard
 from conversations.draft import Answers
 from conversations.engine import Ask, Finish, Form, Outcome, Reply, Turn
 from conversations.spec import SUMMARY, Checkpoint, Field, FormSpec, Notice, SecretPair
@@ -152,6 +152,8 @@ class RegistrationForm(Form):
             version, at = privacy_service.acknowledged_now(turn.services)
             turn.answers.update(privacy_version=version, privacy_at=at.isoformat())
             return None
+        if step.key == "question":
+            return await refuse_a_secret_question(turn, [turn.answers.get("password_hash", "")])
         if step.key != "email":
             return None
         customer_code = turn.answers["customer_code"]
@@ -242,6 +244,22 @@ class RegistrationForm(Form):
             case CustomerGone():
                 # The record left the registry after the identity check (e.g. a contract closed meanwhile).
                 return Finish([Reply("customer_gone")])
+
+
+async def refuse_a_secret_question(turn: Turn, hashes: list[str]) -> Outcome | None:
+    """A security question equal to the password or the answer would show it to anyone who asks to
+    recover the password: refused, and the message deleted (also after a restart, when the secret guard
+    cannot compare it any more)."""
+    message = turn.update.effective_message
+    typed = message.text if message is not None and message.text else turn.answers.get("question", "")
+    if not await secret_guard.typed_a_secret(
+        turn.services, turn.user_id, turn.draft, typed, [h for h in hashes if h]
+    ):
+        return None
+    if message is not None:
+        await secret_guard.delete(turn.context, message.chat_id, message.message_id)
+    turn.form.spec.forget(turn.draft, "question")
+    return Ask([Reply("e_question.is_secret")], field="question")
 
 
 def _when(iso: str | None) -> datetime | None:

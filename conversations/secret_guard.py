@@ -5,8 +5,15 @@ document's caption, an edit of an older message) is deleted; and for `GRACE` aft
 right after a secret question (the lock message, the expiry notice, a success), so a secret sent again by
 someone who did not notice the end is deleted too. Commands are never deleted: they cannot be an answer.
 
+Slips (issue 21): for `GRACE` after a secret step, a message equal to what was typed there is deleted
+and *refused* wherever it arrives: not passed on to any form (it is no e-mail, phone or security question)
+and answered with `secret_slip`; so is a message equal to a secret an open form holds (a password or the
+current password as the draft's keyed digest), however late. A secret question still takes it: it is
+deleted there anyway, and the form's own rules decide (a repetition must be equal). The comparison uses
+this process's keyed digests (`EphemeralMac`), never the text: `user_data` keeps `{digest: until}`.
+
 The form engine says when a secret question is asked and when it closes (`asked`, `closed`); `guard`
-runs before every other handler. The state is two flags in `user_data`, never the secret.
+runs before every other handler. The state is two flags and the digests in `user_data`, never a secret.
 
 A deletion that times out is tried again in the background with growing waits, a bounded number of times.
 """
@@ -20,14 +27,20 @@ from typing import Any
 
 from telegram import Message, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
-from telegram.ext import BaseHandler, MessageHandler, filters
+from telegram.ext import ApplicationHandlerStop, BaseHandler, MessageHandler, filters
 
 from conversations.context import BotContext
+from conversations.draft import Draft
+from unogas_bot import rules
+from unogas_bot.security.hashing import EphemeralMac
+from unogas_bot.service.context import Services
 
 log = logging.getLogger(__name__)
 
 STATE = "_secret"  # user_data key: {"form": name, "at": iso time} while open, {"closed_at": ...} after
+SLIPS = "_slips"  # user_data key: {keyed digest of something typed at a secret question: until (iso time)}
 GRACE = timedelta(minutes=2)
+MAX_SLIPS = 20  # the latest digests kept: a flood at a secret question does not grow user_data
 # An open question whose conversation was dropped (expired and purged) still deletes the customer's next
 # message this long after it was asked: a secret typed late is the likeliest first message back.
 OPEN_KEPT = timedelta(days=1)
@@ -52,7 +65,13 @@ def closed(user_data: dict[str, Any], form: str, now: datetime, *, ended: bool) 
 
 
 def forget_if_stale(user_data: dict[str, Any], now: datetime) -> bool:
-    """Drop the state once it can no longer delete anything (housekeeping); True if it was dropped."""
+    """Drop the state and the digests once they can no longer delete anything (housekeeping); True if
+    anything was dropped."""
+    return _prune(user_data, now) | _state_stale(user_data, now)
+
+
+def _state_stale(user_data: dict[str, Any], now: datetime) -> bool:
+    """Drop the open question or grace state once it is over; True if it was dropped."""
     state = user_data.get(STATE)
     if not state:
         return False
@@ -65,10 +84,57 @@ def forget_if_stale(user_data: dict[str, Any], now: datetime) -> bool:
     return stale
 
 
+def forget(user_data: dict[str, Any]) -> None:
+    """Forget the state and the digests at once (the profile was erased: nothing of it is kept)."""
+    user_data.pop(STATE, None)
+    user_data.pop(SLIPS, None)
+
+
+def _prune(user_data: dict[str, Any], now: datetime) -> bool:
+    """Forget the digests whose time is over; True if any was forgotten."""
+    slips = user_data.get(SLIPS)
+    if not slips:
+        return False
+    live = {digest: until for digest, until in slips.items() if datetime.fromisoformat(until) > now}
+    if len(live) == len(slips):
+        return False
+    if live:
+        user_data[SLIPS] = live
+    else:
+        del user_data[SLIPS]
+    return True
+
+
+def _forms(text: str) -> set[str]:
+    """The forms of a message compared: as typed, trimmed, and normalised as an answer is."""
+    return {form for form in (text, text.strip(), rules.answer.normalize(text)) if form}
+
+
+def remember(user_data: dict[str, Any], mac: EphemeralMac, text: str, now: datetime) -> None:
+    """`text` was taken as a secret (the form engine calls this): for `GRACE` a message equal to it is a
+    slip."""
+    until = (now + GRACE).isoformat()
+    slips = dict(user_data.get(SLIPS) or {})
+    for form in _forms(text):
+        slips.pop(mac.digest(form), None)
+        slips[mac.digest(form)] = until
+    user_data[SLIPS] = dict(list(slips.items())[-MAX_SLIPS:])
+
+
+def is_slip(user_data: dict[str, Any], mac: EphemeralMac, text: str, now: datetime) -> bool:
+    """Is `text` a secret typed at a secret question in the last `GRACE`, or one an open draft holds?"""
+    _prune(user_data, now)
+    known = set(user_data.get(SLIPS) or ())
+    for value in user_data.values():  # the drafts' keyed digests (conversations/draft.py: "_mac")
+        if isinstance(value, dict) and isinstance(value.get("_mac"), dict):
+            known.update(d for d in value["_mac"].values() if isinstance(d, str) and mac.is_current(d))
+    return bool(known) and any(mac.digest(form) in known for form in _forms(text))
+
+
 def must_delete(user_data: dict[str, Any], now: datetime) -> bool:
     """Is a message arriving now to be deleted? An open question whose conversation is gone (its draft
     expired and purged) deletes this message and starts the grace."""
-    if forget_if_stale(user_data, now) or STATE not in user_data:
+    if _state_stale(user_data, now) or STATE not in user_data:
         return False
     form = user_data[STATE].get("form")
     if form is not None and not user_data.get(form):
@@ -76,13 +142,42 @@ def must_delete(user_data: dict[str, Any], now: datetime) -> bool:
     return True
 
 
+async def typed_a_secret(
+    services: Services, user_id: int, draft: Draft, text: str, hashes: list[str]
+) -> bool:
+    """Is `text` a secret the draft holds (the security question must not be one)? Compared with the
+    draft's keyed digests; a digest of an earlier process (a restart) cannot be, so then `hashes` (the
+    password's bcrypt hash) are checked instead."""
+    digests = list(draft.digests.values())
+    if any(services.mac.matches(form, digest) for digest in digests for form in _forms(text)):
+        return True
+    if all(services.mac.is_current(digest) for digest in digests):
+        return False
+    for hashed in hashes:
+        services.hash_budget.take(user_id)
+        if await services.hasher.verify(text, hashed):
+            return True
+    return False
+
+
 async def guard(update: Update, context: BotContext) -> None:
     message = update.effective_message
-    if message is None or context.user_data is None:
+    user_data = context.user_data
+    if message is None or user_data is None or _is_command(message):
         return
-    if _is_command(message) or not must_delete(context.user_data, context.services.clock()):
+    now, mac = context.services.clock(), context.services.mac
+    text = message.text or message.caption
+    deleting = must_delete(user_data, now)
+    if "form" in user_data.get(STATE, {}):  # a secret question is open: it takes what comes
+        await delete(context, message.chat_id, message.message_id)  # (remembered once the form takes it)
         return
-    await delete(context, message.chat_id, message.message_id)
+    if text and is_slip(user_data, mac, text, now):
+        await delete(context, message.chat_id, message.message_id)
+        if update.message is not None:  # an edit of an older message needs no answer
+            await context.say(update, "secret_slip")
+        raise ApplicationHandlerStop  # no form, no other handler gets it
+    if deleting:
+        await delete(context, message.chat_id, message.message_id)
 
 
 def _is_command(message: Message) -> bool:

@@ -10,6 +10,7 @@ nothing of its attempt is saved.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -17,11 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Select, bindparam, case, delete, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.attempts import account_key, window_count
+from storage.attempts import of_account, window_count
 from storage.db import AUDITED, Lookup, upsert_statement
 from storage.models import (
     CUSTOMER_CODE_LEN,
@@ -75,6 +76,12 @@ class AccountView:
     recovery_locked_until: datetime | None
     privacy_version: str | None = None
     privacy_acknowledged_at: datetime | None = None
+    owner_telegram_user_id: int | None = None
+
+    @property
+    def owner(self) -> int:
+        """The Telegram account the profile trusts: the one that last logged in, or else registered it."""
+        return self.registered_by if self.owner_telegram_user_id is None else self.owner_telegram_user_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +133,7 @@ def acting_operator(name: str) -> Iterator[None]:
         _OPERATOR.reset(token)
 
 
-def _with_operator(detail: str) -> str:
+def operator_detail(detail: str) -> str:
     operator = _OPERATOR.get()
     if operator is None:
         return detail
@@ -134,8 +141,9 @@ def _with_operator(detail: str) -> str:
 
 
 def normalize_email(email: str) -> str:
-    """The stored form of an address: stripped and lower-cased."""
-    return email.strip().lower()
+    """The stored form of an address: NFKC-normalised (as unogas_bot/rules/email.py does), stripped and
+    lower-cased."""
+    return unicodedata.normalize("NFKC", email).strip().lower()
 
 
 _VIEW_COLUMNS = (
@@ -158,6 +166,7 @@ _VIEW_COLUMNS = (
     Account.recovery_locked_until,
     Account.privacy_version,
     Account.privacy_acknowledged_at,
+    Account.owner_telegram_user_id,
 )
 
 
@@ -243,6 +252,7 @@ class Accounts:
                         phone=new.phone,
                         registered_at=now,
                         registered_by=new.telegram_user_id,
+                        owner_telegram_user_id=new.telegram_user_id,
                         password_changed_at=now,
                         privacy_version=new.privacy_version,
                         privacy_acknowledged_at=new.privacy_acknowledged_at,
@@ -315,6 +325,16 @@ class Accounts:
             await (await session.connection()).execute(stmt, values)
         except IntegrityError as exc:  # only the foreign key can fail here
             raise AccountNotFound(account_id) from exc
+
+    async def make_owner(self, account_id: int, telegram_user_id: int) -> None:
+        """The Telegram user just proved the password: the profile trusts its account from now on."""
+        await self._session.execute(
+            update(Account)
+            .where(
+                Account.id == account_id, Account.owner_telegram_user_id.is_distinct_from(telegram_user_id)
+            )
+            .values(owner_telegram_user_id=telegram_user_id)
+        )
 
     async def session_lookup(self, telegram_user_id: int) -> tuple[AccountView | None, bool]:
         """The account the Telegram user is logged into and whether that session has expired."""
@@ -403,7 +423,7 @@ class Accounts:
     async def unlock(self, account_id: int) -> None:
         """Lift both locks and forget the account's attempts (key ``account_key(id)``); audit "unlocked"."""
         code = await self._update(account_id, login_locked_until=None, recovery_locked_until=None)
-        await self._session.execute(delete(Attempt).where(Attempt.key == account_key(account_id)))
+        await self._session.execute(delete(Attempt).where(of_account(account_id)))
         await self.add_event("unlocked", account_id=account_id, customer_code=code)
 
     async def _update(self, account_id: int, **values: Any) -> str:
@@ -449,7 +469,7 @@ class Accounts:
             return False
         # The foreign key cascades too; deleting explicitly does not depend on SQLite's pragma.
         await self.end_all_sessions(account_id)
-        await self._session.execute(delete(Attempt).where(Attempt.key == account_key(account_id)))
+        await self._session.execute(delete(Attempt).where(of_account(account_id)))
         await self._session.execute(delete(Account).where(Account.id == account_id))
         await self.add_event("deleted", account_id=account_id, customer_code=code)
         return True
@@ -480,16 +500,22 @@ class Accounts:
     ) -> None:
         """Append an audit event. ``detail`` is short free text and must never contain a secret; inside
         `acting_operator` it also names the support operator."""
-        detail = _with_operator(detail)
+        detail = operator_detail(detail)
         self._session.info.setdefault(AUDITED, []).append(event)
+        # Cut to the column sizes: an audit record must never make the audited action fail.
+        code = customer_code[:CUSTOMER_CODE_LEN] if customer_code else customer_code
+        # An event about a profile erased meanwhile (a check in flight during the erasure) is written
+        # pseudonymised, as the erasure left the others: its number only. One statement of one shape
+        # whatever the values (the login of an unknown address runs the same SQL as a known one's).
+        number = literal(account_id, AuditEvent.account_id.type)
+        alive = or_(number.is_(None), select(Account.id).where(Account.id == number).exists())
         await self._session.execute(
             insert(AuditEvent).values(
                 at=self._clock(),
                 event=event,
                 account_id=account_id,
-                # Cut to the column sizes: an audit record must never make the audited action fail.
-                customer_code=customer_code[:CUSTOMER_CODE_LEN] if customer_code else customer_code,
-                telegram_user_id=telegram_user_id,
+                customer_code=case((alive, literal(code, AuditEvent.customer_code.type)), else_=None),
+                telegram_user_id=case((alive, literal(telegram_user_id, AuditEvent.telegram_user_id.type))),
                 detail=detail[:DETAIL_LEN],
             )
         )
@@ -526,7 +552,7 @@ class Accounts:
             conditions.append(AuditEvent.account_id == account_id)
         if customer_code is not None:
             conditions.append(
-                _code_key_sql(AuditEvent.customer_code) == rules.customer_code.key(customer_code)
+                code_key_sql(AuditEvent.customer_code) == rules.customer_code.key(customer_code)
             )
         if not conditions:
             return []
@@ -544,7 +570,7 @@ class Accounts:
         ]
 
 
-def _code_key_sql(column: Any) -> Any:
+def code_key_sql(column: Any) -> Any:
     """`rules.customer_code.key` in SQL (SQLite and PostgreSQL alike): audit rows keep the code as it was
     given, so "UG-100234" and "UG100234" must still meet."""
     for sign in ("-", "/", " "):

@@ -2,8 +2,9 @@
 
 An attempt is a (kind, key, time) triple: kind names the limited action ("verify", "login_account",
 "login_user", "recovery", ...), key what it is limited per (a Telegram user, an account, ...). Attempts that
-concern an account should use ``account_key(account_id)`` as key: ``AccountRepository.unlock`` and
-``delete`` remove exactly those.
+concern an account use ``account_key(account_id)`` as key, or a key of one Telegram account's attempts on
+it, ``pair_key(account_key(account_id), user)``: ``AccountRepository.unlock``, ``delete`` and the erasure
+remove exactly those (``of_account``).
 
 `Attempts` works on the session of a unit of work (storage/unit_of_work.py). A limit is kept by
 *reserving*: inside one write transaction the keys are locked (`lock`), the window is counted and, when
@@ -73,6 +74,25 @@ def account_key(account_id: int) -> str:
 def telegram_key(telegram_user_id: int) -> str:
     """The attempt key for everything limited per Telegram user."""
     return f"tg:{telegram_user_id}"
+
+
+# The character after PAIR_SEPARATOR in code point order: the keys that start with "<key>|" are those
+# between "<key>|" and "<key>}", a range an index can read (LIKE is case-insensitive on SQLite).
+PAIR_SEPARATOR, _AFTER_SEPARATOR = "|", "}"
+
+
+def pair_key(key: str, telegram_user_id: int) -> str:
+    """The key of one Telegram user's attempts on `key` (an account, a typed address, a customer code)."""
+    return f"{key}{PAIR_SEPARATOR}{telegram_key(telegram_user_id)}"
+
+
+def of_account(account_id: int) -> Any:
+    """SQL condition: the attempt is the account's (its key, or one Telegram user's key on it)."""
+    key = account_key(account_id)
+    return or_(
+        Attempt.key == key,
+        (Attempt.key >= key + PAIR_SEPARATOR) & (Attempt.key < key + _AFTER_SEPARATOR),
+    )
 
 
 class Attempts:

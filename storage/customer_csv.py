@@ -191,6 +191,15 @@ def staged_row(line: int, fields: Sequence[str]) -> StagedRow:
     return (line, code, rules.customer_code.key(code), kind, *names, tax, key)
 
 
+def collision_reason(code: str, stored: str, holder: str) -> str:
+    """Why a row would merge two customers (see `import_file`), for the operator."""
+    fix = "if it is a correction, import with --correct"
+    if code == stored:
+        return f"customer code {code} belongs to another holder in the registry (another tax code); {fix}"
+    other = " and with another holder (another tax code)" if holder else ""
+    return f"customer code {code} is {stored} in the registry, printed differently{other}; {fix}"
+
+
 def validate_row(fields: Sequence[str]) -> CustomerRecord:
     """Turn one CSV row into a normalised ``CustomerRecord``; raises ``RowError`` with the first problem."""
     _, code, _, kind, first, last, company, tax, _ = staged_row(0, fields)
@@ -230,6 +239,7 @@ async def import_file(
     *,
     batch_size: int = 5000,
     progress: Callable[[int], None] | None = None,
+    corrections: bool = False,
 ) -> ImportResult:
     """Import the file in one transaction, or raise ``ImportRejected`` listing every problem.
 
@@ -238,6 +248,11 @@ async def import_file(
     come in line order, one per line at most; a file-level problem (not UTF-8, broken quoting) comes last,
     at the line where it was noticed, after what the rows before it showed. ``progress``, if given, is told
     the rows read so far after each batch (for a progress display).
+
+    A row whose code's key is a registry customer's with another printed code ("UG1-00234" for
+    "UG-100234") or another holder (another tax code) would merge two customers into one: it is refused,
+    with its line and reason. With `corrections` such rows are applied as deliberate corrections, each
+    audited ("registry_corrected", naming the operator of `storage.accounts.acting_operator`).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
@@ -258,17 +273,27 @@ async def import_file(
                 if progress is not None:
                     progress(total)
             repeats, repeated_rows = await job.repeats(MAX_LISTED_ERRORS)
-            if bad_rows or repeated_rows or format_error:
+            collisions, colliding_rows = await job.collisions(None if corrections else MAX_LISTED_ERRORS)
+            if corrections:
+                colliding_rows = 0  # deliberate: applied and audited below
+            if bad_rows or repeated_rows or format_error or colliding_rows:
                 errors += (
                     (line, f"duplicate customer code {code} (first on line {first})")
                     for line, code, first in repeats
                 )
+                repeated = {line for line, _code, _first in repeats}
+                clashes = [
+                    (line, collision_reason(*why)) for line, *why in collisions if line not in repeated
+                ]
+                colliding_rows -= len(collisions) - len(clashes)  # one error per line: the repeat is told
+                errors += clashes
                 errors.sort(key=lambda error: error[0])  # one error per line at most: the file's order
                 del errors[MAX_LISTED_ERRORS:]
                 if format_error is not None:
                     errors.append((format_error.line, format_error.reason))
-                count = bad_rows + repeated_rows + (format_error is not None)
+                count = bad_rows + repeated_rows + colliding_rows + (format_error is not None)
                 raise ImportRejected(errors, count)  # leaving the block rolls the staging back
+            await job.audit_corrections(collisions)
             inserted, updated = await job.merge()
     finally:
         rows.close()

@@ -157,6 +157,9 @@ class Account(Base):
     # None for profiles saved before the notice existed: they are shown it at their next login.
     privacy_version: Mapped[str | None] = mapped_column(String(PRIVACY_VERSION_LEN))
     privacy_acknowledged_at: Mapped[datetime | None]
+    # The Telegram account the profile trusts: the one that registered it or last logged in (migration
+    # 0007). Its failed checks have a bucket of their own: other accounts' failures never lock it out.
+    owner_telegram_user_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class TelegramSession(Base):

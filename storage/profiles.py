@@ -12,13 +12,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, delete, or_, select, update
+from sqlalchemy import Table, delete, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.accounts import AccountNotFound, EmailTaken, normalize_email
-from storage.attempts import account_key
+from storage.accounts import AccountNotFound, EmailTaken, code_key_sql, normalize_email
+from storage.attempts import of_account
 from storage.models import Account, Attempt, AuditEvent, Customer, TelegramSession
+from unogas_bot import rules
 from unogas_bot.clock import utcnow
 
 # Never exported, never shown: what would let anyone guess a password or an answer offline.
@@ -98,9 +99,7 @@ class Profiles:
             .order_by(TelegramSession.created_at)
         )
         attempts = await session.execute(
-            select(Attempt.kind, Attempt.at)
-            .where(Attempt.key == account_key(account_id))
-            .order_by(Attempt.at)
+            select(Attempt.kind, Attempt.at).where(of_account(account_id)).order_by(Attempt.at)
         )
         events = await session.execute(
             select(*_columns(AuditEvent.__table__))
@@ -122,31 +121,59 @@ class Profiles:
     # --- erasure ----------------------------------------------------------------------------------------
 
     async def erase(self, account_id: int) -> str | None:
-        """Delete the profile, its Telegram sessions and its attempts, and pseudonymise its audit trail:
-        the events of the profile and of its customer code keep what happened and when, under the
-        profile's number only (a number no table links to anyone once the profile is gone), without the
-        customer code or any Telegram user id. Returns the customer code, None if there was no profile.
+        """Delete the profile, its Telegram sessions and its attempts, and pseudonymise the audit trail:
+        the events of the profile, of its customer code however it was typed ("UG100234", "ug/100234"),
+        and of the customer's own Telegram accounts (the one that registered it, its owner, its sessions)
+        keep what happened and when, under the profile's number only (a number no table links to anyone
+        once the profile is gone), without customer code or Telegram user id. Returns the customer code,
+        None if there was no profile. Events written after it are pseudonymised as they are written
+        (`Accounts.add_event`).
 
         The customer record stays (it is the billing registry's), so the customer can register again.
         """
         session = self._session
-        code = (
+        if session.bind.dialect.name == "postgresql":
+            # Audit events being written by other transactions (a check in flight) are waited for, and new
+            # ones wait for this one: none can slip between the update below and the commit, still naming
+            # the profile. SQLite's one write lock does the same.
+            await session.execute(text("LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE MODE"))
+        row = (
             await session.execute(
-                select(Customer.customer_code)
+                select(Customer.customer_code, Account.registered_by, Account.owner_telegram_user_id)
                 .join(Account, Account.customer_id == Customer.id)
                 .where(Account.id == account_id)
             )
-        ).scalar_one_or_none()
-        if code is None:
+        ).one_or_none()
+        if row is None:
             return None
+        code = row.customer_code
+        sessions = await session.execute(
+            select(TelegramSession.telegram_user_id).where(TelegramSession.account_id == account_id)
+        )
+        own = {row.registered_by, row.owner_telegram_user_id, *sessions.scalars()} - {None}
         # Explicit deletes: the foreign key cascades too, but SQLite only with its pragma on.
         await session.execute(delete(TelegramSession).where(TelegramSession.account_id == account_id))
-        await session.execute(delete(Attempt).where(Attempt.key == account_key(account_id)))
+        await session.execute(delete(Attempt).where(of_account(account_id)))
         await session.execute(delete(Account).where(Account.id == account_id))
         await session.execute(
             update(AuditEvent)
-            .where(or_(AuditEvent.account_id == account_id, AuditEvent.customer_code == code))
+            .where(
+                or_(
+                    AuditEvent.account_id == account_id,
+                    code_key_sql(AuditEvent.customer_code) == rules.customer_code.key(code),
+                )
+            )
             .values(customer_code=None, telegram_user_id=None)
+        )
+        # The customer's own Telegram accounts in events of no other profile (a login to a mistyped
+        # address, a block for too many failures).
+        await session.execute(
+            update(AuditEvent)
+            .where(
+                AuditEvent.telegram_user_id.in_(own),
+                or_(AuditEvent.account_id.is_(None), AuditEvent.account_id == account_id),
+            )
+            .values(telegram_user_id=None)
         )
         return code
 

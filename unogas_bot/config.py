@@ -153,7 +153,18 @@ class Settings:
     login_lock: timedelta = timedelta(minutes=15)
     login_failures_per_user: int = 10
     login_user_window: timedelta = timedelta(hours=1)
+    # Every Telegram account but the profile's own together, per account and hour (issue 21): today's rate
+    # of 5 per 15 minutes, well inside NIST SP 800-63B's 100; past it they wait and the owner does not.
+    login_strangers_per_hour: int = 20
     recovery_failures: int = 3
+    recovery_strangers_per_hour: int = 10
+    # Failed identity checks of one customer code per hour, every Telegram account together (each one has
+    # `verify_attempts_per_hour` of its own).
+    verify_attempts_per_code_per_hour: int = 20
+    # The owner is told of other accounts' failed checks at most this often (once per burst), this long
+    # after the failure (the alert's work then lands on no request of the stranger's in particular).
+    owner_alert_interval: timedelta = timedelta(hours=1)
+    owner_alert_delay: timedelta = timedelta(seconds=1)
     # "This address is already in use" answers per hour, per Telegram user and per customer code.
     email_in_use_per_hour: int = 5
     recovery_lock: timedelta = timedelta(hours=1)

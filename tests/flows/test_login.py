@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from conversations.login import minutes_until
-from storage.attempts import account_key, telegram_key
+from storage.attempts import account_key, pair_key, telegram_key
 from storage.models import AuditEvent
 from tests.conftest import FakeClock
 from tests.kit.accountkit import (
@@ -170,7 +170,7 @@ async def test_unknown_email_looks_and_costs_like_a_wrong_password(
             )
         ).all()
     assert sorted(tuple(row) for row in trail) == [
-        ("login_failed", False, MARIO["code"], 2002, "wrong password"),
+        ("login_failed", False, MARIO["code"], 2002, "wrong password (another Telegram account)"),
         ("login_failed", True, None, 2001, "unknown e-mail"),
     ]
 
@@ -189,7 +189,7 @@ async def test_unknown_email_is_locked_like_an_account(
     assert WAIT in said(fifth_known) and "15 min" in said(fifth_known)
     assert (
         await sqlite_bot.services.attempts.count_since(
-            "login_account", email_key("nessuno@example.it"), timedelta(hours=1)
+            "login_account", pair_key(email_key("nessuno@example.it"), 2001), timedelta(hours=1)
         )
         == 5
     )
@@ -208,26 +208,29 @@ async def test_unknown_email_is_locked_like_an_account(
 # --- brute force ------------------------------------------------------------------------------------
 
 
-async def test_five_failures_lock_the_account_for_15_minutes(bot: Bot, clock: FakeClock) -> None:
-    user = await registered(bot)
+async def test_five_failures_lock_that_telegram_account_out_for_15_minutes(
+    bot: Bot, clock: FakeClock
+) -> None:
+    await registered(bot)
+    user = bot.user(3002)  # not the profile's own Telegram account
     for _ in range(4):
         assert INVALID in said(await login(user, password=WRONG_PASSWORD))
     fifth = said(await login(user, password=WRONG_PASSWORD))
     assert WAIT in fifth and "15 min" in fifth and INVALID not in fifth
 
     account = await bot.services.accounts.get_by_email(MARIO_EMAIL)
-    assert account.login_locked_until == clock() + timedelta(minutes=15)
+    assert account.login_locked_until is None  # the profile is not locked: this Telegram account is
     assert ("login_locked", user.user_id) in await events_of(bot, account.id)
 
     clock.advance(minutes=5)
-    refused = said(await login(user))  # even the right password, from anyone
+    refused = said(await login(user))  # even the right password, from this Telegram account
     assert WAIT in refused and "10 min" in refused
-    other = bot.user(3003)
-    assert WAIT in said(await login(other))
     assert await bot.services.accounts.session_account(user.user_id) is None
+    other = bot.user(3003)  # another Telegram account has its own five
+    assert LOGGED_IN in said(await login(other))
 
     clock.advance(minutes=11)
-    assert LOGGED_IN in said(await login(other))
+    assert LOGGED_IN in said(await login(user))
 
 
 async def test_failures_are_counted_in_a_15_minute_window(sqlite_bot: Bot, clock: FakeClock) -> None:

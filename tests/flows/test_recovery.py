@@ -115,7 +115,8 @@ async def test_identity_misses_are_limited_per_user(sqlite_bot: Bot, clock: Fake
 
 
 async def test_three_wrong_answers_lock_recovery_for_an_hour(bot: Bot, clock: FakeClock) -> None:
-    owner = await registered(bot)
+    await registered(bot)
+    owner = bot.user(1402)  # a Telegram account of the customer's the profile does not know yet
     await start_recovery(owner)
     first = said(await owner.send(WRONG_ANSWER))
     assert "La risposta non è corretta. Tentativi rimasti: 2" in first and QUESTION in first
@@ -126,29 +127,36 @@ async def test_three_wrong_answers_lock_recovery_for_an_hour(bot: Bot, clock: Fa
     assert LOCKED in last_text(events) and "60 min" in last_text(events)
 
     account = await bot.services.accounts.get_by_email(MARIO_EMAIL)
-    assert account.recovery_locked_until == clock() + timedelta(hours=1)
+    assert account.recovery_locked_until is None  # the profile is not locked: this Telegram account is
     seen = [e.event for e in await bot.services.accounts.recent_events(account.id)]
     assert seen.count("recovery_failed") == 3 and "recovery_locked" in seen
 
     clock.advance(minutes=30)
-    # Locked for everyone: the question is not shown any more.
-    other = bot.user(1401)
-    refused = said(await start_recovery(other))
+    # Locked for this Telegram account: the question is not shown to it any more.
+    refused = said(await start_recovery(owner))
     assert LOCKED in refused and "30 min" in refused and QUESTION not in refused
-    # Login is a different matter: the password still works.
-    assert LOGGED_IN in said(await login(other))
+    # Another Telegram account has its own three; login is a different matter: the password still works.
+    other = bot.user(1401)
+    assert QUESTION in said(await start_recovery(other))
+    await other.send("/annulla")
+    assert LOGGED_IN in said(await login(owner))
 
     clock.advance(minutes=31)
     assert QUESTION in said(await start_recovery(owner))
     assert "Passo 4 di 5" in last_text(await owner.send(ANSWER))
 
 
-async def test_a_lock_set_meanwhile_stops_an_open_recovery(sqlite_bot: Bot, clock: FakeClock) -> None:
+async def test_a_hold_set_meanwhile_stops_a_strangers_open_recovery(
+    sqlite_bot: Bot, clock: FakeClock
+) -> None:
     owner = await registered(sqlite_bot)
+    stranger = sqlite_bot.user(1403)
+    await start_recovery(stranger)
     await start_recovery(owner)
     account = await sqlite_bot.services.accounts.get_by_email(MARIO_EMAIL)
     await sqlite_bot.services.accounts.set_recovery_lock(account.id, clock() + timedelta(minutes=20))
-    assert LOCKED in last_text(await owner.send(ANSWER))
+    assert LOCKED in last_text(await stranger.send(ANSWER))
+    assert "Passo 4 di 5" in last_text(await owner.send(ANSWER))  # the owner is never held for strangers
 
 
 @pytest.mark.parametrize(
@@ -219,11 +227,10 @@ async def test_cancel_and_timeout_forget_the_draft(sqlite_bot: Bot, clock: FakeC
     assert await sqlite_bot.services.hasher.verify(PASSWORD, account.password_hash)
 
 
-async def test_recovery_lifts_a_login_lock(sqlite_bot: Bot) -> None:
+async def test_recovery_lifts_the_users_own_login_lock(sqlite_bot: Bot) -> None:
     owner = await registered(sqlite_bot)
-    guesser = sqlite_bot.user(1501)
     for _ in range(5):
-        await login(guesser, password=WRONG_PASSWORD)
+        await login(owner, password=WRONG_PASSWORD)
     assert "Troppi tentativi" in said(await login(owner))
     assert DONE in last_text(await recover(owner)).lower()
     assert LOGGED_IN in said(await login(owner, password=NEW_PASSWORD))

@@ -91,7 +91,7 @@ async def test_progress_counts_person_and_business_steps(sqlite_bot):
 @pytest.mark.parametrize(
     ("answers", "bad", "error_fragment", "question_fragment"),
     [
-        ([], "UG 10@234", "caratteri non ammessi (@)", "codice cliente"),
+        ([], "UG 10@234", "caratteri non ammessi: usi solo", "codice cliente"),
         ([], "AB", "troppo corto", "codice cliente"),
         (["UG-100234", "persona"], "Mari0", "non contiene numeri", "nome"),
         (

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 import bcrypt
 
@@ -21,7 +22,7 @@ from unogas_bot.service.context import Services
 from unogas_bot.service.outcomes import InvalidCredentials, LoginLocked, PasswordConfirmed
 
 
-async def test_thirty_current_password_guesses_at_once_get_five_checks(
+async def test_current_password_guesses_at_once_are_bounded_and_never_block_the_session(
     database: Database, clock: FakeClock
 ) -> None:
     services = Services.create(TEST_SETTINGS, database, clock=clock)
@@ -30,6 +31,8 @@ async def test_thirty_current_password_guesses_at_once_get_five_checks(
         hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
         new = NewAccount(MARIO["code"], MARIO_EMAIL, hashed, "Il mio gatto?", hashed, None, 1)
         account = (await registration.register(services, new)).account  # type: ignore[union-attr]
+        await services.accounts.link_session(account.id, 1, timedelta(days=1))  # the customer's own session
+        await services.accounts.link_session(account.id, 2, timedelta(days=1))  # a session of another phone
         checks = 0
         real = services.hasher.verify
 
@@ -39,7 +42,7 @@ async def test_thirty_current_password_guesses_at_once_get_five_checks(
             return await real(secret, stored)
 
         services.hasher.verify = counted  # type: ignore[method-assign]
-        # One hijacked session per Telegram user, all guessing the account's password for a change at once.
+        # Thirty Telegram users without a session of the profile guess its password at once: strangers.
         outcomes = await asyncio.gather(
             *(
                 password_check.confirm_password(
@@ -48,11 +51,20 @@ async def test_thirty_current_password_guesses_at_once_get_five_checks(
                 for i in range(30)
             )
         )
-        assert checks == 5
+        assert checks == 20
         assert all(isinstance(o, LoginLocked | InvalidCredentials) for o in outcomes)
-        right = await password_check.confirm_password(services, 200, account.id, PASSWORD, "test")
-        assert isinstance(right, LoginLocked) and checks == 5
-        assert not any(isinstance(o, PasswordConfirmed) for o in outcomes)
+        stranger = await password_check.confirm_password(services, 200, account.id, PASSWORD, "test")
+        assert isinstance(stranger, LoginLocked) and checks == 20
+        # One session sends thirty wrong passwords at once: five are checked, and only it is held.
+        await asyncio.gather(
+            *(
+                password_check.confirm_password(services, 2, account.id, WRONG_PASSWORD, "x")
+                for _ in range(30)
+            )
+        )
+        assert checks == 25
+        right = await password_check.confirm_password(services, 1, account.id, PASSWORD, "erase")
+        assert isinstance(right, PasswordConfirmed) and checks == 26
     finally:
         services.hasher.close()
 

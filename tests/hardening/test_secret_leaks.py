@@ -44,6 +44,9 @@ WRONG_ANSWER = "Pasta sfoglia"
 NEW_PASSWORD = "Girandola azzurra 2031"
 NEW_MISMATCH = "Girandola rossa 2032"
 FAILING_PASSWORD = "Temporale estivo 1234"  # typed while the handler fails with an error quoting it
+OWN_NEW_PASSWORD = "Lampione storto 4471"  # /cambia_password
+OWN_WRONG_CURRENT = "Lampione dritto 4470"
+OWN_ANSWER = "Torta di mele"  # /cambia_domanda
 
 SECRETS = (
     PASSWORD,
@@ -60,6 +63,9 @@ SECRETS = (
     NEW_PASSWORD,
     NEW_MISMATCH,
     FAILING_PASSWORD,
+    OWN_NEW_PASSWORD,
+    OWN_WRONG_CURRENT,
+    OWN_ANSWER,
 )
 LOGGERS = (
     "",
@@ -141,6 +147,25 @@ async def fail_while_holding_a_secret(bot: Bot, user_id: int, monkeypatch: pytes
     await user.send("/annulla")
 
 
+async def use_every_own_data_form(bot: Bot, user_id: int) -> None:
+    """Every self-service form of the logged-in customer (the company's profile), slips included: the
+    current password sent twice, the new password typed as the question; then the erasure."""
+    user = bot.user(user_id)
+    await answer_all(user, "/accedi", COMPANY_EMAIL, COMPANY_PASSWORD)
+    await answer_all(user, "/cambia_password", OWN_WRONG_CURRENT, COMPANY_PASSWORD, COMPANY_PASSWORD)
+    events = await answer_all(user, OWN_NEW_PASSWORD, OWN_NEW_PASSWORD)
+    assert "password" in _said(events).lower()
+    await answer_all(
+        user, "/cambia_email", OWN_NEW_PASSWORD, OWN_NEW_PASSWORD, "contabilita@ferraro.example.it"
+    )
+    await answer_all(user, "/cambia_telefono", OWN_NEW_PASSWORD, OWN_NEW_PASSWORD, "+39 347 765 4321")
+    await answer_all(user, "/cambia_domanda", OWN_NEW_PASSWORD, OWN_NEW_PASSWORD, QUESTION)
+    await answer_all(user, OWN_ANSWER, OWN_ANSWER, OWN_ANSWER)
+    await answer_all(user, "/i_miei_dati", OWN_NEW_PASSWORD, OWN_NEW_PASSWORD)
+    await answer_all(user, "/cancella_profilo", OWN_NEW_PASSWORD, OWN_NEW_PASSWORD)
+    assert "cancellato" in _said(await user.press("Cancella il profilo"))
+
+
 def _files(folder: Path) -> str:
     return b"".join(p.read_bytes() for p in folder.glob("*.db*")).decode("utf-8", "replace")
 
@@ -165,6 +190,7 @@ async def test_no_secret_reaches_tables_logs_error_reports_or_chat(
         await log_in_and_out(bot, 9103)
         await recover(bot, 9104)
         await fail_while_holding_a_secret(bot, 9105, monkeypatch)
+        await use_every_own_data_form(bot, 9106)
         assert [type(e).__name__ for e in spy.errors] == ["RuntimeError"]  # the one error we caused
         chat = [e.text for e in bot.api.events if isinstance(e, Sent)]
         memory = repr(dict(bot.app.user_data)) + repr(dict(bot.app.chat_data)) + repr(bot.app.bot_data)

@@ -69,3 +69,18 @@ class VerifySpy:
     async def __call__(self, secret: str, hashed: str | None) -> bool:
         self.calls.append(hashed is not None)
         return await self.real(secret, hashed)
+
+
+async def alerts_settled() -> None:
+    """Wait for the owner alerts sent in the background (conversations/alerts.py) to be done, with a
+    deadline: a stranger's failure starts one, and it records an attempt and an audit event."""
+    import asyncio
+
+    from conversations import alerts
+
+    for _ in range(100):
+        pending = [t for t in asyncio.all_tasks() if t.get_name() == alerts.TASK_NAME and not t.done()]
+        if not pending:
+            return
+        await asyncio.wait(pending, timeout=10)
+    raise AssertionError("owner alerts still running")

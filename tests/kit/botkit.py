@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from telegram.ext import BaseRateLimiter
 
@@ -21,7 +21,9 @@ from unogas_bot.service.context import Services
 # Cheap bcrypt in tests: the cost does not change any behaviour under test. The per-user hash budget is
 # wide, so flows that hash more than a customer would in a minute of fake time are not cut short; the
 # budget's own tests set it as in production.
-TEST_SETTINGS = Settings(bcrypt_rounds=4, hash_workers=2, hash_budget_per_user=1000)
+TEST_SETTINGS = Settings(
+    bcrypt_rounds=4, hash_workers=2, hash_budget_per_user=1000, owner_alert_delay=timedelta(0)
+)
 
 # Demo customers (storage/demo.py) used throughout the conversation tests.
 MARIO = {"code": "UG-100234", "first": "Mario", "last": "Rossi", "tax": "RSSMRA75C12H501H"}

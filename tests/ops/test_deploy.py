@@ -52,6 +52,10 @@ def test_the_unit_restarts_stops_gracefully_and_is_hardened() -> None:
     assert unit["Restart"] == ["always"], "a fenced leader exits to come back as a standby"
     assert unit["StartLimitIntervalSec"] == ["0"]
     assert unit["KillSignal"] == ["SIGTERM"]
+    # Far above the webhook's connection cap and the pools: a flood never starves the bot's own descriptors.
+    from unogas_bot.bot.webhook import MAX_CONNECTIONS
+
+    assert int(unit["LimitNOFILE"][0]) >= 16 * MAX_CONNECTIONS
     for key, value in {
         "NoNewPrivileges": "yes",
         "ProtectSystem": "strict",

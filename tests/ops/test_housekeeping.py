@@ -13,7 +13,7 @@ from storage.attempts import telegram_key
 from storage.db import Database
 from storage.models import Attempt, BotConversation, BotUserData, TelegramSession
 from tests.conftest import FakeClock
-from tests.kit.accountkit import WRONG_PASSWORD, login, registered
+from tests.kit.accountkit import WRONG_PASSWORD, alerts_settled, login, registered
 from tests.kit.botkit import ANSWER, MARIO, PASSWORD, QUESTION, Bot, answer_all, last_text, running_bot
 from tests.kit.hardkit import open_conversations
 from unogas_bot.bot import housekeeping
@@ -35,11 +35,13 @@ async def test_the_hourly_job_deletes_old_attempts_and_expired_sessions(bot: Bot
     await login(mario)  # a session of 30 days
     stranger = bot.user(2001)
     await login(stranger, password=WRONG_PASSWORD)  # attempts recorded now
+    await alerts_settled()  # the owner told of it: one attempt more
     old_attempts = await _rows(bot, Attempt)
     assert old_attempts > 0 and await _rows(bot, TelegramSession) == 1
 
     clock.advance(timedelta(days=31))  # the session has expired, the attempts are a month old
     await login(stranger, password=WRONG_PASSWORD)  # fresh attempts, inside their windows
+    await alerts_settled()
     fresh_attempts = await _rows(bot, Attempt) - old_attempts
 
     await job.run(bot.app)  # as the job queue runs it

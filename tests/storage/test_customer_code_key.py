@@ -57,7 +57,10 @@ async def test_an_import_finds_the_stored_customer_by_key_and_refuses_two_spelli
     await registry.upsert_many(DEMO_CUSTOMERS[:1])
     path = tmp_path / "customers.csv"
     path.write_text(f"{','.join(HEADER)}\nUG100234,person,Mario,Rossi,,RSSMRA75C12H501H\n", encoding="utf-8")
-    result = await import_file(path, registry)
+    # The same key, printed differently: refused unless it is a deliberate correction (issue 21).
+    with pytest.raises(ImportRejected):
+        await import_file(path, registry)
+    result = await import_file(path, registry, corrections=True)
     assert (result.inserted, result.updated) == (
         0,
         1,
@@ -70,7 +73,14 @@ async def test_an_import_finds_the_stored_customer_by_key_and_refuses_two_spelli
     )
     with pytest.raises(ImportRejected) as caught:
         await import_file(path, registry)
-    assert caught.value.errors == [(3, "duplicate customer code UG100/234 (first on line 2)")]
+    assert caught.value.errors == [
+        (
+            2,
+            "customer code UG-100234 is UG100234 in the registry, printed differently; "
+            "if it is a correction, import with --correct",
+        ),
+        (3, "duplicate customer code UG100/234 (first on line 2)"),
+    ]
 
 
 async def test_accounts_are_found_by_any_spelling_and_recovery_accepts_it(sqlite_bot: Bot) -> None:

@@ -18,7 +18,7 @@ from storage.models import Base
 TABLES = {"customers", "accounts", "telegram_sessions", "attempts", "audit_events"}
 # The conversation state of storage/persistence.py (migration 0002).
 TABLES |= {"bot_user_data", "bot_chat_data", "bot_conversations"}
-HEAD = "0005"
+HEAD = "0007_owner_telegram_account"
 
 
 def _differences(connection: Connection) -> list[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 
 import pytest
@@ -102,6 +103,7 @@ EXAMPLES: dict[str, Callable[[], object]] = {
     "email.spaces": lambda: rules.email.validate("mario rossi@example.it"),
     "email.bad_domain": lambda: rules.email.validate("mario@localhost"),
     "email.invalid": lambda: rules.email.validate("mario..rossi@example.it"),
+    "email.look_alike": lambda: rules.email.validate("m\u0430rio@example.it"),  # a Cyrillic "а"
     "password.too_short": lambda: rules.password.validate("Zq7!mB2"),
     "password.too_long": lambda: rules.password.validate("Zq7!mB2x" * 8 + "a"),
     "password.too_many_bytes": lambda: rules.password.validate("😀" * 30),
@@ -467,10 +469,31 @@ def test_phone_bad_chars_params() -> None:
         ("m@x.it", "m@x.it"),
         ("Nicolò@Example.it", "nicolò@example.it"),
         ("a" * 64 + "@" + "b" * 60 + ".it", "a" * 64 + "@" + "b" * 60 + ".it"),
+        # NFKC on the whole address: full-width and compatibility forms are the address they look like.
+        ("\uff4d\uff41\uff52\uff49\uff4f.rossi@example.it", "mario.rossi@example.it"),
+        ("mario.rossi@\uff45xample.it", "mario.rossi@example.it"),
+        ("\ufb01lippo@example.it", "filippo@example.it"),  # the "fi" ligature
+        ("\u5c71\u7530@example.it", "山田@example.it"),  # another script, imitating no Latin letter
     ],
 )
 def test_email_ok(text: str, expected: str) -> None:
     assert rules.email.validate(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "m\u0430rio.rossi@example.it",  # a Cyrillic "а" among Latin letters
+        "\u0440\u043e\u0440\u0440\u0430@example.it",  # all Cyrillic, and reads as "poppa"
+        "mario.r\u03bfssi@example.it",  # a Greek "ο"
+        "mar\u0131o@example.it",  # a dotless "ı"
+        "mario.rossi@ex\u0430mple.it",  # the domain too
+    ],
+)
+def test_look_alike_email_addresses_are_refused(text: str) -> None:
+    assert reason_of(rules.email.validate, text) == "email.look_alike"
+    # Typed to log in, it is only looked up: a profile saved before the rule keeps its login ID.
+    assert rules.email.login_id(text) == unicodedata.normalize("NFKC", text).lower()
 
 
 @pytest.mark.parametrize(

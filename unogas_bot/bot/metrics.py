@@ -79,6 +79,15 @@ BOT_API_REQUESTS = Counter(
     f"{PREFIX}_bot_api_requests", "Bot API requests, by method and outcome", ["method", "outcome"]
 )
 LEADER = Gauge(f"{PREFIX}_leader", "1 while this process is the leader (handles updates), 0 as a standby")
+WEBHOOK_CONNECTIONS_REFUSED = Counter(
+    f"{PREFIX}_webhook_connections_refused",
+    "Webhook connections closed by the cap (evicted: the oldest waiting for headers; all_busy: the new one)"
+    " or not accepted (accept_failed: no descriptor), by reason",
+    ["reason"],
+)
+OWNER_ALERTS = Counter(
+    f"{PREFIX}_owner_alerts", "Profile owners told that other Telegram accounts failed checks against them"
+)
 # Which code runs, as the usual `*_build_info` gauge: always 1, the version in its label (a dashboard
 # joins it to tell a deploy half-done; an alert rule finds two versions at once).
 BUILD_INFO = Gauge(f"{PREFIX}_build_info", "The running code: its version in the label, value 1", ["version"])
@@ -106,6 +115,9 @@ _COUNTED: dict[str, tuple[Any, tuple[str, ...]]] = {
     "login_throttled": (LOCKOUTS, ("login_user",)),
     "recovery_locked": (LOCKOUTS, ("recovery",)),
     "registration_identity_failed": (IDENTITY_FAILURES, ("registration",)),
+    "owner_alerted": (OWNER_ALERTS, ()),
+    "login_strangers_held": (LOCKOUTS, ("login_strangers",)),
+    "recovery_strangers_held": (LOCKOUTS, ("recovery_strangers",)),
     "recovery_identity_failed": (IDENTITY_FAILURES, ("recovery",)),
 }
 # Every known series from the start, at 0: a rate or an alert needs the series before its first event.
@@ -124,8 +136,10 @@ _FAILURE_REASONS = (
 _UPDATE_COUNTS = {kind: UPDATES.labels(kind) for kind in ("message", "edited_message", "callback_query")}
 for _reason in _FAILURE_REASONS:
     FAILURES.labels(_reason)
-for _kind in ("login_address", "login_user", "recovery"):
+for _kind in ("login_address", "login_user", "recovery", "login_strangers", "recovery_strangers"):
     LOCKOUTS.labels(_kind)
+for _reason in ("evicted", "all_busy", "accept_failed"):
+    WEBHOOK_CONNECTIONS_REFUSED.labels(_reason)
 for _flow in ("registration", "recovery"):
     IDENTITY_FAILURES.labels(_flow)
 for _kind in ("timeout", "pool_timeout", "connection", "error"):

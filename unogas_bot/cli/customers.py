@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Callable
 from typing import TextIO
 
+from storage.accounts import acting_operator
 from storage.customer_csv import ImportRejected, import_file
 from storage.db import Database
 from storage.demo import DEMO_CUSTOMERS, load_demo
 from storage.registry import CustomerRecord, CustomerRegistry
-from unogas_bot.cli.common import CliError, with_database
+from unogas_bot.cli.common import CliError, add_operator_argument, operator_name, with_database
 from unogas_bot.config import Settings
 from unogas_bot.rules import names
 from unogas_bot.rules.replies import BUSINESS
@@ -23,6 +25,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     csub = customers.add_subparsers(dest="action", required=True)
     imp = csub.add_parser("import", help="load customer records from a CSV file")
     imp.add_argument("file", help="UTF-8 CSV: customer_code,kind,first_name,last_name,company_name,tax_code")
+    imp.add_argument(
+        "--correct",
+        action="store_true",
+        help="apply rows that would otherwise be refused because their code is a registry customer's with "
+        "another printed code or another holder: a deliberate correction, audited with the operator",
+    )
+    add_operator_argument(imp)
     demo = csub.add_parser("demo", help="load a few demo customers and print them")
     demo.add_argument(
         "--skip-if-real",
@@ -116,11 +125,15 @@ class ImportProgress:
 
 def cmd_customers_import(settings: Settings, args: argparse.Namespace) -> int:
     _readable(args.file)
+    operator = operator_name(args) if args.correct else None  # a correction is audited with its operator
 
     async def work(db: Database) -> int:
         progress = ImportProgress()
         try:
-            result = await import_file(args.file, CustomerRegistry(db), progress=progress)
+            with acting_operator(operator) if operator else contextlib.nullcontext():
+                result = await import_file(
+                    args.file, CustomerRegistry(db), progress=progress, corrections=args.correct
+                )
         except ImportRejected as rejected:
             progress.done()
             for line, reason in rejected.errors:

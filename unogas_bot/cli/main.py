@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from unogas_bot.cli import accounts, bench, config_check, console, customers, db, flows, run, standin
 from unogas_bot.cli.common import CliError, load_env_file
 from unogas_bot.config import ConfigError, Settings
+from unogas_bot.security import log_repeats, redaction
 from unogas_bot.security.json_logs import JsonFormatter
 
 
@@ -88,7 +89,11 @@ def configure_logging(settings: Settings, args: argparse.Namespace) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     if level > logging.DEBUG:
         handler.addFilter(_not_routine)
+    log_repeats.install(handler)  # a fault repeating as fast as the loop turns: one line per interval
     logging.basicConfig(level=level, handlers=[handler])
+    # Every command, not only the bot: the support tools read and write customers' data too, and the
+    # database driver quotes it at DEBUG.
+    redaction.install()
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -1,17 +1,39 @@
-"""The e-mail address that is the user ID, with email-validator (no DNS look-ups)."""
+"""The e-mail address that is the user ID, with email-validator (no DNS look-ups).
+
+The whole address is NFKC-normalised first, so a full-width "ｍａｒｉｏ" or a ligature is the
+address it shows. A part that mixes scripts, or uses a letter that looks like an ASCII one (a Cyrillic
+"а", a Greek "ο"), is refused: it would be a second login ID looking like a customer's own. Which letters
+look alike is Unicode's confusables data (UTS #39) as the maintained `confusable-homoglyphs` package ships
+it, the data django-registration refuses look-alike e-mail addresses with.
+"""
 
 from __future__ import annotations
+
+import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
 
 from unogas_bot.rules.errors import Invalid, accepts
 
 EMAIL_MAX = 254
+# Scripts every address may mix with its own: digits and punctuation ("Common"), combining accents.
+_NEUTRAL_SCRIPTS = ["COMMON", "INHERITED"]
 
 
 def validate(text: str) -> str:
-    """An e-mail address, syntax only (no DNS), returned entirely lower-cased."""
-    value = text.strip()
+    """A new user ID: an e-mail address, syntax only (no DNS), NFKC-normalised and returned entirely
+    lower-cased; no look-alike part."""
+    normalized = login_id(text)
+    local, _, domain = normalized.rpartition("@")
+    if any(looks_like_another(part) for part in (local, *domain.split("."))):
+        raise Invalid("email.look_alike")
+    return normalized
+
+
+def login_id(text: str) -> str:
+    """An address typed to log in or recover a password: as `validate`, but a look-alike part is only
+    looked up (a profile saved before they were refused keeps its login ID); it matches no other."""
+    value = unicodedata.normalize("NFKC", text).strip()
     if not value:
         raise Invalid("email.empty")
     if len(value) > EMAIL_MAX:
@@ -32,6 +54,22 @@ def validate(text: str) -> str:
     if len(normalized) > EMAIL_MAX:
         raise Invalid("email.too_long", max=EMAIL_MAX, length=len(normalized))
     return normalized
+
+
+def looks_like_another(part: str) -> bool:
+    """Does this part of an address mix scripts, or hold a letter that imitates an ASCII one (UTS #39's
+    confusables: a Cyrillic "а", a Greek "ο", a dotless "ı"; "ò" or "ñ" imitate nothing)?"""
+    if part.isascii():
+        return False  # the usual case: no table to look at
+    from confusable_homoglyphs import confusables  # a 1 MB table, read at the first address that needs it
+
+    if confusables.is_mixed_script(part, allowed_aliases=_NEUTRAL_SCRIPTS):
+        return True
+    found = confusables.is_confusable(part, greedy=True) or []
+    return any(
+        not hit["character"].isascii() and any(glyph["c"].isascii() for glyph in hit["homoglyphs"])
+        for hit in found
+    )
 
 
 def is_valid(text: str) -> bool:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-# Every reason, by datum. What a reason's message may show comes as params: bad_chars -> chars;
+# Every reason, by datum. What a reason's message may show comes as params (bad_chars -> chars is for the
+# operators' import report: no message to a customer quotes what was typed);
 # too_short -> min, length; too_long -> max, length; too_many_bytes -> max_bytes, bytes; too_few_letters ->
 # min; tax_code.bad_length -> length, expected (a person's code); tax_code.bad_length_business -> length.
 _BY_DATUM: dict[str, tuple[str, ...]] = {
@@ -27,13 +28,16 @@ _BY_DATUM: dict[str, tuple[str, ...]] = {
         "vat_bad_checksum",
     ),
     "phone": ("empty", "bad_chars", "invalid", "not_personal"),
-    "email": ("empty", "too_long", "no_at", "spaces", "bad_domain", "invalid"),
+    "email": ("empty", "too_long", "no_at", "spaces", "bad_domain", "invalid", "look_alike"),
     "password": ("too_short", "too_long", "too_many_bytes", "control_chars", "common", "personal"),
     "question": ("empty", "too_short", "too_long", "too_few_letters", "control_chars"),
     "answer": ("empty", "too_short", "too_long", "too_many_bytes", "in_question", "control_chars"),
     "kind": ("unknown",),
 }
 REASONS: frozenset[str] = frozenset(f"{datum}.{why}" for datum, whys in _BY_DATUM.items() for why in whys)
+# Refusals a form makes with what it holds, no rule of a datum alone (their messages are `e_<reason>` too):
+# the current password as the new one, the password or the answer as the security question.
+FORM_REASONS: frozenset[str] = frozenset({"password.same_as_current", "question.is_secret"})
 
 
 class Invalid(ValueError):

@@ -42,8 +42,9 @@ _SECRET_WORDS = r"(?:secret|token|password|passwd|answer|data|body|payload|param
 _NAMES_A_SECRET = re.compile(_SECRET_WORDS + r"\W{0,3}$", re.IGNORECASE)
 _SECRET_KEY = re.compile(_SECRET_WORDS, re.IGNORECASE)
 # Loggers whose records may quote updates or request parameters; and those that may log the token.
-# aiosqlite's DEBUG records show each call's SQL parameters (e-mails, tax codes, hashes).
-_PAYLOAD_LOGGERS = ("telegram", "aiosqlite")
+# aiosqlite's DEBUG records show each call's SQL parameters (e-mails, tax codes, hashes); SQLAlchemy's (with
+# echo, or its loggers set to INFO) the parameters and the rows.
+_PAYLOAD_LOGGERS = ("telegram", "aiosqlite", "sqlalchemy")
 _URL_LOGGERS = ("httpx", "httpcore", "tornado.access", "tornado.general")
 
 

@@ -20,9 +20,22 @@ if TYPE_CHECKING:
 FORMAT = "unogas-profile-export/1"
 
 
-async def export_profile(services: Services, account_id: int, user_id: int | None) -> dict[str, Any] | None:
+OTHER_ACCOUNT = "another Telegram account"
+# The Telegram user ids the document holds, by part: the customer's own are shown, any other (someone who
+# tried the profile, another phone's session) only as `other`.
+_TELEGRAM_IDS = {
+    "profile": ("registered_by", "owner_telegram_user_id"),
+    "telegram_sessions": ("telegram_user_id",),
+}
+_TELEGRAM_IDS["audit_events"] = ("telegram_user_id",)
+
+
+async def export_profile(
+    services: Services, account_id: int, user_id: int | None, other: str = OTHER_ACCOUNT
+) -> dict[str, Any] | None:
     """The document of the profile (None if it is gone); `user_id` is the Telegram user who asked, None
-    for the support tools."""
+    for the support tools (the document is then the profile owner's). Other people's Telegram accounts
+    are named only as `other` (the customer's language's "another Telegram account")."""
     async with services.uow() as uow:
         account = await uow.accounts.get(account_id)
         if account is None:
@@ -35,6 +48,13 @@ async def export_profile(services: Services, account_id: int, user_id: int | Non
         await uow.commit()
     if data is None:
         return None
+    me = account.owner if user_id is None else user_id
+    for part, keys in _TELEGRAM_IDS.items():
+        records = data[part] if isinstance(data[part], list) else [data[part]]
+        for record in records:
+            for key in keys:
+                if record.get(key) is not None and record[key] != me:
+                    record[key] = other
     return {
         "format": FORMAT,
         "exported_at": services.clock().isoformat(),

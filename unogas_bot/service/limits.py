@@ -1,8 +1,13 @@
 """The names and keys of the limited attempts (storage/attempts.py), shared by the use cases.
 
-Keys say what a limit is counted per: a Telegram user, an account, a customer code or a typed address.
-Typed addresses and codes are kept as digests, so the attempt log holds no personal data of people who
-may not even be customers.
+Keys say what a limit is counted per: a Telegram user, an account, a customer code or a typed address, or
+one Telegram user's attempts on one of those (`pair_key`). Typed addresses and codes are kept as digests,
+so the attempt log holds no personal data of people who may not even be customers.
+
+The owner and strangers apart (unogas_bot/service/strangers.py): each Telegram account has a bucket of its
+own per account (its pair key), so another account's failures never lock it; the failures of every
+Telegram account but the profile's own are also counted together per account, and past that cap only
+the other accounts wait.
 """
 
 from __future__ import annotations
@@ -10,11 +15,11 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
-from storage.attempts import account_key, telegram_key
+from storage.attempts import account_key, pair_key, telegram_key
 from storage.models import ATTEMPT_KEY_LEN
 from unogas_bot import rules
 
-__all__ = ["account_key", "customer_key", "email_key", "telegram_key"]
+__all__ = ["account_key", "customer_key", "email_key", "pair_key", "telegram_key"]
 
 HOUR = timedelta(hours=1)
 
@@ -22,13 +27,17 @@ HOUR = timedelta(hours=1)
 VERIFY = "verify"  # a failed identity check, per Telegram user and per customer code
 EMAIL_IN_USE = "email_in_use"  # an "address already in use" answer, per Telegram user and per customer code
 # Login
-LOGIN_FAILED = "login_account"  # a password check, per account (or per unknown address); kept if it failed
-LOGIN_LOCK = "login_lock"  # one entry when an address is locked; the lock lasts `login_lock`
+LOGIN_FAILED = "login_account"  # a password check, per (account or unknown address, Telegram user)
+LOGIN_LOCK = "login_lock"  # one entry when that pair is locked; the lock lasts `login_lock`
+LOGIN_STRANGERS = "login_strangers"  # a check by a Telegram user the account does not trust, per account
 LOGIN_USER_FAILED = "login_user"  # a password check by a Telegram user; kept if it failed
 LOGIN_USER_LOCK = "login_user_lock"  # one entry each time the Telegram user is blocked
 # Recovery
-RECOVERY_WRONG = "recovery"  # an answer check, per account; kept if the answer was wrong
+RECOVERY_WRONG = "recovery"  # an answer check, per (account, Telegram user); kept if the answer was wrong
+RECOVERY_STRANGERS = "recovery_strangers"  # an answer check by an untrusted Telegram user, per account
 RECOVERY_MISMATCH = "recovery_verify"  # e-mail and customer code of no account, per Telegram user
+# The owner told of other accounts' failures (one entry per alert; at most one an `owner_alert_interval`)
+OWNER_ALERTED = "owner_alerted"
 
 
 def _digest(prefix: str, value: str) -> str:

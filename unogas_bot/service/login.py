@@ -8,8 +8,10 @@ An attempt goes in three steps:
 3. *Record the outcome* (one transaction): a success takes its failures back, links the session and is
    audited; a failure is audited and may lock the address or block the user.
 
-Because the attempt is counted before it is checked, `login_failures_per_account` checks per window is a
-hard bound: the 30th of 30 simultaneous guesses finds the first 5 already counted.
+Because the attempt is counted before it is checked, the limits are hard bounds: one Telegram user gets
+`login_failures_per_account` checks per window on an address however many it sends at once, and every
+Telegram user but the profile's owner together `login_strangers_per_hour` (service/strangers.py); the
+owner's own bucket is never filled by anyone else. A success makes the Telegram user the profile's owner.
 
 An unknown address takes exactly the same path (same queries, a bcrypt check of a dummy hash made at the
 cost of the stored hashes) and ends in the same lock, so neither the replies nor their timing tell whether
@@ -78,6 +80,7 @@ async def log_in(services: Services, user_id: int, email: str, password: str) ->
                 await uow.accounts.link_session(account.id, user_id, settings.session_ttl)
             except AccountNotFound:  # deleted while its password was being checked
                 return InvalidCredentials()
+            await uow.accounts.make_owner(account.id, user_id)
             await password_check.release(uow, reservation)
             if rehashed is not None and stored is not None:
                 await uow.accounts.rehash_password(account.id, stored, rehashed)

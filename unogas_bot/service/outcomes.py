@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,9 +17,15 @@ class LoggedIn:
     account: AccountView
 
 
+# `stranger_on`: the profile another Telegram account than its own failed against, so its owner can be
+# told (service/strangers.py). Not compared: the customer is told the same either way.
+
+
 @dataclass(frozen=True)
 class InvalidCredentials:
     """Unknown address or wrong password: the two are never told apart."""
+
+    stranger_on: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,7 @@ class LoginLocked:
     """Too many failures for the address or the Telegram user; no password was checked."""
 
     until: datetime
+    stranger_on: int | None = field(default=None, compare=False)
 
 
 LoginOutcome = LoggedIn | InvalidCredentials | LoginLocked
@@ -111,6 +118,7 @@ class TooManyMismatches:
 @dataclass(frozen=True)
 class RecoveryLocked:
     until: datetime
+    stranger_on: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -130,6 +138,7 @@ class AnswerAccepted:
 class AnswerWrong:
     left: int
     question: str
+    stranger_on: int | None = field(default=None, compare=False)
 
 
 AnswerOutcome = AnswerAccepted | AnswerWrong | RecoveryLocked | AccountGone

@@ -4,12 +4,13 @@
   same work, a dummy bcrypt check included; misses are limited per Telegram user
   (`verify_attempts_per_hour`).
 * Each answer is reserved before its bcrypt check, like a login (see service/login.py): at most
-  `recovery_failures` answers are checked per `recovery_lock` window, however many arrive at once;
-  reaching the limit locks recovery for the account. Right and wrong answers are audited.
+  `recovery_failures` answers per Telegram user and `recovery_lock` window, and `recovery_strangers_per_hour`
+  by every Telegram user but the owner together, however many arrive at once (service/strangers.py).
+  Reaching a limit holds that user, or the strangers; never the owner for anyone else's answers. Right and
+  wrong answers are audited.
 * The new password follows the registration's rules with the account's own data. It may equal the old
   one: refusing that would tell whoever types it that they guessed the current password.
-* Saving it ends every session of the account and lifts the login lock, in one transaction: the owner has
-  just proved who they are, and a guesser does not know the new password.
+* Saving it ends every session of the account and forgets this user's failures, in one transaction.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from storage.accounts import AccountNotFound, AccountView
 from unogas_bot import rules
-from unogas_bot.service import limits
+from unogas_bot.service import limits, strangers
 from unogas_bot.service.audit import audit
 from unogas_bot.service.outcomes import (
     AccountGone,
@@ -80,7 +81,7 @@ async def identify(services: Services, user_id: int, email: str, customer_code: 
                 else TooManyMismatches(blocked)
             )
         else:
-            locked = _recovery_locked_until(services, account)
+            locked = await _answers_held_until(uow, services, account, user_id)
             outcome = (
                 RecoveryLocked(locked) if locked else RecoveryQuestion(account.id, account.security_question)
             )
@@ -90,47 +91,105 @@ async def identify(services: Services, user_id: int, email: str, customer_code: 
 
 
 async def check_answer(services: Services, user_id: int, account_id: int, answer: str) -> AnswerOutcome:
-    """Check the answer to the account's security question; reserved before it is checked."""
+    """Check the answer to the account's security question; reserved before it is checked. Each Telegram
+    user has `recovery_failures` wrong answers an hour on the account; the users other than its owner also
+    `recovery_strangers_per_hour` together (service/strangers.py), past which they wait and the owner
+    does not."""
     settings = services.settings
     services.hash_budget.take(user_id)
-    key = limits.account_key(account_id)
+    key, pair = limits.account_key(account_id), limits.pair_key(limits.account_key(account_id), user_id)
     async with services.uow() as uow:  # reserve
-        await uow.attempts.lock(key)
+        await uow.attempts.lock(key, pair)
         account = await uow.accounts.get(account_id)
         if account is None:
             return AccountGone()
-        locked = _recovery_locked_until(services, account)
-        if locked is None:
-            wrong = await uow.attempts.count_since(limits.RECOVERY_WRONG, key, settings.recovery_lock)
-            if wrong >= settings.recovery_failures:  # the limit is taken by answers still being checked
-                locked = services.clock() + settings.recovery_lock
+        trusted = strangers.trusted(account, user_id)
+        stranger_on = None if trusted else account.id
+        locked = await _answers_held_until(uow, services, account, user_id)
         if locked is not None:
-            return RecoveryLocked(locked)
-        reserved = await uow.attempts.add(limits.RECOVERY_WRONG, key)
+            return RecoveryLocked(locked, stranger_on)
+        reserved = [await uow.attempts.add(limits.RECOVERY_WRONG, pair)]
+        if not trusted:
+            reserved.append(await uow.attempts.add(limits.RECOVERY_STRANGERS, key))
         await uow.commit()
 
     right = await services.hasher.verify(answer, account.answer_hash)
 
     async with services.uow() as uow:  # record the outcome
         if right:
-            await uow.attempts.take_back([reserved])
+            await uow.attempts.take_back(reserved)
             await audit(uow, "recovery_answer_ok", account, user_id)
             await uow.commit()
             return AnswerAccepted()
-        await uow.attempts.lock(key)
-        await audit(uow, "recovery_failed", account, user_id, "wrong security answer")
-        wrong = await uow.attempts.count_since(limits.RECOVERY_WRONG, key, settings.recovery_lock)
-        if wrong < settings.recovery_failures:
+        await uow.attempts.lock(key, pair)
+        detail = "wrong security answer" + ("" if trusted else " (another Telegram account)")
+        await audit(uow, "recovery_failed", account, user_id, detail)
+        wrong = await uow.attempts.count_since(limits.RECOVERY_WRONG, pair, settings.recovery_lock)
+        held = None if trusted else await _hold_strangers_if_over(uow, services, account, user_id)
+        if wrong < settings.recovery_failures and held is None:
             await uow.commit()
-            return AnswerWrong(settings.recovery_failures - wrong, account.security_question)
-        until = services.clock() + settings.recovery_lock
+            return AnswerWrong(settings.recovery_failures - wrong, account.security_question, stranger_on)
+        until = held or services.clock() + settings.recovery_lock
+        if wrong >= settings.recovery_failures:
+            until = max(until, services.clock() + settings.recovery_lock)
+            await audit(uow, "recovery_locked", account, user_id, f"{wrong} wrong security answers")
+        await uow.commit()
+        return RecoveryLocked(until, stranger_on)
+
+
+async def _answers_held_until(
+    uow: UnitOfWork, services: Services, account: AccountView, user_id: int
+) -> datetime | None:
+    """Until when this Telegram user may not answer the account's question (None: it may): its own
+    wrong answers of the hour, and for a user other than the owner the strangers' (service/strangers.py)."""
+    s = services.settings
+    pair = limits.pair_key(limits.account_key(account.id), user_id)
+    held = await strangers.full_until(
+        uow, services, limits.RECOVERY_WRONG, pair, s.recovery_failures, s.recovery_lock
+    )
+    if held is None and not strangers.trusted(account, user_id):
+        held = _recovery_locked_until(services, account)  # the strangers' hold shown on the profile
+    if held is None and not strangers.trusted(account, user_id):
+        held = await strangers.full_until(
+            uow,
+            services,
+            limits.RECOVERY_STRANGERS,
+            limits.account_key(account.id),
+            s.recovery_strangers_per_hour,
+            limits.HOUR,
+        )
+    return held
+
+
+async def _hold_strangers_if_over(
+    uow: UnitOfWork, services: Services, account: AccountView, user_id: int
+) -> datetime | None:
+    """Once the strangers' answers of the hour are used up, until when they wait; the first time, the hold
+    is shown on the profile (`accounts show`, lifted by `accounts unlock`) and audited."""
+    s = services.settings
+    until = await strangers.full_until(
+        uow,
+        services,
+        limits.RECOVERY_STRANGERS,
+        limits.account_key(account.id),
+        s.recovery_strangers_per_hour,
+        limits.HOUR,
+    )
+    if until is None:
+        return None
+    if _recovery_locked_until(services, account) is None:
         try:
             await uow.accounts.set_recovery_lock(account.id, until)
-        except AccountNotFound:
-            return AccountGone()
-        await audit(uow, "recovery_locked", account, user_id, f"{wrong} wrong security answers")
-        await uow.commit()
-        return RecoveryLocked(until)
+        except AccountNotFound:  # erased meanwhile
+            return until
+        await audit(
+            uow,
+            "recovery_strangers_held",
+            account,
+            user_id,
+            f"{s.recovery_strangers_per_hour} wrong answers by other Telegram accounts in an hour: they wait",
+        )
+    return until
 
 
 async def check_new_password(
@@ -150,16 +209,17 @@ async def check_new_password(
 async def set_new_password(
     services: Services, user_id: int, account_id: int, password_hash: str
 ) -> PasswordChanged | AccountGone:
-    """Store the new password, end every session, forget the failures and lift the login lock: at once."""
-    key = limits.account_key(account_id)
+    """Store the new password, end every session and forget this user's failures: at once."""
+    pair = limits.pair_key(limits.account_key(account_id), user_id)
     async with services.uow() as uow:
         try:
             await uow.accounts.change_password(account_id, password_hash, telegram_user_id=user_id)
-            await uow.accounts.set_login_lock(account_id, None)
         except AccountNotFound:
             return AccountGone()
+        # This user's own failures go; the strangers' counts stay (a new password is no reason to give them
+        # new tries), and so does their hold.
         for kind in (limits.RECOVERY_WRONG, limits.LOGIN_FAILED, limits.LOGIN_LOCK):
-            await uow.attempts.clear(kind, key)
+            await uow.attempts.clear(kind, pair)
         await uow.commit()
     return PasswordChanged()
 

@@ -7,7 +7,9 @@ address is free), so on SQLite the unit defers its BEGIN to a write that then ne
 
 Limits (per hour, per Telegram user *and* per customer code, so neither many Telegram accounts nor many
 customer codes get around them):
-* failed identity checks: `verify_attempts_per_hour`; which datum did not match is never told;
+* failed identity checks: `verify_attempts_per_hour` per Telegram user (its own bucket: one stranger who
+  knows a customer code cannot hold up the customer's registration), `verify_attempts_per_code_per_hour`
+  per customer code from every Telegram user together; which datum did not match is never told;
 * "address already in use" answers: `email_in_use_per_hour`, each audited; once used up, the next address
   is refused whatever it is, so the refusal itself tells nothing about the address.
 """
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
 
 async def verify_identity(services: Services, user_id: int, identity: Identity) -> VerifyOutcome:
     """Check what the customer typed against the registry (the data on the bill)."""
-    limit = services.settings.verify_attempts_per_hour
+    settings = services.settings
     keys = (limits.telegram_key(user_id), limits.customer_key(identity.customer_code))
     # Deferred: a matching identity writes nothing, and then no transaction is needed.
     async with services.uow(deferred=True) as uow:
@@ -54,8 +56,12 @@ async def verify_identity(services: Services, user_id: int, identity: Identity) 
             second=keys[1],
             since=services.clock() - limits.HOUR,
         )
-        used = check.failures
-        if used >= limit:
+        # This Telegram user's own failures, and every user's on this code: whichever is nearer its limit.
+        left = min(
+            settings.verify_attempts_per_hour - check.by_first,
+            settings.verify_attempts_per_code_per_hour - check.by_second,
+        )
+        if left <= 0:
             return VerificationLocked()
         record = check.match(identity)
         if record is None:
@@ -65,8 +71,7 @@ async def verify_identity(services: Services, user_id: int, identity: Identity) 
                 "registration_identity_failed", customer_code=identity.customer_code, telegram_user_id=user_id
             )
             await uow.commit()
-            left = limit - used - 1
-            return IdentityMismatch(left) if left > 0 else VerificationLocked()
+            return IdentityMismatch(left - 1) if left > 1 else VerificationLocked()
         if check.has_account:
             return AlreadyRegistered()
         return IdentityVerified(record)
