@@ -87,6 +87,9 @@ def test_ctrl_c_ends_the_console_at_once(tmp_path: Path) -> None:
     env.pop("TELEGRAM_BOT_TOKEN", None)
     pid, terminal = pty.fork()
     if pid == 0:  # the child: the console, with the pseudo-terminal as its controlling terminal
+        # As an interactive shell starts a foreground job: a suite run in the background (`&`, nohup, some
+        # CI runners) has SIGINT ignored, which exec passes on, and the Ctrl-C below would do nothing.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execve(sys.executable, [sys.executable, "-m", "unogas_bot", "console"], env)
     try:
         shown, deadline = b"", time.monotonic() + 60
