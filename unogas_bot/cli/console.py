@@ -115,6 +115,7 @@ async def run_console(
                     break
                 if line.strip():
                     await session.handle_line(line, secret=secret)
+            session.finish()  # a recording is written once the whole session is known (its late masks)
     finally:
         _restore_terminal(stdin, terminal)  # getpass left off by Ctrl-C would leave the echo off
         await services.close()

@@ -189,7 +189,7 @@ class Replayer:
                     chat_type="group" if group else "private",
                 )
                 session = ConsoleSession(
-                    user, out, echo=False, language=texts.language_for(language), app=app
+                    user, out, echo=False, language=texts.language_for(language), app=app, masking=False
                 )
                 observations = []
                 for step in script.steps:
