@@ -116,3 +116,26 @@ def test_a_button_pressed_while_a_secret_question_is_open_is_recorded_as_the_pre
     assert "> 2\n" in shown
     _clean(recorded, RIGHT)
     _replays(monkeypatch, capsys, script)
+
+
+def test_update_never_writes_a_secret_the_replay_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A script typing its password as the security question, whose summary line is out of date:
+    `--update` writes the summary with `{*}` where the bot showed the password, not the password (the
+    header's, or the one generated for the run, which would fail the next run)."""
+    typed = [RIGHT if line == QUESTION else line for line in REGISTRATION]
+    script = tmp_path / "question.flow"
+    assert _record(monkeypatch, capsys, script, typed)[0] == 0
+    stale = script.read_text(encoding="utf-8").replace("Domanda di sicurezza: {*}", "Domanda di sicurezza: ?")
+    for header in ("", "# password: Mia Password Vera 2024\n"):
+        script.write_text(header + stale, encoding="utf-8")
+        assert _replay(monkeypatch, capsys, script)[0] == 1
+        from unogas_bot.cli.main import main as cli_main
+
+        assert cli_main(["flows", "test", "--update", str(script)]) == 0
+        updated = script.read_text(encoding="utf-8")
+        assert "Faro sul molo" not in updated and "Domanda di sicurezza: Mia Password" not in updated
+        assert "Domanda di sicurezza: {*}" in updated
+        capsys.readouterr()
+        _replays(monkeypatch, capsys, script)

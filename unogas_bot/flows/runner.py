@@ -49,12 +49,13 @@ from unogas_bot.flows.secrets import (
     PASSWORD,
     WRONG,
     Mark,
+    SecretBook,
     generated,
     kind_of_step,
     parse_mark,
     refused_example,
 )
-from unogas_bot.flows.session import INDENT, ConsoleSession, awaited_step, expects_secret
+from unogas_bot.flows.session import ANY_TEXT, INDENT, ConsoleSession, awaited_step, expects_secret
 from unogas_bot.i18n import texts
 from unogas_bot.offline import OfflineBotAPI, Simulator, offline_builder
 from unogas_bot.service.context import Services
@@ -86,6 +87,7 @@ class Outcome:
     mismatches: list[Mismatch]
     seconds: float = 0.0
     observations: list[Observation] = dataclasses.field(default_factory=list)  # for the flow coverage
+    typed: SecretBook = dataclasses.field(default_factory=SecretBook)  # the secrets the masks typed
 
     @property
     def passed(self) -> bool:
@@ -207,7 +209,7 @@ class Replayer:
         mismatches = [
             m for step, lines in zip(script.steps, actual, strict=True) if (m := match_step(step, lines))
         ]
-        return Outcome(script, actual, mismatches, time.perf_counter() - started, observations)
+        return Outcome(script, actual, mismatches, time.perf_counter() - started, observations, replay.typed)
 
     async def _import(self, script: Script, name: str, db: Database) -> None:
         """The script's `# customers:` CSV into its database; a missing or bad file is a ScriptError
@@ -234,6 +236,7 @@ class _Replay:
         self.services = services
         self.user_id = user_id
         self.base = {kind: script.headers.get(kind) or replayer.secrets[kind] for kind in (PASSWORD, ANSWER)}
+        self.typed = SecretBook()  # the valid secrets typed for masks: `--update` never writes them
 
     async def type(self, session: ConsoleSession, text: str) -> None:
         before = awaited_step(self.app, self.user_id)
@@ -259,7 +262,9 @@ class _Replay:
         kind = mark.kind or kind_of_step(awaited[1] if awaited else None)
         if not mark.refused:
             assert mark.label is not None
-            return generated(kind, mark.label, self.base)
+            value = generated(kind, mark.label, self.base)
+            self.typed.remember(value)
+            return value
         if mark.reason is None:
             return WRONG
         answers = self._answers(awaited)
@@ -300,7 +305,11 @@ async def run_scripts(paths: Iterable[Path], settings: Settings, *, update: bool
             if update and not outcome.passed:
                 failed = {id(m.step) for m in outcome.mismatches}
                 keep = [id(step) not in failed for step in script.steps]
-                path.write_text(render(script, outcome.actual, keep), encoding="utf-8")
+                # What the bot showed of a secret a mask typed (a password typed as the question, in the
+                # summary) is written as any text: the script never holds it, and the next run types
+                # another generated one.
+                actual = [[outcome.typed.scrub(line, ANY_TEXT) for line in lines] for lines in outcome.actual]
+                path.write_text(render(script, actual, keep), encoding="utf-8")
             outcomes.append(outcome)
     finally:
         replayer.close()
