@@ -40,7 +40,7 @@ from unogas_bot.flows.script import (
     ScriptError,
     describe,
     match_step,
-    parse,
+    read,
     render,
     script_now,
 )
@@ -296,11 +296,12 @@ class _Replay:
 
 async def run_scripts(paths: Iterable[Path], settings: Settings, *, update: bool = False) -> list[Outcome]:
     """Replay each script; with `update`, rewrite the expected lines of the steps that did not match."""
+    scripts = [read(path) for path in paths]  # every script readable before any is replayed
     replayer = Replayer(settings)
     outcomes = []
     try:
-        for path in paths:
-            script = parse(path.read_text(encoding="utf-8"), path)
+        for script in scripts:
+            path = script.path
             outcome = await replayer.replay(script)
             if update and not outcome.passed:
                 failed = {id(m.step) for m in outcome.mismatches}

@@ -97,7 +97,7 @@ def parse(text: str, path: Path = Path("<script>")) -> Script:
     numbers: dict[str, int] = {}
     header_lines: list[str] = []
     steps = [Step(None)]
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), 1):  # a BOM (Notepad) aside
         line = Line(number, raw.rstrip())
         if is_input(line.text):
             steps.append(Step(line))
@@ -106,6 +106,17 @@ def parse(text: str, path: Path = Path("<script>")) -> Script:
             steps[-1].body.append(line.text)
         if raw.startswith("#"):
             header = _HEADER.fullmatch(raw)
+            name = header.group(1) if header else None
+            if len(steps) == 1 and name in headers:
+                raise ScriptError(
+                    f"{path}:{number}: header {name!r} given twice (first on line {numbers[name]})"
+                )
+            if len(steps) > 1 and name in HEADERS:  # a setting that would silently do nothing there
+                first = steps[1].input.number if steps[1].input else number
+                raise ScriptError(
+                    f"{path}:{number}: header {name!r} after the first input (line {first}): headers go "
+                    "above it (a comment there must not look like `# word: ...`)"
+                )
             if len(steps) == 1 and header and header.group(1) in HEADERS:
                 headers[header.group(1)] = header.group(2)
                 numbers[header.group(1)] = number
@@ -123,6 +134,7 @@ def parse(text: str, path: Path = Path("<script>")) -> Script:
                 raise ScriptError(f"{path}:{number}: bad {{re:...}} pattern: {exc}") from None
             steps[-1].expected.append(line)
     script = Script(path, headers, header_lines, steps, numbers)
+    _check_customers(script)
     choices = {"language": ("it", "en"), "chat": ("private", "group"), "accounts": ("none", "demo")}
     for name, allowed in choices.items():
         if headers.get(name, allowed[0]) not in allowed:
@@ -132,7 +144,41 @@ def parse(text: str, path: Path = Path("<script>")) -> Script:
         raise ScriptError(f"{script.where('user')}: user must be a Telegram user id, not {headers['user']!r}")
     if "now" in headers:
         script_now(headers, path, numbers.get("now"))  # refused here rather than halfway through a replay
+    if len(steps) == 1:  # an empty file (a failed copy) would pass, having checked nothing
+        raise ScriptError(f"{path}: nothing is typed (no `> ` line): the script checks nothing")
     return script
+
+
+def _check_customers(script: Script) -> None:
+    """A `customers` CSV is a file inside the script's folder: a script (from a merge request, say) must
+    not make `flows test` read, and quote in its error, any file the machine lets it read."""
+    name = script.headers.get("customers", "demo")
+    if name in ("demo", "none"):
+        return
+    folder = script.path.parent.resolve()
+    if not (folder / name).resolve().is_relative_to(folder):
+        raise ScriptError(
+            f"{script.where('customers')}: customers: {name!r} must be a CSV file inside the script's "
+            "folder (a path relative to it), or demo or none"
+        )
+
+
+def read(path: Path) -> Script:
+    """Read and parse the script at `path`; one `ScriptError` naming it (and the line) when it cannot be
+    read: missing, a folder, not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ScriptError(f"{path}: cannot read it: {exc.strerror or type(exc).__name__}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ScriptError(
+            f"{path}:{line}: not UTF-8: save the script as UTF-8, or convert it with "
+            f"`iconv -f WINDOWS-1252 -t UTF-8 {path.name} > {path.stem}-utf8{path.suffix}`"
+        ) from None
+    return parse(text, path)
 
 
 def _unknown(name: str) -> str:

@@ -1,0 +1,105 @@
+"""A flow script that cannot be read as meant is one line naming the script (and its line), never a
+traceback, a header silently ignored or a script that passes by checking nothing (issue 22, item 5:
+found by the attacks on `flows test`)."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+import pytest
+
+from unogas_bot.cli.main import main as cli_main
+from unogas_bot.flows.script import ScriptError, parse
+
+SCRIPTS = Path(__file__).parent / "scripts"
+
+
+def _flows_test(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+    status = cli_main(["flows", "test", *args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def _one_line(err: str) -> None:
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_a_script_saved_with_a_bom_keeps_its_headers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Windows' Notepad writes a BOM: the first header must not become a line the bot is expected to
+    say (and an English script replayed in Italian)."""
+    source = (SCRIPTS / "en" / "group.flow").read_text(encoding="utf-8")
+    assert source.startswith("#")
+    script = tmp_path / "bom.flow"
+    script.write_bytes(codecs.BOM_UTF8 + source.replace("\n", "\r\n").encode())
+    status, out, _ = _flows_test(monkeypatch, capsys, str(script))
+    assert status == 0 and out.startswith("PASS"), out
+    assert parse("\ufeff# language: en\n> /start\n").headers == {"language": "en"}
+
+
+def test_a_header_given_twice_is_an_error_naming_both_lines() -> None:
+    with pytest.raises(ScriptError) as caught:
+        parse("# language: it\n# user: 7\n# language: en\n> /start\n", Path("x.flow"))
+    assert str(caught.value) == "x.flow:3: header 'language' given twice (first on line 1)"
+
+
+def test_a_header_after_the_first_input_is_an_error_not_a_comment() -> None:
+    with pytest.raises(ScriptError) as caught:
+        parse("# language: it\n> /start\n# language: en\n> /help\n", Path("x.flow"))
+    assert str(caught.value).startswith(
+        "x.flow:3: header 'language' after the first input (line 2): headers go above it"
+    )
+    parse("> /start\n# A comment: with a colon, and words before it.\n")  # a comment stays one
+
+
+def test_a_script_that_types_nothing_is_an_error_not_a_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty file (a failed copy, a truncated save) checked nothing: it must not count as passed."""
+    for name, text in (("empty.flow", ""), ("headers.flow", "# language: it\n# A comment.\n")):
+        script = tmp_path / name
+        script.write_text(text, encoding="utf-8")
+        status, out, err = _flows_test(monkeypatch, capsys, str(script))
+        assert status == 1 and "PASS" not in out
+        _one_line(err)
+        assert err == f"unogas-bot: {script}: nothing is typed (no `> ` line): the script checks nothing\n"
+
+
+def test_a_script_that_is_not_utf8_or_cannot_be_read_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = tmp_path / "latin1.flow"
+    script.write_bytes("# language: it\n> /start\nbot: Citt\u00e0\n".encode("latin-1"))
+    status, _, err = _flows_test(monkeypatch, capsys, str(script))
+    assert status == 1
+    _one_line(err)
+    assert err.startswith(f"unogas-bot: {script}:3: not UTF-8") and "iconv" in err
+    folder = tmp_path / "folder.flow"
+    folder.mkdir()
+    (folder / "inside.flow").mkdir()  # a folder named like a script, inside a folder given
+    status, _, err = _flows_test(monkeypatch, capsys, str(folder))
+    assert status == 1
+    _one_line(err)
+
+
+@pytest.mark.parametrize("where", ["../outside.csv", "/etc/hostname", "sub/../../outside.csv"])
+def test_a_customers_csv_outside_the_scripts_folder_is_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """A script from a merge request must not make CI print the first line of any file it can read
+    (`wrong header: found 'root:x:0:0:...'`)."""
+    (tmp_path / "outside.csv").write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    folder = tmp_path / "scripts"
+    (folder / "sub").mkdir(parents=True)
+    script = folder / "x.flow"
+    script.write_text(f"# customers: {where}\n> /start\n", encoding="utf-8")
+    status, _, err = _flows_test(monkeypatch, capsys, str(script))
+    assert status == 1
+    _one_line(err)
+    assert err.startswith(f"unogas-bot: {script}:1: customers: ") and "inside the script's folder" in err
+    assert "root:" not in err and "wrong header" not in err  # not read at all
