@@ -103,3 +103,21 @@ def test_a_customers_csv_outside_the_scripts_folder_is_refused_unread(
     _one_line(err)
     assert err.startswith(f"unogas-bot: {script}:1: customers: ") and "inside the script's folder" in err
     assert "root:" not in err and "wrong header" not in err  # not read at all
+
+
+@pytest.mark.parametrize("where", ["missing/x.flow", "."])
+def test_record_refuses_a_file_it_cannot_write_before_the_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """A folder that does not exist, or a folder: one line at once, not a traceback after the whole
+    session (which was lost)."""
+    import io
+    import sys
+
+    monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("/start\n"))
+    status = cli_main(["flows", "record", str(tmp_path / where)])
+    captured = capsys.readouterr()
+    assert status == 1 and "bot:" not in captured.out, captured.out
+    _one_line(captured.err)
+    assert captured.err.startswith(f"unogas-bot: cannot write {tmp_path / where}: ")

@@ -103,7 +103,11 @@ async def run_console(
                 secret = expects_secret(app, user_id)
                 if interactive and secret:
                     prompt = texts.t(language, "console_hidden_prompt")
-                    line = await read_in_background(getpass.getpass, prompt)
+                    try:
+                        line = await read_in_background(getpass.getpass, prompt)
+                    except EOFError:  # Ctrl-D at the hidden prompt: the end, as at any other
+                        print(file=out, flush=True)
+                        break
                 else:
                     if interactive:
                         print("> ", end="", file=out, flush=True)

@@ -142,6 +142,11 @@ def cmd_flows_record(settings: Settings, args: argparse.Namespace) -> int:
     script's own secret, a marked one as a second or a refused one: flows/secrets.py)."""
     _quiet(settings, args)
     path = Path(args.file)
+    # Said before the session, not after it (when the whole session would be lost).
+    if path.is_dir():
+        raise CliError(f"cannot write {path}: it is a folder; name the script to write inside it")
+    if not path.parent.is_dir():
+        raise CliError(f"cannot write {path}: there is no folder {path.parent}")
     transcript = io.StringIO()
     headers = [
         f"# language: {args.language}",
@@ -193,7 +198,10 @@ def cmd_flows_record(settings: Settings, args: argparse.Namespace) -> int:
             replayer.close()
 
     status = asyncio.run(work())
-    path.write_text("\n".join(headers) + "\n" + transcript.getvalue(), encoding="utf-8")
+    try:
+        path.write_text("\n".join(headers) + "\n" + transcript.getvalue(), encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
     print(f"saved {path}: replay it with `unogas-bot flows test {path}`", file=sys.stderr)
     return status
 
