@@ -10,6 +10,7 @@ from itertools import islice
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Integer,
     MetaData,
@@ -175,11 +176,6 @@ class RegistryImport:
         """
         staged = _STAGING.c
         customers: Table = Customer.__table__  # type: ignore[assignment]
-        new = await self._conn.scalar(
-            select(func.count())
-            .select_from(_STAGING)
-            .where(~select(customers.c.id).where(customers.c.code_key == staged.code_key).exists())
-        )
         now = self._clock()
         columns = ["customer_code", "code_key", *_DATA_COLUMNS, "name_key"]
         merge = upsert_statement(
@@ -197,6 +193,23 @@ class RegistryImport:
                 literal(now, customers.c.created_at.type),
                 literal(now, customers.c.updated_at.type),
             ).where(true()),
+        )
+        if self._dialect == "postgresql":
+            # Counted by the statement itself (a new row has no xmax): a count before it would miss the
+            # rows another import inserts meanwhile (it said "2 added, -2 updated").
+            merged = merge.returning(literal_column("xmax = 0", Boolean).label("inserted")).cte("merged")
+            inserted, written = (
+                await self._conn.execute(
+                    select(func.count().filter(merged.c.inserted), func.count()).select_from(merged)
+                )
+            ).one()
+            return inserted, written - inserted
+        # SQLite: the import's transaction holds the write lock from its start (BEGIN IMMEDIATE), so
+        # nothing changes between the count and the statement.
+        new = await self._conn.scalar(
+            select(func.count())
+            .select_from(_STAGING)
+            .where(~select(customers.c.id).where(customers.c.code_key == staged.code_key).exists())
         )
         written = (await self._conn.execute(merge)).rowcount
         return new or 0, written - (new or 0)
