@@ -39,7 +39,9 @@ async def test_a_utf16_file_is_told_how_to_convert_it(
     assert "1252" not in reason
 
 
-async def test_a_line_split_by_the_other_separator_says_so(registry: CustomerRegistry, tmp_path: Path) -> None:
+async def test_a_line_split_by_the_other_separator_says_so(
+    registry: CustomerRegistry, tmp_path: Path
+) -> None:
     path = tmp_path / "mixed.csv"
     path.write_text("\n".join([HEADER_LINE.replace(",", ";"), *ROWS]) + "\n", encoding="utf-8")
     errors = await _rejected(path, registry)
