@@ -24,8 +24,10 @@ def with_database(settings: Settings, work: Callable[[Database], Awaitable[int |
         try:
             try:
                 await db.upgrade()
-            except OSError as exc:
-                raise CliError(f"cannot reach the database: {exc}") from None
+            except OSError as exc:  # a timeout too: a server that accepts and never answers
+                from unogas_bot.cli.checks import database_unreachable
+
+                raise CliError(database_unreachable(settings.database_url, exc)) from None
             return await work(db)
         finally:
             await db.dispose()
