@@ -82,6 +82,11 @@ class UpdateQueue:
     def pending(self) -> int:
         return len(self._updates)
 
+    @property
+    def waiting(self) -> bool:
+        """Is a getUpdates waiting for updates now?"""
+        return self._poll is not None and not self._poll.done()
+
     def first(self) -> JSONDict | None:
         return self._updates[0] if self._updates else None
 
