@@ -121,3 +121,33 @@ def test_record_refuses_a_file_it_cannot_write_before_the_session(
     assert status == 1 and "bot:" not in captured.out, captured.out
     _one_line(captured.err)
     assert captured.err.startswith(f"unogas-bot: cannot write {tmp_path / where}: ")
+
+
+def test_k_takes_a_glob_with_a_folder_in_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`-k 'it/login_*'` matched nothing: the glob was matched against the whole path or the name only."""
+    status, out, err = _flows_test(monkeypatch, capsys, str(SCRIPTS), "-k", "it/login_*")
+    assert status == 0, err
+    assert sorted(
+        line.split()[1].rsplit("/", 2)[-2:][1] for line in out.splitlines() if line.startswith("PASS")
+    ) == [
+        "login_lockout.flow",
+        "login_profile_logout.flow",
+    ]
+    status, _, err = _flows_test(monkeypatch, capsys, str(SCRIPTS), "-k", "[")
+    assert status == 1 and err == "unogas-bot: no *.flow script matches -k '['\n"
+
+
+@pytest.mark.parametrize("where", ["missing/results.xml", "."])
+def test_a_junit_file_that_cannot_be_written_is_said_before_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """Not after every script was replayed (minutes, in CI)."""
+    target = tmp_path / where
+    status, out, err = _flows_test(
+        monkeypatch, capsys, str(SCRIPTS / "it" / "group.flow"), "--junit", str(target)
+    )
+    assert status == 1 and "PASS" not in out, out
+    _one_line(err)
+    assert err.startswith(f"unogas-bot: cannot write {target}: ")

@@ -111,6 +111,12 @@ def _replayed(settings: Settings, paths: list[Path], update: bool = False) -> li
 
 def cmd_flows_test(settings: Settings, args: argparse.Namespace) -> int:
     _quiet(settings, args)
+    if args.junit:  # said before the run, not after every script was replayed
+        target = Path(args.junit)
+        if target.is_dir():
+            raise CliError(f"cannot write {target}: it is a folder; name the XML file to write")
+        if not target.parent.is_dir():
+            raise CliError(f"cannot write {target}: there is no folder {target.parent}")
     outcomes = _replayed(settings, _scripts(args), update=args.update)
     for outcome in outcomes:
         print(report(outcome, updated=args.update))

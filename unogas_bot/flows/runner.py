@@ -105,11 +105,13 @@ def find_scripts(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 
 def matches(path: Path, pattern: str) -> bool:
-    """`-k PATTERN`: the script's path contains the pattern (case-insensitive), or matches it as a glob."""
+    """`-k PATTERN`: the script's path contains the pattern (case-insensitive), or its path or the end of
+    it matches the pattern as a glob (`*lockout.flow`, `it/login_*`)."""
     text = path.as_posix()
     return (
         pattern.casefold() in text.casefold()
         or fnmatch.fnmatch(text, pattern)
+        or fnmatch.fnmatch(text, f"*/{pattern.lstrip('/')}")
         or fnmatch.fnmatch(path.name, pattern)
     )
 
