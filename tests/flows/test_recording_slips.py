@@ -5,6 +5,7 @@ recording still replays (issue 22, item 2: found by the attacks on `flows record
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,63 @@ def test_update_never_writes_a_secret_the_replay_typed(
         assert "Domanda di sicurezza: {*}" in updated
         capsys.readouterr()
         _replays(monkeypatch, capsys, script)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs a Linux pseudo-terminal")
+def test_a_recording_ended_by_ctrl_c_is_saved_masked(tmp_path: Path) -> None:
+    """Ctrl-C is how most people leave a terminal program: the session recorded so far is saved (its
+    secrets masked), not silently lost."""
+    import contextlib
+    import os
+    import pty
+    import select
+    import signal
+    import time
+
+    script = tmp_path / "interrupted.flow"
+    env = {**os.environ, "BCRYPT_ROUNDS": "4"}
+    pid, terminal = pty.fork()
+    if pid == 0:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.execve(sys.executable, [sys.executable, "-m", "unogas_bot", "flows", "record", str(script)], env)
+    shown = b""
+
+    def until(token: bytes) -> None:
+        nonlocal shown
+        deadline = time.monotonic() + 60
+        while token not in shown and time.monotonic() < deadline:
+            if select.select([terminal], [], [], 0.5)[0]:
+                with contextlib.suppress(OSError):
+                    shown += os.read(terminal, 4096)
+        assert token in shown, shown[-500:]
+
+    try:
+        until(b"\n> ")
+        os.write(terminal, b"/accedi\r")
+        until(b"Passo 1 di 2")
+        until(b"\n> ")
+        os.write(terminal, b"mario.rossi@example.it\r")
+        until(b"(nascosto) > ")
+        os.write(terminal, f"{RIGHT}\r".encode())  # a wrong password (nobody is registered)
+        until(b"non valide")
+        until(b"(nascosto) > ")
+        os.write(terminal, b"\x03")
+        status, deadline = None, time.monotonic() + 20
+        while status is None and time.monotonic() < deadline:
+            done, raw = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = os.waitstatus_to_exitcode(raw)
+            elif select.select([terminal], [], [], 0.1)[0]:
+                with contextlib.suppress(OSError):
+                    shown += os.read(terminal, 4096)
+        assert status == 130, (status, shown[-800:])
+    finally:
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        os.close(terminal)
+    assert b"Traceback" not in shown
+    recorded = script.read_text(encoding="utf-8")
+    assert "> /accedi\n" in recorded and f"> {MASK} (refused)\n" in recorded and RIGHT not in recorded
+    assert b"interrupted: the session so far is saved" in shown

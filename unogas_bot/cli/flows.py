@@ -203,11 +203,17 @@ def cmd_flows_record(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             replayer.close()
 
-    status = asyncio.run(work())
+    interrupted = False
+    try:
+        status = asyncio.run(work())
+    except KeyboardInterrupt:  # how most people leave a terminal program: the session so far is kept
+        status, interrupted = 130, True
     try:
         path.write_text("\n".join(headers) + "\n" + transcript.getvalue(), encoding="utf-8")
     except OSError as exc:
         raise CliError(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
+    if interrupted:
+        print("note: interrupted: the session so far is saved", file=sys.stderr)
     print(f"saved {path}: replay it with `unogas-bot flows test {path}`", file=sys.stderr)
     return status
 
