@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from storage.registry import CustomerRecord, CustomerRegistry, StagedRow, name_key
+from storage.registry import CustomerRecord, CustomerRegistry, name_key
+from storage.registry_import import StagedRow
 from unogas_bot import rules
 from unogas_bot.rules.replies import BUSINESS, PERSON
 

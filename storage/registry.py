@@ -10,29 +10,22 @@ from itertools import islice
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
-    Column,
-    Integer,
-    MetaData,
     Select,
     String,
-    Table,
     any_,
     bindparam,
-    distinct,
     func,
-    literal,
     literal_column,
     select,
     text,
-    true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.attempts import window_count
 from storage.db import Database, Lookup, upsert_statement
 from storage.models import Account, Customer
+from storage.registry_import import DATA_COLUMNS, STAGING, RegistryImport
 from unogas_bot import rules
 from unogas_bot.clock import utcnow
 from unogas_bot.rules.replies import BUSINESS, PERSON
@@ -87,7 +80,6 @@ def _batches(items: Iterable[CustomerRecord], size: int) -> Iterator[list[Custom
         yield batch
 
 
-_DATA_COLUMNS = ("kind", "first_name", "last_name", "company_name", "tax_code")
 _RECORD_COLUMNS = (
     Customer.customer_code,
     Customer.kind,
@@ -96,123 +88,6 @@ _RECORD_COLUMNS = (
     Customer.company_name,
     Customer.tax_code,
 )
-
-
-# A bulk import's rows, in the order of the staging table's columns: the file's line number, the customer
-# code as printed and its key (rules.customer_code.key), the record's other fields and its name key.
-StagedRow = tuple[int, str, str, str, str | None, str | None, str | None, str, str]
-
-_STAGING = Table(
-    "customer_import_staging",
-    MetaData(),  # not the models' metadata: no migration creates it, each import makes its own
-    Column("line", Integer, nullable=False),
-    Column("customer_code", String, nullable=False),
-    Column("code_key", String, nullable=False),
-    Column("kind", String, nullable=False),
-    Column("first_name", String),
-    Column("last_name", String),
-    Column("company_name", String),
-    Column("tax_code", String, nullable=False),
-    Column("name_key", String, nullable=False),
-    prefixes=["TEMPORARY"],
-    postgresql_on_commit="DROP",
-)
-_STAGING_INSERT = {
-    "sqlite": f"INSERT INTO {_STAGING.name} VALUES ({', '.join('?' * len(_STAGING.c))})",
-}
-
-
-class RegistryImport:
-    """One bulk import in progress, inside one transaction (see ``CustomerRegistry.importing``).
-
-    Rows are first staged in a temporary table, with no index to maintain and no look-up per row, by the
-    driver's fastest bulk path (executemany on SQLite, COPY on PostgreSQL). The database then finds repeated
-    codes and merges the rows into the registry in one statement each, so the work per row in Python is
-    only handing its values over.
-    """
-
-    def __init__(self, conn: AsyncConnection, dialect: str, clock: Callable[[], datetime]) -> None:
-        self._conn = conn
-        self._dialect = dialect
-        self._clock = clock
-
-    async def add(self, rows: Sequence[StagedRow]) -> None:
-        """Stage rows; their customer codes must already be normalised (upper-case)."""
-        if not rows:
-            return
-        if self._dialect == "postgresql":
-            raw = await self._conn.get_raw_connection()
-            await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-                _STAGING.name, records=rows, columns=[column.name for column in _STAGING.c]
-            )
-        else:
-            await self._conn.exec_driver_sql(_STAGING_INSERT[self._dialect], list(rows))
-
-    async def repeats(self, limit: int) -> tuple[list[tuple[int, str, int]], int]:
-        """Staged rows whose customer code was staged before (compared by key: "UG-1" repeats "UG1"): the
-        first `limit` of them in line order, as (line, code, line where the code was first staged), and how
-        many there are in all."""
-        staged = _STAGING.c
-        total = await self._conn.scalar(
-            select(func.count() - func.count(distinct(staged.code_key))).select_from(_STAGING)
-        )
-        if not total:
-            return [], 0
-        first = func.min(staged.line).over(partition_by=staged.code_key).label("first_line")
-        numbered = select(staged.line, staged.customer_code, first).subquery()
-        result = await self._conn.execute(
-            select(numbered.c.line, numbered.c.customer_code, numbered.c.first_line)
-            .where(numbered.c.line > numbered.c.first_line)
-            .order_by(numbered.c.line)
-            .limit(limit)
-        )
-        return [tuple(row) for row in result], total  # type: ignore[misc]
-
-    async def merge(self) -> tuple[int, int]:
-        """Write the staged rows into the registry; returns (inserted, updated).
-
-        The staged codes must be distinct (see ``repeats``). A customer whose data did not change is
-        left alone and counts in neither number.
-        """
-        staged = _STAGING.c
-        customers: Table = Customer.__table__  # type: ignore[assignment]
-        now = self._clock()
-        columns = ["customer_code", "code_key", *_DATA_COLUMNS, "name_key"]
-        merge = upsert_statement(
-            self._dialect,
-            customers,
-            key="code_key",
-            # The file's spelling of the code ("UG-1" or "UG1") is the one shown from now on.
-            update=["customer_code", *_DATA_COLUMNS, "name_key", "updated_at"],
-            changed_only=True,
-        ).from_select(
-            [*columns, "created_at", "updated_at"],
-            # SQLite needs a WHERE in an INSERT ... SELECT ... ON CONFLICT, or it reads ON as a join's.
-            select(
-                *(staged[name] for name in columns),
-                literal(now, customers.c.created_at.type),
-                literal(now, customers.c.updated_at.type),
-            ).where(true()),
-        )
-        if self._dialect == "postgresql":
-            # Counted by the statement itself (a new row has no xmax): a count before it would miss the
-            # rows another import inserts meanwhile (it said "2 added, -2 updated").
-            merged = merge.returning(literal_column("xmax = 0", Boolean).label("inserted")).cte("merged")
-            inserted, written = (
-                await self._conn.execute(
-                    select(func.count().filter(merged.c.inserted), func.count()).select_from(merged)
-                )
-            ).one()
-            return inserted, written - inserted
-        # SQLite: the import's transaction holds the write lock from its start (BEGIN IMMEDIATE), so
-        # nothing changes between the count and the statement.
-        new = await self._conn.scalar(
-            select(func.count())
-            .select_from(_STAGING)
-            .where(~select(customers.c.id).where(customers.c.code_key == staged.code_key).exists())
-        )
-        written = (await self._conn.execute(merge)).rowcount
-        return new or 0, written - (new or 0)
 
 
 # The registry's entry for a code, with its name key (what `_compare` needs): a Lookup, one driver call on
@@ -346,7 +221,7 @@ class CustomerRegistry:
                 self._db.dialect,
                 Customer.__table__,  # type: ignore[arg-type]
                 key="code_key",
-                update=["customer_code", *_DATA_COLUMNS, "name_key", "updated_at"],
+                update=["customer_code", *DATA_COLUMNS, "name_key", "updated_at"],
                 changed_only=True,
             )
             key = rules.customer_code.key
@@ -381,12 +256,12 @@ class CustomerRegistry:
         exception rolls everything back, so the registry never holds half a file."""
         async with self._db.transaction(bulk=True) as session:  # no statement timeout: files can be big
             conn = await session.connection()
-            await conn.run_sync(lambda sync_conn: _STAGING.create(sync_conn))
+            await conn.run_sync(lambda sync_conn: STAGING.create(sync_conn))
             yield RegistryImport(conn, self._db.dialect, self._clock)
             # PostgreSQL drops the table at commit (ON COMMIT DROP); SQLite keeps temporary tables for the
             # connection's life, and pooled connections live long.
             if self._db.dialect != "postgresql":
-                await conn.run_sync(lambda sync_conn: _STAGING.drop(sync_conn))
+                await conn.run_sync(lambda sync_conn: STAGING.drop(sync_conn))
 
     def _lookups(self, keys: list[str]) -> Iterator[Select[Any]]:
         """Statements fetching the registry rows of these code keys, each an indexed look-up."""
