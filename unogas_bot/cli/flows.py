@@ -36,6 +36,9 @@ from unogas_bot.flows.secrets import ANSWER, PASSWORD, SecretBook
 from unogas_bot.i18n import texts
 from unogas_bot.service.context import Services
 
+FORMATS = ("mermaid", "dot", "svg", "png")  # of `flows diagram`
+_SUFFIXES = {".png": "png", ".svg": "svg", ".dot": "dot", ".gv": "dot"}  # the format an -o file's name says
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     flows = sub.add_parser("flows", help="flow scripts (replayed as tests) and flow diagrams")
@@ -78,7 +81,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     diagram = fsub.add_parser("diagram", help="draw a flow from its form definition (Mermaid)")
     diagram.add_argument("form", nargs="?", default="registration", help="the form (default: registration)")
     diagram.add_argument("--language", default="it", choices=("it", "en"), help="the language of the labels")
-    diagram.add_argument("--format", default="mermaid", choices=("mermaid", "dot", "svg", "png"))
+    diagram.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="default: the -o file's (.png, .svg, .dot or .gv), else mermaid",
+    )
     diagram.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
 
 
@@ -218,6 +225,19 @@ def cmd_flows_record(settings: Settings, args: argparse.Namespace) -> int:
     return status
 
 
+def _diagram_format(args: argparse.Namespace) -> str:
+    """`--format`, else the one the `-o` file's name says (a .png gets a PNG), else Mermaid."""
+    named = _SUFFIXES.get(Path(args.output).suffix.lower()) if args.output else None
+    if args.format is None:
+        return named or "mermaid"
+    if named is not None and named != args.format:
+        raise CliError(
+            f"{args.output} is named as a {named} file but --format is {args.format}: rename it or drop "
+            "--format"
+        )
+    return str(args.format)
+
+
 def cmd_flows_diagram(settings: Settings, args: argparse.Namespace) -> int:
     """Mermaid or DOT text; SVG or PNG drawn by Graphviz's `dot` program through the graphviz binding,
     from the same model. To stdout, or `-o FILE`; a PNG is never written to a terminal."""
@@ -225,6 +245,7 @@ def cmd_flows_diagram(settings: Settings, args: argparse.Namespace) -> int:
     if args.form not in known:
         raise CliError(f"no form {args.form!r}: one of {', '.join(known)}")
     form = known[args.form]
+    args.format = _diagram_format(args)
     if args.format == "png" and args.output is None and sys.stdout.isatty():
         raise CliError("a PNG is binary and this is a terminal: give -o FILE.png (or redirect to a file)")
     if args.format in ("mermaid", "dot"):
