@@ -147,3 +147,50 @@ def test_a_junit_file_that_cannot_be_written_is_said_before_the_run(
     assert status == 1 and "PASS" not in out, out
     _one_line(err)
     assert err.startswith(f"unogas-bot: cannot write {target}: ")
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("# now: 9999-12-31T23:59", "x.flow:1: now must be between 2000-01-01 and 2999-12-31, not"),
+        ("# now: 0001-01-01T00:00", "x.flow:1: now must be between 2000-01-01 and 2999-12-31, not"),
+        ("# user: 0", "x.flow:1: user must be a Telegram user id (a whole number from 1 to 2^63-1), not '0'"),
+        ("# user: 99999999999999999999999", "x.flow:1: user must be a Telegram user id"),
+        ("# password: corta", "x.flow:1: password: the bot's rules refuse it (too_short)"),
+        ("# answer: x", "x.flow:1: answer: the bot's rules refuse it (too_short)"),
+    ],
+)
+def test_a_header_value_the_bot_cannot_run_with_is_refused_before_the_replay(
+    header: str, message: str
+) -> None:
+    """Dates the bot's arithmetic overflows on, a user id no chat can have (a traceback, or the bot's
+    internal error on every message), a password or an answer a mask cannot type because the bot refuses
+    it: each named at its line, not found out halfway through a replay."""
+    with pytest.raises(ScriptError) as caught:
+        parse(f"{header}\n> /start\n", Path("x.flow"))
+    assert str(caught.value).startswith(message), str(caught.value)
+    assert "corta" not in str(caught.value)  # the header's secret is not repeated
+
+
+@pytest.mark.parametrize("user_id", ["0", "-5", "99999999999999999999999"])
+@pytest.mark.parametrize("command", [["console"], ["flows", "record", "x.flow"]])
+def test_a_user_id_no_chat_can_have_is_refused_by_the_console_and_record(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    user_id: str,
+    command: list[str],
+) -> None:
+    import io
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("/start\n"))
+    with pytest.raises(SystemExit) as exited:
+        cli_main([*command, "--user-id", user_id])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "Traceback" not in err
+    assert err.splitlines()[-1].endswith(
+        f"argument --user-id: not a Telegram user id (a whole number from 1 to 2^63-1): {user_id!r}"
+    ), err

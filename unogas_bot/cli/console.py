@@ -30,7 +30,7 @@ from storage.db import Database
 from storage.models import BotChatData, BotConversation, BotUserData
 from storage.persistence import SqlPersistence, encode
 from unogas_bot.bot.app import FORMS, build_application
-from unogas_bot.cli.common import CliError, with_database
+from unogas_bot.cli.common import CliError, telegram_user_id, with_database
 from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
 from unogas_bot.flows.secrets import SecretBook
@@ -224,7 +224,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     console = sub.add_parser("console", help="the same conversations in the terminal, offline")
     console.add_argument(
         "--user-id",
-        type=int,
+        type=telegram_user_id,
         help="the Telegram user id to play (default: one Telegram never assigns, so no real customer's)",
     )
     console.add_argument("--language", default="it", help="the user's Telegram language code (it, en)")

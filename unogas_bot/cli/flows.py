@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from unogas_bot.cli.common import CliError
+from unogas_bot.cli.common import CliError, telegram_user_id
 from unogas_bot.cli.console import EndedMidForm, run_console
 from unogas_bot.clock import frozen
 from unogas_bot.config import Settings
@@ -61,7 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     record = fsub.add_parser("record", help="chat in the terminal and save the session as a flow script")
     record.add_argument("file", help="the script to write (overwritten)")
     record.add_argument("--language", default="it", choices=("it", "en"), help="the user's language")
-    record.add_argument("--user-id", type=int, default=DEFAULT_USER, help="the Telegram user id to play")
+    record.add_argument(
+        "--user-id", type=telegram_user_id, default=DEFAULT_USER, help="the Telegram user id to play"
+    )
     record.add_argument(
         "--accounts",
         default="none",
