@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from storage.registry import CustomerRecord, CustomerRegistry, StagedRow, name_key
+from storage.registry import CustomerRecord, CustomerRegistry, name_key
+from storage.registry_import import StagedRow
 from unogas_bot import rules
 from unogas_bot.rules.replies import BUSINESS, PERSON
 
@@ -74,6 +75,13 @@ def _decoded_lines(handle: BinaryIO) -> Iterator[str]:
     for number, raw in enumerate(handle, start=1):
         if number == 1 and raw.startswith(codecs.BOM_UTF8):
             raw = raw[len(codecs.BOM_UTF8) :]
+        elif number == 1 and (raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in raw):
+            # LibreOffice's "Unicode" CSV, Excel's "Unicode text": every other byte of a header is a NUL.
+            raise CsvFormatError(
+                number,
+                'the file is UTF-16, not UTF-8: save it as "CSV UTF-8" (Excel, LibreOffice) or convert it '
+                "with `iconv -f UTF-16 -t UTF-8 FILE > FILE-utf8.csv`",
+            )
         try:
             yield raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -102,6 +110,8 @@ def _separator(first: str) -> str:
     """The separator the header line uses: the one that splits it into HEADER (names in any case)."""
     for separator in SEPARATORS:
         names = [name.strip().strip('"').strip().lower() for name in first.rstrip("\r\n").split(separator)]
+        while len(names) > len(HEADER) and not names[-1]:  # Excel's empty columns right of the data
+            names.pop()
         if tuple(names) == HEADER:
             return separator
     found = first.strip()
@@ -157,8 +167,7 @@ def staged_row(line: int, fields: Sequence[str]) -> StagedRow:
     the usual values, and the checks come in the order that names the most useful problem first.
     """
     if len(fields) != len(HEADER):
-        many = len(fields) > len(HEADER)
-        raise RowError(f"too {'many' if many else 'few'} fields: expected {len(HEADER)}")
+        fields = _fields(fields)
     raw_code, raw_kind, first, last, company, raw_tax = (value.strip() for value in fields)
     if not raw_code:
         raise RowError("customer_code is missing")
@@ -198,6 +207,22 @@ def collision_reason(code: str, stored: str, holder: str) -> str:
         return f"customer code {code} belongs to another holder in the registry (another tax code); {fix}"
     other = " and with another holder (another tax code)" if holder else ""
     return f"customer code {code} is {stored} in the registry, printed differently{other}; {fix}"
+
+
+def _fields(fields: Sequence[str]) -> Sequence[str]:
+    """A row of another length than the header's: its first fields when the rest are empty (Excel's empty
+    columns right of the data); else a `RowError`, saying so when the line uses the other separator."""
+    if len(fields) > len(HEADER):
+        if not any(value.strip() for value in fields[len(HEADER) :]):
+            return fields[: len(HEADER)]
+        raise RowError(f"too many fields: expected {len(HEADER)}")
+    for other, header in zip(SEPARATORS, reversed(SEPARATORS), strict=True):
+        if len(fields) + sum(value.count(other) for value in fields) >= len(HEADER):
+            raise RowError(
+                f"too few fields: expected {len(HEADER)} separated by '{header}' as in the header, "
+                f"but the line uses '{other}'"
+            )
+    raise RowError(f"too few fields: expected {len(HEADER)}")
 
 
 def validate_row(fields: Sequence[str]) -> CustomerRecord:

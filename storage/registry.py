@@ -24,15 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.attempts import window_count
 from storage.db import Database, Lookup, upsert_statement
-from storage.registry_import import DATA_COLUMNS as _DATA_COLUMNS
-from storage.registry_import import STAGING as _STAGING
-from storage.registry_import import RegistryImport, StagedRow
-
-__all__ = ["CustomerRecord", "CustomerRegistry", "Identity", "RegistryImport", "StagedRow", "name_key"]
 from storage.models import Account, Customer
+from storage.registry_import import DATA_COLUMNS, STAGING, RegistryImport, StagedRow
 from unogas_bot import rules
 from unogas_bot.clock import utcnow
 from unogas_bot.rules.replies import BUSINESS, PERSON
+
+__all__ = ["CustomerRecord", "CustomerRegistry", "Identity", "RegistryImport", "StagedRow", "name_key"]
 
 _IN_CHUNK = 900
 
@@ -230,7 +228,7 @@ class CustomerRegistry:
                 self._db.dialect,
                 Customer.__table__,  # type: ignore[arg-type]
                 key="code_key",
-                update=["customer_code", *_DATA_COLUMNS, "name_key", "updated_at"],
+                update=["customer_code", *DATA_COLUMNS, "name_key", "updated_at"],
                 changed_only=True,
             )
             key = rules.customer_code.key
@@ -265,12 +263,12 @@ class CustomerRegistry:
         exception rolls everything back, so the registry never holds half a file."""
         async with self._db.transaction(bulk=True) as session:  # no statement timeout: files can be big
             conn = await session.connection()
-            await conn.run_sync(lambda sync_conn: _STAGING.create(sync_conn))
+            await conn.run_sync(lambda sync_conn: STAGING.create(sync_conn))
             yield RegistryImport(conn, self._db.dialect, self._clock)
             # PostgreSQL drops the table at commit (ON COMMIT DROP); SQLite keeps temporary tables for the
             # connection's life, and pooled connections live long.
             if self._db.dialect != "postgresql":
-                await conn.run_sync(lambda sync_conn: _STAGING.drop(sync_conn))
+                await conn.run_sync(lambda sync_conn: STAGING.drop(sync_conn))
 
     def _lookups(self, keys: list[str]) -> Iterator[Select[Any]]:
         """Statements fetching the registry rows of these code keys, each an indexed look-up."""

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Integer,
     MetaData,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     true,
@@ -163,11 +165,6 @@ class RegistryImport:
         """
         staged = STAGING.c
         customers: Table = Customer.__table__  # type: ignore[assignment]
-        new = await self._conn.scalar(
-            select(func.count())
-            .select_from(STAGING)
-            .where(~select(customers.c.id).where(customers.c.code_key == staged.code_key).exists())
-        )
         now = self._clock()
         columns = ["customer_code", "code_key", *DATA_COLUMNS, "name_key"]
         merge = upsert_statement(
@@ -185,6 +182,23 @@ class RegistryImport:
                 literal(now, customers.c.created_at.type),
                 literal(now, customers.c.updated_at.type),
             ).where(true()),
+        )
+        if self._dialect == "postgresql":
+            # Counted by the statement itself (a new row has no xmax): a count taken before it would miss
+            # the rows another writer inserts meanwhile (an import once said "2 added, -2 updated").
+            merged = merge.returning(literal_column("xmax = 0", Boolean).label("inserted")).cte("merged")
+            inserted, written = (
+                await self._conn.execute(
+                    select(func.count().filter(merged.c.inserted), func.count()).select_from(merged)
+                )
+            ).one()
+            return inserted, written - inserted
+        # SQLite: the import's transaction holds the write lock from its start (BEGIN IMMEDIATE), so
+        # nothing changes between the count and the statement.
+        new = await self._conn.scalar(
+            select(func.count())
+            .select_from(STAGING)
+            .where(~select(customers.c.id).where(customers.c.code_key == staged.code_key).exists())
         )
         written = (await self._conn.execute(merge)).rowcount
         return new or 0, written - (new or 0)

@@ -63,17 +63,32 @@ def bot_api_base_url(raw: str | None) -> str | None:
     once, rather than retried against Telegram for a minute and a half."""
     if raw is None:
         return None
+    shown = _without_secrets(raw)
     match = re.fullmatch(r"(https?)://([^/\s?#]+)(/[^\s?#]*)?", raw)
     if match is None or not re.fullmatch(r"[^:@]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?", match.group(2)):
         raise ConfigError(
-            f"TELEGRAM_API_BASE_URL must be an http(s) address such as http://127.0.0.1:8081/bot, not {raw!r}"
+            "TELEGRAM_API_BASE_URL must be an http(s) address such as http://127.0.0.1:8081/bot, "
+            f"not {shown!r}"
         )
     if not (match.group(3) or "").endswith("/bot"):
+        pasted = re.search(r"/bot\d+:", raw) is not None
+        appended = "the token is appended to it" + (": leave it out of the URL" if pasted else "")
         raise ConfigError(
-            f"TELEGRAM_API_BASE_URL must end in /bot (the token is appended to it), such as "
-            f"{match.group(1)}://{match.group(2)}/bot, not {raw!r}"
+            f"TELEGRAM_API_BASE_URL must end in /bot ({appended}), such as "
+            f"{match.group(1)}://{match.group(2)}/bot, not {shown!r}"
         )
     return raw
+
+
+def _without_secrets(url: str) -> str:
+    """`url` as an error may show it: a user's password (`//anna:...@`) and a bot token pasted after /bot
+    left out."""
+    url = re.sub(r"(?<=//)([^/@:\s]*):[^/@\s]*@", r"\1:…@", url)
+    return re.sub(r"(?<=/bot)\d+:[^/?#\s]*", "<token>", url)
+
+
+# What @BotFather hands out: the bot's number, a colon, a secret of letters, digits, _ and -.
+_BOT_TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]+")
 
 
 def _metrics_host(env: Mapping[str, str]) -> str:
@@ -186,6 +201,12 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         token = env.get("TELEGRAM_BOT_TOKEN", "").strip() or None
+        if token is not None and not _BOT_TOKEN.fullmatch(token):
+            # Refused here, at once, rather than retried against the Bot API; never repeated: a secret.
+            raise ConfigError(
+                "TELEGRAM_BOT_TOKEN must look like a bot token from @BotFather: the bot's number, a colon, "
+                "then letters, digits, _ and -"
+            )
         base = bot_api_base_url(env.get("TELEGRAM_API_BASE_URL", "").strip() or None)
         url = async_database_url(env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL)
         # bcrypt accepts 4..31; below 10 is for tests and demos only.

@@ -87,6 +87,9 @@ def test_ctrl_c_ends_the_console_at_once(tmp_path: Path) -> None:
     env.pop("TELEGRAM_BOT_TOKEN", None)
     pid, terminal = pty.fork()
     if pid == 0:  # the child: the console, with the pseudo-terminal as its controlling terminal
+        # As an interactive shell starts a foreground job: a suite run in the background (`&`, nohup, some
+        # CI runners) has SIGINT ignored, which exec passes on, and the Ctrl-C below would do nothing.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execve(sys.executable, [sys.executable, "-m", "unogas_bot", "console"], env)
     try:
         shown, deadline = b"", time.monotonic() + 60
@@ -104,6 +107,60 @@ def test_ctrl_c_ends_the_console_at_once(tmp_path: Path) -> None:
                 with contextlib.suppress(OSError):
                     os.read(terminal, 4096)
         assert status == 130, f"still waiting after {time.monotonic() - started:.1f} s"
+    finally:
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        os.close(terminal)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs a Linux pseudo-terminal")
+def test_ctrl_d_at_a_hidden_input_prompt_ends_the_console_without_a_traceback(tmp_path: Path) -> None:
+    """End of input (Ctrl-D) typed where the password is read without echo: the console ends as at any
+    other prompt, no traceback, and the terminal's echo is back on."""
+    import pty
+    import select
+    import termios
+
+    db = tmp_path / "c.db"
+    assert run_cli(["customers", "demo"], db).returncode == 0
+    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{db}", "BCRYPT_ROUNDS": "4"}
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    pid, terminal = pty.fork()
+    if pid == 0:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.execve(sys.executable, [sys.executable, "-m", "unogas_bot", "console"], env)
+    shown = b""
+
+    def until(token: bytes) -> None:
+        nonlocal shown
+        deadline = time.monotonic() + 60
+        while token not in shown and time.monotonic() < deadline:
+            if select.select([terminal], [], [], 0.5)[0]:
+                with contextlib.suppress(OSError):
+                    shown += os.read(terminal, 4096)
+        assert token in shown, shown[-500:]
+
+    try:
+        until(b"\n> ")
+        os.write(terminal, b"/accedi\r")
+        until(b"Passo 1 di 2")
+        until(b"\n> ")
+        os.write(terminal, b"mario.rossi@example.it\r")
+        until(b"(nascosto) > ")
+        os.write(terminal, b"\x04")  # Ctrl-D at the hidden prompt: end of input
+        status, deadline = None, time.monotonic() + 20
+        while status is None and time.monotonic() < deadline:
+            done, raw = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = os.waitstatus_to_exitcode(raw)
+            elif select.select([terminal], [], [], 0.1)[0]:
+                with contextlib.suppress(OSError):
+                    shown += os.read(terminal, 4096)
+        assert status == 0, (status, shown[-800:])
+        assert b"Traceback" not in shown and b"EOFError" not in shown
+        assert termios.tcgetattr(terminal)[3] & termios.ECHO, "the echo is still off"
     finally:
         with contextlib.suppress(ChildProcessError):
             if os.waitpid(pid, os.WNOHANG)[0] == 0:

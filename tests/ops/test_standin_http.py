@@ -47,7 +47,7 @@ async def test_updates_are_long_polled_confirmed_and_handed_out_again_until_conf
     assert (await _call(client, root, "noSuchMethod")).status_code == 404
 
     waiting = asyncio.ensure_future(_call(client, root, "getUpdates", offset=0, timeout=5))
-    await asyncio.sleep(0.2)
+    await _eventually(lambda: standin.updates.waiting)  # a long poll the update wakes
     sent = await client.post(f"{root}/standin/users/42/send", json={"text": "/start", "language_code": "en"})
     assert sent.json() == {"ok": True, "update_id": 1}
     first = (await waiting).json()["result"]
@@ -69,12 +69,33 @@ async def test_updates_are_long_polled_confirmed_and_handed_out_again_until_conf
     assert missing.status_code == 400 and "no inline button" in missing.json()["description"]
 
 
+@pytest.fixture(params=["at once", "busy machine"])
+def machine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A busy machine (2 cores shared): the stand-in takes its time to see a request and a hang-up."""
+    if request.param == "at once":
+        return
+    get, closed = http.UpdateQueue.get, http.BotApiHandler.on_connection_close
+    first: list[bool] = []
+
+    async def slow_get(self: http.UpdateQueue, *args: object, **kwargs: object) -> object:
+        if not first:
+            first.append(True)
+            await asyncio.sleep(0.4)
+        return await get(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    def slow_close(self: http.BotApiHandler) -> None:
+        asyncio.get_running_loop().call_later(0.4, closed, self)
+
+    monkeypatch.setattr(http.UpdateQueue, "get", slow_get)
+    monkeypatch.setattr(http.BotApiHandler, "on_connection_close", slow_close)
+
+
 async def test_a_second_poller_ends_the_first_with_a_conflict_but_a_poller_that_hung_up_does_not(
-    served: tuple[http.StandInHttp, httpx.AsyncClient, str],
+    machine: None, served: tuple[http.StandInHttp, httpx.AsyncClient, str]
 ) -> None:
     standin, client, root = served
     first = asyncio.ensure_future(_call(client, root, "getUpdates", timeout=5))
-    await asyncio.sleep(0.2)
+    await _eventually(lambda: standin.updates.waiting)  # the first is polling: the second comes after it
     second = asyncio.ensure_future(_call(client, root, "getUpdates", timeout=0.3))
     ended = await first
     assert ended.status_code == 409 and "terminated by other getUpdates" in ended.json()["description"]
@@ -84,7 +105,7 @@ async def test_a_second_poller_ends_the_first_with_a_conflict_but_a_poller_that_
     async with httpx.AsyncClient(timeout=0.3) as impatient:
         with pytest.raises(httpx.ReadTimeout):  # the client gives up, as a killed process would
             await impatient.post(f"{root}/bot{TOKEN}/getUpdates", data={"timeout": "5"})
-    await asyncio.sleep(0.1)
+    await _eventually(lambda: not standin.updates.waiting)  # the stand-in saw it hang up
     assert (await _call(client, root, "getUpdates", timeout=0)).status_code == 200
     assert standin.status()["get_updates"]["conflicts"] == 1, "a poller that hung up is no conflict"
 

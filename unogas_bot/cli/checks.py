@@ -19,7 +19,7 @@ import httpx
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from storage.db import Database, alembic_config
+from storage.db import CONNECT_TIMEOUT, Database, alembic_config
 from unogas_bot.config import ConfigError, Settings
 
 # The variables `Settings.from_env` reads, each checked on its own so that every bad one is reported.
@@ -70,14 +70,15 @@ def _where(url: str) -> str:
     return f"the database at {parsed.host or 'localhost'}:{parsed.port or 5432}"
 
 
-def _missing_sqlite_file(url: str) -> bool:
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for another database or one in memory."""
     parsed = make_url(url)
     database = parsed.database or ""
     in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
-    return parsed.get_backend_name() == "sqlite" and not in_memory and not Path(database).exists()
+    return Path(database) if parsed.get_backend_name() == "sqlite" and not in_memory else None
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, timeout: float = TIMEOUT) -> str:
     if isinstance(exc, DBAPIError):
         exc = exc.orig or exc  # the driver's own error, without SQLAlchemy's SQL and link
     if isinstance(exc, ConnectionRefusedError) or getattr(exc, "errno", None) == errno.ECONNREFUSED:
@@ -85,16 +86,31 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, socket.gaierror):
         return "unknown host"
     if isinstance(exc, TimeoutError):
-        return f"no answer within {TIMEOUT:g} s"
+        return f"no answer within {timeout:g} s"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text
+
+
+def database_unreachable(url: str, exc: BaseException) -> str:
+    """A command's one line for a database it could not open (the URL never shown: it may hold a
+    password)."""
+    return f"cannot reach {_where(url)} (DATABASE_URL): {_reason(exc, CONNECT_TIMEOUT)}"
 
 
 async def database_problems(settings: Settings, *, migrated: bool = True) -> list[Problem]:
     """The database answers; with `migrated`, its schema is the code's (nothing is changed here)."""
     from alembic.script import ScriptDirectory
 
-    if migrated and _missing_sqlite_file(settings.database_url):
+    file = _sqlite_file(settings.database_url)
+    if file is not None and not file.parent.is_dir():  # SQLite creates a file, never its folder
+        return [
+            Problem(
+                "DATABASE_URL",
+                f"the folder {file.parent} of the SQLite file does not exist: create it (neither `run` nor "
+                "`db upgrade` does)",
+            )
+        ]
+    if migrated and file is not None and not file.exists():
         # Opening it would create it: a check changes nothing.
         where = _where(settings.database_url)
         return [Problem("DATABASE_URL", f"{where} does not exist yet: `run` or `db upgrade` creates it")]
@@ -127,7 +143,11 @@ def port_problem(host: str, port: int, setting: str, host_setting: str) -> Probl
     except socket.gaierror:
         return Problem(host_setting, f"{host!r} is no address or name this machine can listen on")
     family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
+    try:
+        probe = socket.socket(family, kind, proto)
+    except OSError as exc:  # an IPv6 address on a machine without IPv6
+        return Problem(host_setting, f"cannot listen on {host!r}: {exc.strerror or exc}")
+    with probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(address)
@@ -136,6 +156,8 @@ def port_problem(host: str, port: int, setting: str, host_setting: str) -> Probl
                 return Problem(setting, f"port {port} on {host} is already in use by another process")
             if exc.errno == errno.EADDRNOTAVAIL:
                 return Problem(host_setting, f"{host!r} is not an address of this machine")
+            if exc.errno == errno.EINVAL:  # fe80::1 without its zone (fe80::1%eth0)
+                return Problem(host_setting, f"cannot listen on {host!r}: {exc.strerror or exc}")
             return Problem(setting, f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     return None
 
@@ -168,10 +190,15 @@ def listen_problems(settings: Settings) -> list[Problem]:
 async def all_problems(env: Mapping[str, str], *, network: bool = True) -> list[Problem]:
     """Every problem of the configuration in `env` (the bad values first; the rest needs good values)."""
     problems = value_problems(env)
-    # The other checks go on with the good values (a bad one falls back to its default, already told).
-    settings = Settings.from_env({k: v for k, v in env.items() if k not in {p.setting for p in problems}})
-    problems += await database_problems(settings)
-    problems += listen_problems(settings)
-    if network:
+    bad = {p.setting for p in problems}
+    # The other checks go on with the good values; what a bad one stands for is not checked as its default
+    # (the default SQLite file, Telegram's own Bot API): that would be a second problem, about a setting
+    # the operator never made.
+    settings = Settings.from_env({k: v for k, v in env.items() if k not in bad})
+    if "DATABASE_URL" not in bad:
+        problems += await database_problems(settings)
+    if not bad & {"METRICS_PORT", "METRICS_HOST"}:
+        problems += listen_problems(settings)
+    if network and not bad & {"TELEGRAM_BOT_TOKEN", "TELEGRAM_API_BASE_URL"}:
         problems += await bot_api_problems(settings)
     return problems

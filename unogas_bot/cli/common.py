@@ -18,14 +18,33 @@ class CliError(Exception):
     """A failure to report as one line on stderr."""
 
 
+MAX_USER_ID = 2**63 - 1  # what the database's user id columns hold (Telegram's ids have 52 bits)
+
+
+def telegram_user_id(text: str) -> int:
+    """`--user-id`: a Telegram user id, 1 to 2^63-1 (0, a negative or a bigger one was a traceback or the
+    bot's internal error on every message)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_USER_ID:
+        raise argparse.ArgumentTypeError(
+            f"not a Telegram user id (a whole number from 1 to 2^63-1): {text!r}"
+        )
+    return value
+
+
 def with_database(settings: Settings, work: Callable[[Database], Awaitable[int | None]]) -> int:
     async def go() -> int | None:
         db = Database(settings.database_url)
         try:
             try:
                 await db.upgrade()
-            except OSError as exc:
-                raise CliError(f"cannot reach the database: {exc}") from None
+            except OSError as exc:  # a timeout too: a server that accepts and never answers
+                from unogas_bot.cli.checks import database_unreachable
+
+                raise CliError(database_unreachable(settings.database_url, exc)) from None
             return await work(db)
         finally:
             await db.dispose()

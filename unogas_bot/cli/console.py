@@ -30,7 +30,7 @@ from storage.db import Database
 from storage.models import BotChatData, BotConversation, BotUserData
 from storage.persistence import SqlPersistence, encode
 from unogas_bot.bot.app import FORMS, build_application
-from unogas_bot.cli.common import CliError, with_database
+from unogas_bot.cli.common import CliError, telegram_user_id, with_database
 from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
 from unogas_bot.flows.secrets import SecretBook
@@ -98,29 +98,49 @@ async def run_console(
             session.lines_before = lines_before
             if interactive:
                 print(texts.t(language, "console_banner"), file=out, flush=True)
-            await session.handle_line("/start")
-            while True:
-                secret = expects_secret(app, user_id)
-                if interactive and secret:
-                    prompt = texts.t(language, "console_hidden_prompt")
-                    line = await read_in_background(getpass.getpass, prompt)
-                else:
-                    if interactive:
-                        print("> ", end="", file=out, flush=True)
-                    line = await read_in_background(stdin.readline)
-                    if not line:
-                        stopped = None if interactive else awaited_step(app, user_id)
-                        break
-                if line.strip().lower() in QUIT_WORDS:
-                    break
-                if line.strip():
-                    await session.handle_line(line, secret=secret)
+            try:
+                stopped = await _chat(session, app, user_id, stdin, out, interactive, language)
+            finally:  # Ctrl-C too: what was recorded is written, with its late masks
+                session.finish()
     finally:
         _restore_terminal(stdin, terminal)  # getpass left off by Ctrl-C would leave the echo off
         await services.close()
     if stopped is not None:
         raise EndedMidForm(where_it_stopped(*stopped, texts.language_for(language)))
     return 0
+
+
+async def _chat(
+    session: ConsoleSession,
+    app: Any,
+    user_id: int,
+    stdin: TextIO,
+    out: TextIO,
+    interactive: bool,
+    language: str,
+) -> tuple[str, str] | None:
+    """Read and send lines until the end of input or /quit; returns the question left open when piped
+    input ended in the middle of a form."""
+    await session.handle_line("/start")
+    while True:
+        secret = expects_secret(app, user_id)
+        if interactive and secret:
+            prompt = texts.t(language, "console_hidden_prompt")
+            try:
+                line = await read_in_background(getpass.getpass, prompt)
+            except EOFError:  # Ctrl-D at the hidden prompt: the end, as at any other
+                print(file=out, flush=True)
+                return None
+        else:
+            if interactive:
+                print("> ", end="", file=out, flush=True)
+            line = await read_in_background(stdin.readline)
+            if not line:
+                return None if interactive else awaited_step(app, user_id)
+        if line.strip().lower() in QUIT_WORDS:
+            return None
+        if line.strip():
+            await session.handle_line(line, secret=secret)
 
 
 async def read_in_background(read: Callable[..., str], *args: object) -> str:
@@ -204,7 +224,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     console = sub.add_parser("console", help="the same conversations in the terminal, offline")
     console.add_argument(
         "--user-id",
-        type=int,
+        type=telegram_user_id,
         help="the Telegram user id to play (default: one Telegram never assigns, so no real customer's)",
     )
     console.add_argument("--language", default="it", help="the user's Telegram language code (it, en)")

@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from unogas_bot.cli.common import CliError
+from unogas_bot.cli.common import CliError, telegram_user_id
 from unogas_bot.cli.console import EndedMidForm, run_console
 from unogas_bot.clock import frozen
 from unogas_bot.config import Settings
@@ -35,6 +35,9 @@ from unogas_bot.flows.script import DEFAULT_NOW, ScriptError
 from unogas_bot.flows.secrets import ANSWER, PASSWORD, SecretBook
 from unogas_bot.i18n import texts
 from unogas_bot.service.context import Services
+
+FORMATS = ("mermaid", "dot", "svg", "png")  # of `flows diagram`
+_SUFFIXES = {".png": "png", ".svg": "svg", ".dot": "dot", ".gv": "dot"}  # the format an -o file's name says
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -58,7 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     record = fsub.add_parser("record", help="chat in the terminal and save the session as a flow script")
     record.add_argument("file", help="the script to write (overwritten)")
     record.add_argument("--language", default="it", choices=("it", "en"), help="the user's language")
-    record.add_argument("--user-id", type=int, default=DEFAULT_USER, help="the Telegram user id to play")
+    record.add_argument(
+        "--user-id", type=telegram_user_id, default=DEFAULT_USER, help="the Telegram user id to play"
+    )
     record.add_argument(
         "--accounts",
         default="none",
@@ -78,7 +83,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     diagram = fsub.add_parser("diagram", help="draw a flow from its form definition (Mermaid)")
     diagram.add_argument("form", nargs="?", default="registration", help="the form (default: registration)")
     diagram.add_argument("--language", default="it", choices=("it", "en"), help="the language of the labels")
-    diagram.add_argument("--format", default="mermaid", choices=("mermaid", "dot", "svg", "png"))
+    diagram.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="default: the -o file's (.png, .svg, .dot or .gv), else mermaid",
+    )
     diagram.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
 
 
@@ -111,6 +120,12 @@ def _replayed(settings: Settings, paths: list[Path], update: bool = False) -> li
 
 def cmd_flows_test(settings: Settings, args: argparse.Namespace) -> int:
     _quiet(settings, args)
+    if args.junit:  # said before the run, not after every script was replayed
+        target = Path(args.junit)
+        if target.is_dir():
+            raise CliError(f"cannot write {target}: it is a folder; name the XML file to write")
+        if not target.parent.is_dir():
+            raise CliError(f"cannot write {target}: there is no folder {target.parent}")
     outcomes = _replayed(settings, _scripts(args), update=args.update)
     for outcome in outcomes:
         print(report(outcome, updated=args.update))
@@ -142,6 +157,11 @@ def cmd_flows_record(settings: Settings, args: argparse.Namespace) -> int:
     script's own secret, a marked one as a second or a refused one: flows/secrets.py)."""
     _quiet(settings, args)
     path = Path(args.file)
+    # Said before the session, not after it (when the whole session would be lost).
+    if path.is_dir():
+        raise CliError(f"cannot write {path}: it is a folder; name the script to write inside it")
+    if not path.parent.is_dir():
+        raise CliError(f"cannot write {path}: there is no folder {path.parent}")
     transcript = io.StringIO()
     headers = [
         f"# language: {args.language}",
@@ -192,10 +212,32 @@ def cmd_flows_record(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             replayer.close()
 
-    status = asyncio.run(work())
-    path.write_text("\n".join(headers) + "\n" + transcript.getvalue(), encoding="utf-8")
+    interrupted = False
+    try:
+        status = asyncio.run(work())
+    except KeyboardInterrupt:  # how most people leave a terminal program: the session so far is kept
+        status, interrupted = 130, True
+    try:
+        path.write_text("\n".join(headers) + "\n" + transcript.getvalue(), encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
+    if interrupted:
+        print("note: interrupted: the session so far is saved", file=sys.stderr)
     print(f"saved {path}: replay it with `unogas-bot flows test {path}`", file=sys.stderr)
     return status
+
+
+def _diagram_format(args: argparse.Namespace) -> str:
+    """`--format`, else the one the `-o` file's name says (a .png gets a PNG), else Mermaid."""
+    named = _SUFFIXES.get(Path(args.output).suffix.lower()) if args.output else None
+    if args.format is None:
+        return named or "mermaid"
+    if named is not None and named != args.format:
+        raise CliError(
+            f"{args.output} is named as a {named} file but --format is {args.format}: rename it or drop "
+            "--format"
+        )
+    return str(args.format)
 
 
 def cmd_flows_diagram(settings: Settings, args: argparse.Namespace) -> int:
@@ -205,6 +247,7 @@ def cmd_flows_diagram(settings: Settings, args: argparse.Namespace) -> int:
     if args.form not in known:
         raise CliError(f"no form {args.form!r}: one of {', '.join(known)}")
     form = known[args.form]
+    args.format = _diagram_format(args)
     if args.format == "png" and args.output is None and sys.stdout.isatty():
         raise CliError("a PNG is binary and this is a terminal: give -o FILE.png (or redirect to a file)")
     if args.format in ("mermaid", "dot"):

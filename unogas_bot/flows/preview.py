@@ -13,6 +13,7 @@ by side, its placeholders filled with sample values; the catalogue key is shown 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -215,8 +216,39 @@ def _button(lang: str, key: str) -> str:
     return texts.t(lang, key)
 
 
+# Telegram's HTML formatting: the only markup a bubble may carry (a catalogue text could hold anything).
+_TELEGRAM_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre", "blockquote"}
+_TAG = re.compile(r"<(/?)([A-Za-z][\w-]*)([^<>]*)>")
+_HREF = re.compile(r"""\s+href\s*=\s*(?:"([^"]*)"|'([^']*)')\s*""")
+
+
+def telegram_html(markup: str) -> str:
+    """`markup` as Telegram shows it: its formatting tags and http(s) links kept (without any other
+    attribute), every other tag, and any stray `<` or `>`, shown as text."""
+    out, end, links = [], 0, 0
+    for match in _TAG.finditer(markup):
+        out.append(markup[end : match.start()].replace("<", "&lt;").replace(">", "&gt;"))
+        end = match.end()
+        closing, name, attrs = match.group(1), match.group(2).lower(), match.group(3)
+        href = _HREF.fullmatch(attrs) if name == "a" and not closing else None
+        url = html.unescape(next(g for g in href.groups() if g is not None)) if href else ""
+        if name in _TELEGRAM_TAGS:
+            out.append(f"<{closing}{name}>")
+        elif name == "a" and closing and links:
+            links -= 1
+            out.append("</a>")
+        elif name == "a" and not closing and re.match(r"https?://", url):
+            links += 1
+            out.append(f'<a href="{html.escape(url)}">')
+        else:
+            out.append(html.escape(match.group(0)))
+    out.append(markup[end:].replace("<", "&lt;").replace(">", "&gt;"))
+    return "".join(out)
+
+
 def _bubble(message: Message, lang: str) -> str:
-    parts = [f'<div class="lang">{lang}</div><div class="bubble">{message.html[lang]}</div>']
+    text = telegram_html(message.html[lang])
+    parts = [f'<div class="lang">{lang}</div><div class="bubble">{text}</div>']
     for row in message.buttons:
         cells = "".join(f"<span>{html.escape(_button(lang, key))}</span>" for key in row)
         parts.append(f'<div class="inline">{cells}</div>')

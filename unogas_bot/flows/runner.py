@@ -40,7 +40,7 @@ from unogas_bot.flows.script import (
     ScriptError,
     describe,
     match_step,
-    parse,
+    read,
     render,
     script_now,
 )
@@ -49,12 +49,13 @@ from unogas_bot.flows.secrets import (
     PASSWORD,
     WRONG,
     Mark,
+    SecretBook,
     generated,
     kind_of_step,
     parse_mark,
     refused_example,
 )
-from unogas_bot.flows.session import INDENT, ConsoleSession, awaited_step, expects_secret
+from unogas_bot.flows.session import ANY_TEXT, INDENT, ConsoleSession, awaited_step, expects_secret
 from unogas_bot.i18n import texts
 from unogas_bot.offline import OfflineBotAPI, Simulator, offline_builder
 from unogas_bot.service.context import Services
@@ -86,6 +87,7 @@ class Outcome:
     mismatches: list[Mismatch]
     seconds: float = 0.0
     observations: list[Observation] = dataclasses.field(default_factory=list)  # for the flow coverage
+    typed: SecretBook = dataclasses.field(default_factory=SecretBook)  # the secrets the masks typed
 
     @property
     def passed(self) -> bool:
@@ -103,11 +105,13 @@ def find_scripts(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 
 def matches(path: Path, pattern: str) -> bool:
-    """`-k PATTERN`: the script's path contains the pattern (case-insensitive), or matches it as a glob."""
+    """`-k PATTERN`: the script's path contains the pattern (case-insensitive), or its path or the end of
+    it matches the pattern as a glob (`*lockout.flow`, `it/login_*`)."""
     text = path.as_posix()
     return (
         pattern.casefold() in text.casefold()
         or fnmatch.fnmatch(text, pattern)
+        or fnmatch.fnmatch(text, f"*/{pattern.lstrip('/')}")
         or fnmatch.fnmatch(path.name, pattern)
     )
 
@@ -189,7 +193,7 @@ class Replayer:
                     chat_type="group" if group else "private",
                 )
                 session = ConsoleSession(
-                    user, out, echo=False, language=texts.language_for(language), app=app
+                    user, out, echo=False, language=texts.language_for(language), app=app, masking=False
                 )
                 observations = []
                 for step in script.steps:
@@ -207,7 +211,7 @@ class Replayer:
         mismatches = [
             m for step, lines in zip(script.steps, actual, strict=True) if (m := match_step(step, lines))
         ]
-        return Outcome(script, actual, mismatches, time.perf_counter() - started, observations)
+        return Outcome(script, actual, mismatches, time.perf_counter() - started, observations, replay.typed)
 
     async def _import(self, script: Script, name: str, db: Database) -> None:
         """The script's `# customers:` CSV into its database; a missing or bad file is a ScriptError
@@ -234,6 +238,7 @@ class _Replay:
         self.services = services
         self.user_id = user_id
         self.base = {kind: script.headers.get(kind) or replayer.secrets[kind] for kind in (PASSWORD, ANSWER)}
+        self.typed = SecretBook()  # the valid secrets typed for masks: `--update` never writes them
 
     async def type(self, session: ConsoleSession, text: str) -> None:
         before = awaited_step(self.app, self.user_id)
@@ -259,7 +264,9 @@ class _Replay:
         kind = mark.kind or kind_of_step(awaited[1] if awaited else None)
         if not mark.refused:
             assert mark.label is not None
-            return generated(kind, mark.label, self.base)
+            value = generated(kind, mark.label, self.base)
+            self.typed.remember(value)
+            return value
         if mark.reason is None:
             return WRONG
         answers = self._answers(awaited)
@@ -291,16 +298,21 @@ class _Replay:
 
 async def run_scripts(paths: Iterable[Path], settings: Settings, *, update: bool = False) -> list[Outcome]:
     """Replay each script; with `update`, rewrite the expected lines of the steps that did not match."""
+    scripts = [read(path) for path in paths]  # every script readable before any is replayed
     replayer = Replayer(settings)
     outcomes = []
     try:
-        for path in paths:
-            script = parse(path.read_text(encoding="utf-8"), path)
+        for script in scripts:
+            path = script.path
             outcome = await replayer.replay(script)
             if update and not outcome.passed:
                 failed = {id(m.step) for m in outcome.mismatches}
                 keep = [id(step) not in failed for step in script.steps]
-                path.write_text(render(script, outcome.actual, keep), encoding="utf-8")
+                # What the bot showed of a secret a mask typed (a password typed as the question, in the
+                # summary) is written as any text: the script never holds it, and the next run types
+                # another generated one.
+                actual = [[outcome.typed.scrub(line, ANY_TEXT) for line in lines] for lines in outcome.actual]
+                path.write_text(render(script, actual, keep), encoding="utf-8")
             outcomes.append(outcome)
     finally:
         replayer.close()

@@ -23,17 +23,21 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+
+from unogas_bot import rules
 
 ELLIPSIS = "..."
 HEADERS = ("language", "user", "chat", "customers", "accounts", "password", "answer", "now")
 # The instant a script runs at when it names none (`# now:`): the bot's clock stands still there, so a date
 # it shows (a profile's registration day) is the same whatever day the script is replayed.
 DEFAULT_NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+EARLIEST_NOW, LATEST_NOW = datetime(2000, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, 23, 59, tzinfo=UTC)
+MAX_USER_ID = 2**63 - 1  # what the database's user id columns hold (Telegram's ids have 52 bits)
 _HEADER = re.compile(r"#\s*([a-z][a-z_-]*)\s*:\s*(.*?)\s*$")
 _PATTERN = re.compile(r"\{\*\}|\{re:((?:[^{}]|\{[^{}]*\})*)\}")
 
@@ -97,7 +101,7 @@ def parse(text: str, path: Path = Path("<script>")) -> Script:
     numbers: dict[str, int] = {}
     header_lines: list[str] = []
     steps = [Step(None)]
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), 1):  # a BOM (Notepad) aside
         line = Line(number, raw.rstrip())
         if is_input(line.text):
             steps.append(Step(line))
@@ -106,6 +110,17 @@ def parse(text: str, path: Path = Path("<script>")) -> Script:
             steps[-1].body.append(line.text)
         if raw.startswith("#"):
             header = _HEADER.fullmatch(raw)
+            name = header.group(1) if header else None
+            if len(steps) == 1 and name in headers:
+                raise ScriptError(
+                    f"{path}:{number}: header {name!r} given twice (first on line {numbers[name]})"
+                )
+            if len(steps) > 1 and name in HEADERS:  # a setting that would silently do nothing there
+                first = steps[1].input.number if steps[1].input else number
+                raise ScriptError(
+                    f"{path}:{number}: header {name!r} after the first input (line {first}): headers go "
+                    "above it (a comment there must not look like `# word: ...`)"
+                )
             if len(steps) == 1 and header and header.group(1) in HEADERS:
                 headers[header.group(1)] = header.group(2)
                 numbers[header.group(1)] = number
@@ -123,16 +138,77 @@ def parse(text: str, path: Path = Path("<script>")) -> Script:
                 raise ScriptError(f"{path}:{number}: bad {{re:...}} pattern: {exc}") from None
             steps[-1].expected.append(line)
     script = Script(path, headers, header_lines, steps, numbers)
+    _check_customers(script)
     choices = {"language": ("it", "en"), "chat": ("private", "group"), "accounts": ("none", "demo")}
     for name, allowed in choices.items():
         if headers.get(name, allowed[0]) not in allowed:
             wanted = " or ".join(allowed)
             raise ScriptError(f"{script.where(name)}: {name} must be {wanted}, not {headers[name]!r}")
-    if not headers.get("user", "1").isdigit():
-        raise ScriptError(f"{script.where('user')}: user must be a Telegram user id, not {headers['user']!r}")
+    user = headers.get("user", "1")
+    if not (user.isdigit() and 1 <= int(user) <= MAX_USER_ID):
+        raise ScriptError(
+            f"{script.where('user')}: user must be a Telegram user id (a whole number from 1 to 2^63-1), "
+            f"not {user!r}"
+        )
+    _check_secrets(script)
     if "now" in headers:
         script_now(headers, path, numbers.get("now"))  # refused here rather than halfway through a replay
+    if len(steps) == 1:  # an empty file (a failed copy) would pass, having checked nothing
+        raise ScriptError(f"{path}: nothing is typed (no `> ` line): the script checks nothing")
     return script
+
+
+def _check_secrets(script: Script) -> None:
+    """The `password` and `answer` headers are what a mask types where a valid one is meant: the bot's
+    rules must take them (the value is not repeated: a script may be shown in a CI log)."""
+    checks: dict[str, Callable[[str], str]] = {
+        "password": rules.password.validate,
+        "answer": lambda value: rules.answer.validate(value, ""),
+    }
+    for name, check in checks.items():
+        value = script.headers.get(name)
+        if not value:
+            continue
+        try:
+            check(value)
+        except rules.Invalid as exc:
+            reason = exc.reason.split(".", 1)[-1]
+            raise ScriptError(
+                f"{script.where(name)}: {name}: the bot's rules refuse it ({reason}): a mask types it where "
+                f"a valid {name} is meant"
+            ) from None
+
+
+def _check_customers(script: Script) -> None:
+    """A `customers` CSV is a file inside the script's folder: a script (from a merge request, say) must
+    not make `flows test` read, and quote in its error, any file the machine lets it read."""
+    name = script.headers.get("customers", "demo")
+    if name in ("demo", "none"):
+        return
+    folder = script.path.parent.resolve()
+    if not (folder / name).resolve().is_relative_to(folder):
+        raise ScriptError(
+            f"{script.where('customers')}: customers: {name!r} must be a CSV file inside the script's "
+            "folder (a path relative to it), or demo or none"
+        )
+
+
+def read(path: Path) -> Script:
+    """Read and parse the script at `path`; one `ScriptError` naming it (and the line) when it cannot be
+    read: missing, a folder, not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ScriptError(f"{path}: cannot read it: {exc.strerror or type(exc).__name__}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ScriptError(
+            f"{path}:{line}: not UTF-8: save the script as UTF-8, or convert it with "
+            f"`iconv -f WINDOWS-1252 -t UTF-8 {path.name} > {path.stem}-utf8{path.suffix}`"
+        ) from None
+    return parse(text, path)
 
 
 def _unknown(name: str) -> str:
@@ -151,12 +227,15 @@ def script_now(headers: dict[str, str], path: Path = Path("<script>"), line: int
     given = headers.get("now")
     if given is None:
         return DEFAULT_NOW
+    where = f"{path}:{line}" if line else str(path)
     try:
         at = datetime.fromisoformat(given)
     except ValueError:
-        where = f"{path}:{line}" if line else str(path)
         raise ScriptError(f"{where}: now must be a time such as 2026-11-29T10:00, not {given!r}") from None
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    if not EARLIEST_NOW <= at <= LATEST_NOW:  # the bot's date arithmetic (sessions, limits) overflows
+        raise ScriptError(f"{where}: now must be between 2000-01-01 and 2999-12-31, not {given!r}")
+    return at
 
 
 @cache

@@ -76,12 +76,21 @@ def comparable(kind: str, value: str) -> str:
     return rules.answer.normalize(value) if kind == ANSWER else value
 
 
+# A secret shorter than this is masked where it is a whole message, not looked for inside others: a refused
+# "x" would otherwise mask every "x" the bot says.
+SHORTEST_FOUND_INSIDE = 3
+
+
 class SecretBook:
-    """The secrets typed in a recorded session, numbered by kind in order of first appearance. In memory
-    only: what reaches the file is their numbers."""
+    """The secrets typed in a recorded session, numbered by kind in order of first appearance, and every
+    other value typed as a secret (a refused one, right or wrong). In memory only: what reaches the file is
+    their numbers and masks."""
 
     def __init__(self) -> None:
         self._values: dict[str, list[str]] = {PASSWORD: [], ANSWER: []}
+        self._seen: set[str] = set()  # every secret typed, folded (see `_folded`)
+        self._found_inside: set[str] = set()  # those looked for inside other texts too
+        self._inside: re.Pattern[str] | None = None  # finds those inside a text; None: to rebuild
 
     def label(self, kind: str, value: str, *, add: bool) -> int | None:
         """The number of `value` among the `kind` secrets (1-based); a new one gets the next number when
@@ -93,15 +102,54 @@ class SecretBook:
         if not add:
             return None
         known.append(value)
+        self.remember(value)
         return len(known)
 
     def find(self, value: str) -> tuple[str, int] | None:
-        """(kind, number) of a known secret of either kind, passwords first."""
+        """(kind, number) of a known secret of either kind, passwords first; a password in another case
+        (typed with Caps Lock) is that password."""
         for kind in (PASSWORD, ANSWER):
             label = self.label(kind, value, add=False)
             if label is not None:
                 return kind, label
+        folded = value.strip().casefold()
+        for number, known in enumerate(self._values[PASSWORD], 1):
+            if known.strip().casefold() == folded:
+                return PASSWORD, number
         return None
+
+    def remember(self, value: str, *, inside: bool = True) -> None:
+        """`value` was typed as a secret (valid or refused): mask it wherever it is typed again, and with
+        `inside` wherever it shows up inside a text too. A value a rule refused is not looked for inside
+        texts: it is public (a common password), in clear anyway (an answer found in the question) or
+        too weak to be anyone's secret, and may well be a word the bot says."""
+        folded = _folded(value)
+        if not folded:
+            return
+        self._seen.add(folded)
+        if inside and folded not in self._found_inside:
+            self._found_inside.add(folded)
+            self._inside = None
+
+    def knows(self, value: str) -> bool:
+        """Is `value` a secret typed in this session (in any case, spaces around it aside)?"""
+        return _folded(value) in self._seen or self.find(value) is not None
+
+    def scrub(self, text: str, mask: str = MASK) -> str:
+        """`text` with every secret of this session found inside it (whole words, any case) replaced by
+        `mask`."""
+        if self._inside is None:
+            found = sorted(
+                (v for v in self._found_inside if len(v) >= SHORTEST_FOUND_INSIDE), key=len, reverse=True
+            )
+            alternatives = "|".join(r"\s+".join(map(re.escape, v.split())) for v in found) or r"(?!)"
+            self._inside = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+        return self._inside.sub(lambda _: mask, text)
+
+
+def _folded(value: str) -> str:
+    """How `SecretBook` compares what it has seen: spaces squeezed, case folded."""
+    return " ".join(value.split()).casefold()
 
 
 def generated(kind: str, label: int, base: dict[str, str]) -> str:

@@ -18,7 +18,16 @@ from conversations.draft import Draft, UnreadableDraft
 from conversations.spec import Field, Repeat, SecretPair
 from unogas_bot import rules
 from unogas_bot.bot.app import FORMS
-from unogas_bot.flows.secrets import MASK, PASSWORD, Mark, SecretBook, comparable, kind_of_step
+from unogas_bot.flows.samples import placeholders_as_any
+from unogas_bot.flows.secrets import (
+    MASK,
+    PASSWORD,
+    Mark,
+    SecretBook,
+    comparable,
+    kind_of_step,
+    parse_mark,
+)
 from unogas_bot.i18n import texts
 from unogas_bot.offline import CallbackAnswered, Deleted, Edited, Sent, SimUser
 from unogas_bot.offline.events import DocumentSent
@@ -27,6 +36,7 @@ CONTACT_COMMANDS = ("/contatto", "/contact")
 SHARED_PHONE = "+393471234567"  # the console player's own number, shared by «Condividi il mio numero»
 SECRET_ECHO = MASK  # what a transcript shows for a password or security answer
 INDENT = "     "  # continuation lines of a bot message, and lines that are not messages
+ANY_TEXT = "{*}"  # what a recording writes for a secret the bot showed: a flow script's "any text"
 
 
 class ConsoleSession:
@@ -47,6 +57,7 @@ class ConsoleSession:
         app: Any = None,
         book: SecretBook | None = None,
         notes: TextIO | None = None,
+        masking: bool = True,
     ) -> None:
         self.user = user
         self.language = language
@@ -56,37 +67,55 @@ class ConsoleSession:
         self.app = app  # the Application, to know the question being asked (None: no masks but `secret`)
         self.book = book or SecretBook()  # the secrets typed so far, in memory only
         self.notes = notes if notes is not None else sys.stderr  # where `record` says what it masked
+        # Secrets typed earlier masked inside what the terminal shows; a replay (`masking` False) compares
+        # what the bot said as it is.
+        self.masking = masking
         self.buttons: list[tuple[str, bool]] = []  # (label, is_inline) of the last keyboard shown
         self.lines_before = 0  # lines of the recording above the transcript (its headers)
-        self._recorded_lines = 0
+        self._lines: list[str] = []  # the recording, written by `finish`
+        self._clear_inputs: list[tuple[int, str, tuple[str, str] | None]] = []  # (line, typed, question)
+        self._slips: set[int] = set()  # lines of secrets typed where no secret was asked
         self._clear: set[str] = set()  # what was typed in clear: no secret, whatever the bot does with it
         self._firsts: dict[tuple[str, str], str] = {}  # a pair's first entry, until its repetition
         self._notes: list[str] = []  # what the terminal adds after the input's echo (a shared number)
 
     async def handle_line(self, line: str, secret: bool = False) -> None:
-        """Send one typed line. A line typed at a secret question (`secret`) or that the bot deleted is
-        echoed (piped input) and recorded masked, never as typed."""
+        """Send one typed line. A line typed at a secret question (`secret`), that the bot deleted, or
+        that is a secret typed before is echoed (piped input) and recorded masked, never as typed; a
+        secret inside a longer line is masked where it stands."""
         text = line.rstrip("\r\n")
+        typed = text.strip()
         before = self._awaited()
+        # A shown button (its number, an inline button's label) is pressed, never sent: no secret, even
+        # while a secret question is open (/lingua asked there, then «2» for English).
+        pressed = self._button_for(typed) is not None
         sent_before = self.user.last_message_id
-        events = await self._dispatch(text.strip())
+        events = await self._dispatch(typed)
         own = self.user.last_message_id if self.user.last_message_id != sent_before else None
         deleted = own is not None and any(
             isinstance(e, Deleted) and e.message_id == own and e.chat_id == self.user.chat_id for e in events
         )
-        # A secret typed where no secret was asked (the password at the e-mail question): the bot may keep
-        # it, the terminal and the recording do not, when it is one typed as a secret before.
-        slipped = self.book.find(text.strip()) is not None and not is_bot_command(text)
-        masked = (secret and not is_bot_command(text)) or deleted or slipped
+        # A secret typed where no secret was asked (the password at the e-mail question, a wrong one typed
+        # again): the bot may keep it, the terminal and the recording do not.
+        known = self.book.knows(typed) and not is_bot_command(text)
+        masked = not pressed and ((secret and not is_bot_command(text)) or deleted or known)
+        mark = self._mark(typed, before, self._awaited()) if masked else None
+        if mark is not None:
+            self.book.remember(typed, inside=mark.reason is None)
         if self.echo:
-            print(f"> {SECRET_ECHO if masked else text}", file=self.out, flush=True)
+            print(f"> {SECRET_ECHO if masked else self._scrub(text)}", file=self.out, flush=True)
         if self.transcript is not None:
-            mark = self._mark(text.strip(), before, self._awaited()) if masked else None
-            self._record(f"> {mark.text() if mark else self._recorded(text.strip())}")
-            if mark is not None and mark.refused:
-                self._say_refused(mark)
-            elif mark is None:
-                self._clear.add(text.strip())
+            if mark is not None:
+                if not secret:  # a secret where none was asked: the bot's reply may quote it
+                    self._slips.add(len(self._lines))
+                self._record(f"> {mark.text()}")
+                if mark.refused:
+                    self._say_refused(mark)
+            else:
+                self._clear_inputs.append((len(self._lines), typed, before))
+                self._record(f"> {self._recorded(typed)}")
+        if mark is None:
+            self._clear.add(typed)
         self._flush_notes()
         self.show(events)
 
@@ -96,12 +125,46 @@ class ConsoleSession:
         self._notes.clear()
 
     def _record(self, line: str) -> None:
-        assert self.transcript is not None
-        print(line, file=self.transcript)
-        self._recorded_lines += line.count("\n") + 1
+        self._lines.extend(line.split("\n"))
+
+    def finish(self) -> None:
+        """Write the recording to the transcript, masking what became known as a secret after it was
+        typed in clear (the password typed at the e-mail question before the password question), every
+        secret inside a typed line, and every secret the bot showed (a password typed as the security
+        question, in the summary) as `{*}`, which the replay's line matches whatever it typed."""
+        if self.transcript is None:
+            return
+        for index, typed, before in self._clear_inputs:
+            if self.book.knows(typed) and not is_bot_command(typed) and self._button_for(typed) is None:
+                mark = self._late_mark(typed, before)
+                self._lines[index] = f"> {mark.text()}"
+                self._slips.add(index)
+                print(
+                    f"note: line {self.lines_before + index + 1}: a secret typed in clear before it was known"
+                    f" is masked as `> {mark.text()}`: the replay types the script's own there",
+                    file=self.notes,
+                    flush=True,
+                )
+        slip = False  # the bot lines after a secret typed where none was asked
+        for index, line in enumerate(self._lines):
+            if is_input(line):
+                if parse_mark(line[2:]) is None:
+                    self._lines[index] = self.book.scrub(line)
+                slip = index in self._slips or self._lines[index] != line
+                continue
+            line = self.book.scrub(line, mask=ANY_TEXT)
+            self._lines[index] = _quoting_nothing(line) if slip else line
+        self.transcript.write("".join(f"{line}\n" for line in self._lines))
+
+    def _late_mark(self, typed: str, before: tuple[str, str] | None) -> Mark:
+        found = self.book.find(typed)
+        if found is None:
+            return Mark(label=None)
+        kind, label = found
+        return Mark(label, kind=None if kind == kind_of_step(before[1] if before else None) else kind)
 
     def _say_refused(self, mark: Mark) -> None:
-        number = self.lines_before + self._recorded_lines
+        number = self.lines_before + len(self._lines)
         how = f"one refused for the same reason ({mark.reason})" if mark.reason else "a wrong one"
         print(
             f"note: line {number}: a refused secret is recorded as `> {mark.text()}`: the replay types {how}",
@@ -138,15 +201,12 @@ class ConsoleSession:
         """What a recording writes for a masked line; None: it is no secret (the bot deleted a line typed
         in clear before, such as the e-mail again right after a lock), written as typed."""
         step = self._step(before)
-        default = kind_of_step(before[1] if before else None)
         if step is None or not step.secret:
+            if self.book.knows(text):  # a secret typed before, right or wrong: a secret wherever it goes
+                return self._late_mark(text, before)
             if text in self._clear or (step is not None and self._answers_question(step, text, before)):
                 return None
-            found = self.book.find(text)
-            if found is None:
-                return Mark(label=None)
-            kind, label = found
-            return Mark(label, kind=None if kind == default else kind)
+            return Mark(label=None)
         assert before is not None
         pair = step.of if isinstance(step, Repeat) else step
         kind = kind_of_step(pair.key)
@@ -235,8 +295,11 @@ class ConsoleSession:
             elif isinstance(event, Edited) and event.reply_markup is None and event.text is None:
                 self.buttons = [b for b in self.buttons if not b[1]]
 
+    def _scrub(self, text: str) -> str:
+        return self.book.scrub(text) if self.masking else text
+
     def _print(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        print(self._scrub(text), file=self.out, flush=True)
         if self.transcript is not None:
             self._record(text)
 
@@ -263,6 +326,20 @@ _COMMANDS = {
     "quit",
     "esci_console",
 }
+
+
+def _quoting_nothing(line: str) -> str:
+    """A bot line of the reply to a secret typed where none was asked, with whatever its catalogue text
+    filled in as `{*}`: the reply may quote the secret (the characters a phone number cannot have, its
+    length), and the replay types another one."""
+    head = "bot: " if line.startswith("bot: ") else line[: len(line) - len(line.lstrip())]
+    pattern = placeholders_as_any(line[len(head) :])
+    return line if pattern is None else head + pattern
+
+
+def is_input(line: str) -> bool:
+    """Is this line of a recording something the customer typed (`> ...`)?"""
+    return line == ">" or line.startswith("> ")
 
 
 def is_bot_command(text: str) -> bool:
