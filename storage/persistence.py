@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram.ext import BasePersistence, PersistenceInput
 
 from storage.db import Database, database_unavailable, upsert_statement
+from storage.inbox import InboxStore, Superseded
 from storage.models import BotChatData, BotConversation, BotUserData
 from unogas_bot.clock import utcnow
 
@@ -60,23 +61,26 @@ def encode(value: Any) -> str:
 
 @dataclass
 class _Changes:
-    """What is noted but not yet written. A value of None means "delete the row"."""
+    """What is noted but not yet written. A value of None means "delete the row"; `handled` are the inbox
+    updates whose effects these changes are (marked handled in the same transaction)."""
 
     users: dict[int, str | None] = field(default_factory=dict)
     chats: dict[int, str | None] = field(default_factory=dict)
     conversations: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    handled: list[int] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.users or self.chats or self.conversations)
+        return bool(self.users or self.chats or self.conversations or self.handled)
 
     def __len__(self) -> int:
-        return len(self.users) + len(self.chats) + len(self.conversations)
+        return len(self.users) + len(self.chats) + len(self.conversations) + len(self.handled)
 
     def put_back(self, newer: _Changes) -> _Changes:
         """These changes (a failed write) under the ones noted since: the newer value of a row wins."""
         self.users.update(newer.users)
         self.chats.update(newer.chats)
         self.conversations.update(newer.conversations)
+        self.handled += newer.handled
         return self
 
 
@@ -118,6 +122,9 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
             upsert_statement(db.dialect, conversations, key=["name", "key"], update=["state", "updated_at"]),  # type: ignore[arg-type]
         )
         self.writes = 0  # transactions committed (for tests and the benchmark)
+        # The update inbox (storage/inbox.py), when the bot has one: updates noted as handled are marked in
+        # the transaction that writes their effects.
+        self.inbox: InboxStore | None = None
 
     # --- loading (once, when the application initialises) ------------------------------------------------
 
@@ -187,6 +194,11 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
             self._states[row] = state
         self._changes.conversations[row] = state
 
+    def note_handled(self, update_ids: list[int]) -> None:
+        """These inbox updates are handled: their effects are noted (the application notes them first),
+        and the next write marks them handled with those effects, in one transaction."""
+        self._changes.handled += update_ids
+
     async def update_bot_data(self, data: dict[Any, Any]) -> None:
         """Not stored (see the class)."""
 
@@ -228,6 +240,9 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
             batch, self._changes = self._changes, _Changes()
             try:
                 await self._write(batch)
+            except Superseded:
+                self._forget(batch)  # nothing of it is ours to write any more
+                raise
             except Exception as exc:
                 if not database_unavailable(exc):
                     self._forget(batch)
@@ -276,6 +291,10 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
             for name, keys in ended.items():
                 table = conversations
                 await conn.execute(delete(table).where(table.c.name == name, table.c.key.in_(keys)))
+            if batch.handled and self.inbox is not None:
+                await self.inbox.mark_handled(conn, batch.handled, now)
+            if self._db.fence is not None:  # last: the epoch's row is held only until the commit
+                await self._db.fence.check(conn)
 
 
 async def _apply(

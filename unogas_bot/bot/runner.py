@@ -21,16 +21,20 @@ from telegram.ext import Application, ConversationHandler
 from tornado.httpserver import HTTPServer
 
 from storage.db import Database
+from storage.inbox import Fence, InboxStore
 from storage.persistence import SqlPersistence
 from unogas_bot.bot import health, metrics
 from unogas_bot.bot import webhook as webhook_server
 from unogas_bot.bot.app import build_application, make_rate_limiter
+from unogas_bot.bot.inbox import Inbox
 from unogas_bot.bot.leader import Leadership, leadership_for
 from unogas_bot.bot.metrics import MeasuredHasher, ObservedRequest
+from unogas_bot.bot.polling import Poller
 from unogas_bot.bot.update_processor import PerChatUpdateProcessor
 from unogas_bot.config import Settings
 from unogas_bot.i18n import texts
-from unogas_bot.security import redaction
+from unogas_bot.security import redaction, sealing
+from unogas_bot.security.hashing import EphemeralMac
 from unogas_bot.service.context import Services
 
 log = logging.getLogger(__name__)
@@ -148,13 +152,68 @@ class Webhook:
         return (self.url_path if self.url_path is not None else urlsplit(self.url).path).strip("/")
 
 
+async def replay_inbox(app: Application) -> int:
+    """Queue the updates the last leader left waiting in the inbox (bot/inbox.py), before any new one:
+    each chat's go first, in the order they arrived. Returns how many."""
+    inbox = getattr(app, "inbox", None)
+    if inbox is None:
+        return 0
+    updates = await inbox.replay(app.bot)
+    for update in updates:
+        app.update_queue.put_nowait(update)
+    if updates:
+        log.info("inbox: %d update(s) left waiting by the last leader are handled first", len(updates))
+    metrics.INBOX_REPLAYED.inc(len(updates))
+    return len(updates)
+
+
+async def serve_polling(app: Application, stop: asyncio.Event) -> None:
+    """Run `app` on long polling until `stop` is set: the waiting inbox first, then our own loop
+    (bot/polling.py), which confirms a batch to Telegram only once it is in the inbox. On stop, the
+    updates already taken are handled and saved before this returns (so a standby taking over answers
+    nothing twice), then Telegram is told."""
+    try:
+        async with app:  # initialize (the saved conversations are loaded), and shutdown at the end
+            if app.post_init is not None:
+                await app.post_init(app)
+            await with_retries("removing a webhook (deleteWebhook)", app.bot.delete_webhook)
+            await replay_inbox(app)
+            poller = Poller(app, app.inbox, ALLOWED_UPDATES, on_superseded=functools.partial(fence, app))  # type: ignore[attr-defined]
+            await app.start()
+            polling = asyncio.ensure_future(poller.run())
+            stopping = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                poller.stop()
+                await asyncio.gather(polling, return_exceptions=True)
+                await app.stop()  # the queued updates are handled and saved
+            await poller.confirm()
+            polling.result()  # a failure of the loop itself ends `run` with its line
+    finally:
+        if app.post_shutdown is not None:
+            await app.post_shutdown(app)
+
+
+async def _serve_polling_until_signalled(app: Application) -> None:
+    """serve_polling until Ctrl+C or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve_polling(app, stop)
+
+
 async def serve_webhook(app: Application, hook: Webhook, stop: asyncio.Event) -> None:
     """Run `app` on the webhook until `stop` is set: our own server (unogas_bot/bot/webhook.py, which caps
-    bodies before reading them) instead of PTB's run_webhook, with the same order of PTB's hooks."""
+    bodies before reading them, and writes each update to the inbox before answering Telegram) instead of
+    PTB's run_webhook, with the same order of PTB's hooks; the waiting inbox goes first."""
     try:
         async with app:  # initialize, and shutdown at the end
             if app.post_init is not None:
                 await app.post_init(app)
+            await replay_inbox(app)
             # Listening before Telegram learns the URL: its first post finds the server ready.
             server = webhook_server.start(app, hook.listen, hook.port, hook.path, hook.secret)
             try:
@@ -195,16 +254,30 @@ def freeze_startup_heap() -> None:
 
 
 def production_application(
-    services: Services, requests: tuple[ObservedRequest, ObservedRequest] | None = None
+    services: Services,
+    requests: tuple[ObservedRequest, ObservedRequest] | None = None,
+    inbox: Inbox | None = None,
 ) -> Application:
-    """The bot as `run` serves it: conversations kept in the database, flood control with retries;
+    """The bot as `run` serves it: conversations kept in the database, flood control with retries, and
+    (with `inbox`) every update written down before Telegram is told and saved with its effects;
     `requests` (metrics.ObservedRequest) let /readyz and /metrics see the Bot API's answers."""
     return build_application(
         services,
         persistence=SqlPersistence(services.db),
         rate_limiter=make_rate_limiter(),
         requests=requests,
+        inbox=inbox,
     )
+
+
+def inbox_for(services: Services, bot_id: int) -> Inbox:
+    """The update inbox of `run`, sealed with INBOX_KEY or the key derived from the token; the forms'
+    digests of a secret's first entry get a key from the same secret, so every process of the bot can
+    compare them (a takeover between a password and its repetition asks for nothing again)."""
+    settings = services.settings
+    secret = sealing.master_secret(settings.inbox_key, settings.telegram_token)
+    services.mac = EphemeralMac.derived(sealing.digest_key(secret))
+    return Inbox(InboxStore(services.db, bot_id, clock=services.clock), sealing.Sealer(secret))
 
 
 def observed_requests() -> tuple[ObservedRequest, ObservedRequest]:
@@ -322,14 +395,18 @@ def run(settings: Settings, webhook: Webhook | None = None) -> int:
         await services.close()
 
     requests = observed_requests()
-    app = production_application(services, requests)
+    bot_id = bot_id_of(settings.telegram_token or "")
+    app = production_application(services, requests, inbox_for(services, bot_id))
     apps.append(app)
     app.post_init = post_init
     app.post_shutdown = post_shutdown
+    app.on_superseded = functools.partial(fence, app)  # type: ignore[attr-defined]
     processor = app.update_processor
     if isinstance(processor, PerChatUpdateProcessor):
         processor.gate = leadership.confirm
         processor.describe = functools.partial(describe_update, app)
+    # A process that can no longer prove it leads sends nothing more (a frozen leader waking up).
+    requests[0].gate = leadership.may_send
     probes = health.Probes(
         role=lambda: leadership.role,
         database=functools.partial(_database_answers, services),
@@ -355,15 +432,14 @@ def run(settings: Settings, webhook: Webhook | None = None) -> int:
             if server is not None:
                 loop.run(health.stop(server))
             raise
+        if leadership.epoch is not None:
+            services.db.fence = Fence(bot_id, leadership.epoch)  # every write now checks it
         metrics.LEADER.set(1)
         unwatch = metrics.watch_application(app, hasher)
         try:
             if webhook is None:
                 log.info("unogas-bot is running on Telegram (long polling); Ctrl+C stops it")
-                # PTB retries its own start-up call (deleteWebhook) as often as we retried getMe.
-                app.run_polling(
-                    allowed_updates=ALLOWED_UPDATES, bootstrap_retries=STARTUP_TRIES - 1, close_loop=False
-                )
+                loop.run(_serve_polling_until_signalled(app))
             else:
                 log.info(
                     "unogas-bot is running on Telegram (webhook %s, listening on %s:%d); Ctrl+C stops it",
