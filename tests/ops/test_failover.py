@@ -118,7 +118,7 @@ def test_a_leader_cut_off_from_its_database_stops_before_the_standby_takes_over(
                 assert state["status"] == 503 and not state["ready"]
                 assert leader.process.wait(timeout=15) != 0, "fenced: it stopped"
                 fenced = [line for line in leader.log() if "fenced:" in line]
-                assert len(fenced) == 1 and "lost the database connection" in fenced[0], leader.log()
+                assert len(fenced) == 1 and "lost the leadership" in fenced[0], leader.log()
                 standby.wait_role("leader", seconds=15)
                 assert _when(logged_at(leader, "fenced:")) < _when(logged_at(standby, "leader: took over")), (
                     "the old leader stopped before the standby could take over"
