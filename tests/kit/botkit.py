@@ -66,6 +66,7 @@ async def running_bot(
     persistent: bool = True,
     rate_limiter: BaseRateLimiter | None = None,
     inbox: bytes | None = None,
+    first_update_id: int = 1,
 ) -> AsyncIterator[Bot]:
     """The bot as `unogas-bot run` builds it, on the stand-in. With `persistent` (the default, so every
     conversation test also goes through it) conversations are kept in `db` and a second `running_bot` on the
@@ -89,7 +90,7 @@ async def running_bot(
         inbox=updates,
     )
     try:
-        async with Simulator(app, api) as sim:
+        async with Simulator(app, api, first_update_id=first_update_id) as sim:
             if updates is not None:
                 sim.admit = updates.take
             yield Bot(services, api, sim, app)

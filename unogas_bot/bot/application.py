@@ -92,10 +92,9 @@ class UnogasApplication(Application):
             try:
                 await self.persistence.flush()  # an unreachable database is logged there and retried later
             except Superseded as exc:
-                self.fenced = True
+                self.fenced = True  # nothing more is written; `run` stops the process at once
                 if self.on_superseded is not None:
                     self.on_superseded(f"a newer leader took over ({exc})")
-                raise
             except Exception as exc:
                 await self.process_error(update=None, error=exc)
             finally:

@@ -62,11 +62,15 @@ class Simulator:
     errors), stop → post_stop → shutdown → post_shutdown, the order ``run_polling`` uses.
     """
 
-    def __init__(self, app: Application, api: OfflineBotAPI, *, run_hooks: bool = True) -> None:
+    def __init__(
+        self, app: Application, api: OfflineBotAPI, *, run_hooks: bool = True, first_update_id: int = 1
+    ) -> None:
         self.app = app
         self.api = api
         self.run_hooks = run_hooks
-        self._update_ids = itertools.count(1)
+        # Telegram numbers a bot's updates on: a simulator standing in for a restarted bot starts after
+        # the ids its predecessor saw.
+        self._update_ids = itertools.count(first_update_id)
         self._callback_ids = itertools.count(1)
         self._started = False
         self._handlers_key: tuple[Any, ...] | None = None  # see _may_run_non_blocking
