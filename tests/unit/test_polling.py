@@ -1,6 +1,6 @@
-"""The polling loop (bot/polling.py) against a scripted getUpdates: the offset moves past a batch only once
-the batch is in the inbox, an inbox that cannot be written makes it fetch the same batch again, errors go to the
-error handler and are retried, a newer leader stops it, and a stop ends a long poll at once."""
+"""The polling loop (bot/polling.py) against a scripted getUpdates: the offset moves past a batch only
+once the batch is in the inbox, an inbox that cannot be written makes it fetch the same batch again, errors
+go to the error handler and are retried, a newer leader stops it, and a stop ends a long poll at once."""
 
 from __future__ import annotations
 
