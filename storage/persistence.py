@@ -157,16 +157,24 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
     # --- noting changes (PTB calls these after handling updates; nothing is written yet) -----------------
 
     async def update_user_data(self, user_id: int, data: dict[Any, Any]) -> None:
-        self._note(self._changes.users, self._users, user_id, data)
+        self.note_user(user_id, data)
 
     async def update_chat_data(self, chat_id: int, data: dict[Any, Any]) -> None:
-        self._note(self._changes.chats, self._chats, chat_id, data)
+        self.note_chat(chat_id, data)
 
     async def drop_user_data(self, user_id: int) -> None:
-        self._note(self._changes.users, self._users, user_id, None)
+        self.note_user(user_id, None)
 
     async def drop_chat_data(self, chat_id: int) -> None:
-        self._note(self._changes.chats, self._chats, chat_id, None)
+        self.note_chat(chat_id, None)
+
+    # The same, synchronous: the data is serialised at once, so the caller needs no copy of it
+    # (bot/application.py takes PTB's changes this way, in one step with the updates they belong to).
+    def note_user(self, user_id: int, data: Mapping[Any, Any] | None) -> None:
+        self._note(self._changes.users, self._users, user_id, data)
+
+    def note_chat(self, chat_id: int, data: Mapping[Any, Any] | None) -> None:
+        self._note(self._changes.chats, self._chats, chat_id, data)
 
     @staticmethod
     def _note(
@@ -184,6 +192,9 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
         changes[key] = text
 
     async def update_conversation(self, name: str, key: ConversationKey, new_state: object | None) -> None:
+        self.note_conversation(name, key, new_state)
+
+    def note_conversation(self, name: str, key: ConversationKey, new_state: object | None) -> None:
         row = (name, encode(list(key)))
         state = None if new_state is None else encode(new_state)
         if self._states.get(row) == state:

@@ -20,7 +20,12 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application
 
+# What Application.update_persistence itself imports to read the conversations' states.
+from telegram.ext._handlers.conversationhandler import PendingState
+from telegram.ext._utils.trackingdict import TrackingDict
+
 from storage.inbox import Superseded
+from storage.persistence import SqlPersistence
 from unogas_bot.bot import metrics
 from unogas_bot.service.context import Services
 
@@ -41,6 +46,7 @@ class UnogasApplication(Application):
         self._handled: list[int] = []  # updates processed since the last write began
         self._saved: asyncio.Future[None] | None = None  # resolved when that write is done
         self._write_lock = asyncio.Lock()
+        self._writer: asyncio.Future[None] | None = None  # writes the processed updates (settle)
 
     def handling(self, update: object) -> AbstractContextManager[None]:
         """The context `update` is processed in: with an inbox, its use cases claim their steps in it."""
@@ -63,26 +69,76 @@ class UnogasApplication(Application):
         saved = self.note_handled(update)
         if saved is None or self.fenced:
             return
-        async with self._write_lock:
-            if not saved.done():
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_handled())
+        await saved
+
+    async def _write_handled(self) -> None:
+        """Write until no processed update waits (those finishing during a write go in the next)."""
+        while self._handled and not self.fenced:
+            async with self._write_lock:
                 await self._write()
 
     async def update_persistence(self) -> None:
         """PTB hands the changed data to the persistence, then it is flushed: storage/persistence.py notes
         changes in memory and writes them in one transaction when flushed. PTB calls this every
-        `persistence.update_interval` seconds and when the application stops; `settle` after an update."""
+        `persistence.update_interval` seconds and when the application stops; `settle` after updates."""
         if self.fenced:
             return
         async with self._write_lock:
             await self._write()
+        if not self.running and self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)  # stopping: nothing left behind
+
+    def _note_changes(self, persistence: SqlPersistence) -> None:
+        """What PTB's update_persistence hands over (the user and chat data marked since, the
+        conversations' new states), noted in one synchronous step: no task per row and no copy of the
+        data, which the persistence serialises at once (PTB copies it because a persistence may await
+        before it reads it)."""
+        drop_chats, self._chat_ids_to_be_deleted_in_persistence = (
+            self._chat_ids_to_be_deleted_in_persistence,
+            set(),
+        )
+        chats, self._chat_ids_to_be_updated_in_persistence = (
+            self._chat_ids_to_be_updated_in_persistence,
+            set(),
+        )
+        for chat_id in chats - drop_chats:
+            persistence.note_chat(chat_id, self.chat_data[chat_id])
+        for chat_id in drop_chats:
+            persistence.note_chat(chat_id, None)
+        drop_users, self._user_ids_to_be_deleted_in_persistence = (
+            self._user_ids_to_be_deleted_in_persistence,
+            set(),
+        )
+        users, self._user_ids_to_be_updated_in_persistence = (
+            self._user_ids_to_be_updated_in_persistence,
+            set(),
+        )
+        for user_id in users - drop_users:
+            persistence.note_user(user_id, self.user_data[user_id])
+        for user_id in drop_users:
+            persistence.note_user(user_id, None)
+        for name, states in self._conversation_handler_conversations.items():
+            for key, state in states.pop_accessed_write_items():
+                if isinstance(state, PendingState):  # a non-blocking handler (none of ours): as PTB does
+                    if not state.done():
+                        states.mark_as_accessed(key)
+                        state = state.old_state
+                    else:
+                        state = state.resolve()
+                persistence.note_conversation(name, key, None if state is TrackingDict.DELETED else state)
 
     async def _write(self) -> None:
         handled, saved = self._handled, self._saved
         self._handled, self._saved = [], None
         try:
-            # PTB takes the changed data at its start, before any await: together with the notes taken
-            # just above, so a noted update's effects are in this write, and no effect without its note.
-            await super().update_persistence()
+            # The changed data is taken now, before any await: together with the notes taken just above,
+            # so a noted update's effects are in this write, and no effect without its note.
+            if isinstance(self.persistence, SqlPersistence):
+                self._note_changes(self.persistence)
+            else:
+                await super().update_persistence()  # it, too, takes the data before its first await
             if self.persistence is None:
                 return
             if handled:

@@ -2,7 +2,8 @@
 
 `admit` writes updates before Telegram is told they arrived (the polling loop before its next getUpdates,
 the webhook before its 200) and returns those that are new: an update Telegram delivers again, or a new
-leader fetches again, is not handled a second time. Callers arriving together share one transaction.
+leader fetches again, is not handled a second time. Callers arriving while a write is in progress share the
+next one.
 
 `replay` is what a new leader does first: the updates left waiting by the last one, oldest first, so each
 chat's go before its new ones. An update that does not open (INBOX_KEY or the token changed) or that
@@ -48,8 +49,8 @@ class Inbox:
         self.store = store
         self.bot_id = store.bot_id
         self._sealer = sealer
-        self._queue: list[tuple[list[Arrived], asyncio.Future[set[int]]]] = []
-        self._lock = asyncio.Lock()
+        self._queue: list[tuple[list[Arrived], int | None, asyncio.Future[set[int]]]] = []
+        self._writer: asyncio.Future[None] | None = None
         self.duplicates = 0  # updates delivered again and not handled again, since start
         self.replayed = 0  # updates a takeover started from, since start
 
@@ -80,24 +81,29 @@ class Inbox:
         return bool(await self.admit([update], None if raw is None else [raw]))
 
     async def _write(self, arrived: list[Arrived], confirmed_below: int | None) -> set[int]:
-        """Group commit: whoever gets the lock writes everything queued so far in one transaction."""
+        """Group commit: updates arriving while a write is in progress go together in the next one."""
         mine: asyncio.Future[set[int]] = asyncio.get_running_loop().create_future()
-        self._queue.append((arrived, mine))
-        async with self._lock:
-            if not mine.done():
-                batch, self._queue = self._queue, []
-                try:
-                    new = await self.store.admit([a for rows, _ in batch for a in rows], confirmed_below)
-                except BaseException as exc:
-                    for _, waiter in batch:
-                        if not waiter.done():
-                            waiter.set_exception(exc)
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                else:
-                    for _, waiter in batch:
-                        waiter.set_result(new)
+        self._queue.append((arrived, confirmed_below, mine))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._drain())
         return await mine
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            below = max((b for _, b, _ in batch if b is not None), default=None)
+            try:
+                new = await self.store.admit([a for rows, _, _ in batch for a in rows], below)
+            except BaseException as exc:
+                for _, _, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+            else:
+                for _, _, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_result(new)
 
     async def replay(self, bot: ExtBot[Any] | Any) -> list[Update]:
         """The updates the last leader left waiting, oldest first (see the module docstring)."""
