@@ -41,6 +41,14 @@ RAISE_EPOCH = (
 _CHECK_EPOCH = text("SELECT epoch FROM bot_leadership WHERE bot_id = :bot FOR SHARE")
 
 
+async def raise_epoch(db: Database, bot_id: int) -> int:
+    """Raise the epoch of `bot_id` in a transaction of `db` (what a new leader does on its lock's own
+    connection, bot/leader.py); the new epoch."""
+    async with db.transaction() as session:
+        result = await session.execute(text(RAISE_EPOCH.replace("$1", ":bot")), {"bot": bot_id})
+        return int(result.scalar_one())
+
+
 class Superseded(Exception):
     """A newer leader exists: this process's transaction rolled back, and it must stop."""
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from storage.db import Database
-from storage.inbox import HANDLING, RAISE_EPOCH, Arrived, Fence, Handling, InboxStore, Superseded
+from storage.inbox import HANDLING, Arrived, Fence, Handling, InboxStore, Superseded, raise_epoch
 from storage.models import AuditEvent, BotInbox, BotUserData
 from storage.persistence import SqlPersistence
 from storage.unit_of_work import UnitOfWork
@@ -162,10 +162,7 @@ async def _second_process(db: Database) -> AsyncIterator[Database]:
 
 
 async def _raise_epoch(db: Database) -> int:
-    async with db.transaction() as session:
-        return int(
-            (await session.execute(text(RAISE_EPOCH.replace("$1", ":bot")), {"bot": BOT})).scalar_one()
-        )
+    return await raise_epoch(db, BOT)
 
 
 @pytest.mark.postgres

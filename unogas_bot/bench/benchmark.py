@@ -207,9 +207,11 @@ async def _bot_phases(
                 async with bench_bot.bot_rig(settings, db, inbox=False) as plain:
                     for turn, bot in enumerate((rig, plain, plain, rig)):
                         group = cpu_customers[turn * size : (turn + 1) * size]
+                        bot.writing()
                         turns.append(
                             await bench_bot.nonhash_cpu(bot, group, first_user=20_000_000 + turn * size)
                         )
+                rig.writing()
                 cpu, without = turns[0] + turns[3], turns[1] + turns[2]
                 # Commits of conversation state with the inbox (each update is saved with its mark;
                 # updates finishing together share a commit).

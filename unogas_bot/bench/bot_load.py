@@ -32,7 +32,7 @@ from telegram.ext import (
 )
 
 from storage.db import Database
-from storage.inbox import InboxStore
+from storage.inbox import Fence, InboxStore, raise_epoch
 from storage.persistence import SqlPersistence
 from storage.registry import CustomerRecord
 from unogas_bot.bench import data as bench_data
@@ -129,6 +129,11 @@ class Rig:
     sim: Simulator
     hasher: CountingHasher
     persistent: bool
+    fence: Fence | None = None  # the leadership epoch its writes check (with the inbox, on PostgreSQL)
+
+    def writing(self) -> None:
+        """Make the database's writes this rig's: its fence, or none (the other rig's is not checked)."""
+        self.services.db.fence = self.fence
 
 
 @asynccontextmanager
@@ -146,14 +151,21 @@ async def bot_rig(settings: Settings, db: Database, *, inbox: bool = True) -> As
         services.mac = EphemeralMac.derived(sealing.digest_key(secret))
         updates = Inbox(InboxStore(db, api.bot_user["id"]), sealing.Sealer(secret))
     app = build_application(services, builder=offline_builder(api), persistence=persistence, inbox=updates)
+    fence = None
+    if inbox and db.dialect == "postgresql":
+        # As the leader of `run` writes: every transaction checks the leadership epoch it raised.
+        fence = Fence(api.bot_user["id"], await raise_epoch(db, api.bot_user["id"]))
+        db.fence = fence
     try:
         async with Simulator(app, api, first_update_id=_next_update_id()) as sim:
             if updates is not None:
                 sim.admit = updates.take
             freeze_startup_heap()  # as `unogas-bot run` does once the bot has started
-            yield Rig(services, api, app, sim, hasher, persistence is not None)
+            yield Rig(services, api, app, sim, hasher, persistence is not None, fence)
     finally:
         hasher.close()
+        if fence is not None and db.fence is fence:
+            db.fence = None
 
 
 _RIGS = itertools.count()
