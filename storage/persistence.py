@@ -8,15 +8,19 @@ alike, as JSON text.
 This is the one module of ``storage`` that imports Telegram: PTB only persists through a subclass of its
 ``BasePersistence``. Everything it stores is plain JSON, and nothing else in ``storage`` depends on it.
 
-Writing is in two halves. PTB's ``update_*``/``drop_*`` calls only note the change in memory (and skip data
-identical to what was last noted); ``flush()`` writes everything noted in ONE transaction. PTB hands the
-changes over every ``update_interval`` (0.1 s) and the application (``UnogasApplication.update_persistence``)
-flushes right after, so all chats answered in that tenth of a second share one commit, and a crash loses
-at most what was answered in the last tenth of a second or so: for a customer, the last reply. If the
-database cannot be reached the noted changes are kept and written by the next flush that succeeds.
+Writing is in two halves. PTB's ``update_*``/``drop_*`` calls (and ``note_*``, their synchronous form) only
+note the change in memory (and skip data identical to what was last noted); ``flush()`` writes everything
+noted in ONE transaction. With the update inbox (`run`; storage/inbox.py) the application notes an update's
+changes and its "handled" mark together as soon as the update is processed and flushes at once: the mark is
+written in the same transaction as the changes (with the leadership epoch's check on PostgreSQL), so a
+crash keeps both or neither, and an update whose changes are not written is still waiting in the inbox for
+the next process. Updates finishing while a write is in progress share the next one. Without the inbox
+(the console, tests) PTB hands the changes over every ``update_interval`` (0.1 s) and they are flushed then.
+If the database cannot be reached the noted changes (and marks) are kept and written by the next flush that
+succeeds.
 
-Nothing secret is stored: a draft holds a password or security answer only as a keyed digest of the process
-(useless after a restart) or as its bcrypt hash (see conversations/draft.py).
+Nothing secret is stored: a draft holds a password or security answer only as a keyed digest (its key never
+in the database) or as its bcrypt hash (see conversations/draft.py).
 """
 
 from __future__ import annotations

@@ -18,16 +18,29 @@ and the schema upgrade take, so no hash of theirs can ever collide with it. The 
 so a standby takes over within `LEASE` + `RETRY_EVERY` seconds plus its own start (loading the persisted
 conversations), well within 10 s.
 
-**Fencing.** A leader that cannot confirm its session for `FENCE_AFTER` seconds (< `LEASE`) stops handling
-updates: the update processor asks `confirm()` before each update, and the watchdog calls `on_lost`
-(the runner: one log line, then the process exits at once, without writing conversation state, and the
-service manager starts it again as a standby). Since the server keeps the lock at least `LEASE` seconds
-after the last statement it received, the old leader has stopped before a standby can get the lock: two
-processes never answer the same customer.
+**The epoch.** A new leader raises the bot's epoch (`bot_leadership`, storage/inbox.py) on the lock's
+connection as soon as it holds the lock; every transaction of a leader that writes for a customer checks
+it (FOR SHARE), so an old leader's work either committed before the takeover (the raise waits for it) or
+rolls back: the updates it was handling stay in the inbox for the new leader.
+
+**Fencing.** A leader stops handling updates (the update processor asks `confirm()` before each one, and
+the Bot API client before each request, `may_send()`), and the watchdog calls `on_lost` (the runner: one
+log line, then the process exits at once, without writing conversation state; the service manager starts
+it again as a standby):
+
+- at once when the lock's connection reports an error or closes (the session was terminated by a DBA or a
+  pooler, the connection reset): the lock went with it, and a standby may hold it already;
+- after `FENCE_AFTER` seconds (< `LEASE`) without a confirmation when the connection is only silent: the
+  server keeps the lock at least `LEASE` seconds after the last statement it received, so such a leader
+  has stopped before a standby can lead.
+
+A leader frozen longer than `LEASE` (SIGSTOP, a stalled VM) wakes up with its session gone: it sends
+nothing more, and whatever it was writing finds the newer epoch and rolls back.
 
 **SQLite** (`FileLeadership`): one process per database file. An exclusive `flock` on `<file>.lock`,
 released by the kernel when the process ends however it ends; a second `run` refuses to start (`run` is
-for one machine there; a standby needs PostgreSQL).
+for one machine there; a standby needs PostgreSQL). The kernel releases the lock only when the process is
+gone, so there is no old leader to fence and no epoch.
 """
 
 from __future__ import annotations
