@@ -12,13 +12,14 @@ import secrets
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from storage.db import Database
 from storage.inbox import Superseded
-from storage.models import BotConversation, BotInbox
+from storage.models import AuditEvent, BotConversation, BotInbox
 from tests.conftest import FakeClock
+from tests.kit.accountkit import registered
 from tests.kit.botkit import GIULIA, MARIO, PASSWORD, Bot, answer_all, running_bot, texts_of
 from unogas_bot.bot import inbox as bot_inbox
 from unogas_bot.bot.serving import replay_inbox
@@ -200,3 +201,48 @@ async def test_a_write_that_finds_a_newer_leader_stops_the_process(
         assert bot.app.fenced  # type: ignore[attr-defined]
     assert await _state(database) is None, "nothing of it was written"
     assert (await _inbox(database))[1] == (False, True), "the update waits for the new leader"
+
+
+async def _audit(db: Database, event: str) -> int:
+    async with db.read() as conn:
+        query = select(func.count()).select_from(AuditEvent).where(AuditEvent.event == event)
+        return int((await conn.execute(query)).scalar_one())
+
+
+@pytest.mark.parametrize(
+    ("before", "step", "event"),
+    [
+        (["/accedi", "mario.rossi@example.it"], PASSWORD, "login"),
+        (["/accedi", "mario.rossi@example.it", PASSWORD], "/esci", "logout"),
+        (
+            ["/accedi", "mario.rossi@example.it", PASSWORD, "/cambia_telefono", PASSWORD],
+            "347 555 0101",
+            "phone_changed",
+        ),
+        (
+            ["/accedi", "mario.rossi@example.it", PASSWORD, "/cancella_profilo", PASSWORD],
+            "press: Cancella il profilo",
+            "erased",
+        ),
+    ],
+    ids=["login", "logout", "phone", "erase"],
+)
+async def test_a_step_that_changed_the_account_is_answered_the_same_when_handled_again(
+    database: Database, clock: FakeClock, before: list[str], step: str, event: str
+) -> None:
+    """The first handling committed the change and answered, then died before saving: the next leader
+    handles the update again, stores nothing twice and answers as the first time (not "not logged in")."""
+    async with running_bot(database, clock, inbox=KEY) as first:
+        await registered(first, USER)
+        await answer_all(first.user(USER), *before)
+        _cut_off(first)
+        user = first.user(USER)
+        pressed = step.removeprefix("press: ")
+        told = texts_of(await (user.press(pressed) if pressed != step else user.send(step)))
+        first.app.fenced = True
+    assert await _audit(database, event) == 1
+    async with running_bot(database, clock, inbox=KEY, demo=False, first_update_id=500) as second:
+        assert await _replayed(second) == 1
+        assert second.api.texts_to(USER) == told, "the same answer"
+    assert await _audit(database, event) == 1, "stored once"
+    assert all(handled for handled, _ in (await _inbox(database)).values())
