@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.db import Database
-from storage.models import BotInbox
+from storage.models import BotInbox, UTCDateTime
 from unogas_bot.clock import utcnow
 
 # Raise the epoch: run by a new leader right after it took the lock (asyncpg's $n parameters).
@@ -47,6 +47,33 @@ async def raise_epoch(db: Database, bot_id: int) -> int:
     async with db.transaction() as session:
         result = await session.execute(text(RAISE_EPOCH.replace("$1", ":bot")), {"bot": bot_id})
         return int(result.scalar_one())
+
+
+# Admitting a batch on PostgreSQL in one round trip: the epoch held FOR SHARE while the statement runs (no
+# row is written when it is not this process's), Telegram's confirmed tombstones gone, the new rows in.
+_ADMIT_POSTGRES = text(
+    """
+    WITH fence AS (SELECT epoch FROM bot_leadership WHERE bot_id = :bot FOR SHARE),
+    allowed AS (
+        SELECT 1 WHERE CAST(:epoch AS BIGINT) IS NULL OR EXISTS (SELECT 1 FROM fence WHERE epoch = :epoch)
+    ),
+    gone AS (
+        DELETE FROM bot_inbox
+        WHERE bot_id = :bot AND handled_at IS NOT NULL AND update_id < :below
+            AND EXISTS (SELECT 1 FROM allowed)
+    ),
+    new AS (
+        INSERT INTO bot_inbox (bot_id, update_id, chat_id, arrived_at, payload, replays, applied)
+        SELECT :bot, t.u, t.c, :now, t.p, 0, 0
+        FROM unnest(CAST(:ids AS BIGINT[]), CAST(:chats AS BIGINT[]), CAST(:payloads AS BYTEA[]))
+            AS t(u, c, p)
+        WHERE EXISTS (SELECT 1 FROM allowed)
+        ON CONFLICT (bot_id, update_id) DO NOTHING
+        RETURNING update_id
+    )
+    SELECT EXISTS (SELECT 1 FROM allowed), ARRAY(SELECT update_id FROM new)
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
 class Superseded(Exception):
@@ -145,10 +172,15 @@ class InboxStore:
 
     async def admit(self, arrived: Sequence[Arrived], confirmed_below: int | None = None) -> set[int]:
         """Write the updates not known yet; return their ids (the others came before: taken already).
-        `confirmed_below`: Telegram has been told of every update below it, so their tombstones go."""
+        `confirmed_below`: Telegram has been told of every update below it, so their tombstones go.
+
+        One statement, committed on its own (an update's reply waits for it): on PostgreSQL with the
+        epoch's check in it; on SQLite in this process's write turn."""
         if not arrived:
             return set()
         now = self._clock()
+        if self._db.dialect == "postgresql":
+            return await self._admit_postgres(arrived, confirmed_below, now)
         rows = [
             {
                 "bot_id": self.bot_id,
@@ -161,14 +193,30 @@ class InboxStore:
             }
             for a in arrived
         ]
-        async with self._db.transaction() as session:
-            conn = await session.connection()
+        async with self._db.write_turn(), self._db.read() as conn:  # no BEGIN: each statement commits
             new = {row[0] for row in await conn.execute(self._admit, rows)}
             if confirmed_below is not None:
                 await self._forget(conn, confirmed_below)
-            if self._db.fence is not None:
-                await self._db.fence.check(conn)
         return new
+
+    async def _admit_postgres(self, arrived: Sequence[Arrived], below: int | None, now: datetime) -> set[int]:
+        fence = self._db.fence
+        params = {
+            "bot": self.bot_id,
+            "epoch": None if fence is None else fence.epoch,
+            "below": below,
+            "now": now,
+            "ids": [a.update_id for a in arrived],
+            "chats": [a.chat_id for a in arrived],
+            "payloads": [a.payload for a in arrived],
+        }
+        async with self._db.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            allowed, new = (await conn.execute(_ADMIT_POSTGRES, params)).one()
+        if not allowed:
+            current = fence.epoch if fence is not None else None
+            raise Superseded(f"bot {self.bot_id}: a newer epoch leads, this process has {current}")
+        return set(new)
 
     async def _forget(self, conn: AsyncConnection, below: int) -> None:
         table = BotInbox.__table__
