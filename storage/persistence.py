@@ -37,6 +37,7 @@ from sqlalchemy import Insert, Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram.ext import BasePersistence, PersistenceInput
 
+from storage import persistence_postgres
 from storage.db import Database, database_unavailable, upsert_statement
 from storage.inbox import InboxStore, Superseded
 from storage.models import BotChatData, BotConversation, BotUserData
@@ -286,6 +287,9 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
 
     async def _write(self, batch: _Changes) -> None:
         now = self._clock()
+        if self._db.dialect == "postgresql":
+            await self._write_postgres(batch, now)
+            return
         async with self._db.transaction() as session:
             conn = await session.connection()
             users, chats, conversations = self._tables
@@ -310,6 +314,18 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
                 await self.inbox.mark_handled(conn, batch.handled, now)
             if self._db.fence is not None:  # last: the epoch's row is held only until the commit
                 await self._db.fence.check(conn)
+
+    async def _write_postgres(self, batch: _Changes, now: datetime) -> None:
+        """One statement, one round trip (storage/persistence_postgres.py)."""
+        fence = self._db.fence
+        handled = batch.handled if self.inbox is not None else []
+        bot_id = self.inbox.bot_id if self.inbox is not None else (fence.bot_id if fence is not None else 0)
+        rows = persistence_postgres.Batch(batch.users, batch.chats, batch.conversations, handled)
+        async with self._db.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            epoch = None if fence is None else fence.epoch
+            if not await persistence_postgres.write(conn, rows, now, bot_id, epoch):
+                raise Superseded(f"bot {bot_id}: a newer epoch leads, this process has {epoch}")
 
 
 async def _apply(

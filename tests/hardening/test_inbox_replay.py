@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from storage.db import Database
-from storage.inbox import Superseded
+from storage.inbox import Fence, Superseded, raise_epoch
 from storage.models import AuditEvent, BotConversation, BotInbox
 from tests.conftest import FakeClock
 from tests.kit.accountkit import registered
@@ -180,9 +180,9 @@ async def test_a_write_that_finds_a_newer_leader_stops_the_process(
     database: Database, clock: FakeClock
 ) -> None:
     class Overtaken:
-        """Another process raised the epoch: the next write of this one that checks it finds out."""
+        """SQLite: another process took over (which its file lock rules out; here by hand)."""
 
-        epoch = None  # what an admit on PostgreSQL compares with: none, so the update is taken
+        epoch = None
 
         async def check(self, conn: Any) -> None:
             raise Superseded("epoch 2 leads, this process has 1")
@@ -190,7 +190,20 @@ async def test_a_write_that_finds_a_newer_leader_stops_the_process(
     async with running_bot(database, clock, inbox=KEY) as bot:
         stopped: list[str] = []
         bot.app.on_superseded = stopped.append  # type: ignore[attr-defined]
-        database.fence = Overtaken()
+        store = bot.app.inbox.store  # type: ignore[attr-defined]
+        if database.dialect == "postgresql":
+            database.fence = Fence(store.bot_id, await raise_epoch(database, store.bot_id))
+            admit = bot.sim.admit
+            assert admit is not None
+
+            async def taken_over_meanwhile(update: Any, data: Any) -> bool:
+                new = await admit(update, data)
+                await raise_epoch(database, store.bot_id)  # a standby takes over before the save
+                return new
+
+            bot.sim.admit = taken_over_meanwhile
+        else:
+            database.fence = Overtaken()
         try:
             await bot.user(USER).send("/registrati")
         finally:
