@@ -167,12 +167,13 @@ async def _bot_phases(
     report(f"bcrypt ceiling ({workers} threads, cost {sizes.bcrypt_rounds})")
     before = bench_bot.bcrypt_ceiling(sizes.bcrypt_rounds, workers, sizes.ceiling_per_worker)
 
+    cpu_count = 4 * sizes.cpu_users + 2 * max(1, sizes.cpu_users // 10)  # four turns and two warm-ups
     customers = bench_data.person_records(
-        sizes.customers + 4 * sizes.cpu_users + 1 + sizes.flood_others, start=1_000_000
+        sizes.customers + cpu_count + 1 + sizes.flood_others, start=1_000_000
     )
     load_customers = customers[: sizes.customers]
-    cpu_customers = customers[sizes.customers : sizes.customers + 4 * sizes.cpu_users]
-    flood_customers = customers[sizes.customers + 4 * sizes.cpu_users :]
+    cpu_customers = customers[sizes.customers : sizes.customers + cpu_count]
+    flood_customers = customers[sizes.customers + cpu_count :]
     async with bench_registry.bench_place(database_url, workdir, "bot") as place:
         db = place.database()
         try:
@@ -205,6 +206,12 @@ async def _bot_phases(
                 size = sizes.cpu_users
                 turns: list[bench_bot.Rate] = []
                 async with bench_bot.bot_rig(settings, db, inbox=False) as plain:
+                    warm = max(1, size // 10)  # each bot's first updates of the kind, not measured
+                    for i, bot in enumerate((rig, plain)):
+                        bot.writing()
+                        first = 4 * size + i * warm
+                        group = cpu_customers[first : first + warm]
+                        await bench_bot.nonhash_cpu(bot, group, first_user=20_000_000 + first)
                     for turn, bot in enumerate((rig, plain, plain, rig)):
                         group = cpu_customers[turn * size : (turn + 1) * size]
                         bot.writing()
@@ -212,6 +219,7 @@ async def _bot_phases(
                             await bench_bot.nonhash_cpu(bot, group, first_user=20_000_000 + turn * size)
                         )
                 rig.writing()
+                out["cpu_turns_ms"] = [round(t.cpu_per_update * 1000, 3) for t in turns]
                 cpu, without = turns[0] + turns[3], turns[1] + turns[2]
                 # Commits of conversation state with the inbox (each update is saved with its mark;
                 # updates finishing together share a commit).
