@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.db import Database
@@ -155,10 +155,9 @@ class InboxStore:
         self._db = db
         self.bot_id = bot_id
         self._clock = clock
-        builder = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
         table = BotInbox.__table__
-        self._admit = (
-            builder(table)
+        self._admit = (  # SQLite's (PostgreSQL's admit is _ADMIT_POSTGRES)
+            sqlite.insert(table)
             .on_conflict_do_nothing(index_elements=["bot_id", "update_id"])
             .returning(table.c.update_id)
         )
