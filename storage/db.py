@@ -454,6 +454,15 @@ class Database:
         async with self._read_engine().connect() as conn:
             yield conn
 
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection whose every statement commits on its own, for a write that is one statement (the
+        update inbox's): one round trip, no BEGIN or COMMIT. Writers on SQLite take `write_turn()` first."""
+        async with self._read_engine().connect() as conn:
+            if self.dialect != "sqlite":
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+
     def _read_engine(self) -> AsyncEngine:
         """The engine behind the session factory, so reads go wherever sessions go (tests swap the factory
         to simulate a database outage); on SQLite with the no-BEGIN option already set, which is cheaper

@@ -192,7 +192,7 @@ class InboxStore:
             }
             for a in arrived
         ]
-        async with self._db.write_turn(), self._db.read() as conn:  # no BEGIN: each statement commits
+        async with self._db.write_turn(), self._db.autocommit() as conn:
             new = {row[0] for row in await conn.execute(self._admit, rows)}
             if confirmed_below is not None:
                 await self._forget(conn, confirmed_below)
@@ -209,8 +209,7 @@ class InboxStore:
             "chats": [a.chat_id for a in arrived],
             "payloads": [a.payload for a in arrived],
         }
-        async with self._db.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with self._db.autocommit() as conn:
             allowed, new = (await conn.execute(_ADMIT_POSTGRES, params)).one()
         if not allowed:
             current = fence.epoch if fence is not None else None

@@ -321,8 +321,7 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
         handled = batch.handled if self.inbox is not None else []
         bot_id = self.inbox.bot_id if self.inbox is not None else (fence.bot_id if fence is not None else 0)
         rows = persistence_postgres.Batch(batch.users, batch.chats, batch.conversations, handled)
-        async with self._db.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with self._db.autocommit() as conn:
             epoch = None if fence is None else fence.epoch
             if not await persistence_postgres.write(conn, rows, now, bot_id, epoch):
                 raise Superseded(f"bot {bot_id}: a newer epoch leads, this process has {epoch}")
