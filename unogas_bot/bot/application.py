@@ -78,6 +78,8 @@ class UnogasApplication(Application):
         while self._handled and not self.fenced:
             async with self._write_lock:
                 await self._write()
+        if self.fenced and self._saved is not None and not self._saved.done():
+            self._saved.set_result(None)  # nothing more is written: nobody waits for it
 
     async def update_persistence(self) -> None:
         """PTB hands the changed data to the persistence, then it is flushed: storage/persistence.py notes
