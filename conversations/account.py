@@ -13,6 +13,7 @@ from conversations.login import display_name
 from storage.accounts import AccountView
 from unogas_bot import rules
 from unogas_bot.i18n import texts
+from unogas_bot.service.login import log_out
 
 
 def profile_html(lang: str, account: AccountView) -> str:
@@ -46,13 +47,5 @@ async def show_profile(update: Update, context: BotContext) -> None:
 
 async def logout(update: Update, context: BotContext) -> None:
     lang = context.language_of(update)
-    accounts = context.services.accounts
-    user_id = update.effective_user.id
-    account = await accounts.session_account(user_id)
-    if account is None or not await accounts.end_session(user_id):
-        await context.send_html(update, texts.t(lang, "logout_not_logged_in"))
-        return
-    await accounts.record_event(
-        "logout", account_id=account.id, customer_code=account.customer_code, telegram_user_id=user_id
-    )
-    await context.send_html(update, texts.t(lang, "logout_ok"))
+    logged_out = await log_out(context.services, update.effective_user.id)
+    await context.send_html(update, texts.t(lang, "logout_ok" if logged_out else "logout_not_logged_in"))

@@ -257,10 +257,14 @@ class EraseForm(OwnDataForm):
         progress=False,
     )
 
-    async def act(self, turn: Turn, step: Field, value: Any, account: AccountView) -> Outcome | None:
+    async def on_value(self, turn: Turn, step: Field, value: Any) -> Outcome | None:
+        if step.key == CURRENT.key:
+            return await self._confirm(turn, value)
         if value != ERASE:
             return Finish([Reply("cancelled")])
-        outcome = await erasure.erase_profile(turn.services, account.id)
+        # The session is checked inside the erasure's transaction: a confirmation handled again after a
+        # crash finds no session any more, and is still told the profile was erased.
+        outcome = await erasure.erase_own_profile(turn.services, turn.user_id, turn.answers.get(ACCOUNT, 0))
         if isinstance(outcome, Erased):
             secret_guard.forget(turn.context.user_data)  # no digest of the erased profile's password stays
             return Finish([Reply("erased")])

@@ -37,6 +37,8 @@ _SQLITE_IMMEDIATE = "unogas_sqlite_immediate"
 _SQLITE_AUTOCOMMIT_READ = "unogas_sqlite_autocommit_read"
 # Key in a session's `info`: a deferred unit of work that has not written yet (see Database.unit).
 _BEGIN_ON_WRITE = "unogas_begin_on_write"
+# Key in a session's `info`: an INSERT, UPDATE or DELETE ran through the session.
+WROTE = "unogas_wrote"
 # Arbitrary constant: PostgreSQL advisory lock key serialising concurrent schema upgrades.
 _UPGRADE_LOCK_KEY = 0x756E6F676173  # "unogas"
 # Seconds to wait for PostgreSQL to accept a connection.
@@ -147,11 +149,13 @@ class _Session(Session):
 
 @event.listens_for(_Session, "do_orm_execute")
 def _begin_before_the_first_write(state: ORMExecuteState) -> None:
-    """A deferred unit of work (SQLite) begins its write transaction just before its first write."""
-    info = state.session.info
-    if info.get(_BEGIN_ON_WRITE) and (state.is_insert or state.is_update or state.is_delete):
-        del info[_BEGIN_ON_WRITE]
-        _sqlite_begin(state.session.connection(), "BEGIN IMMEDIATE")
+    """Note that the session wrote (`WROTE`: a unit of work's commit then checks the leadership); a
+    deferred unit of work (SQLite) begins its write transaction just before its first write."""
+    if state.is_insert or state.is_update or state.is_delete:
+        info = state.session.info
+        info[WROTE] = True
+        if info.pop(_BEGIN_ON_WRITE, False):
+            _sqlite_begin(state.session.connection(), "BEGIN IMMEDIATE")
 
 
 def _drop_timed_out_connection(context: ExceptionContext) -> None:
@@ -328,7 +332,11 @@ class Database:
             unbounded_connect_args = dict(connect_args)
             if statement_timeout is not None:
                 server_settings = dict(connect_args.get("server_settings") or {})
-                server_settings.setdefault("statement_timeout", str(round(statement_timeout * 1000)))
+                limit = str(round(statement_timeout * 1000))
+                server_settings.setdefault("statement_timeout", limit)
+                # A transaction left open by a process that froze (SIGSTOP, a stalled VM) would hold the
+                # leadership epoch's row lock and keep a new leader waiting: the server ends it.
+                server_settings.setdefault("idle_in_transaction_session_timeout", limit)
                 connect_args["server_settings"] = server_settings
                 connect_args.setdefault("command_timeout", statement_timeout + _CLIENT_GRACE)
             engine_kwargs["connect_args"] = connect_args
@@ -385,6 +393,9 @@ class Database:
         self._bulk: AsyncEngine | None = None  # see _bulk_engine
         self._writers: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._reads: tuple[AsyncEngine, AsyncEngine] | None = None  # see _read_engine
+        # The leadership epoch this process writes under (storage/inbox.py's Fence; PostgreSQL only): set
+        # by `run` once it leads, checked by every transaction that writes for a customer.
+        self.fence: Any = None
 
     def _bulk_engine(self) -> AsyncEngine:
         """The engine for work that may take long: on PostgreSQL one without the statement timeout."""
@@ -443,6 +454,15 @@ class Database:
         async with self._read_engine().connect() as conn:
             yield conn
 
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection whose every statement commits on its own, for a write that is one statement (the
+        update inbox's): one round trip, no BEGIN or COMMIT. Writers on SQLite take `write_turn()` first."""
+        async with self._read_engine().connect() as conn:
+            if self.dialect != "sqlite":
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+
     def _read_engine(self) -> AsyncEngine:
         """The engine behind the session factory, so reads go wherever sessions go (tests swap the factory
         to simulate a database outage); on SQLite with the no-BEGIN option already set, which is cheaper
@@ -468,6 +488,8 @@ class Database:
             async with sessions() as session:
                 async with session.begin():
                     yield session
+                    if self.fence is not None and session.info.get(WROTE):
+                        await self.fence.check(session)  # a newer leader: roll back (storage/inbox.py)
                 self.committed(session)
             return
         async with self.write_turn(), self._sessions() as session:

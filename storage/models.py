@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -238,3 +239,35 @@ class BotConversation(Base):
     key: Mapped[str] = mapped_column(String(CONVERSATION_KEY_LEN), primary_key=True)
     state: Mapped[str] = mapped_column(String(CONVERSATION_STATE_LEN))
     updated_at: Mapped[datetime]
+
+
+# --- the update inbox and the leadership epoch (storage/inbox.py) ----------------------------------------
+
+
+class BotInbox(Base):
+    """An update Telegram delivered, written before Telegram is told it arrived. Waiting while
+    ``handled_at`` is None; the payload (the update's JSON, sealed with AES-GCM: never in clear) goes when
+    it is handled, and the row (a tombstone, which keeps a re-delivery from being taken as new) once
+    Telegram has confirmed it."""
+
+    __tablename__ = "bot_inbox"
+
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    arrived_at: Mapped[datetime]
+    handled_at: Mapped[datetime | None]
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Leaders that started from this update (a takeover's replay); units of work of it that committed.
+    replays: Mapped[int] = mapped_column(Integer)
+    applied: Mapped[int] = mapped_column(Integer)
+
+
+class BotLeadership(Base):
+    """The leadership epoch of a bot: raised by each new leader, checked by its transactions (PostgreSQL)."""
+
+    __tablename__ = "bot_leadership"
+
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    since: Mapped[datetime]

@@ -8,15 +8,19 @@ alike, as JSON text.
 This is the one module of ``storage`` that imports Telegram: PTB only persists through a subclass of its
 ``BasePersistence``. Everything it stores is plain JSON, and nothing else in ``storage`` depends on it.
 
-Writing is in two halves. PTB's ``update_*``/``drop_*`` calls only note the change in memory (and skip data
-identical to what was last noted); ``flush()`` writes everything noted in ONE transaction. PTB hands the
-changes over every ``update_interval`` (0.1 s) and the application (``UnogasApplication.update_persistence``)
-flushes right after, so all chats answered in that tenth of a second share one commit, and a crash loses
-at most what was answered in the last tenth of a second or so: for a customer, the last reply. If the
-database cannot be reached the noted changes are kept and written by the next flush that succeeds.
+Writing is in two halves. PTB's ``update_*``/``drop_*`` calls (and ``note_*``, their synchronous form) only
+note the change in memory (and skip data identical to what was last noted); ``flush()`` writes everything
+noted in ONE transaction. With the update inbox (`run`; storage/inbox.py) the application notes an update's
+changes and its "handled" mark together as soon as the update is processed and flushes at once: the mark is
+written in the same transaction as the changes (with the leadership epoch's check on PostgreSQL), so a
+crash keeps both or neither, and an update whose changes are not written is still waiting in the inbox for
+the next process. Updates finishing while a write is in progress share the next one. Without the inbox
+(the console, tests) PTB hands the changes over every ``update_interval`` (0.1 s) and they are flushed then.
+If the database cannot be reached the noted changes (and marks) are kept and written by the next flush that
+succeeds.
 
-Nothing secret is stored: a draft holds a password or security answer only as a keyed digest of the process
-(useless after a restart) or as its bcrypt hash (see conversations/draft.py).
+Nothing secret is stored: a draft holds a password or security answer only as a keyed digest (its key never
+in the database) or as its bcrypt hash (see conversations/draft.py).
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ from sqlalchemy import Insert, Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram.ext import BasePersistence, PersistenceInput
 
+from storage import persistence_postgres
 from storage.db import Database, database_unavailable, upsert_statement
+from storage.inbox import InboxStore, Superseded
 from storage.models import BotChatData, BotConversation, BotUserData
 from unogas_bot.clock import utcnow
 
@@ -60,23 +66,26 @@ def encode(value: Any) -> str:
 
 @dataclass
 class _Changes:
-    """What is noted but not yet written. A value of None means "delete the row"."""
+    """What is noted but not yet written. A value of None means "delete the row"; `handled` are the inbox
+    updates whose effects these changes are (marked handled in the same transaction)."""
 
     users: dict[int, str | None] = field(default_factory=dict)
     chats: dict[int, str | None] = field(default_factory=dict)
     conversations: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    handled: list[int] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.users or self.chats or self.conversations)
+        return bool(self.users or self.chats or self.conversations or self.handled)
 
     def __len__(self) -> int:
-        return len(self.users) + len(self.chats) + len(self.conversations)
+        return len(self.users) + len(self.chats) + len(self.conversations) + len(self.handled)
 
     def put_back(self, newer: _Changes) -> _Changes:
         """These changes (a failed write) under the ones noted since: the newer value of a row wins."""
         self.users.update(newer.users)
         self.chats.update(newer.chats)
         self.conversations.update(newer.conversations)
+        self.handled += newer.handled
         return self
 
 
@@ -118,6 +127,9 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
             upsert_statement(db.dialect, conversations, key=["name", "key"], update=["state", "updated_at"]),  # type: ignore[arg-type]
         )
         self.writes = 0  # transactions committed (for tests and the benchmark)
+        # The update inbox (storage/inbox.py), when the bot has one: updates noted as handled are marked in
+        # the transaction that writes their effects.
+        self.inbox: InboxStore | None = None
 
     # --- loading (once, when the application initialises) ------------------------------------------------
 
@@ -150,16 +162,24 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
     # --- noting changes (PTB calls these after handling updates; nothing is written yet) -----------------
 
     async def update_user_data(self, user_id: int, data: dict[Any, Any]) -> None:
-        self._note(self._changes.users, self._users, user_id, data)
+        self.note_user(user_id, data)
 
     async def update_chat_data(self, chat_id: int, data: dict[Any, Any]) -> None:
-        self._note(self._changes.chats, self._chats, chat_id, data)
+        self.note_chat(chat_id, data)
 
     async def drop_user_data(self, user_id: int) -> None:
-        self._note(self._changes.users, self._users, user_id, None)
+        self.note_user(user_id, None)
 
     async def drop_chat_data(self, chat_id: int) -> None:
-        self._note(self._changes.chats, self._chats, chat_id, None)
+        self.note_chat(chat_id, None)
+
+    # The same, synchronous: the data is serialised at once, so the caller needs no copy of it
+    # (bot/application.py takes PTB's changes this way, in one step with the updates they belong to).
+    def note_user(self, user_id: int, data: Mapping[Any, Any] | None) -> None:
+        self._note(self._changes.users, self._users, user_id, data)
+
+    def note_chat(self, chat_id: int, data: Mapping[Any, Any] | None) -> None:
+        self._note(self._changes.chats, self._chats, chat_id, data)
 
     @staticmethod
     def _note(
@@ -177,6 +197,9 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
         changes[key] = text
 
     async def update_conversation(self, name: str, key: ConversationKey, new_state: object | None) -> None:
+        self.note_conversation(name, key, new_state)
+
+    def note_conversation(self, name: str, key: ConversationKey, new_state: object | None) -> None:
         row = (name, encode(list(key)))
         state = None if new_state is None else encode(new_state)
         if self._states.get(row) == state:
@@ -186,6 +209,11 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
         else:
             self._states[row] = state
         self._changes.conversations[row] = state
+
+    def note_handled(self, update_ids: list[int]) -> None:
+        """These inbox updates are handled: their effects are noted (the application notes them first),
+        and the next write marks them handled with those effects, in one transaction."""
+        self._changes.handled += update_ids
 
     async def update_bot_data(self, data: dict[Any, Any]) -> None:
         """Not stored (see the class)."""
@@ -228,6 +256,9 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
             batch, self._changes = self._changes, _Changes()
             try:
                 await self._write(batch)
+            except Superseded:
+                self._forget(batch)  # nothing of it is ours to write any more
+                raise
             except Exception as exc:
                 if not database_unavailable(exc):
                     self._forget(batch)
@@ -256,6 +287,9 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
 
     async def _write(self, batch: _Changes) -> None:
         now = self._clock()
+        if self._db.dialect == "postgresql":
+            await self._write_postgres(batch, now)
+            return
         async with self._db.transaction() as session:
             conn = await session.connection()
             users, chats, conversations = self._tables
@@ -276,6 +310,21 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
             for name, keys in ended.items():
                 table = conversations
                 await conn.execute(delete(table).where(table.c.name == name, table.c.key.in_(keys)))
+            if batch.handled and self.inbox is not None:
+                await self.inbox.mark_handled(conn, batch.handled, now)
+            if self._db.fence is not None:  # last: the epoch's row is held only until the commit
+                await self._db.fence.check(conn)
+
+    async def _write_postgres(self, batch: _Changes, now: datetime) -> None:
+        """One statement, one round trip (storage/persistence_postgres.py)."""
+        fence = self._db.fence
+        handled = batch.handled if self.inbox is not None else []
+        bot_id = self.inbox.bot_id if self.inbox is not None else (fence.bot_id if fence is not None else 0)
+        rows = persistence_postgres.Batch(batch.users, batch.chats, batch.conversations, handled)
+        async with self._db.autocommit() as conn:
+            epoch = None if fence is None else fence.epoch
+            if not await persistence_postgres.write(conn, rows, now, bot_id, epoch):
+                raise Superseded(f"bot {bot_id}: a newer epoch leads, this process has {epoch}")
 
 
 async def _apply(

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.accounts import Accounts
 from storage.attempts import Attempts
-from storage.db import Database
+from storage.db import WROTE, Database
+from storage.inbox import HANDLING
 from storage.profiles import Profiles
 from storage.registry import RegistryReader
 from unogas_bot.clock import utcnow
@@ -55,13 +56,43 @@ class UnitOfWork:
         self.registry = RegistryReader(session)
         return self
 
+    async def applied_before(self) -> bool:
+        """Is this unit of work a step an earlier handling of the same update committed already (the
+        update handled again after a crash)? Then nothing is written and the step counts as done: for a
+        use case whose answer depends on what the step changed (logging out: the session is gone), so it
+        can answer as the first handling did."""
+        handling = HANDLING.get()
+        if handling is None or self._session is None:
+            return False
+        if not await handling.done_before(self._session):
+            return False
+        handling.claimed += 1
+        self._session = None  # finished: rolled back on leaving
+        return True
+
     async def commit(self) -> None:
-        """Make everything done in this unit of work permanent, at once."""
-        if self._session is None:
+        """Make everything done in this unit of work permanent, at once.
+
+        A unit that wrote while an update from the inbox is handled first claims its step in that update
+        (storage/inbox.py): when an earlier handling of the same update (before a crash) committed this
+        step already, it rolls back instead, so the step's effects exist once; and on PostgreSQL it checks
+        the leadership epoch, raising `Superseded` (and rolling back) when a newer leader exists."""
+        session = self._session
+        if session is None:
             raise RuntimeError("the unit of work is not open")
-        await self._session.commit()
-        self._db.committed(self._session)
         self._session = None  # finished: nothing more may run in it
+        wrote = session.info.get(WROTE, False)
+        handling = HANDLING.get() if wrote else None
+        if handling is not None and not await handling.claim(session):
+            handling.claimed += 1
+            await session.rollback()  # done before: the same outcome, nothing stored twice
+            return
+        if wrote and self._db.fence is not None:
+            await self._db.fence.check(session)
+        await session.commit()
+        if handling is not None:
+            handling.claimed += 1
+        self._db.committed(session)
 
     async def __aexit__(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import os
 import re
@@ -118,6 +120,29 @@ def _privacy(env: Mapping[str, str]) -> dict[str, object]:
     return {"privacy_notice_url": url, "privacy_notice_version": version, "audit_retention": retention}
 
 
+# INBOX_KEY: 32 bytes, written as 64 hex digits or as base64.
+KEY_BYTES = 32
+_HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def parse_key(raw: str) -> bytes:
+    """INBOX_KEY as its 32 bytes: 64 hex digits, or base64 (standard or URL-safe, padding optional) of 32
+    bytes, e.g. `openssl rand -base64 32`. Raises ValueError naming what is wrong, never the value."""
+    value = raw.strip()
+    if _HEX_KEY.fullmatch(value):
+        return bytes.fromhex(value)
+    padded = value + "=" * (-len(value) % 4)
+    try:
+        key = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be 32 random bytes as base64 or as 64 hex digits") from None
+    if len(key) != KEY_BYTES:
+        raise ValueError(
+            f"must be 32 bytes (it decodes to {len(key)}); make one with openssl rand -base64 32"
+        )
+    return key
+
+
 # The drivers installed with the bot, by database (SQLAlchemy's backend name).
 _ASYNC_DRIVERS = {"postgresql": "asyncpg", "sqlite": "aiosqlite"}
 
@@ -196,6 +221,9 @@ class Settings:
     privacy_notice_url: str = DEFAULT_PRIVACY_URL
     privacy_notice_version: str = DEFAULT_PRIVACY_VERSION
     audit_retention: timedelta = timedelta(days=365)
+    # INBOX_KEY: the key of the update inbox's sealed payloads (32 bytes, base64 or hex); None: derived
+    # from the bot token (security/sealing.py).
+    inbox_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -215,7 +243,14 @@ class Settings:
         if secret is not None and not _WEBHOOK_SECRET.fullmatch(secret):
             # The value itself is not repeated: it is a secret.
             raise ConfigError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters: letters, digits, _ and -")
+        inbox_key = env.get("INBOX_KEY", "").strip() or None
+        if inbox_key is not None:
+            try:
+                parse_key(inbox_key)
+            except ValueError as exc:  # the value itself is never repeated: it is a secret
+                raise ConfigError(f"INBOX_KEY {exc}") from None
         return cls(
+            inbox_key=inbox_key,
             telegram_token=token,
             telegram_api_base_url=base,
             database_url=url,

@@ -4,12 +4,15 @@ in anything the bot wrote in the chat.
 
 Tables are reflected from the database, so tables added later are scanned too. Updates go through PTB's
 update queue, as polling and the webhook deliver them, so the library's own logging of updates runs too.
-The secrets differ from the catalogue's examples, which the bot shows on purpose.
+The secrets differ from the catalogue's examples, which the bot shows on purpose. Every update goes through
+the update inbox first, as `run` delivers it: its rows are scanned while the updates wait in it, and on
+SQLite the files (WAL included) keep whatever was ever written there.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -79,13 +82,21 @@ LOGGERS = (
 )
 
 
-def through_the_update_queue(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Deliver updates as polling and the webhook do: onto `update_queue`, fetched by the Application."""
+def through_the_update_queue(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch, waiting: list[tuple[str, str, str]]
+) -> None:
+    """Deliver updates as polling and the webhook do: written to the update inbox, then onto
+    `update_queue`, fetched by the Application. What the inbox holds while an update waits (its sealed
+    payload, dropped once handled) goes into `waiting`, so the scan sees it too."""
     sim, app = bot.sim, bot.app
+    inbox = app.inbox  # type: ignore[attr-defined]
 
     async def process(data: dict[str, Any]) -> None:
         data.setdefault("update_id", next(sim._update_ids))
-        await app.update_queue.put(Update.de_json(data, app.bot))
+        update = Update.de_json(data, app.bot)
+        assert await inbox.admit([update], [data]), "a new update"
+        waiting.extend(row for row in await dump_database(bot.services.db) if row[0] == "bot_inbox")
+        await app.update_queue.put(update)
         await app.update_queue.join()  # task_done() comes once the update is handled
 
     monkeypatch.setattr(sim, "process", process)
@@ -183,9 +194,11 @@ async def test_no_secret_reaches_tables_logs_error_reports_or_chat(
 ) -> None:
     for name in LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name)
-    async with running_bot(database, clock) as bot:  # as in production: conversations kept in the database
+    waiting: list[tuple[str, str, str]] = []
+    # As in production: conversations kept in the database, every update through the inbox.
+    async with running_bot(database, clock, inbox=secrets.token_bytes(32)) as bot:
         spy = ErrorSpy(bot.app)
-        through_the_update_queue(bot, monkeypatch)
+        through_the_update_queue(bot, monkeypatch, waiting)
         await register(bot, 9101)
         await log_in_and_out(bot, 9103)
         await recover(bot, 9104)
@@ -197,7 +210,10 @@ async def test_no_secret_reaches_tables_logs_error_reports_or_chat(
     rows = await dump_database(database)
 
     tables = {table for table, _, _ in rows}
-    assert {"accounts", "customers", "audit_events"} <= tables, "the scan reads every table"
+    assert {"accounts", "customers", "audit_events", "bot_inbox"} <= tables, "the scan reads every table"
+    payloads = [value for _, column, value in waiting if column == "payload"]
+    assert len(payloads) > 40, "the scan read the inbox while updates waited in it, payloads included"
+    rows += waiting
     assert any("$2b$" in value for _, _, value in rows), "the scan reads the hash columns"
     assert any("Processing update" in r.getMessage() for r in caplog.records), "PTB's DEBUG logs ran"
     assert any(r.name.startswith("sqlalchemy.engine") for r in caplog.records), "SQL was logged"

@@ -11,11 +11,15 @@ from telegram.ext import BaseRateLimiter
 
 from storage.db import Database
 from storage.demo import load_demo
+from storage.inbox import InboxStore
 from storage.persistence import SqlPersistence
 from unogas_bot.bot.app import build_application
+from unogas_bot.bot.inbox import Inbox
 from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
 from unogas_bot.offline import OfflineBotAPI, Sent, Simulator, SimUser, offline_builder
+from unogas_bot.security import sealing
+from unogas_bot.security.hashing import EphemeralMac
 from unogas_bot.service.context import Services
 
 # Cheap bcrypt in tests: the cost does not change any behaviour under test. The per-user hash budget is
@@ -63,20 +67,34 @@ async def running_bot(
     demo: bool = True,
     persistent: bool = True,
     rate_limiter: BaseRateLimiter | None = None,
+    inbox: bytes | None = None,
+    first_update_id: int = 1,
 ) -> AsyncIterator[Bot]:
     """The bot as `unogas-bot run` builds it, on the stand-in. With `persistent` (the default, so every
     conversation test also goes through it) conversations are kept in `db` and a second `running_bot` on the
-    same database resumes them, as a restarted process would (with new services: a new EphemeralMac)."""
+    same database resumes them, as a restarted process would (with new services: a new EphemeralMac).
+    With `inbox` (the master secret, 32 bytes, as INBOX_KEY gives it) every update goes through the update
+    inbox first, as `run` delivers it (bot/inbox.py), and the forms' digests use the key `run` derives."""
     services = Services.create(settings, db, clock=clock)
     if demo:
         await load_demo(services.registry)
     api = OfflineBotAPI()
     persistence = SqlPersistence(db, clock=clock) if persistent else None
+    updates = None
+    if inbox is not None:
+        services.mac = EphemeralMac.derived(sealing.digest_key(inbox))
+        updates = Inbox(InboxStore(db, api.bot_user["id"], clock=clock), sealing.Sealer(inbox))
     app = build_application(
-        services, builder=offline_builder(api), persistence=persistence, rate_limiter=rate_limiter
+        services,
+        builder=offline_builder(api),
+        persistence=persistence,
+        rate_limiter=rate_limiter,
+        inbox=updates,
     )
     try:
-        async with Simulator(app, api) as sim:
+        async with Simulator(app, api, first_update_id=first_update_id) as sim:
+            if updates is not None:
+                sim.admit = updates.take
             yield Bot(services, api, sim, app)
     finally:
         services.hasher.close()

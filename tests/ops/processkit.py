@@ -8,16 +8,20 @@ unogas_bot/bench/failover.py, which the benchmark's failover phase uses too; the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests.conftest import POSTGRES_URL
+from tests.kit.tcpproxy import TcpProxy
 from unogas_bot.bench.failover import (
     Bot,
     StandIn,
@@ -95,3 +99,40 @@ def logged_at(bot: Bot, text: str) -> str | None:
             match = LOG_TIME.match(line)
             return match.group(1) if match else None
     return None
+
+
+# --- a database path that can be black-holed --------------------------------------------------------------
+
+
+class ProxyThread:
+    """tests/kit/tcpproxy.py's proxy, on an event loop of its own (the process tests are synchronous)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.proxy = TcpProxy(host, port)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> ProxyThread:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.proxy.__aenter__(), self.loop).result(5)
+        return self
+
+    def blackhole(self) -> None:
+        self.loop.call_soon_threadsafe(self.proxy.blackhole)
+
+    def forward(self) -> None:
+        self.loop.call_soon_threadsafe(self.proxy.forward)
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self.proxy.__aexit__(None, None, None), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@contextmanager
+def proxied(url: str) -> Iterator[tuple[str, ProxyThread]]:
+    """`url` through a proxy of its own: (the proxied URL, the proxy)."""
+    parsed = make_url(url)
+    with ProxyThread(parsed.host or "127.0.0.1", parsed.port or 5432) as proxy:
+        yield parsed.set(host="127.0.0.1", port=proxy.proxy.port).render_as_string(hide_password=False), proxy

@@ -37,7 +37,7 @@ def test_one_failover_round_on_postgres() -> None:
     assert figures["failover_max_seconds"] == figures["failover_seconds"]  # one round
     assert len(figures["failover_round_seconds"]) == 1
     target = figures["targets"]["failover_seconds"]
-    assert target["limit"] == 10.0 and target["comparison"] == "<=" and isinstance(target["met"], bool)
+    assert target["limit"] == 2.0 and target["comparison"] == "<=" and isinstance(target["met"], bool)
     assert "failover (kill -9), median of 1" in bench.table(figures)
     assert _bench_databases() == before, "the phase's database is dropped"
 

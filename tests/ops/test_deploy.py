@@ -76,4 +76,5 @@ def test_the_sample_environment_lists_every_variable_the_bot_reads() -> None:
     listed = set(re.findall(r"^#?([A-Z][A-Z_]+)=", SAMPLE.read_text(), re.MULTILINE))
     assert read <= listed, f"add to {SAMPLE.name}: {sorted(read - listed)}"
     page = (ROOT / "docs" / "operations.md").read_text()
-    assert all(f"`{name}`" in page for name in read), "and docs/operations.md's Configuration table"
+    missing = sorted(name for name in read if f"`{name}`" not in page)
+    assert not missing, f"and docs/operations.md's Configuration table: {missing}"

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from storage.attempts import telegram_key
 from storage.db import Database
+from storage.inbox import Arrived
 from storage.models import Attempt, BotConversation, BotUserData, TelegramSession
 from tests.conftest import FakeClock
 from tests.kit.accountkit import WRONG_PASSWORD, alerts_settled, login, registered
@@ -188,3 +189,21 @@ async def test_a_draft_within_the_timeout_is_kept(bot: Bot, clock: FakeClock) ->
     await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"], "salta", EMAIL, PASSWORD, PASSWORD)
     events = await answer_all(user, QUESTION, ANSWER, ANSWER)
     assert "Salva" in [label for e in events for label in getattr(e, "buttons", [])]
+
+
+async def test_the_hourly_job_forgets_handled_updates_and_updates_waiting_for_a_day(
+    database: Database, clock: FakeClock
+) -> None:
+    async with running_bot(database, clock, inbox=bytes(32)) as bot:
+        await bot.user(1001).send("/start")  # handled: its tombstone stays until Telegram confirms it
+        store = bot.app.inbox.store  # type: ignore[attr-defined]
+        await store.admit([Arrived(99, 1001, b"sealed")])  # one nobody handled
+        (job,) = bot.app.job_queue.get_jobs_by_name("housekeeping")  # type: ignore[attr-defined]
+        await job.run(bot.app)
+        assert await store.counts() == (1, 1), "nothing old enough yet"
+        clock.advance(housekeeping.TOMBSTONES_KEPT + timedelta(seconds=1))
+        await job.run(bot.app)
+        assert await store.counts() == (1, 0)
+        clock.advance(housekeeping.WAITING_KEPT)
+        await job.run(bot.app)
+        assert await store.counts() == (0, 0)

@@ -31,7 +31,8 @@ from telegram.ext import AIORateLimiter, Application, ConversationHandler
 from storage.db import Database
 from storage.persistence import SqlPersistence
 from unogas_bot.bot import runner
-from unogas_bot.bot.runner import ALLOWED_UPDATES, StartupError, Webhook
+from unogas_bot.bot.inbox import Inbox
+from unogas_bot.bot.runner import StartupError, Webhook
 from unogas_bot.config import Settings
 
 SECRET = "a-webhook-secret_42"
@@ -42,8 +43,8 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Application, dict
     """What run() asked to serve (PTB's polling, or our webhook server), instead of serving it."""
     calls: list[tuple[str, Application, dict[str, Any]]] = []
 
-    def poll(self: Application, **kwargs: Any) -> None:
-        calls.append(("polling", self, kwargs))
+    async def poll(app: Application, stop: asyncio.Event) -> None:
+        calls.append(("polling", app, {}))
 
     async def hook(app: Application, webhook: Webhook, stop: asyncio.Event) -> None:
         calls.append(("webhook", app, {"webhook": webhook}))
@@ -51,7 +52,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Application, dict
     async def reached(app: Application) -> None:
         calls.append(("getMe", app, {}))
 
-    monkeypatch.setattr(Application, "run_polling", poll)
+    monkeypatch.setattr(runner, "serve_polling", poll)
     monkeypatch.setattr(runner, "serve_webhook", hook)
     monkeypatch.setattr(runner, "reach_telegram", reached)
     return calls
@@ -79,14 +80,11 @@ def test_run_upgrades_the_schema_and_polls_with_persistence_and_flood_control(
     settings = _settings(tmp_path)
     assert runner.run(settings) == 0
     assert [how for how, _app, _kwargs in served] == ["getMe", "polling"], "Telegram reached first"
-    (_how, app, kwargs) = served[1]
-    assert kwargs == {
-        "allowed_updates": ALLOWED_UPDATES,
-        "bootstrap_retries": runner.STARTUP_TRIES - 1,
-        "close_loop": False,  # asyncio.Runner closes it
-    }
+    (_how, app, _kwargs) = served[1]
     assert _revision(settings.database_url) is not None, "the schema was brought up to date first"
     assert isinstance(app.persistence, SqlPersistence)
+    assert isinstance(app.inbox, Inbox), "every update goes through the inbox"
+    assert app.persistence.inbox is app.inbox.store
     assert app.persistence.update_interval <= 0.1
     assert isinstance(app.bot.rate_limiter, AIORateLimiter)
     forms = [h for group in app.handlers.values() for h in group if isinstance(h, ConversationHandler)]

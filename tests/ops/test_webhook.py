@@ -19,15 +19,18 @@ import pytest
 from telegram.ext import Application
 
 from storage.demo import load_demo
+from storage.inbox import Arrived, InboxStore
 from storage.persistence import SqlPersistence
 from tests.conftest import FakeClock, make_test_database
 from tests.kit.botkit import TEST_SETTINGS
 from unogas_bot.bot.app import build_application
+from unogas_bot.bot.inbox import Inbox
 from unogas_bot.bot.runner import ALLOWED_UPDATES, Webhook, serve_webhook
 from unogas_bot.bot.webhook import MAX_BODY
 from unogas_bot.cli import main as cli
 from unogas_bot.config import ConfigError, Settings
 from unogas_bot.offline import Called, OfflineBotAPI, Sent, offline_builder
+from unogas_bot.security import sealing
 from unogas_bot.service.context import Services
 
 SECRET = "s3cr3t_Token-for-the-webhook"
@@ -55,14 +58,20 @@ def _update(update_id: int, text: str, user_id: int = 1001) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def webhook_bot(tmp_path: Path, hook: Webhook) -> AsyncIterator[tuple[Application, OfflineBotAPI]]:
-    """The bot as `run --webhook-url` builds and serves it (persistence included), on loopback."""
+async def webhook_bot(
+    tmp_path: Path, hook: Webhook, inbox: bytes | None = None
+) -> AsyncIterator[tuple[Application, OfflineBotAPI]]:
+    """The bot as `run --webhook-url` builds and serves it (persistence included; with `inbox`, the
+    update inbox's master secret, as `run` has it), on loopback."""
     async with make_test_database("sqlite", tmp_path) as db:
         services = Services.create(TEST_SETTINGS, db, clock=FakeClock())
         await load_demo(services.registry)
         api = OfflineBotAPI()
         api.register_chat(1001, first_name="Mario")  # the chat Telegram would know
-        app = build_application(services, builder=offline_builder(api), persistence=SqlPersistence(db))
+        updates = None if inbox is None else Inbox(InboxStore(db, 1000001), sealing.Sealer(inbox))
+        app = build_application(
+            services, builder=offline_builder(api), persistence=SqlPersistence(db), inbox=updates
+        )
         stop = asyncio.Event()
         serving = asyncio.create_task(serve_webhook(app, hook, stop))
         try:
@@ -229,3 +238,50 @@ def test_the_port_must_be_a_port(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli.main(["run", "--webhook-url", "https://bot.example.it/tg", "--port", "70000"])
     assert "1-65535" in capsys.readouterr().err
+
+
+async def test_an_update_is_in_the_inbox_before_telegram_hears_200_and_is_handled_once(
+    tmp_path: Path,
+) -> None:
+    port = _free_port()
+    hook = Webhook("https://bot.example.it/tg", SECRET, listen="127.0.0.1", port=port)
+    key = bytes(range(32))
+    url = f"http://127.0.0.1:{port}/tg"
+    async with webhook_bot(tmp_path, hook, inbox=key) as (app, api):
+        inbox: Inbox = app.inbox  # type: ignore[attr-defined]
+        store = inbox.store
+        written: list[int] = []
+        admit = store.admit
+
+        async def watched(arrived: list[Arrived], confirmed_below: int | None = None) -> set[int]:
+            new = await admit(arrived, confirmed_below)
+            written.extend(a.update_id for a in arrived)
+            return new
+
+        store.admit = watched  # type: ignore[method-assign]
+        async with httpx.AsyncClient(timeout=5) as client:
+            first = await client.post(url, json=_update(10, "/registrati"), headers={HEADER: SECRET})
+            assert first.status_code == 200 and written == [10], "written down before the 200"
+            said = await _replies(api, 1001, at_least=2)
+            again = await client.post(url, json=_update(10, "/registrati"), headers={HEADER: SECRET})
+            assert again.status_code == 200, "Telegram sent it again (a timeout on its side): taken already"
+            await asyncio.sleep(0.3)
+            assert api.texts_to(1001) == said, "not answered twice"
+
+            async def unreachable(arrived: list[Arrived], confirmed_below: int | None = None) -> set[int]:
+                raise OSError("the database went away")
+
+            store.admit = unreachable  # type: ignore[method-assign]
+            refused = await client.post(url, json=_update(11, "continua"), headers={HEADER: SECRET})
+            assert refused.status_code == 503, "not written: Telegram keeps it and tries again"
+            await asyncio.sleep(0.3)
+            assert api.texts_to(1001) == said
+            store.admit = watched  # type: ignore[method-assign]
+            retried = await client.post(url, json=_update(11, "continua"), headers={HEADER: SECRET})
+            assert retried.status_code == 200
+            assert "codice cliente" in (await _replies(api, 1001, at_least=len(said) + 1))[-1]
+        for _ in range(250):  # the reply comes first, the save right after
+            if await store.counts() == (0, 2):
+                break
+            await asyncio.sleep(0.02)
+        assert await store.counts() == (0, 2), "both handled, nothing waiting"

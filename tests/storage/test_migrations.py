@@ -18,6 +18,8 @@ from storage.models import Base
 TABLES = {"customers", "accounts", "telegram_sessions", "attempts", "audit_events"}
 # The conversation state of storage/persistence.py (migration 0002).
 TABLES |= {"bot_user_data", "bot_chat_data", "bot_conversations"}
+# The update inbox and the leadership epoch of storage/inbox.py (migration 0006).
+TABLES |= {"bot_inbox", "bot_leadership"}
 HEAD = "0007_owner_telegram_account"
 
 

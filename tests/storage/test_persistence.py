@@ -114,11 +114,11 @@ async def test_an_unreachable_database_keeps_the_changes_for_the_next_flush(
     await persistence.update_user_data(1001, {"registration": {"_n": 1}})
     await persistence.update_conversation("registration", (1001, 1001), "customer_code")
 
-    def unreachable() -> None:
+    async def unreachable(batch: object) -> None:
         raise OSError("connection refused")
 
     with monkeypatch.context() as patch:
-        patch.setattr(database, "transaction", unreachable)
+        patch.setattr(persistence, "_write", unreachable)
         assert not await persistence.save()
         # Meanwhile the conversation went on: the newer data wins when the database is back.
         await persistence.update_user_data(1001, {"registration": {"_n": 2}})
@@ -322,11 +322,11 @@ async def test_a_batch_the_database_refuses_is_dropped_not_retried_forever(
     persistence = SqlPersistence(database)
     await persistence.update_user_data(1001, {"lang": "en"})
 
-    def refuse() -> None:
+    async def refuse(batch: object) -> None:
         raise sa.exc.DataError("INSERT ...", {}, ValueError("value too long"))
 
     with monkeypatch.context() as patch:
-        patch.setattr(database, "transaction", refuse)
+        patch.setattr(persistence, "_write", refuse)
         with pytest.raises(sa.exc.DataError):
             await persistence.save()
     assert persistence.pending == 0, "a bad batch does not block the writes after it"

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import math
 import random
 import resource
+import secrets
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -30,16 +32,19 @@ from telegram.ext import (
 )
 
 from storage.db import Database
+from storage.inbox import Fence, InboxStore, raise_epoch
 from storage.persistence import SqlPersistence
 from storage.registry import CustomerRecord
 from unogas_bot.bench import data as bench_data
 from unogas_bot.bot.app import build_application
+from unogas_bot.bot.inbox import Inbox
 from unogas_bot.bot.runner import freeze_startup_heap
 from unogas_bot.bot.update_processor import PerChatUpdateProcessor
 from unogas_bot.config import Settings
 from unogas_bot.i18n import texts
 from unogas_bot.offline import OfflineBotAPI, Sent, Simulator, SimUser, offline_builder
-from unogas_bot.security.hashing import Hasher, lower_thread_priority
+from unogas_bot.security import sealing
+from unogas_bot.security.hashing import EphemeralMac, Hasher, lower_thread_priority
 from unogas_bot.service.context import Services
 
 SAVED = "correttamente salvate"
@@ -124,21 +129,51 @@ class Rig:
     sim: Simulator
     hasher: CountingHasher
     persistent: bool
+    fence: Fence | None = None  # the leadership epoch its writes check (with the inbox, on PostgreSQL)
+
+    def writing(self) -> None:
+        """Make the database's writes this rig's: its fence, or none (the other rig's is not checked)."""
+        self.services.db.fence = self.fence
 
 
 @asynccontextmanager
-async def bot_rig(settings: Settings, db: Database) -> AsyncIterator[Rig]:
+async def bot_rig(settings: Settings, db: Database, *, inbox: bool = True) -> AsyncIterator[Rig]:
+    """The bot as `run` builds it, offline: with `inbox` (as `run`) every update is written to the update
+    inbox before it is processed, as polling writes it, and saved with its handled mark; without, the
+    conversation state is written back every 0.1 s (what the inbox's cost is measured against)."""
     hasher = CountingHasher(settings.bcrypt_rounds, settings.hash_workers)
     services = Services.create(settings, db, hasher=hasher)
     persistence = make_persistence(db)
     api = TimedAPI()
-    app = build_application(services, builder=offline_builder(api), persistence=persistence)
+    updates = None
+    if inbox:
+        secret = secrets.token_bytes(32)  # as INBOX_KEY gives it
+        services.mac = EphemeralMac.derived(sealing.digest_key(secret))
+        updates = Inbox(InboxStore(db, api.bot_user["id"]), sealing.Sealer(secret))
+    app = build_application(services, builder=offline_builder(api), persistence=persistence, inbox=updates)
+    fence = None
+    if inbox and db.dialect == "postgresql":
+        # As the leader of `run` writes: every transaction checks the leadership epoch it raised.
+        fence = Fence(api.bot_user["id"], await raise_epoch(db, api.bot_user["id"]))
+        db.fence = fence
     try:
-        async with Simulator(app, api) as sim:
+        async with Simulator(app, api, first_update_id=_next_update_id()) as sim:
+            if updates is not None:
+                sim.admit = updates.take
             freeze_startup_heap()  # as `unogas-bot run` does once the bot has started
-            yield Rig(services, api, app, sim, hasher, persistence is not None)
+            yield Rig(services, api, app, sim, hasher, persistence is not None, fence)
     finally:
         hasher.close()
+        if fence is not None and db.fence is fence:
+            db.fence = None
+
+
+_RIGS = itertools.count()
+
+
+def _next_update_id() -> int:
+    """Update ids no earlier rig of this run used (rigs of one run share a database and a bot id)."""
+    return 1 + 10_000_000 * next(_RIGS)
 
 
 # --- 1. the framework floor ---------------------------------------------------------------------------
@@ -198,6 +233,11 @@ class Rate:
     @property
     def cpu_per_update(self) -> float:
         return self.cpu_seconds / self.updates
+
+    def __add__(self, other: Rate) -> Rate:
+        return Rate(
+            self.updates + other.updates, self.seconds + other.seconds, self.cpu_seconds + other.cpu_seconds
+        )
 
 
 async def _timed(work: Callable[[], Any]) -> tuple[float, float]:

@@ -34,8 +34,11 @@ from conversations.login import LoginForm
 from conversations.recovery import RecoveryForm
 from conversations.registration import RegistrationForm
 from storage.db import database_unavailable
+from storage.inbox import Superseded
+from storage.persistence import SqlPersistence
 from unogas_bot.bot import housekeeping, metrics
 from unogas_bot.bot.application import UnogasApplication
+from unogas_bot.bot.inbox import Inbox
 from unogas_bot.bot.update_processor import PerChatUpdateProcessor
 from unogas_bot.i18n import texts
 from unogas_bot.security import redaction
@@ -65,14 +68,19 @@ def build_application(
     persistence: BasePersistence | None = None,
     rate_limiter: BaseRateLimiter | None = None,
     requests: tuple[BaseRequest, BaseRequest] | None = None,
+    inbox: Inbox | None = None,
 ) -> Application:
     """The bot: our Application subclass with every handler registered.
 
     `builder` lets the offline stand-in (tests, console, benchmark) supply its own request objects;
     otherwise the token and API URL come from the settings. With a `persistence` (storage/persistence.py)
     conversations survive restarts; `rate_limiter` is `make_rate_limiter()` when running on Telegram.
-    `requests` (without a `builder`) are the HTTP backends for Bot API calls and for getUpdates.
+    `requests` (without a `builder`) are the HTTP backends for Bot API calls and for getUpdates. With an
+    `inbox` (bot/inbox.py; it needs the persistence) every update is saved with its "handled" mark before
+    its chat's next one starts (bot/application.py).
     """
+    if inbox is not None and not isinstance(persistence, SqlPersistence):
+        raise ValueError("the update inbox needs the SQL persistence")
     settings = services.settings
     # Before anything is built: PTB logs the Bot API URL, token included, while building the bot, and its
     # DEBUG records quote updates (passwords included). Again after building, for loggers made meanwhile.
@@ -97,6 +105,10 @@ def build_application(
         builder = builder.rate_limiter(rate_limiter)
     app = builder.build()
     processor.on_overflow = functools.partial(slow_down, app)
+    if inbox is not None and isinstance(app, UnogasApplication) and isinstance(persistence, SqlPersistence):
+        app.inbox = inbox
+        persistence.inbox = inbox.store
+        processor.ledger = app
     redaction.install()
     add_handlers(app, persistent=persistence is not None)
     housekeeping.schedule(app)
@@ -242,6 +254,11 @@ async def on_error(update: object, context: BotContext) -> None:
     """The one place errors end up: log what happened (never a user's text) and tell the customer."""
     error = context.error
     update_id = update.update_id if isinstance(update, Update) else None
+    if isinstance(error, Superseded):  # a newer leader exists: this process stops (bot/runner.py)
+        on_superseded = getattr(context.application, "on_superseded", None)
+        if on_superseded is not None:
+            on_superseded(f"a newer leader took over ({error})")
+        return
     metrics.FAILURES.labels(_failure_reason(error)).inc()
     if isinstance(error, Conflict):  # from polling: PTB goes on trying, with a growing wait
         log.error(

@@ -1,6 +1,6 @@
-"""Housekeeping while the bot runs: old attempt records, expired sessions and audit events past their
-retention period are deleted every hour, abandoned conversation drafts every minute (the retention of
-every table is listed in docs/security.md, "Personal data and retention").
+"""Housekeeping while the bot runs: old attempt records, expired sessions, audit events past their
+retention period and the update inbox's leftovers are deleted every hour, abandoned conversation drafts
+every minute (the retention of every table is listed in docs/security.md, "Personal data and retention").
 
 Attempts only matter inside the windows they are counted in (an hour at most) and an expired session is
 never used again (`session_account` ignores it), so without this both tables would only grow. A draft
@@ -31,6 +31,11 @@ INTERVAL = timedelta(hours=1)
 DRAFTS_INTERVAL = timedelta(minutes=1)
 # Far longer than any window an attempt is counted in; kept a day for the support staff's questions.
 ATTEMPTS_KEPT = timedelta(days=1)
+# The update inbox's safety net (bot/inbox.py): a handled update's tombstone goes once Telegram confirmed
+# it (polling), else after an hour (Telegram no longer delivers it again by then); an update still waiting
+# after a day (Telegram itself forgets one by then) was never going to be answered.
+TOMBSTONES_KEPT = timedelta(hours=1)
+WAITING_KEPT = timedelta(days=1)
 
 
 def attempts_kept(services: Services) -> timedelta:
@@ -109,9 +114,24 @@ def _conversation_handlers(app: Application) -> list[ConversationHandler]:
     return [h for group in app.handlers.values() for h in group if isinstance(h, ConversationHandler)]
 
 
+async def prune_inbox(app: Application) -> tuple[int, int]:
+    """Delete the inbox's old tombstones and its updates waiting for more than a day; how many of each."""
+    inbox = getattr(app, "inbox", None)
+    if inbox is None:
+        return 0, 0
+    handled, stale = await inbox.store.prune(TOMBSTONES_KEPT, WAITING_KEPT)
+    if stale:
+        log.warning(
+            "housekeeping: %d update(s) waited in the inbox for over a day, unanswered; deleted", stale
+        )
+    log.info("housekeeping: %d handled update(s) forgotten by the inbox", handled)
+    return handled, stale
+
+
 async def _job(context: BotContext) -> None:
     await tidy(context.services)
     await prune_audit(context.services)
+    await prune_inbox(context.application)
 
 
 async def _drafts_job(context: BotContext) -> None:

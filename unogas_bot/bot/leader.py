@@ -18,16 +18,29 @@ and the schema upgrade take, so no hash of theirs can ever collide with it. The 
 so a standby takes over within `LEASE` + `RETRY_EVERY` seconds plus its own start (loading the persisted
 conversations), well within 10 s.
 
-**Fencing.** A leader that cannot confirm its session for `FENCE_AFTER` seconds (< `LEASE`) stops handling
-updates: the update processor asks `confirm()` before each update, and the watchdog calls `on_lost`
-(the runner: one log line, then the process exits at once, without writing conversation state, and the
-service manager starts it again as a standby). Since the server keeps the lock at least `LEASE` seconds
-after the last statement it received, the old leader has stopped before a standby can get the lock: two
-processes never answer the same customer.
+**The epoch.** A new leader raises the bot's epoch (`bot_leadership`, storage/inbox.py) on the lock's
+connection as soon as it holds the lock; every transaction of a leader that writes for a customer checks
+it (FOR SHARE), so an old leader's work either committed before the takeover (the raise waits for it) or
+rolls back: the updates it was handling stay in the inbox for the new leader.
+
+**Fencing.** A leader stops handling updates (the update processor asks `confirm()` before each one, and
+the Bot API client before each request, `may_send()`), and the watchdog calls `on_lost` (the runner: one
+log line, then the process exits at once, without writing conversation state; the service manager starts
+it again as a standby):
+
+- at once when the lock's connection reports an error or closes (the session was terminated by a DBA or a
+  pooler, the connection reset): the lock went with it, and a standby may hold it already;
+- after `FENCE_AFTER` seconds (< `LEASE`) without a confirmation when the connection is only silent: the
+  server keeps the lock at least `LEASE` seconds after the last statement it received, so such a leader
+  has stopped before a standby can lead.
+
+A leader frozen longer than `LEASE` (SIGSTOP, a stalled VM) wakes up with its session gone: it sends
+nothing more, and whatever it was writing finds the newer epoch and rolls back.
 
 **SQLite** (`FileLeadership`): one process per database file. An exclusive `flock` on `<file>.lock`,
 released by the kernel when the process ends however it ends; a second `run` refuses to start (`run` is
-for one machine there; a standby needs PostgreSQL).
+for one machine there; a standby needs PostgreSQL). The kernel releases the lock only when the process is
+gone, so there is no old leader to fence and no epoch.
 """
 
 from __future__ import annotations
@@ -43,6 +56,8 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from storage.inbox import RAISE_EPOCH
+
 log = logging.getLogger(__name__)
 
 RETRY_EVERY = 1.0  # seconds between a standby's tries
@@ -51,6 +66,9 @@ PING_TIMEOUT = 1.5  # seconds a confirmation may take
 FENCE_AFTER = 3.0  # seconds without a confirmation after which the leader stops handling updates
 LEASE = 5.0  # seconds without a statement after which PostgreSQL ends the leader's session
 CONNECT_TIMEOUT = 5.0
+# Seconds a new leader waits to raise the epoch (behind the old leader's open transactions, which the
+# server ends after at most its idle_in_transaction_session_timeout); then it lets the lock go and retries.
+RAISE_TIMEOUT = 15.0
 
 
 class LeadershipRefused(Exception):
@@ -68,6 +86,9 @@ class Leadership:
         """Return once this process is the leader (waiting as a standby meanwhile)."""
         self.role = "leader"
 
+    # The epoch this process leads with (PostgreSQL; storage/inbox.py), None where there is none.
+    epoch: int | None = None
+
     def fresh(self) -> bool:
         """Is the leadership confirmed recently enough to handle an update now?"""
         return self.role == "leader"
@@ -75,6 +96,13 @@ class Leadership:
     async def confirm(self) -> bool:
         """True if this process may handle an update now (see the module docstring: fencing)."""
         return self.fresh()
+
+    async def may_send(self) -> bool:
+        """May this process call the Bot API now? Before it leads (getMe, a standby's calls) and after it
+        stopped, yes; while it leads, only with its leadership confirmed; once fenced, never."""
+        if self.role == "leader":
+            return await self.confirm()
+        return self.role != "fenced"
 
     async def release(self) -> None:
         """Give the leadership up (after the last write)."""
@@ -130,6 +158,7 @@ class PostgresLeadership(Leadership):
         self._watchdog: asyncio.Task[None] | None = None
         self._ping_lock = asyncio.Lock()
         self.database_ok = False  # the last statement on the lock's connection succeeded
+        self.epoch: int | None = None
 
     async def _connect(self) -> Any:
         import asyncpg
@@ -161,6 +190,12 @@ class PostgresLeadership(Leadership):
                     self._conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *self.keys), PING_TIMEOUT
                 )
                 self.database_ok = True
+                if got:
+                    # The old leader's transactions still open finish first (they hold the epoch FOR
+                    # SHARE); those that come after see the new epoch and roll back.
+                    self.epoch = int(
+                        await asyncio.wait_for(self._conn.fetchval(RAISE_EPOCH, self.bot_id), RAISE_TIMEOUT)
+                    )
             except Exception as exc:  # refused, unreachable, timed out: try again
                 self.database_ok = False
                 await self._drop_connection()
@@ -181,9 +216,19 @@ class PostgresLeadership(Leadership):
             await asyncio.sleep(self.retry_every)
         self._confirmed = time.monotonic()
         if self.role == "standby":
-            log.info("leader: took over bot %d; loading the saved conversations", self.bot_id)
+            log.info(
+                "leader: took over bot %d (epoch %d); loading the saved conversations",
+                self.bot_id,
+                self.epoch,
+            )
         self.role = "leader"
+        self._conn.add_termination_listener(self._closed)
         self._watchdog = asyncio.ensure_future(self._watch())
+
+    def _closed(self, conn: Any) -> None:
+        """The lock's connection is gone (terminated, reset, closed): so is the lock. Fence at once."""
+        if conn is self._conn and self.role == "leader":
+            self._lose("the database closed the connection that holds the leadership")
 
     def fresh(self) -> bool:
         return self.role == "leader" and time.monotonic() - self._confirmed < self.fence_after
@@ -198,27 +243,40 @@ class PostgresLeadership(Leadership):
 
     async def _ping(self) -> None:
         """One statement on the lock's connection: it proves the session (and the lock) still exists, and
-        keeps PostgreSQL from ending it as idle."""
+        keeps PostgreSQL from ending it as idle. An answer that is an error (the session was terminated,
+        the connection reset or closed) means the lock is gone: fenced at once. No answer in time (a
+        silent network) is retried until `fence_after`."""
         async with self._ping_lock:
+            if self.role != "leader":
+                return
             try:
                 await asyncio.wait_for(self._conn.fetchval("SELECT 1"), PING_TIMEOUT)
-            except Exception:  # not confirmed, whatever the reason
+            except TimeoutError:
                 self.database_ok = False
+                return
+            except Exception as exc:
+                self.database_ok = False
+                self._lose(f"the connection that holds the leadership failed ({type(exc).__name__})")
                 return
             self.database_ok = True
             self._confirmed = time.monotonic()
+
+    def _lose(self, why: str) -> None:
+        if self.role != "leader":
+            return
+        self.role = "fenced"
+        self._on_lost(f"lost the leadership of bot {self.bot_id}: {why}")
 
     async def _watch(self) -> None:
         """Confirm the session every `ping_every` seconds; fence as soon as it has not been confirmed for
         `fence_after` seconds."""
         while self.role == "leader":
             await self._ping()
-            if not self.fresh():
-                self.role = "fenced"
-                self._on_lost(
-                    f"lost the database connection that holds the leadership of bot {self.bot_id} "
-                    f"(not confirmed for {self.fence_after:g} s)"
+            if self.role == "leader" and not self.fresh():
+                self._lose(
+                    f"the database connection that holds it was not confirmed for {self.fence_after:g} s"
                 )
+            if self.role != "leader":
                 return
             await asyncio.sleep(self.ping_every)
 

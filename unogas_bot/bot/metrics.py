@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import (
@@ -38,6 +38,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
+from telegram.error import NetworkError
 from telegram.ext import Application, ConversationHandler
 from telegram.request import HTTPXRequest
 
@@ -102,6 +103,14 @@ def _version() -> str:
 
 
 BUILD_INFO.labels(_version()).set(1)
+INBOX_REPLAYED = Counter(
+    f"{PREFIX}_inbox_replayed",
+    "Updates a takeover started from: left waiting in the inbox by the last leader",
+)
+INBOX_DUPLICATES = Counter(
+    f"{PREFIX}_inbox_duplicates",
+    "Updates delivered again (Telegram, or a new leader's fetch) and not handled again",
+)
 
 # Audit events (service/ and storage/accounts.py) -> what they count. Unknown events count nowhere.
 _COUNTED: dict[str, tuple[Any, tuple[str, ...]]] = {
@@ -240,10 +249,16 @@ class ObservedRequest(HTTPXRequest):
         super().__init__(**kwargs)
         self.last_answer: float | None = None  # monotonic time of the last request Telegram answered
         self.last_failure: float | None = None  # ... of the last one that got no answer
+        # Asked before each request (`run`: the leadership's confirmation): a process that can no longer
+        # prove it leads sends nothing, its replies would come from a leader that is not one any more.
+        self.gate: Callable[[], Awaitable[bool]] | None = None
 
     async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
         api_method = url.rstrip("/").rsplit("/", 1)[-1]
         api_method = api_method if api_method.isalpha() and len(api_method) <= 40 else "other"
+        if self.gate is not None and not await self.gate():
+            BOT_API_REQUESTS.labels(api_method, "not_leader").inc()
+            raise NetworkError("not sent: this process no longer leads")
         try:
             status, body = await super().do_request(url, method, *args, **kwargs)
         except Exception:

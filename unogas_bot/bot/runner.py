@@ -9,29 +9,49 @@ import gc
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
-from urllib.parse import urlsplit
 
 from sqlalchemy import text
 from telegram import BotCommand, BotCommandScopeDefault, Update
-from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ConversationHandler
 from tornado.httpserver import HTTPServer
 
 from storage.db import Database
+from storage.inbox import Fence, InboxStore
 from storage.persistence import SqlPersistence
 from unogas_bot.bot import health, metrics
-from unogas_bot.bot import webhook as webhook_server
 from unogas_bot.bot.app import build_application, make_rate_limiter
+from unogas_bot.bot.inbox import Inbox
 from unogas_bot.bot.leader import Leadership, leadership_for
 from unogas_bot.bot.metrics import MeasuredHasher, ObservedRequest
+from unogas_bot.bot.serving import (
+    ALLOWED_UPDATES,
+    STARTUP_TRIES,
+    StartupError,
+    Webhook,
+    reach_telegram,
+    serve_polling,
+    serve_webhook,
+    with_retries,
+)
 from unogas_bot.bot.update_processor import PerChatUpdateProcessor
 from unogas_bot.config import Settings
 from unogas_bot.i18n import texts
-from unogas_bot.security import redaction
+from unogas_bot.security import sealing
+from unogas_bot.security.hashing import EphemeralMac
 from unogas_bot.service.context import Services
+
+# What `run` and its command line use; the serving pieces (bot/serving.py) are reached through here too.
+__all__ = [
+    "ALLOWED_UPDATES",
+    "MENU",
+    "STARTUP_TRIES",
+    "StartupError",
+    "Webhook",
+    "freeze_startup_heap",
+    "publish_commands",
+    "run",
+    "with_retries",
+]
 
 log = logging.getLogger(__name__)
 
@@ -82,98 +102,13 @@ async def publish_commands(app: Application) -> None:
         await app.bot.set_my_commands(menu, scope=BotCommandScopeDefault(), language_code=code)
 
 
-# The updates the bot handles; Telegram does not send the others.
-ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
-
-# Start-up calls to Telegram (getMe, setWebhook) are tried this often, waiting 1 s, 2 s, 4 s ... at most
-# 30 s in between (about a minute and a half in all) before `run` gives up.
-STARTUP_TRIES = 8
-FIRST_WAIT = 1.0
-LONGEST_WAIT = 30.0
-
-
-class StartupError(Exception):
-    """Telegram could not be reached, or refused the bot: `run` ends with this one line."""
-
-
-async def with_retries(
-    what: str,
-    call: Callable[[], Awaitable[object]],
-    *,
-    tries: int = STARTUP_TRIES,
-    wait: float = FIRST_WAIT,
-) -> None:
-    """`call` until it succeeds, with a growing wait and one log line per failed try. Network errors,
-    timeouts and flood control are retried; Telegram's refusals (bad token, bad request) are final."""
-    for attempt in range(1, tries + 1):
-        try:
-            await call()
-            return
-        except TelegramError as exc:
-            said = redaction.describe(exc)
-            # BadRequest is a NetworkError in PTB, but it is Telegram's answer: final like the others.
-            if not isinstance(exc, NetworkError | RetryAfter) or isinstance(exc, BadRequest):
-                raise StartupError(f"Telegram refused {what}: {said}") from None
-            if attempt == tries:
-                raise StartupError(f"{what} failed {tries} times, the last with {said}") from None
-            pause = _seconds(exc.retry_after) if isinstance(exc, RetryAfter) else wait
-            log.warning("%s failed (try %d of %d: %s); next try in %g s", what, attempt, tries, said, pause)
-            await asyncio.sleep(pause)
-            wait = min(wait * 2, LONGEST_WAIT)
-
-
-def _seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-async def reach_telegram(app: Application) -> None:
-    """The first contact (getMe, which PTB's initialize makes), retried while Telegram is unreachable."""
-    await with_retries("contacting the Telegram Bot API (getMe)", app.bot.initialize)
-
-
-@dataclass(frozen=True)
-class Webhook:
-    """Where Telegram delivers updates: `url` is the public HTTPS address (a reverse proxy terminating TLS),
-    which forwards to the bot's plain-HTTP server on `listen`:`port`. Only requests carrying `secret` in the
-    X-Telegram-Bot-Api-Secret-Token header are accepted (unogas_bot/bot/webhook.py answers others 403)."""
-
-    url: str
-    secret: str = field(repr=False)
-    listen: str = "127.0.0.1"
-    port: int = 8443
-    url_path: str | None = None  # the path the server answers on; default: the path of `url`
-
-    @property
-    def path(self) -> str:
-        return (self.url_path if self.url_path is not None else urlsplit(self.url).path).strip("/")
-
-
-async def serve_webhook(app: Application, hook: Webhook, stop: asyncio.Event) -> None:
-    """Run `app` on the webhook until `stop` is set: our own server (unogas_bot/bot/webhook.py, which caps
-    bodies before reading them) instead of PTB's run_webhook, with the same order of PTB's hooks."""
-    try:
-        async with app:  # initialize, and shutdown at the end
-            if app.post_init is not None:
-                await app.post_init(app)
-            # Listening before Telegram learns the URL: its first post finds the server ready.
-            server = webhook_server.start(app, hook.listen, hook.port, hook.path, hook.secret)
-            try:
-                await with_retries(
-                    "registering the webhook (setWebhook)",
-                    lambda: app.bot.set_webhook(
-                        url=hook.url, secret_token=hook.secret, allowed_updates=ALLOWED_UPDATES
-                    ),
-                )
-                await app.start()
-                try:
-                    await stop.wait()
-                finally:
-                    await app.stop()
-            finally:
-                await webhook_server.stop(server)
-    finally:
-        if app.post_shutdown is not None:
-            await app.post_shutdown(app)
+async def _serve_polling_until_signalled(app: Application) -> None:
+    """serve_polling until Ctrl+C or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve_polling(app, stop)
 
 
 async def _serve_webhook_until_signalled(app: Application, hook: Webhook) -> None:
@@ -195,16 +130,30 @@ def freeze_startup_heap() -> None:
 
 
 def production_application(
-    services: Services, requests: tuple[ObservedRequest, ObservedRequest] | None = None
+    services: Services,
+    requests: tuple[ObservedRequest, ObservedRequest] | None = None,
+    inbox: Inbox | None = None,
 ) -> Application:
-    """The bot as `run` serves it: conversations kept in the database, flood control with retries;
+    """The bot as `run` serves it: conversations kept in the database, flood control with retries, and
+    (with `inbox`) every update written down before Telegram is told and saved with its effects;
     `requests` (metrics.ObservedRequest) let /readyz and /metrics see the Bot API's answers."""
     return build_application(
         services,
         persistence=SqlPersistence(services.db),
         rate_limiter=make_rate_limiter(),
         requests=requests,
+        inbox=inbox,
     )
+
+
+def inbox_for(services: Services, bot_id: int) -> Inbox:
+    """The update inbox of `run`, sealed with INBOX_KEY or the key derived from the token; the forms'
+    digests of a secret's first entry get a key from the same secret, so every process of the bot can
+    compare them (a takeover between a password and its repetition asks for nothing again)."""
+    settings = services.settings
+    secret = sealing.master_secret(settings.inbox_key, settings.telegram_token)
+    services.mac = EphemeralMac.derived(sealing.digest_key(secret))
+    return Inbox(InboxStore(services.db, bot_id, clock=services.clock), sealing.Sealer(secret))
 
 
 def observed_requests() -> tuple[ObservedRequest, ObservedRequest]:
@@ -322,14 +271,18 @@ def run(settings: Settings, webhook: Webhook | None = None) -> int:
         await services.close()
 
     requests = observed_requests()
-    app = production_application(services, requests)
+    bot_id = bot_id_of(settings.telegram_token or "")
+    app = production_application(services, requests, inbox_for(services, bot_id))
     apps.append(app)
     app.post_init = post_init
     app.post_shutdown = post_shutdown
+    app.on_superseded = functools.partial(fence, app)  # type: ignore[attr-defined]
     processor = app.update_processor
     if isinstance(processor, PerChatUpdateProcessor):
         processor.gate = leadership.confirm
         processor.describe = functools.partial(describe_update, app)
+    # A process that can no longer prove it leads sends nothing more (a frozen leader waking up).
+    requests[0].gate = leadership.may_send
     probes = health.Probes(
         role=lambda: leadership.role,
         database=functools.partial(_database_answers, services),
@@ -355,15 +308,14 @@ def run(settings: Settings, webhook: Webhook | None = None) -> int:
             if server is not None:
                 loop.run(health.stop(server))
             raise
+        if leadership.epoch is not None:
+            services.db.fence = Fence(bot_id, leadership.epoch)  # every write now checks it
         metrics.LEADER.set(1)
         unwatch = metrics.watch_application(app, hasher)
         try:
             if webhook is None:
                 log.info("unogas-bot is running on Telegram (long polling); Ctrl+C stops it")
-                # PTB retries its own start-up call (deleteWebhook) as often as we retried getMe.
-                app.run_polling(
-                    allowed_updates=ALLOWED_UPDATES, bootstrap_retries=STARTUP_TRIES - 1, close_loop=False
-                )
+                loop.run(_serve_polling_until_signalled(app))
             else:
                 log.info(
                     "unogas-bot is running on Telegram (webhook %s, listening on %s:%d); Ctrl+C stops it",

@@ -27,8 +27,9 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
@@ -49,6 +50,19 @@ Notify = Callable[[object], Awaitable[None]]
 Gate = Callable[[], Awaitable[bool]]
 # What the log context of an update is (bot/runner.py knows the conversations): update -> (flow, step).
 Describe = Callable[[object], tuple[str | None, str | None]]
+
+
+class Ledger(Protocol):
+    """Where handled updates are recorded (bot/application.py with the update inbox, bot/inbox.py)."""
+
+    def handling(self, update: object) -> AbstractContextManager[None]:
+        """The context an update is processed in (its use cases claim their steps in it)."""
+
+    async def settle(self, update: object) -> None:
+        """The update was processed: return once its effects and its "handled" mark are written."""
+
+    def note_handled(self, update: object) -> object:
+        """The update will not be processed (dropped): mark it handled with the next write."""
 
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):
@@ -85,6 +99,9 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         # conversation an update belongs to, for the JSON logs.
         self.gate: Gate | None = None
         self.describe: Describe | None = None
+        # Set with an update inbox (app.py): each update is processed in its context and waits until it is
+        # saved before its chat's next one starts.
+        self.ledger: Ledger | None = None
 
     @staticmethod
     def _key(update: object) -> int | None:
@@ -149,12 +166,20 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         update_id = update.update_id if isinstance(update, Update) else None
         flow, step = self.describe(update) if self.describe is not None else (None, None)
         token = LOG_CONTEXT.set(LogContext(update_id, flow, step))
+        ledger = self.ledger
         try:
-            await self.do_process_update(update, coroutine)
+            if ledger is None:
+                await self.do_process_update(update, coroutine)
+            else:
+                with ledger.handling(update):
+                    await self.do_process_update(update, coroutine)
         finally:
             LOG_CONTEXT.reset(token)
             metrics.count_update(update)
             metrics.REPLY_SECONDS.observe(time.perf_counter() - arrived)
+        if ledger is not None:
+            # No await since the processing returned: its effects and this note are written together.
+            await ledger.settle(update)
 
     def _hand_over(self, key: int) -> None:
         """The chat's running update is done: start its next waiting one, or forget the chat."""
@@ -171,6 +196,8 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         _close(coroutine)
         self.dropped += 1
         metrics.UPDATES_DROPPED.inc()
+        if self.ledger is not None:
+            self.ledger.note_handled(update)  # answered by the notice (or not at all): never again
         now = self._clock()
         self._forget_old_notices(now)
         if key in self._noticed:

@@ -91,6 +91,20 @@ class UpdateReceiver(tornado.web.RequestHandler):
             return
         if isinstance(self.app.bot, ExtBot):
             self.app.bot.insert_callback_data(update)
+        inbox = getattr(self.app, "inbox", None)
+        if inbox is not None:
+            # Written down before Telegram hears 200: otherwise Telegram sends it again later.
+            try:
+                new = await inbox.admit([update], [data])
+            except Exception as exc:
+                log.warning(
+                    "webhook: update not written to the inbox (%s); Telegram will retry", type(exc).__name__
+                )
+                self.send_error(HTTPStatus.SERVICE_UNAVAILABLE)
+                return
+            if not new:  # delivered again, and taken already
+                self.set_status(HTTPStatus.OK)
+                return
         await self.app.update_queue.put(update)
         self.set_status(HTTPStatus.OK)
 

@@ -19,7 +19,7 @@ import asyncio
 import itertools
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Final
 
@@ -62,15 +62,22 @@ class Simulator:
     errors), stop → post_stop → shutdown → post_shutdown, the order ``run_polling`` uses.
     """
 
-    def __init__(self, app: Application, api: OfflineBotAPI, *, run_hooks: bool = True) -> None:
+    def __init__(
+        self, app: Application, api: OfflineBotAPI, *, run_hooks: bool = True, first_update_id: int = 1
+    ) -> None:
         self.app = app
         self.api = api
         self.run_hooks = run_hooks
-        self._update_ids = itertools.count(1)
+        # Telegram numbers a bot's updates on: a simulator standing in for a restarted bot starts after
+        # the ids its predecessor saw.
+        self._update_ids = itertools.count(first_update_id)
         self._callback_ids = itertools.count(1)
         self._started = False
         self._handlers_key: tuple[Any, ...] | None = None  # see _may_run_non_blocking
         self._handlers_non_blocking = False
+        # Called with each update (and its JSON) before it is processed, as polling writes it to the bot's
+        # update inbox first (bot/inbox.py); False: delivered before, not processed again.
+        self.admit: Callable[[Update, JSONDict], Awaitable[bool]] | None = None
 
     async def __aenter__(self) -> Simulator:
         await self.app.initialize()
@@ -136,6 +143,8 @@ class Simulator:
         update = Update.de_json(data, self.app.bot)
         if isinstance(self.app.bot, ExtBot):
             self.app.bot.insert_callback_data(update)  # what polling/webhooks do for arbitrary callback data
+        if self.admit is not None and not await self.admit(update, data):
+            return
         if not self._may_run_non_blocking():
             await self.app.update_processor.process_update(update, self.app.process_update(update))
             return

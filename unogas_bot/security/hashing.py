@@ -115,14 +115,24 @@ def _checkpw(data: bytes, hashed: bytes) -> bool:
 class EphemeralMac:
     """Keyed digests to confirm a repeated secret without a second bcrypt hash.
 
-    The key lives only in this process's memory: a digest left in saved conversation state is useless
-    to anyone reading the database, and after a restart it no longer matches, so the customer is simply
-    asked for the pair again.
+    The key is never in the database, so a digest left in saved conversation state is useless to anyone
+    reading it. By default the key lives only in this process's memory: after a restart a digest no longer
+    matches, and the customer is simply asked for the pair again. `run` uses `derived(key)` instead, a key
+    from INBOX_KEY or the token (security/sealing.py), which every process of the bot shares: a standby
+    that takes over between a password and its repetition compares them as the old leader would have.
     """
 
-    def __init__(self) -> None:
-        self._key = secrets.token_bytes(32)
-        self.key_id = secrets.token_hex(4)
+    def __init__(self, key: bytes | None = None) -> None:
+        self._key = key if key is not None else secrets.token_bytes(32)
+        # Names the key without revealing it: digests made with another key are told apart.
+        self.key_id = (
+            sha256(b"key id" + self._key).hexdigest()[:8] if key is not None else secrets.token_hex(4)
+        )
+
+    @classmethod
+    def derived(cls, key: bytes) -> EphemeralMac:
+        """Digests under `key` (a shared, derived key) instead of a random one."""
+        return cls(key)
 
     def digest(self, secret: str) -> str:
         mac = hmac.new(self._key, _utf8(secret), sha256).hexdigest()

@@ -30,3 +30,21 @@ async def erase_profile(
         await uow.accounts.add_event("erased", account_id=account_id, detail=f"by {who}")
         await uow.commit()
     return Erased(code)
+
+
+async def erase_own_profile(services: Services, user_id: int, account_id: int) -> Erased | AccountGone:
+    """The customer's own erasure (/cancella_profilo), only while Telegram user `user_id` is still logged
+    into `account_id`: checked and done in one transaction. Handled again after a crash, it answers as the
+    first handling did, though the profile (and with it the session) is gone by then."""
+    async with services.uow() as uow:
+        if await uow.applied_before():
+            return Erased("")
+        account, expired = await uow.accounts.session_lookup(user_id)
+        if account is None or expired or account.id != account_id:
+            return AccountGone()
+        code = await uow.profiles.erase(account_id)
+        if code is None:
+            return AccountGone()
+        await uow.accounts.add_event("erased", account_id=account_id, detail="by the customer")
+        await uow.commit()
+    return Erased(code)

@@ -89,3 +89,20 @@ async def log_in(services: Services, user_id: int, email: str, password: str) ->
             return LoggedIn(account)
     detail = "wrong password" if account else "unknown e-mail"
     return await password_check.record_failure(services, user_id, reservation, "login_failed", detail)
+
+
+async def log_out(services: Services, user_id: int) -> bool:
+    """End the Telegram user's session, with its audit event, in one unit of work: True if they were
+    logged in (an expired session counts as none, and goes too). Handled again after a crash, the step
+    answers as the first time did: the session it ended is not there any more, but it was logged out."""
+    async with services.uow() as uow:
+        if await uow.applied_before():
+            return True
+        account, expired = await uow.accounts.session_lookup(user_id)
+        if account is None:
+            return False
+        await uow.accounts.end_session(user_id)
+        if not expired:
+            await audit(uow, "logout", account, user_id)
+        await uow.commit()
+    return not expired

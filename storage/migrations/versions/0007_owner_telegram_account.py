@@ -1,7 +1,7 @@
 """The Telegram account a profile trusts: accounts.owner_telegram_user_id.
 
 Revision ID: 0007_owner_telegram_account
-Revises: 0005
+Revises: 0006_update_inbox
 Created: 2026-11-30 (issue 21)
 
 The Telegram account that registered the profile or last logged into it. The account-protection limits
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_owner_telegram_account"
-down_revision: str | Sequence[str] | None = "0005"
+down_revision: str | Sequence[str] | None = "0006_update_inbox"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

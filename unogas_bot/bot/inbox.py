@@ -1,0 +1,156 @@
+"""The bot's side of the update inbox (storage/inbox.py): Telegram updates in, sealed rows out, and back.
+
+`admit` writes updates before Telegram is told they arrived (the polling loop before its next getUpdates,
+the webhook before its 200) and returns those that are new: an update Telegram delivers again, or a new
+leader fetches again, is not handled a second time. Callers arriving while a write is in progress share the
+next one.
+
+`replay` is what a new leader does first: the updates left waiting by the last one, oldest first, so each
+chat's go before its new ones. An update that does not open (INBOX_KEY or the token changed) or that
+several leaders in a row started and never finished (one that crashes the process) is set aside with a log
+line, instead of stopping every leader after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from telegram import Update
+from telegram.ext import ExtBot
+
+from storage.inbox import HANDLING, Arrived, Handling, InboxStore
+from unogas_bot.bot import metrics
+from unogas_bot.security.sealing import Sealer, SealError
+
+log = logging.getLogger(__name__)
+
+# Leaders that may start from an update without finishing it before it is set aside.
+MAX_REPLAYS = 5
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+
+
+def chat_of(update: Update) -> int | None:
+    """The chat an update belongs to (the user's, for an update without one)."""
+    if update.effective_chat is not None:
+        return update.effective_chat.id
+    return update.effective_user.id if update.effective_user is not None else None
+
+
+class Inbox:
+    """The inbox of one bot: `store` on the database, payloads sealed with `sealer`."""
+
+    def __init__(self, store: InboxStore, sealer: Sealer) -> None:
+        self.store = store
+        self.bot_id = store.bot_id
+        self._sealer = sealer
+        self._queue: list[tuple[list[Arrived], int | None, asyncio.Future[set[int]]]] = []
+        self._writer: asyncio.Future[None] | None = None
+        self.duplicates = 0  # updates delivered again and not handled again, since start
+        self.replayed = 0  # updates a takeover started from, since start
+
+    def seal(self, update: Update, raw: dict[str, Any] | None = None) -> Arrived:
+        data = raw if raw is not None else update.to_dict()
+        payload = self._sealer.seal(_ENCODE(data).encode(), self.bot_id, update.update_id)
+        return Arrived(update.update_id, chat_of(update), payload)
+
+    async def admit(
+        self,
+        updates: Sequence[Update],
+        raw: Sequence[dict[str, Any]] | None = None,
+        confirmed_below: int | None = None,
+    ) -> list[Update]:
+        """Write `updates` (with their JSON as received, `raw`, when there is one) and return the new ones,
+        in order. Raises what the database raises: nothing is then taken, and the caller must not confirm
+        the updates to Telegram."""
+        arrived = [self.seal(u, raw[i] if raw is not None else None) for i, u in enumerate(updates)]
+        new = await self._write(arrived, confirmed_below)
+        taken = [u for u in updates if u.update_id in new]
+        if len(taken) < len(updates):
+            self.duplicates += len(updates) - len(taken)
+            metrics.INBOX_DUPLICATES.inc(len(updates) - len(taken))
+        return taken
+
+    async def take(self, update: Update, raw: dict[str, Any] | None = None) -> bool:
+        """Admit one update (the offline Simulator's hook): True if it is new."""
+        return bool(await self.admit([update], None if raw is None else [raw]))
+
+    async def _write(self, arrived: list[Arrived], confirmed_below: int | None) -> set[int]:
+        """Group commit: updates arriving while a write is in progress go together in the next one."""
+        mine: asyncio.Future[set[int]] = asyncio.get_running_loop().create_future()
+        self._queue.append((arrived, confirmed_below, mine))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._drain())
+        return await mine
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            below = max((b for _, b, _ in batch if b is not None), default=None)
+            try:
+                new = await self.store.admit([a for rows, _, _ in batch for a in rows], below)
+            except BaseException as exc:
+                for _, _, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+            else:
+                for _, _, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_result(new)
+
+    async def replay(self, bot: ExtBot[Any] | Any) -> list[Update]:
+        """The updates the last leader left waiting, oldest first (see the module docstring)."""
+        waiting = await self.store.waiting()
+        updates: list[Update] = []
+        unreadable: list[int] = []
+        crashing: list[int] = []
+        for row in waiting:
+            if row.replays > MAX_REPLAYS:
+                crashing.append(row.update_id)
+                continue
+            try:
+                if row.payload is None:
+                    raise SealError("no payload")
+                data = json.loads(self._sealer.open(row.payload, self.bot_id, row.update_id))
+                update = Update.de_json(data, bot)
+            except (SealError, ValueError, TypeError, KeyError):
+                unreadable.append(row.update_id)
+                continue
+            if isinstance(bot, ExtBot):
+                bot.insert_callback_data(update)
+            updates.append(update)
+        if unreadable:
+            log.warning(
+                "inbox: %d waiting update(s) could not be opened (INBOX_KEY or the bot token changed?); "
+                "set aside unanswered",
+                len(unreadable),
+            )
+        if crashing:
+            log.error(
+                "inbox: %d update(s) set aside after %d leaders started from them without finishing",
+                len(crashing),
+                MAX_REPLAYS,
+            )
+        if unreadable or crashing:
+            await self.store.set_aside([*unreadable, *crashing])
+        self.replayed += len(updates)
+        return updates
+
+    @contextlib.contextmanager
+    def handling(self, update: object) -> Iterator[None]:
+        """While `update` is handled, its use cases' units of work claim their steps in it."""
+        if not isinstance(update, Update):
+            yield
+            return
+        token = HANDLING.set(Handling(self.bot_id, update.update_id))
+        try:
+            yield
+        finally:
+            HANDLING.reset(token)
