@@ -105,9 +105,24 @@ def _prune(user_data: dict[str, Any], now: datetime) -> bool:
     return True
 
 
+def words(text: str) -> str:
+    """A secret's words only: case, accents, punctuation and spacing folded ("lanterna verde 1987?" is
+    "Lanterna verde 1987"). A draft keeps this form's digest too (conversations/engine.py)."""
+    return rules.text.phrase(text)
+
+
 def _forms(text: str) -> set[str]:
-    """The forms of a message compared: as typed, trimmed, and normalised as an answer is."""
-    return {form for form in (text, text.strip(), rules.answer.normalize(text)) if form}
+    """The forms of a message compared: as typed, trimmed, normalised as an answer is, and its words."""
+    return {form for form in (text, text.strip(), rules.answer.normalize(text), words(text)) if form}
+
+
+def _retyped(text: str) -> set[str]:
+    """What a password typed again most likely looked like, for a comparison with its bcrypt hash (each
+    one a bcrypt check): as typed, trimmed, and with the first letter's case swapped (a phone's keyboard
+    capitalises it, or not)."""
+    trimmed = text.strip()
+    swapped = trimmed[:1].swapcase() + trimmed[1:]
+    return {form for form in (text, trimmed, swapped) if form}
 
 
 def remember(user_data: dict[str, Any], mac: EphemeralMac, text: str, now: datetime) -> None:
@@ -145,18 +160,20 @@ def must_delete(user_data: dict[str, Any], now: datetime) -> bool:
 async def typed_a_secret(
     services: Services, user_id: int, draft: Draft, text: str, hashes: list[str]
 ) -> bool:
-    """Is `text` a secret the draft holds (the security question must not be one)? Compared with the
-    draft's keyed digests; a digest of an earlier process (a restart) cannot be, so then `hashes` (the
-    password's bcrypt hash) are checked instead."""
+    """Is `text` a secret the draft holds (the security question must not be one), as typed or in other
+    case, spacing or punctuation? Compared with the draft's keyed digests; a digest of an earlier process
+    (a restart) cannot be, so then `hashes` (the password's bcrypt hash) are checked instead, with the
+    likeliest retypings (`_retyped`)."""
     digests = list(draft.digests.values())
     if any(services.mac.matches(form, digest) for digest in digests for form in _forms(text)):
         return True
     if all(services.mac.is_current(digest) for digest in digests):
         return False
     for hashed in hashes:
-        services.hash_budget.take(user_id)
-        if await services.hasher.verify(text, hashed):
-            return True
+        for form in _retyped(text):
+            services.hash_budget.take(user_id)
+            if await services.hasher.verify(form, hashed):
+                return True
     return False
 
 

@@ -1,0 +1,79 @@
+"""Attacks on issue 21's paths that broke them, each kept as a test (the adversarial pass after the merge).
+
+* A security question that is the password typed another way (a phone capitalises the first letter, a
+  question mark added, all lower-case) is the password to anyone who reads it: refused like an exact copy,
+  minutes later and after a restart too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FakeClock, make_test_database
+from tests.kit.accountkit import MARIO_EMAIL, login, registered
+from tests.kit.botkit import MARIO, PASSWORD, Bot, answer_all, running_bot, texts_of
+from tests.kit.hardkit import dump_database
+from unogas_bot.offline import Deleted, SimUser
+
+# Either refusal will do: the secret guard's (a draft holds the password) or the question's own.
+REFUSED = ("non può essere la sua password", "cancellato il suo ultimo messaggio")
+# The password as a customer types it again at the question: a phone's keyboard lower-cases or capitalises
+# the first letter, a question mark closes a question, a space more or less, everything lower-case.
+RETYPED = [
+    "lanterna verde 1987",
+    "LANTERNA VERDE 1987",
+    "Lanterna verde 1987?",
+    "Lanterna  verde 1987 ",
+]
+
+
+async def registration_at_the_question(user: SimUser) -> None:
+    await answer_all(user, "/registrati", "continua", MARIO["code"])
+    await user.press("Persona")
+    await answer_all(user, MARIO["first"], MARIO["last"], MARIO["tax"], "salta", MARIO_EMAIL)
+    await answer_all(user, PASSWORD, PASSWORD)
+
+
+async def refused_as_the_question(bot: Bot, user: SimUser, text: str) -> None:
+    before = len(bot.api.events)
+    events = await user.send(text)
+    assert any(word in said for said in texts_of(events) for word in REFUSED), texts_of(events)
+    after = bot.api.events[before:]
+    assert user.last_message_id in {e.message_id for e in after if isinstance(e, Deleted)}
+    rows = await dump_database(bot.services.db)
+    assert not [f"{t}.{c}" for t, c, value in rows if "anterna" in value.lower()]
+
+
+@pytest.mark.parametrize("retyped", RETYPED)
+async def test_the_password_retyped_as_the_question_is_refused_in_change_question(
+    sqlite_bot: Bot, clock: FakeClock, retyped: str
+) -> None:
+    user = await registered(sqlite_bot)
+    await login(user)
+    await answer_all(user, "/cambia_domanda", PASSWORD)
+    clock.advance(minutes=5)  # past the 2 minutes: only the draft's own digests can tell
+    await refused_as_the_question(sqlite_bot, user, retyped)
+
+
+@pytest.mark.parametrize("retyped", RETYPED)
+async def test_the_password_retyped_as_the_question_is_refused_at_registration(
+    sqlite_bot: Bot, clock: FakeClock, retyped: str
+) -> None:
+    user = sqlite_bot.user()
+    await registration_at_the_question(user)
+    clock.advance(minutes=5)
+    await refused_as_the_question(sqlite_bot, user, retyped)
+
+
+async def test_after_a_restart_the_capitalised_password_is_refused_as_the_question(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A restarted bot compares the question with the password's bcrypt hash: the phone's capital first
+    letter (the likeliest way the same password comes back) is tried too."""
+    async with make_test_database("sqlite", tmp_path) as db:
+        async with running_bot(db, clock) as bot:
+            await registration_at_the_question(bot.user())
+        async with running_bot(db, clock, demo=False) as bot:
+            await refused_as_the_question(bot, bot.user(), "lanterna verde 1987")
