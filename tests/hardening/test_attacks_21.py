@@ -3,6 +3,8 @@
 * A security question that is the password typed another way (a phone capitalises the first letter, a
   question mark added, all lower-case) is the password to anyone who reads it: refused like an exact copy,
   minutes later and after a restart too.
+* An address whose "i" carries a combining dot above (invisible: "mari̇o.rossi@example.it") is a second
+  login ID that looks like a customer's own: refused like a Cyrillic "а".
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import pytest
 
 from tests.conftest import FakeClock, make_test_database
 from tests.kit.accountkit import MARIO_EMAIL, login, registered
-from tests.kit.botkit import MARIO, PASSWORD, Bot, answer_all, running_bot, texts_of
-from tests.kit.hardkit import dump_database
+from tests.kit.botkit import GIULIA, MARIO, PASSWORD, Bot, answer_all, running_bot, texts_of
+from tests.kit.hardkit import check_accounts, dump_database
 from unogas_bot.offline import Deleted, SimUser
 
+CHIARA = {"code": "UG-100237", "first": "Chiara", "last": "Lombardo", "tax": "LMBCHR92E51A944T"}
 # Either refusal will do: the secret guard's (a draft holds the password) or the question's own.
 REFUSED = ("non può essere la sua password", "cancellato il suo ultimo messaggio")
 # The password as a customer types it again at the question: a phone's keyboard lower-cases or capitalises
@@ -77,3 +80,26 @@ async def test_after_a_restart_the_capitalised_password_is_refused_as_the_questi
             await registration_at_the_question(bot.user())
         async with running_bot(db, clock, demo=False) as bot:
             await refused_as_the_question(bot, bot.user(), "lanterna verde 1987")
+
+
+# --- look-alike addresses -------------------------------------------------------------------------------
+
+
+async def test_an_address_with_an_invisible_dot_on_its_i_is_no_second_login_id(bot: Bot) -> None:
+    """ "mari̇o.rossi@example.it" (an "i" with a combining dot above: it shows as "mario.rossi") is refused
+    at registration and at /cambia_email beside Mario's real address."""
+    look_alike = "mari\u0307o.rossi@example.it"
+    await registered(bot)  # Mario, with mario.rossi@example.it
+    giulia = bot.user(1002)
+    await answer_all(giulia, "/registrati", "continua", GIULIA["code"])
+    await giulia.press("Persona")
+    await answer_all(giulia, GIULIA["first"], GIULIA["last"], GIULIA["tax"], "salta")
+    events = await giulia.send(look_alike)
+    assert any("alfabeti diversi" in said for said in texts_of(events)), texts_of(events)
+
+    chiara = await registered(bot, user_id=1003, customer=CHIARA, email="chiara@example.it")
+    await login(chiara, email="chiara@example.it")
+    events = await answer_all(chiara, "/cambia_email", PASSWORD, look_alike)
+    assert any("alfabeti diversi" in said for said in texts_of(events)), texts_of(events)
+    stored = {account.email for account in await check_accounts(bot.services)}
+    assert stored == {MARIO_EMAIL, "chiara@example.it"}
