@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import io
 import logging
 import socket
 from types import SimpleNamespace
@@ -16,6 +17,7 @@ import tornado.web
 from tornado.netutil import bind_sockets
 
 from unogas_bot.bot import webhook
+from unogas_bot.security import log_repeats
 
 
 class Hello(tornado.web.RequestHandler):
@@ -177,3 +179,38 @@ async def test_half_sent_requests_without_the_secret_are_evicted_for_telegram() 
     finally:
         capped.stop()
         await capped.close_all_connections()
+
+
+async def test_a_flood_of_refused_and_malformed_requests_is_a_few_log_lines() -> None:
+    """Anyone who finds the address can send requests without the secret, or that are not HTTP at all: a
+    line each (the webhook's "answered 403", tornado's "Malformed HTTP message", at INFO) let them write
+    the log as fast as they send. Like repeated warnings, they are folded: a line a minute, with a count."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    log_repeats.install(handler)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    capped, port, _queue = real_server(8)
+    try:
+        async with httpx.AsyncClient(timeout=2) as client:
+            for update_id in range(150):
+                wrong = {webhook.SECRET_HEADER: f"guess-{update_id}"}
+                refused = await client.post(
+                    f"http://127.0.0.1:{port}/hook", json={"update_id": update_id}, headers=wrong
+                )
+                assert refused.status_code == 403
+        for _ in range(150):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+            await asyncio.wait_for(reader.read(), 2)
+            writer.close()
+    finally:
+        await webhook.stop(capped)
+        root.removeHandler(handler)
+        root.setLevel(level)
+    lines = [
+        line for line in out.getvalue().splitlines() if "httpx" not in line and "HTTP Request" not in line
+    ]
+    assert 1 <= len(lines) <= 5, lines[:10]
