@@ -3,6 +3,9 @@
 * A security question that is the password typed another way (a phone capitalises the first letter, a
   question mark added, all lower-case) is the password to anyone who reads it: refused like an exact copy,
   minutes later and after a restart too.
+* A registry correction of a customer's printed code ("UG-100234 -> UG1-00234", `customers import
+  --correct`) is audited under the profile with both codes in its detail: the erasure left them there,
+  linking the profile's number to the customer again. Nothing names the code once the profile is erased.
 * An address whose "i" carries a combining dot above (invisible: "mari̇o.rossi@example.it") is a second
   login ID that looks like a customer's own: refused like a Cyrillic "а".
 """
@@ -13,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from storage.accounts import acting_operator
+from storage.customer_csv import HEADER, import_file
 from tests.conftest import FakeClock, make_test_database
 from tests.kit.accountkit import MARIO_EMAIL, login, registered
 from tests.kit.botkit import GIULIA, MARIO, PASSWORD, Bot, answer_all, running_bot, texts_of
@@ -103,3 +108,29 @@ async def test_an_address_with_an_invisible_dot_on_its_i_is_no_second_login_id(b
     assert any("alfabeti diversi" in said for said in texts_of(events)), texts_of(events)
     stored = {account.email for account in await check_accounts(bot.services)}
     assert stored == {MARIO_EMAIL, "chiara@example.it"}
+
+
+# --- erasure after a registry correction ---------------------------------------------------------------
+
+
+async def test_erasure_leaves_no_customer_code_in_a_registry_correction(bot: Bot, tmp_path: Path) -> None:
+    user = await registered(bot)
+    await login(user)
+    path = tmp_path / "corrected.csv"
+    path.write_text(",".join(HEADER) + f"\nUG1-00234,person,Mario,Rossi,,{MARIO['tax']}\n", encoding="utf-8")
+    with acting_operator("anna"):
+        await import_file(path, bot.services.registry, corrections=True)
+    before = [v for t, _c, v in await dump_database(bot.services.db) if t == "audit_events"]
+    assert any("UG1-00234" in value for value in before), "the correction is audited with the codes"
+
+    await answer_all(user, "/cancella_profilo", PASSWORD)
+    events = await user.press("Cancella il profilo")
+    assert any("cancellat" in said for said in texts_of(events)), texts_of(events)
+    rows = await dump_database(bot.services.db)
+    left = [
+        f"{column}={value}"
+        for table, column, value in rows
+        if table == "audit_events" and "00234" in value.replace("-", "").replace("/", "")
+    ]
+    assert not left, left
+    assert any(t == "audit_events" and v == "registry_corrected" for t, _c, v in rows), "the event stays"
