@@ -35,6 +35,18 @@ from unogas_bot.clock import utcnow
 from unogas_bot.rules.replies import BUSINESS, PERSON
 
 _IN_CHUNK = 900
+# PostgreSQL advisory lock held by every transaction that writes the registry in bulk (an import).
+IMPORT_LOCK = "registry:import"
+
+
+async def _one_writer_at_a_time(conn: Any, dialect: str) -> None:
+    """Wait for any other import to end: each checks its rows against the registry as it finds it (two
+    customers must never become one), so two at once would each miss the other's rows. SQLite's one
+    write lock already does this."""
+    if dialect == "postgresql":
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": IMPORT_LOCK}
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +234,7 @@ class CustomerRegistry:
         inserted = updated = 0
         async with self._db.transaction() as session:
             conn = await session.connection()
+            await _one_writer_at_a_time(conn, self._db.dialect)
             if self._db.dialect == "postgresql":
                 # The look-ups below run as prepared statements; a generic plan made while the table was
                 # still small could keep seq-scanning it as it grows within this transaction (seen: 10x).
@@ -265,6 +278,7 @@ class CustomerRegistry:
         exception rolls everything back, so the registry never holds half a file."""
         async with self._db.transaction(bulk=True) as session:  # no statement timeout: files can be big
             conn = await session.connection()
+            await _one_writer_at_a_time(conn, self._db.dialect)
             await conn.run_sync(lambda sync_conn: _STAGING.create(sync_conn))
             yield RegistryImport(conn, self._db.dialect, self._clock)
             # PostgreSQL drops the table at commit (ON COMMIT DROP); SQLite keeps temporary tables for the
