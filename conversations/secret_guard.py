@@ -116,6 +116,13 @@ def _forms(text: str) -> set[str]:
     return {form for form in (text, text.strip(), rules.answer.normalize(text), words(text)) if form}
 
 
+def _runs(text: str) -> set[str]:
+    """Every run of consecutive words of `text` (a question of at most 200 characters): a secret among
+    other words ("La mia password è Lanterna verde 1987?") is a run."""
+    found = words(text).split()
+    return {" ".join(found[i:j]) for i in range(len(found)) for j in range(i + 1, len(found) + 1)}
+
+
 def _retyped(text: str) -> set[str]:
     """What a password typed again most likely looked like, for a comparison with its bcrypt hash (each
     one a bcrypt check): as typed, trimmed, and with the first letter's case swapped (a phone's keyboard
@@ -160,12 +167,13 @@ def must_delete(user_data: dict[str, Any], now: datetime) -> bool:
 async def typed_a_secret(
     services: Services, user_id: int, draft: Draft, text: str, hashes: list[str]
 ) -> bool:
-    """Is `text` a secret the draft holds (the security question must not be one), as typed or in other
-    case, spacing or punctuation? Compared with the draft's keyed digests; a digest of an earlier process
-    (a restart) cannot be, so then `hashes` (the password's bcrypt hash) are checked instead, with the
-    likeliest retypings (`_retyped`)."""
+    """Is `text` a secret the draft holds (the security question must not be one, nor hold one among
+    other words), as typed or in other case, spacing or punctuation? Compared with the draft's keyed
+    digests; a digest of an earlier process (a restart) cannot be, so then `hashes` (the password's bcrypt
+    hash) are checked instead, with the likeliest retypings (`_retyped`)."""
     digests = list(draft.digests.values())
-    if any(services.mac.matches(form, digest) for digest in digests for form in _forms(text)):
+    typed = {services.mac.digest(form) for form in _forms(text) | _runs(text)}
+    if typed.intersection(digests):
         return True
     if all(services.mac.is_current(digest) for digest in digests):
         return False

@@ -34,6 +34,7 @@ RETYPED = [
     "LANTERNA VERDE 1987",
     "Lanterna verde 1987?",
     "Lanterna  verde 1987 ",
+    "La mia password è Lanterna verde 1987?",  # inside the question: it shows the password just the same
 ]
 
 
