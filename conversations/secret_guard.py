@@ -7,7 +7,8 @@ someone who did not notice the end is deleted too. Commands are never deleted: t
 
 Slips (issue 21): for `GRACE` after a secret step, a message equal to what was typed there is deleted
 and *refused* wherever it arrives: not passed on to any form (it is no e-mail, phone or security question)
-and answered with `secret_slip`; so is a message equal to a secret an open form holds (a password or the
+and answered with `secret_slip` (in a group: deleted where the bot may, the customer told privately); so
+is a message equal to a secret an open form holds (a password or the
 current password as the draft's keyed digest), however late. A secret question still takes it: it is
 deleted there anyway, and the form's own rules decide (a repetition must be equal). The comparison uses
 this process's keyed digests (`EphemeralMac`), never the text: `user_data` keeps `{digest: until}`.
@@ -26,12 +27,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import Message, Update
+from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import ApplicationHandlerStop, BaseHandler, MessageHandler, filters
 
 from conversations.context import BotContext
 from conversations.draft import Draft
 from unogas_bot import rules
+from unogas_bot.i18n import texts
 from unogas_bot.security.hashing import EphemeralMac
 from unogas_bot.service.context import Services
 
@@ -192,6 +195,10 @@ async def guard(update: Update, context: BotContext) -> None:
         return
     now, mac = context.services.clock(), context.services.mac
     text = message.text or message.caption
+
+    if message.chat.type != ChatType.PRIVATE:
+        await _guard_group(update, context, message, text)
+        return
     deleting = must_delete(user_data, now)
     if "form" in user_data.get(STATE, {}):  # a secret question is open: it takes what comes
         await delete(context, message.chat_id, message.message_id)  # (remembered once the form takes it)
@@ -203,6 +210,24 @@ async def guard(update: Update, context: BotContext) -> None:
         raise ApplicationHandlerStop  # no form, no other handler gets it
     if deleting:
         await delete(context, message.chat_id, message.message_id)
+
+
+async def _guard_group(update: Update, context: BotContext, message: Message, text: str | None) -> None:
+    """A group: nothing is asked there, so only a slip is deleted (where the group lets the bot), and the
+    customer is told in the private chat, not in front of the group."""
+    user_data, services = context.user_data, context.services
+    if not text or user_data is None or not is_slip(user_data, services.mac, text, services.clock()):
+        return
+    await delete(context, message.chat_id, message.message_id)
+    user = update.effective_user
+    if update.message is not None and user is not None:
+        try:
+            await context.bot.send_message(
+                user.id, texts.t(context.language_of(update), "secret_slip_group"), parse_mode=ParseMode.HTML
+            )
+        except TelegramError as exc:  # the customer never opened the private chat, or blocked the bot
+            log.info("could not tell a customer of a slip in a group: %s", type(exc).__name__)
+    raise ApplicationHandlerStop
 
 
 def _is_command(message: Message) -> bool:
@@ -238,7 +263,8 @@ async def _try_delete(context: BotContext, chat_id: int, message_id: int) -> boo
 
 
 def handler() -> BaseHandler:
-    """The guard, for every message and edit in a private chat; register it before everything else."""
+    """The guard, for every message and edit (in a group only slips); register it before everything
+    else."""
     # Not callback queries: their effective message is the bot's own question.
     messages = filters.UpdateType.MESSAGE | filters.UpdateType.EDITED_MESSAGE
-    return MessageHandler(filters.ChatType.PRIVATE & messages, guard)
+    return MessageHandler(messages, guard)

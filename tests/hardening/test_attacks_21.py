@@ -22,7 +22,7 @@ from tests.conftest import FakeClock, make_test_database
 from tests.kit.accountkit import MARIO_EMAIL, login, registered
 from tests.kit.botkit import GIULIA, MARIO, PASSWORD, Bot, answer_all, running_bot, texts_of
 from tests.kit.hardkit import check_accounts, dump_database
-from unogas_bot.offline import Deleted, SimUser
+from unogas_bot.offline import Deleted, Sent, SimUser
 
 CHIARA = {"code": "UG-100237", "first": "Chiara", "last": "Lombardo", "tax": "LMBCHR92E51A944T"}
 # Either refusal will do: the secret guard's (a draft holds the password) or the question's own.
@@ -135,3 +135,39 @@ async def test_erasure_leaves_no_customer_code_in_a_registry_correction(bot: Bot
     ]
     assert not left, left
     assert any(t == "audit_events" and v == "registry_corrected" for t, _c, v in rows), "the event stays"
+
+
+# --- a slip in a group --------------------------------------------------------------------------------------
+
+
+async def test_the_password_sent_to_a_group_right_after_logging_in_is_deleted_there(
+    sqlite_bot: Bot,
+) -> None:
+    """The customer logs in, then types the password again in a group the bot is in (the wrong chat, a
+    reply to the bot's message there): it is deleted in the group (where the bot may) and the customer is
+    told in the private chat, never in the group; any other message in the group is left alone."""
+    user = await registered(sqlite_bot)
+    await login(user)
+    sqlite_bot.api.admin_chats.add(-500)  # a group where the bot may delete others' messages
+    group = sqlite_bot.sim.user(1001, chat_id=-500, chat_type="group")
+    before = len(sqlite_bot.api.events)
+    await group.send(PASSWORD)
+    slipped = group.last_message_id
+    after = sqlite_bot.api.events[before:]
+    assert (-500, slipped) in {(e.chat_id, e.message_id) for e in after if isinstance(e, Deleted)}
+    private = [e.plain_text for e in after if isinstance(e, Sent) and e.chat_id == 1001]
+    assert any("gruppo" in text for text in private), private
+    assert not [e for e in after if isinstance(e, Sent) and e.chat_id == -500 and "assword" in e.plain_text]
+
+    before = len(sqlite_bot.api.events)
+    await group.send("Buongiorno a tutti")
+    assert not [e for e in sqlite_bot.api.events[before:] if isinstance(e, Deleted)]
+
+    # Where the bot may not delete, the customer is still told, privately, to delete it.
+    elsewhere = sqlite_bot.sim.user(1001, chat_id=-600, chat_type="group")
+    before = len(sqlite_bot.api.events)
+    await elsewhere.send(PASSWORD)
+    private = [
+        e.plain_text for e in sqlite_bot.api.events[before:] if isinstance(e, Sent) and e.chat_id == 1001
+    ]
+    assert any("lo cancelli lei" in text for text in private), private
