@@ -117,6 +117,7 @@ _IDENTITY_CHECK = Lookup(
     select(
         window_count("first"),
         window_count("second"),
+        window_count("third"),
         *_RECORD_COLUMNS,
         Customer.name_key,
         select(Account.id).where(Account.customer_id == Customer.id).exists(),
@@ -158,7 +159,12 @@ class IdentityCheck:
     has_account: bool  # the customer with the code typed has a profile already
     entry: _Entry | None  # the registry's entry for the code typed
     by_first: int = 0  # the count under the first key alone
-    by_second: int = 0  # the count under the second key alone
+    by_second: int = 0  # the count under the code's key: the registry's, or the unknown code's
+
+    @property
+    def printed_code(self) -> str | None:
+        """The code as the registry prints it, if the code typed is a registry customer's."""
+        return self.entry[0].customer_code if self.entry is not None else None
 
     def match(self, identity: Identity) -> CustomerRecord | None:
         """The registry record when the identity matches it (see `CustomerRegistry.match`). A separate step,
@@ -173,24 +179,26 @@ class RegistryReader:
         self._session = session
 
     async def check_identity(
-        self, customer_code: str, *, kind: str, first: str, second: str, since: datetime
+        self, customer_code: str, *, kind: str, first: str, second: str, unknown: str, since: datetime
     ) -> IdentityCheck:
         """Everything the identity check of `customer_code` needs, in one look-up: the attempts of `kind`
-        counted under the keys `first` and `second` since `since`, the registry's entry and whether the
-        customer has a profile. The unit of work locks the keys first (`Attempts.lock`)."""
+        counted since `since` under the key `first` and under the code's key (`second` when the code is a
+        registry customer's, `unknown` when it is not), the registry's entry and whether the customer has
+        a profile. The unit of work locks the keys first (`Attempts.lock`)."""
         conn = await self._session.connection()
-        ((count_first, count_second, *fields, has_account),) = await _IDENTITY_CHECK.rows(
+        ((count_first, count_known, count_unknown, *fields, has_account),) = await _IDENTITY_CHECK.rows(
             conn,
             kind=kind,
             first=first,
             second=second,
+            third=unknown,
             since=since,
             code=rules.customer_code.key(customer_code),
         )
-        first_count, second_count = int(count_first), int(count_second)
-        return IdentityCheck(
-            max(first_count, second_count), bool(has_account), _entry(fields), first_count, second_count
-        )
+        entry = _entry(fields)
+        first_count = int(count_first)
+        code_count = int(count_known if entry is not None else count_unknown)
+        return IdentityCheck(max(first_count, code_count), bool(has_account), entry, first_count, code_count)
 
 
 class CustomerRegistry:

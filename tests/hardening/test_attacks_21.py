@@ -6,6 +6,9 @@
 * A registry correction of a customer's printed code ("UG-100234 -> UG1-00234", `customers import
   --correct`) is audited under the profile with both codes in its detail: the erasure left them there,
   linking the profile's number to the customer again. Nothing names the code once the profile is erased.
+* A password typed at the registration's customer-code question ("Lanterna verde 1987" is a valid-looking
+  code once spaces go) was stored in the audit trail as "LANTERNAVERDE1987", and its plain SHA-256 in the
+  attempts: what was typed as a code reaches no table unless it is a registry customer's code.
 * An address whose "i" carries a combining dot above (invisible: "mari̇o.rossi@example.it") is a second
   login ID that looks like a customer's own: refused like a Cyrillic "а".
 """
@@ -23,6 +26,7 @@ from tests.kit.accountkit import MARIO_EMAIL, login, registered
 from tests.kit.botkit import GIULIA, MARIO, PASSWORD, Bot, answer_all, running_bot, texts_of
 from tests.kit.hardkit import check_accounts, dump_database
 from unogas_bot.offline import Deleted, Sent, SimUser
+from unogas_bot.service import limits
 
 CHIARA = {"code": "UG-100237", "first": "Chiara", "last": "Lombardo", "tax": "LMBCHR92E51A944T"}
 # Either refusal will do: the secret guard's (a draft holds the password) or the question's own.
@@ -171,3 +175,23 @@ async def test_the_password_sent_to_a_group_right_after_logging_in_is_deleted_th
         e.plain_text for e in sqlite_bot.api.events[before:] if isinstance(e, Sent) and e.chat_id == 1001
     ]
     assert any("lo cancelli lei" in text for text in private), private
+
+
+# --- a password typed as the customer code ----------------------------------------------------------------
+
+
+async def test_a_password_typed_as_the_customer_code_reaches_no_table(bot: Bot, clock: FakeClock) -> None:
+    await registered(bot)
+    clock.advance(minutes=5)  # no slip any more: the bot cannot tell it is a password
+    other = bot.user(1002)
+    await answer_all(other, "/registrati", "continua", PASSWORD)
+    await other.press("Persona")
+    events = await answer_all(other, MARIO["first"], MARIO["last"], MARIO["tax"], "salta")
+    assert any("non corrispondono" in said for said in texts_of(events))
+    rows = await dump_database(bot.services.db)
+    typed = {"LANTERNAVERDE1987", limits.customer_key(PASSWORD).split(":", 1)[1].upper()}
+    assert not [f"{t}.{c}={v}" for t, c, v in rows if any(form in v.upper() for form in typed)]
+    # The failure is still audited (as a code outside the registry), and still counted for that code:
+    # whoever types it again meets the same limit as for a registered customer's code.
+    audited = [v for t, c, v in rows if t == "audit_events" and c == "event"]
+    assert "registration_identity_failed" in audited
