@@ -3,7 +3,8 @@
 The rule: while a secret question is open, every message the customer sends (text, a photo's or a
 document's caption, an edit of an older message) is deleted; and for `GRACE` after a conversation ended
 right after a secret question (the lock message, the expiry notice, a success), so a secret sent again by
-someone who did not notice the end is deleted too. Commands are never deleted: they cannot be an answer.
+someone who did not notice the end is deleted too. Commands are never deleted (they cannot be an answer)
+unless their arguments hold a secret ("/accedi mario.rossi@example.it Lanterna verde 1987").
 
 Slips (issue 21): for `GRACE` after a secret step, a message equal to what was typed there is deleted
 and *refused* wherever it arrives: not passed on to any form (it is no e-mail, phone or security question)
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 STATE = "_secret"  # user_data key: {"form": name, "at": iso time} while open, {"closed_at": ...} after
 SLIPS = "_slips"  # user_data key: {keyed digest of something typed at a secret question: until (iso time)}
 GRACE = timedelta(minutes=2)
+# A command's arguments are searched for a secret among other words up to this length (a secret in a longer
+# text is found only as its whole); a question is at most 200 characters anyway.
+MAX_ARGUMENTS = 400
 MAX_SLIPS = 20  # the latest digests kept: a flood at a secret question does not grow user_data
 # An open question whose conversation was dropped (expired and purged) still deletes the customer's next
 # message this long after it was asked: a secret typed late is the likeliest first message back.
@@ -146,14 +150,20 @@ def remember(user_data: dict[str, Any], mac: EphemeralMac, text: str, now: datet
     user_data[SLIPS] = dict(list(slips.items())[-MAX_SLIPS:])
 
 
-def is_slip(user_data: dict[str, Any], mac: EphemeralMac, text: str, now: datetime) -> bool:
-    """Is `text` a secret typed at a secret question in the last `GRACE`, or one an open draft holds?"""
+def is_slip(
+    user_data: dict[str, Any], mac: EphemeralMac, text: str, now: datetime, *, among_words: bool = False
+) -> bool:
+    """Is `text` a secret typed at a secret question in the last `GRACE`, or one an open draft holds? With
+    `among_words` (a command's arguments), one among other words counts too."""
     _prune(user_data, now)
     known = set(user_data.get(SLIPS) or ())
     for value in user_data.values():  # the drafts' keyed digests (conversations/draft.py: "_mac")
         if isinstance(value, dict) and isinstance(value.get("_mac"), dict):
             known.update(d for d in value["_mac"].values() if isinstance(d, str) and mac.is_current(d))
-    return bool(known) and any(mac.digest(form) in known for form in _forms(text))
+    if not known:
+        return False
+    forms = _forms(text) | (_runs(text) if among_words and len(text) <= MAX_ARGUMENTS else set())
+    return any(mac.digest(form) in known for form in forms)
 
 
 def must_delete(user_data: dict[str, Any], now: datetime) -> bool:
@@ -191,13 +201,18 @@ async def typed_a_secret(
 async def guard(update: Update, context: BotContext) -> None:
     message = update.effective_message
     user_data = context.user_data
-    if message is None or user_data is None or _is_command(message):
+    if message is None or user_data is None:
         return
     now, mac = context.services.clock(), context.services.mac
     text = message.text or message.caption
-
     if message.chat.type != ChatType.PRIVATE:
         await _guard_group(update, context, message, text)
+        return
+    if _is_command(message):  # never an answer, never deleted; but its arguments may hold a secret
+        if is_slip(user_data, mac, _arguments(text), now, among_words=True):
+            await delete(context, message.chat_id, message.message_id)
+            await context.say(update, "secret_slip")
+            raise ApplicationHandlerStop
         return
     deleting = must_delete(user_data, now)
     if "form" in user_data.get(STATE, {}):  # a secret question is open: it takes what comes
@@ -216,7 +231,12 @@ async def _guard_group(update: Update, context: BotContext, message: Message, te
     """A group: nothing is asked there, so only a slip is deleted (where the group lets the bot), and the
     customer is told in the private chat, not in front of the group."""
     user_data, services = context.user_data, context.services
-    if not text or user_data is None or not is_slip(user_data, services.mac, text, services.clock()):
+    command = _is_command(message)
+    if command:
+        text = _arguments(text)
+    if not text or user_data is None:
+        return
+    if not is_slip(user_data, services.mac, text, services.clock(), among_words=command):
         return
     await delete(context, message.chat_id, message.message_id)
     user = update.effective_user
@@ -232,6 +252,11 @@ async def _guard_group(update: Update, context: BotContext, message: Message, te
 
 def _is_command(message: Message) -> bool:
     return bool(message.text and message.text.startswith("/"))
+
+
+def _arguments(text: str | None) -> str:
+    """What follows a command ("/accedi mario.rossi@example.it Lanterna verde 1987")."""
+    return (text or "").partition(" ")[2].strip()
 
 
 async def delete(context: BotContext, chat_id: int, message_id: int) -> None:

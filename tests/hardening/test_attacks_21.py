@@ -9,6 +9,8 @@
 * A password typed at the registration's customer-code question ("Lanterna verde 1987" is a valid-looking
   code once spaces go) was stored in the audit trail as "LANTERNAVERDE1987", and its plain SHA-256 in the
   attempts: what was typed as a code reaches no table unless it is a registry customer's code.
+* The password as a command's argument ("/accedi mario.rossi@example.it Lanterna verde 1987", the way some
+  people log in elsewhere) stayed in the chat: commands were never looked at. Its arguments are.
 * An address whose "i" carries a combining dot above (invisible: "mari̇o.rossi@example.it") is a second
   login ID that looks like a customer's own: refused like a Cyrillic "а".
 """
@@ -195,3 +197,29 @@ async def test_a_password_typed_as_the_customer_code_reaches_no_table(bot: Bot, 
     # whoever types it again meets the same limit as for a registered customer's code.
     audited = [v for t, c, v in rows if t == "audit_events" and c == "event"]
     assert "registration_identity_failed" in audited
+
+
+# --- the password as a command's argument ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [f"/accedi {MARIO_EMAIL} {PASSWORD}", f"/start {PASSWORD}", f"/cambia_password {PASSWORD.lower()}"],
+)
+async def test_the_password_as_a_commands_argument_is_deleted(sqlite_bot: Bot, command: str) -> None:
+    user = await registered(sqlite_bot)
+    await login(user)
+    before = len(sqlite_bot.api.events)
+    await user.send(command)
+    after = sqlite_bot.api.events[before:]
+    assert user.last_message_id in {e.message_id for e in after if isinstance(e, Deleted)}
+    assert any("cancellato il suo ultimo messaggio" in e.plain_text for e in after if isinstance(e, Sent))
+
+
+async def test_commands_without_a_secret_are_left_alone(sqlite_bot: Bot) -> None:
+    user = await registered(sqlite_bot)
+    await login(user)
+    for command in ("/start registrati", "/profilo", "/aiuto per favore"):
+        before = len(sqlite_bot.api.events)
+        await user.send(command)
+        assert not [e for e in sqlite_bot.api.events[before:] if isinstance(e, Deleted)], command
