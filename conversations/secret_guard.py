@@ -130,13 +130,13 @@ def _runs(text: str) -> set[str]:
     return {" ".join(found[i:j]) for i in range(len(found)) for j in range(i + 1, len(found) + 1)}
 
 
-def _retyped(text: str) -> set[str]:
+def _retyped(text: str) -> list[str]:
     """What a password typed again most likely looked like, for a comparison with its bcrypt hash (each
     one a bcrypt check): as typed, trimmed, and with the first letter's case swapped (a phone's keyboard
     capitalises it, or not)."""
     trimmed = text.strip()
     swapped = trimmed[:1].swapcase() + trimmed[1:]
-    return {form for form in (text, trimmed, swapped) if form}
+    return [form for form in dict.fromkeys((text, trimmed, swapped)) if form]  # as typed first
 
 
 def remember(user_data: dict[str, Any], mac: EphemeralMac, text: str, now: datetime) -> None:

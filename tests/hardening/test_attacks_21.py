@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,16 @@ from storage.accounts import acting_operator
 from storage.customer_csv import HEADER, import_file
 from tests.conftest import FakeClock, make_test_database
 from tests.kit.accountkit import MARIO_EMAIL, login, registered
-from tests.kit.botkit import GIULIA, MARIO, PASSWORD, Bot, answer_all, running_bot, texts_of
+from tests.kit.botkit import (
+    GIULIA,
+    MARIO,
+    PASSWORD,
+    TEST_SETTINGS,
+    Bot,
+    answer_all,
+    running_bot,
+    texts_of,
+)
 from tests.kit.hardkit import check_accounts, dump_database
 from unogas_bot.offline import Deleted, Sent, SimUser
 from unogas_bot.service import limits
@@ -80,6 +90,26 @@ async def test_the_password_retyped_as_the_question_is_refused_at_registration(
     await registration_at_the_question(user)
     clock.advance(minutes=5)
     await refused_as_the_question(sqlite_bot, user, retyped)
+
+
+async def test_a_question_that_cannot_be_checked_for_lack_of_bcrypt_budget_is_deleted_anyway(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """After a restart the question is compared with the password's bcrypt hash; a customer out of bcrypt
+    budget is asked to wait, and the message, which may be the password, does not stay in the chat."""
+    async with make_test_database("sqlite", tmp_path) as db:
+        async with running_bot(db, clock) as bot:
+            await registration_at_the_question(bot.user())
+        tight = dataclasses.replace(TEST_SETTINGS, hash_budget_per_user=1)
+        async with running_bot(db, clock, settings=tight, demo=False) as bot:
+            user = bot.user()
+            before = len(bot.api.events)
+            await user.send("lanterna verde 1987")
+            after = bot.api.events[before:]
+            assert any("attenda" in e.plain_text.lower() for e in after if isinstance(e, Sent)), after
+            assert user.last_message_id in {e.message_id for e in after if isinstance(e, Deleted)}
+            rows = await dump_database(db)
+            assert not [f"{t}.{c}" for t, c, value in rows if "anterna" in value.lower()]
 
 
 async def test_after_a_restart_the_capitalised_password_is_refused_as_the_question(
