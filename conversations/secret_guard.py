@@ -211,7 +211,8 @@ async def guard(update: Update, context: BotContext) -> None:
     if _is_command(message):  # never an answer, never deleted; but its arguments may hold a secret
         if is_slip(user_data, mac, _arguments(text), now, among_words=True):
             await delete(context, message.chat_id, message.message_id)
-            await context.say(update, "secret_slip")
+            if update.message is not None:  # an edit of an older message needs no answer
+                await context.say(update, "secret_slip")
             raise ApplicationHandlerStop
         return
     deleting = must_delete(user_data, now)
