@@ -14,7 +14,9 @@ their field keys, next to the engine's keys, which all start with an underscore 
     _errors   invalid replies per step, for the rescue buttons
     _touched  when the draft last changed (ISO time): the inactivity timeout, and housekeeping
     _rk       whether the last message showed a reply keyboard (the next one takes it away)
-    _mac      first entries of secrets as this process's keyed digests (never a secret in clear)
+    _mac      first entries of secrets as this process's keyed digests (never a secret in clear); next to
+              each, under `<key>~words`, the digest of its words only (`secret_guard.words`), so the
+              same secret typed another way (case, punctuation) is still recognised
 
 A dict that does not read as this layout (a later version, a key or a type it does not know) raises
 `UnreadableDraft`; the engine treats it as an expired draft: the customer is told and starts again.
@@ -29,6 +31,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 VERSION = 1
+WORDS = (
+    "~words"  # suffix of a secret's second digest in `_mac`: its words only (conversations/secret_guard.py)
+)
 
 Answers = dict[str, Any]
 
@@ -57,6 +62,11 @@ class Draft:
         self.errors.pop(key, None)
         if remembered and key not in self.history:
             self.history.append(key)
+
+    def drop_digests(self, key: str) -> None:
+        """Forget a secret's keyed digests (the secret's and its words')."""
+        self.digests.pop(key, None)
+        self.digests.pop(key + WORDS, None)
 
     def count_error(self, key: str, limit: int) -> bool:
         """One more invalid reply to `key`; True when that makes `limit` (the count then starts over)."""

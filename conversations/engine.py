@@ -42,7 +42,7 @@ from telegram.warnings import PTBUserWarning
 
 from conversations import secret_guard
 from conversations.context import BotContext
-from conversations.draft import Answers, Draft, UnreadableDraft
+from conversations.draft import WORDS, Answers, Draft, UnreadableDraft
 from conversations.spec import SUMMARY, Checkpoint, Field, FormSpec, Repeat, Secret
 from unogas_bot import rules
 from unogas_bot.i18n import texts
@@ -417,6 +417,11 @@ class FormEngine:
                 pass  # the form's on_value has it; the draft never does
             case Secret():
                 draft.digests[step.key] = services.mac.digest(value)
+                # Its words too: the same secret typed another way where no secret is asked (as the
+                # security question, capitalised by a phone) is recognised.
+                words = secret_guard.words(value)
+                if words and words != value:
+                    draft.digests[step.key + WORDS] = services.mac.digest(words)
             case _:
                 draft.answers[step.key] = value
         return None

@@ -21,6 +21,7 @@ from storage.registry import Identity
 from unogas_bot import rules
 from unogas_bot.i18n import texts
 from unogas_bot.rules.replies import BUSINESS, PERSON
+from unogas_bot.security.hash_budget import HashBudgetExceeded
 from unogas_bot.service import privacy as privacy_service
 from unogas_bot.service import registration
 from unogas_bot.service.outcomes import (
@@ -252,9 +253,16 @@ async def refuse_a_secret_question(turn: Turn, hashes: list[str]) -> Outcome | N
     cannot compare it any more)."""
     message = turn.update.effective_message
     typed = message.text if message is not None and message.text else turn.answers.get("question", "")
-    if not await secret_guard.typed_a_secret(
-        turn.services, turn.user_id, turn.draft, typed, [h for h in hashes if h]
-    ):
+    try:
+        secret = await secret_guard.typed_a_secret(
+            turn.services, turn.user_id, turn.draft, typed, [h for h in hashes if h]
+        )
+    except HashBudgetExceeded:
+        # Not checked (the customer is asked to wait): it may be the password, so it goes from the chat.
+        if message is not None:
+            await secret_guard.delete(turn.context, message.chat_id, message.message_id)
+        raise
+    if not secret:
         return None
     if message is not None:
         await secret_guard.delete(turn.context, message.chat_id, message.message_id)

@@ -3,11 +3,13 @@
 The rule: while a secret question is open, every message the customer sends (text, a photo's or a
 document's caption, an edit of an older message) is deleted; and for `GRACE` after a conversation ended
 right after a secret question (the lock message, the expiry notice, a success), so a secret sent again by
-someone who did not notice the end is deleted too. Commands are never deleted: they cannot be an answer.
+someone who did not notice the end is deleted too. Commands are never deleted (they cannot be an answer)
+unless their arguments hold a secret ("/accedi mario.rossi@example.it Lanterna verde 1987").
 
 Slips (issue 21): for `GRACE` after a secret step, a message equal to what was typed there is deleted
 and *refused* wherever it arrives: not passed on to any form (it is no e-mail, phone or security question)
-and answered with `secret_slip`; so is a message equal to a secret an open form holds (a password or the
+and answered with `secret_slip` (in a group: deleted where the bot may, the customer told privately); so
+is a message equal to a secret an open form holds (a password or the
 current password as the draft's keyed digest), however late. A secret question still takes it: it is
 deleted there anyway, and the form's own rules decide (a repetition must be equal). The comparison uses
 this process's keyed digests (`EphemeralMac`), never the text: `user_data` keeps `{digest: until}`.
@@ -26,12 +28,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import Message, Update
+from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import ApplicationHandlerStop, BaseHandler, MessageHandler, filters
 
 from conversations.context import BotContext
 from conversations.draft import Draft
 from unogas_bot import rules
+from unogas_bot.i18n import texts
 from unogas_bot.security.hashing import EphemeralMac
 from unogas_bot.service.context import Services
 
@@ -40,6 +44,9 @@ log = logging.getLogger(__name__)
 STATE = "_secret"  # user_data key: {"form": name, "at": iso time} while open, {"closed_at": ...} after
 SLIPS = "_slips"  # user_data key: {keyed digest of something typed at a secret question: until (iso time)}
 GRACE = timedelta(minutes=2)
+# A command's arguments are searched for a secret among other words up to this length (a secret in a longer
+# text is found only as its whole); a question is at most 200 characters anyway.
+MAX_ARGUMENTS = 400
 MAX_SLIPS = 20  # the latest digests kept: a flood at a secret question does not grow user_data
 # An open question whose conversation was dropped (expired and purged) still deletes the customer's next
 # message this long after it was asked: a secret typed late is the likeliest first message back.
@@ -105,9 +112,31 @@ def _prune(user_data: dict[str, Any], now: datetime) -> bool:
     return True
 
 
+def words(text: str) -> str:
+    """A secret's words only: case, accents, punctuation and spacing folded ("lanterna verde 1987?" is
+    "Lanterna verde 1987"). A draft keeps this form's digest too (conversations/engine.py)."""
+    return rules.text.phrase(text)
+
+
 def _forms(text: str) -> set[str]:
-    """The forms of a message compared: as typed, trimmed, and normalised as an answer is."""
-    return {form for form in (text, text.strip(), rules.answer.normalize(text)) if form}
+    """The forms of a message compared: as typed, trimmed, normalised as an answer is, and its words."""
+    return {form for form in (text, text.strip(), rules.answer.normalize(text), words(text)) if form}
+
+
+def _runs(text: str) -> set[str]:
+    """Every run of consecutive words of `text` (a question of at most 200 characters): a secret among
+    other words ("La mia password è Lanterna verde 1987?") is a run."""
+    found = words(text).split()
+    return {" ".join(found[i:j]) for i in range(len(found)) for j in range(i + 1, len(found) + 1)}
+
+
+def _retyped(text: str) -> list[str]:
+    """What a password typed again most likely looked like, for a comparison with its bcrypt hash (each
+    one a bcrypt check): as typed, trimmed, and with the first letter's case swapped (a phone's keyboard
+    capitalises it, or not)."""
+    trimmed = text.strip()
+    swapped = trimmed[:1].swapcase() + trimmed[1:]
+    return [form for form in dict.fromkeys((text, trimmed, swapped)) if form]  # as typed first
 
 
 def remember(user_data: dict[str, Any], mac: EphemeralMac, text: str, now: datetime) -> None:
@@ -121,14 +150,20 @@ def remember(user_data: dict[str, Any], mac: EphemeralMac, text: str, now: datet
     user_data[SLIPS] = dict(list(slips.items())[-MAX_SLIPS:])
 
 
-def is_slip(user_data: dict[str, Any], mac: EphemeralMac, text: str, now: datetime) -> bool:
-    """Is `text` a secret typed at a secret question in the last `GRACE`, or one an open draft holds?"""
+def is_slip(
+    user_data: dict[str, Any], mac: EphemeralMac, text: str, now: datetime, *, among_words: bool = False
+) -> bool:
+    """Is `text` a secret typed at a secret question in the last `GRACE`, or one an open draft holds? With
+    `among_words` (a command's arguments), one among other words counts too."""
     _prune(user_data, now)
     known = set(user_data.get(SLIPS) or ())
     for value in user_data.values():  # the drafts' keyed digests (conversations/draft.py: "_mac")
         if isinstance(value, dict) and isinstance(value.get("_mac"), dict):
             known.update(d for d in value["_mac"].values() if isinstance(d, str) and mac.is_current(d))
-    return bool(known) and any(mac.digest(form) in known for form in _forms(text))
+    if not known:
+        return False
+    forms = _forms(text) | (_runs(text) if among_words and len(text) <= MAX_ARGUMENTS else set())
+    return any(mac.digest(form) in known for form in forms)
 
 
 def must_delete(user_data: dict[str, Any], now: datetime) -> bool:
@@ -145,28 +180,41 @@ def must_delete(user_data: dict[str, Any], now: datetime) -> bool:
 async def typed_a_secret(
     services: Services, user_id: int, draft: Draft, text: str, hashes: list[str]
 ) -> bool:
-    """Is `text` a secret the draft holds (the security question must not be one)? Compared with the
-    draft's keyed digests; a digest of an earlier process (a restart) cannot be, so then `hashes` (the
-    password's bcrypt hash) are checked instead."""
+    """Is `text` a secret the draft holds (the security question must not be one, nor hold one among
+    other words), as typed or in other case, spacing or punctuation? Compared with the draft's keyed
+    digests; a digest of an earlier process (a restart) cannot be, so then `hashes` (the password's bcrypt
+    hash) are checked instead, with the likeliest retypings (`_retyped`)."""
     digests = list(draft.digests.values())
-    if any(services.mac.matches(form, digest) for digest in digests for form in _forms(text)):
+    typed = {services.mac.digest(form) for form in _forms(text) | _runs(text)}
+    if typed.intersection(digests):
         return True
     if all(services.mac.is_current(digest) for digest in digests):
         return False
     for hashed in hashes:
-        services.hash_budget.take(user_id)
-        if await services.hasher.verify(text, hashed):
-            return True
+        for form in _retyped(text):
+            services.hash_budget.take(user_id)
+            if await services.hasher.verify(form, hashed):
+                return True
     return False
 
 
 async def guard(update: Update, context: BotContext) -> None:
     message = update.effective_message
     user_data = context.user_data
-    if message is None or user_data is None or _is_command(message):
+    if message is None or user_data is None:
         return
     now, mac = context.services.clock(), context.services.mac
     text = message.text or message.caption
+    if message.chat.type != ChatType.PRIVATE:
+        await _guard_group(update, context, message, text)
+        return
+    if _is_command(message):  # never an answer, never deleted; but its arguments may hold a secret
+        if is_slip(user_data, mac, _arguments(text), now, among_words=True):
+            await delete(context, message.chat_id, message.message_id)
+            if update.message is not None:  # an edit of an older message needs no answer
+                await context.say(update, "secret_slip")
+            raise ApplicationHandlerStop
+        return
     deleting = must_delete(user_data, now)
     if "form" in user_data.get(STATE, {}):  # a secret question is open: it takes what comes
         await delete(context, message.chat_id, message.message_id)  # (remembered once the form takes it)
@@ -180,8 +228,36 @@ async def guard(update: Update, context: BotContext) -> None:
         await delete(context, message.chat_id, message.message_id)
 
 
+async def _guard_group(update: Update, context: BotContext, message: Message, text: str | None) -> None:
+    """A group: nothing is asked there, so only a slip is deleted (where the group lets the bot), and the
+    customer is told in the private chat, not in front of the group."""
+    user_data, services = context.user_data, context.services
+    command = _is_command(message)
+    if command:
+        text = _arguments(text)
+    if not text or user_data is None:
+        return
+    if not is_slip(user_data, services.mac, text, services.clock(), among_words=command):
+        return
+    await delete(context, message.chat_id, message.message_id)
+    user = update.effective_user
+    if update.message is not None and user is not None:
+        try:
+            await context.bot.send_message(
+                user.id, texts.t(context.language_of(update), "secret_slip_group"), parse_mode=ParseMode.HTML
+            )
+        except TelegramError as exc:  # the customer never opened the private chat, or blocked the bot
+            log.info("could not tell a customer of a slip in a group: %s", type(exc).__name__)
+    raise ApplicationHandlerStop
+
+
 def _is_command(message: Message) -> bool:
     return bool(message.text and message.text.startswith("/"))
+
+
+def _arguments(text: str | None) -> str:
+    """What follows a command ("/accedi mario.rossi@example.it Lanterna verde 1987")."""
+    return (text or "").partition(" ")[2].strip()
 
 
 async def delete(context: BotContext, chat_id: int, message_id: int) -> None:
@@ -213,7 +289,8 @@ async def _try_delete(context: BotContext, chat_id: int, message_id: int) -> boo
 
 
 def handler() -> BaseHandler:
-    """The guard, for every message and edit in a private chat; register it before everything else."""
+    """The guard, for every message and edit (in a group only slips); register it before everything
+    else."""
     # Not callback queries: their effective message is the bot's own question.
     messages = filters.UpdateType.MESSAGE | filters.UpdateType.EDITED_MESSAGE
-    return MessageHandler(filters.ChatType.PRIVATE & messages, guard)
+    return MessageHandler(messages, guard)

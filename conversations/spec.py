@@ -107,7 +107,7 @@ class Secret(Field):
         return not self.consumed and self.key in draft.digests
 
     def drop(self, draft: Draft) -> None:
-        draft.digests.pop(self.key, None)
+        draft.drop_digests(self.key)
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ class Repeat(Field):
     def drop(self, draft: Draft) -> None:
         # Changing the repetition means typing the pair again: the first entry's digest goes too.
         draft.answers.pop(self.of.store_as, None)
-        draft.digests.pop(self.of.key, None)
+        draft.drop_digests(self.of.key)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ pseudonymises the audit trail, and the retention rule of that trail lives here t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +23,9 @@ from storage.models import Account, Attempt, AuditEvent, Customer, TelegramSessi
 from unogas_bot import rules
 from unogas_bot.clock import utcnow
 
+# What an erasure leaves of a customer code named in an event's detail; a code as any text holds one.
+ERASED_CODE = "[erased]"
+_CODE_LIKE = re.compile(r"[A-Za-z0-9/-]+")
 # Never exported, never shown: what would let anyone guess a password or an answer offline.
 SECRET_COLUMNS = frozenset({"password_hash", "answer_hash"})
 # Internal row ids and the link between tables: no information about the customer.
@@ -155,15 +159,13 @@ class Profiles:
         await session.execute(delete(TelegramSession).where(TelegramSession.account_id == account_id))
         await session.execute(delete(Attempt).where(of_account(account_id)))
         await session.execute(delete(Account).where(Account.id == account_id))
+        about = or_(
+            AuditEvent.account_id == account_id,
+            code_key_sql(AuditEvent.customer_code) == rules.customer_code.key(code),
+        )
+        await self._erase_code_from_details(about, code)
         await session.execute(
-            update(AuditEvent)
-            .where(
-                or_(
-                    AuditEvent.account_id == account_id,
-                    code_key_sql(AuditEvent.customer_code) == rules.customer_code.key(code),
-                )
-            )
-            .values(customer_code=None, telegram_user_id=None)
+            update(AuditEvent).where(about).values(customer_code=None, telegram_user_id=None)
         )
         # The customer's own Telegram accounts in events of no other profile (a login to a mistyped
         # address, a block for too many failures).
@@ -176,6 +178,25 @@ class Profiles:
             .values(telegram_user_id=None)
         )
         return code
+
+    async def _erase_code_from_details(self, about: Any, code: str) -> None:
+        """The customer code in the details of the events `about` the erased profile, in any printing (a
+        registry correction's "printed code UG-100234 -> UG1-00234"), becomes ERASED_CODE."""
+        wanted = rules.customer_code.key(code)
+
+        def scrub(detail: str) -> str:
+            return _CODE_LIKE.sub(
+                lambda m: ERASED_CODE if rules.customer_code.key(m.group()) == wanted else m.group(), detail
+            )
+
+        rows = await self._session.execute(
+            select(AuditEvent.id, AuditEvent.detail).where(about, AuditEvent.detail != "")
+        )
+        for event_id, detail in rows.all():
+            if detail and (scrubbed := scrub(detail)) != detail:
+                await self._session.execute(
+                    update(AuditEvent).where(AuditEvent.id == event_id).values(detail=scrubbed)
+                )
 
     # --- retention --------------------------------------------------------------------------------------
 

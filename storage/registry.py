@@ -33,6 +33,18 @@ from unogas_bot.rules.replies import BUSINESS, PERSON
 __all__ = ["CustomerRecord", "CustomerRegistry", "Identity", "RegistryImport", "StagedRow", "name_key"]
 
 _IN_CHUNK = 900
+# PostgreSQL advisory lock held by every transaction that writes the registry in bulk (an import).
+IMPORT_LOCK = "registry:import"
+
+
+async def _one_writer_at_a_time(conn: Any, dialect: str) -> None:
+    """Wait for any other import to end: each checks its rows against the registry as it finds it (two
+    customers must never become one), so two at once would each miss the other's rows. SQLite's one
+    write lock already does this."""
+    if dialect == "postgresql":
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": IMPORT_LOCK}
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +115,7 @@ _IDENTITY_CHECK = Lookup(
     select(
         window_count("first"),
         window_count("second"),
+        window_count("third"),
         *_RECORD_COLUMNS,
         Customer.name_key,
         select(Account.id).where(Account.customer_id == Customer.id).exists(),
@@ -144,7 +157,12 @@ class IdentityCheck:
     has_account: bool  # the customer with the code typed has a profile already
     entry: _Entry | None  # the registry's entry for the code typed
     by_first: int = 0  # the count under the first key alone
-    by_second: int = 0  # the count under the second key alone
+    by_second: int = 0  # the count under the code's key: the registry's, or the unknown code's
+
+    @property
+    def printed_code(self) -> str | None:
+        """The code as the registry prints it, if the code typed is a registry customer's."""
+        return self.entry[0].customer_code if self.entry is not None else None
 
     def match(self, identity: Identity) -> CustomerRecord | None:
         """The registry record when the identity matches it (see `CustomerRegistry.match`). A separate step,
@@ -159,24 +177,26 @@ class RegistryReader:
         self._session = session
 
     async def check_identity(
-        self, customer_code: str, *, kind: str, first: str, second: str, since: datetime
+        self, customer_code: str, *, kind: str, first: str, second: str, unknown: str, since: datetime
     ) -> IdentityCheck:
         """Everything the identity check of `customer_code` needs, in one look-up: the attempts of `kind`
-        counted under the keys `first` and `second` since `since`, the registry's entry and whether the
-        customer has a profile. The unit of work locks the keys first (`Attempts.lock`)."""
+        counted since `since` under the key `first` and under the code's key (`second` when the code is a
+        registry customer's, `unknown` when it is not), the registry's entry and whether the customer has
+        a profile. The unit of work locks the keys first (`Attempts.lock`)."""
         conn = await self._session.connection()
-        ((count_first, count_second, *fields, has_account),) = await _IDENTITY_CHECK.rows(
+        ((count_first, count_known, count_unknown, *fields, has_account),) = await _IDENTITY_CHECK.rows(
             conn,
             kind=kind,
             first=first,
             second=second,
+            third=unknown,
             since=since,
             code=rules.customer_code.key(customer_code),
         )
-        first_count, second_count = int(count_first), int(count_second)
-        return IdentityCheck(
-            max(first_count, second_count), bool(has_account), _entry(fields), first_count, second_count
-        )
+        entry = _entry(fields)
+        first_count = int(count_first)
+        code_count = int(count_known if entry is not None else count_unknown)
+        return IdentityCheck(max(first_count, code_count), bool(has_account), entry, first_count, code_count)
 
 
 class CustomerRegistry:
@@ -220,6 +240,7 @@ class CustomerRegistry:
         inserted = updated = 0
         async with self._db.transaction() as session:
             conn = await session.connection()
+            await _one_writer_at_a_time(conn, self._db.dialect)
             if self._db.dialect == "postgresql":
                 # The look-ups below run as prepared statements; a generic plan made while the table was
                 # still small could keep seq-scanning it as it grows within this transaction (seen: 10x).
@@ -263,6 +284,7 @@ class CustomerRegistry:
         exception rolls everything back, so the registry never holds half a file."""
         async with self._db.transaction(bulk=True) as session:  # no statement timeout: files can be big
             conn = await session.connection()
+            await _one_writer_at_a_time(conn, self._db.dialect)
             await conn.run_sync(lambda sync_conn: STAGING.create(sync_conn))
             yield RegistryImport(conn, self._db.dialect, self._clock)
             # PostgreSQL drops the table at commit (ON COMMIT DROP); SQLite keeps temporary tables for the

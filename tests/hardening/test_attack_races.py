@@ -34,6 +34,7 @@ from tests.kit.accountkit import (
 )
 from tests.kit.botkit import GIULIA, MARIO, PASSWORD, TEST_SETTINGS, Bot, answer_all, running_bot
 from unogas_bot.offline import SimUser
+from unogas_bot.security import hashing
 
 # Production's cost, and production's delay before an owner alert (it must not land on a measured step).
 COST_12 = dataclasses.replace(TEST_SETTINGS, bcrypt_rounds=12, owner_alert_delay=timedelta(seconds=1))
@@ -164,28 +165,44 @@ async def timed(step: Awaitable[object]) -> float:
 
 @pytest.mark.slow
 async def test_unknown_addresses_take_as_long_as_registered_ones_after_a_cost_change(
-    database: Database, clock: FakeClock
+    database: Database, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """What makes the time equal is checked exactly: each failed login, known or unknown address, runs one
+    bcrypt check at the stored hashes' cost (10, with BCRYPT_ROUNDS=12). The times are measured too (the
+    docs' figure), with a bound a busy shared machine cannot cross by chance (seen: pairs 7% apart under
+    load) but a check at another cost would (cost 12 against 10 is 4 times as long)."""
+    costs: list[int | None] = []
+    real_check = hashing._checkpw
+
+    def recorded(data: bytes, hashed: bytes) -> bool:
+        costs.append(hashing.hash_cost(hashed.decode()))
+        return real_check(data, hashed)
+
     cost_10 = dataclasses.replace(TEST_SETTINGS, bcrypt_rounds=10)
     async with running_bot(database, clock, settings=cost_10) as bot:
         await registered(bot)  # stored at cost 10
+    monkeypatch.setattr(hashing, "_checkpw", recorded)
     async with running_bot(database, clock, settings=COST_12, demo=False) as bot:
         known: list[float] = []
         unknown: list[float] = []
+        checks: dict[str, list[list[int | None]]] = {"known": [], "unknown": []}
         for i in range(SAMPLES + 3):
             clock.advance(minutes=16)  # past every lock and window: each sample is a plain failure
             a, b = bot.user(5000 + 2 * i), bot.user(5001 + 2 * i)
             await answer_all(a, "/accedi", MARIO_EMAIL)
             await answer_all(b, "/accedi", f"nessuno{i}@example.it")
-            pair = [(known, a), (unknown, b)]
-            for samples, user in pair if i % 2 else reversed(pair):  # neither always goes first
+            pair = [(known, a, "known"), (unknown, b, "unknown")]
+            for samples, user, kind in pair if i % 2 else reversed(pair):  # neither always goes first
+                costs.clear()
                 samples.append(await timed(user.send(WRONG_PASSWORD)))
+                checks[kind].append(list(costs))
         known, unknown = known[3:], unknown[3:]  # the first ones make the dummy hash at the stored cost
+        assert all(c == [10] for c in checks["known"][3:] + checks["unknown"][3:]), checks
         k, u = statistics.median(known), statistics.median(unknown)
         # Each pair ran back to back, so the median of the pairs' differences cancels the machine's load
         # drifting over the run (other processes on 2 cores), which moves the plain medians apart by itself.
         paired = statistics.median(a - b for a, b in zip(known, unknown, strict=True))
         report = f"median known {k * 1000:.1f} ms, unknown {u * 1000:.1f} ms, paired {paired * 1000:.1f} ms"
         print(report)  # shown with -s: the figure for docs/security.md
-        assert abs(paired) < 0.05 * k, report
+        assert abs(paired) < 0.25 * k, report
         assert bot.services.hasher.dummy_cost == 10

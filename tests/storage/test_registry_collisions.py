@@ -7,17 +7,18 @@ stays all-or-nothing; `--correct` applies it as a deliberate correction, audited
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from storage.accounts import acting_operator
 from storage.customer_csv import HEADER, ImportRejected, import_file
 from storage.db import Database
 from storage.demo import DEMO_CUSTOMERS
 from storage.models import AuditEvent
-from storage.registry import CustomerRegistry
+from storage.registry import IMPORT_LOCK, CustomerRegistry, StagedRow, name_key
 from unogas_bot.cli.main import main as cli_main
 
 MARIO, GIULIA = DEMO_CUSTOMERS[0], DEMO_CUSTOMERS[1]
@@ -117,3 +118,64 @@ def test_the_command_refuses_with_the_line_and_applies_only_with_correct_and_an_
     assert "--operator" in capsys.readouterr().err
     assert cli_main(["customers", "import", "--correct", "--operator", "anna", str(path)]) == 0
     assert "1 updated" in capsys.readouterr().out
+
+
+async def test_two_imports_at_once_never_merge_two_customers(tmp_path: Path) -> None:
+    """Two imports running at once (PostgreSQL: two support staff, two processes), each with one of two
+    people whose printed codes differ only by separators: each checks its rows against the registry as it
+    was when it began, and neither sees the other's. Before, both passed the check and the second merge
+    overwrote the first person's record with the second's. The imports run one after the other, so the
+    second sees the first's row and is refused. (SQLite's one write lock already serialises them.)"""
+    from tests.conftest import make_test_database
+
+    async with make_test_database("postgres", tmp_path) as db:
+        registry = CustomerRegistry(db)
+        anna = "UG-300001,person,Anna,Verdi,,VRDNNA90A41F205M"
+        other = csv(tmp_path, f"UG3-00001,person,Giulia,Bianchi,,{GIULIA.tax_code}")
+        async with registry.importing() as first:
+            await first.add([_staged(2, anna)])
+            assert await first.collisions(None) == ([], 0)
+            second = asyncio.create_task(import_file(other, registry))
+            await _done_or_waiting_on_a_lock(db, second)
+            await first.merge()
+        with pytest.raises(ImportRejected) as caught:
+            await second
+        (error,) = caught.value.errors
+        assert error[0] == 2 and "UG3-00001" in error[1]
+        record = await registry.get("UG-300001")
+        assert record is not None and record.first_name == "Anna", "the first person's record stands"
+
+
+def _staged(line: int, row: str) -> StagedRow:
+    code, kind, first, last, company, tax = row.split(",")
+    return (
+        line,
+        code,
+        code.replace("-", ""),
+        kind,
+        first,
+        last,
+        company or None,
+        tax,
+        name_key(kind, first, last, None),
+    )
+
+
+# Sessions waiting for the imports' advisory lock (a bigint key shows as classid and objid in pg_locks).
+WAITING = text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    " AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(:key, 0)"
+)
+
+
+async def _done_or_waiting_on_a_lock(db: Database, task: asyncio.Task[object]) -> None:
+    """Wait, with a deadline, until `task` has finished or waits for the imports' lock."""
+    for _ in range(500):
+        if task.done():
+            return
+        async with db.session() as session:
+            waiting = await session.scalar(WAITING, {"key": IMPORT_LOCK})
+        if waiting:
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail("the second import neither finished nor waited")

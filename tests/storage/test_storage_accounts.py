@@ -155,7 +155,7 @@ async def test_the_identity_check_reads_counts_entry_and_profile_in_one_look_up(
     clock: FakeClock,
 ) -> None:
     await accounts.register(new_account(MARIO, "mario.rossi@example.it"))
-    for key in ("tg:1", "customer:x", "tg:1"):
+    for key in ("tg:1", "customer:x", "tg:1", "customer?:y", "customer?:y", "customer?:y"):
         await attempt_log.record("verify", key)
     await attempt_log.record("email_in_use", "tg:1")  # another kind
 
@@ -163,7 +163,7 @@ async def test_the_identity_check_reads_counts_entry_and_profile_in_one_look_up(
         async with UnitOfWork(database, clock) as uow:
             since = clock() - timedelta(hours=1)
             return await uow.registry.check_identity(
-                code, kind="verify", first="tg:1", second="customer:x", since=since
+                code, kind="verify", first="tg:1", second="customer:x", unknown="customer?:y", since=since
             )
 
     mario = await check("ug 100 234")  # any spelling of the code
@@ -173,8 +173,9 @@ async def test_the_identity_check_reads_counts_entry_and_profile_in_one_look_up(
     assert mario.match(dataclasses.replace(MARIO, first_name="Luigi")) is None
     giulia = await check(GIULIA.customer_code)
     assert (giulia.failures, giulia.has_account, giulia.match(GIULIA)) == (2, False, GIULIA)
-    nobody = await check("UG-999999")  # no such customer: still the counts
-    assert (nobody.failures, nobody.has_account, nobody.entry) == (2, False, None)
+    nobody = await check("UG-999999")  # no such customer: still the counts, under the unknown code's key
+    assert (nobody.failures, nobody.has_account, nobody.entry) == (3, False, None)
+    assert (nobody.by_second, mario.by_second) == (3, 1)
     assert nobody.match(dataclasses.replace(MARIO, customer_code="UG-999999")) is None
     clock.advance(hours=2)
     assert (await check(MARIO.customer_code)).failures == 0

@@ -7,7 +7,8 @@ connection closed before any of the body is read; a chunked body stops being rea
 
 Nor can connections exhaust the process's file table (issue 21): at most `MAX_CONNECTIONS` are open; a new
 one beyond that closes the oldest still waiting for its request's headers (a half-open connection holds
-nothing a legitimate sender needs), and a connection gets `HEADER_TIMEOUT` to send them. Should accepting
+nothing a legitimate sender needs, nor does one whose request lacks the secret: another path is answered
+404 unread), and a connection gets `HEADER_TIMEOUT` to send them. Should accepting
 fail anyway (the file table full for other reasons), accepting pauses for `ACCEPT_PAUSE` instead of
 retrying at once, and the failure is logged, repeated identical lines folded into one with a count
 (unogas_bot/security/log_repeats.py).
@@ -115,12 +116,28 @@ class UpdateReceiver(tornado.web.RequestHandler):
         self.request.connection.close()  # type: ignore[union-attr]
 
 
+@tornado.web.stream_request_body
+class NotHere(tornado.web.RequestHandler):
+    """Any other path: answered 404 and closed on the headers, its body never read (tornado's own 404
+    handler reads a whole body first, up to `MAX_BODY`, holding the connection and the memory)."""
+
+    async def prepare(self) -> None:
+        self.set_status(HTTPStatus.NOT_FOUND)
+        await self.finish()
+        self.request.connection.close()  # type: ignore[union-attr]
+
+
 class CappedHTTPServer(HTTPServer):
     """Tornado's HTTP server with a cap on open connections and an accept loop that pauses when the
-    system refuses it descriptors (see the module's docstring)."""
+    system refuses it descriptors (see the module's docstring).
+
+    A connection is "in a request", and never closed to make room, only while its request carries the
+    secret (`secret`; None: any request): a request without it holds nothing a legitimate sender needs,
+    whatever its headers say, so an outsider's requests never outrank Telegram's."""
 
     max_connections = MAX_CONNECTIONS
     accept_pause = ACCEPT_PAUSE
+    secret: bytes | None = None
 
     def initialize(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         super().initialize(*args, **kwargs)
@@ -160,7 +177,13 @@ class CappedHTTPServer(HTTPServer):
     ) -> httputil.HTTPMessageDelegate:
         conn = server_conn  # a request starts (the next one on a kept-alive connection too): waiting again
         self._busy.discard(conn)  # type: ignore[arg-type]
-        return _Tracked(super().start_request(server_conn, request_conn), self._busy, conn)  # type: ignore[arg-type]
+        return _Tracked(super().start_request(server_conn, request_conn), self, conn)  # type: ignore[arg-type]
+
+    def admits(self, headers: httputil.HTTPHeaders) -> bool:
+        """Does a request with these headers carry the secret (any request, without one)?"""
+        if self.secret is None:
+            return True
+        return hmac.compare_digest(headers.get(SECRET_HEADER, "").encode(), self.secret)
 
     def on_close(self, server_conn: object) -> None:
         self._open.pop(server_conn, None)  # type: ignore[call-overload]
@@ -218,18 +241,16 @@ class CappedHTTPServer(HTTPServer):
 
 
 class _Tracked(httputil.HTTPMessageDelegate):
-    """A request's delegate that marks its connection busy once the headers are in."""
+    """A request's delegate that marks its connection busy once headers with the secret are in."""
 
     def __init__(
-        self,
-        inner: httputil.HTTPMessageDelegate,
-        busy: set[HTTP1ServerConnection],
-        conn: HTTP1ServerConnection,
+        self, inner: httputil.HTTPMessageDelegate, server: CappedHTTPServer, conn: HTTP1ServerConnection
     ) -> None:
-        self.inner, self.busy, self.conn = inner, busy, conn
+        self.inner, self.server, self.conn = inner, server, conn
 
     def headers_received(self, start_line: Any, headers: httputil.HTTPHeaders) -> Any:
-        self.busy.add(self.conn)
+        if self.server.admits(headers):
+            self.server._busy.add(self.conn)
         return self.inner.headers_received(start_line, headers)
 
     def data_received(self, chunk: bytes) -> Any:
@@ -254,12 +275,13 @@ def start(app: Application, listen: str, port: int, path: str, secret: str) -> H
     route = "/" + re.escape(path.strip("/")) + ("/?" if path.strip("/") else "")
     handlers: list[Any] = [(route, UpdateReceiver, {"app": app, "secret": secret})]
     server = CappedHTTPServer(
-        tornado.web.Application(handlers, log_function=_log_request),
+        tornado.web.Application(handlers, log_function=_log_request, default_handler_class=NotHere),
         max_body_size=MAX_BODY,  # the connection-level cap, whatever the handler does
         max_buffer_size=2 * MAX_BODY,
         body_timeout=BODY_TIMEOUT,
         idle_connection_timeout=HEADER_TIMEOUT,  # tornado's header timeout is this one
     )
+    server.secret = secret.encode()
     server.listen(port, address=listen)
     return server
 

@@ -57,10 +57,13 @@ def login_id(text: str) -> str:
 
 
 def looks_like_another(part: str) -> bool:
-    """Does this part of an address mix scripts, or hold a letter that imitates an ASCII one (UTS #39's
-    confusables: a Cyrillic "а", a Greek "ο", a dotless "ı"; "ò" or "ñ" imitate nothing)?"""
+    """Does this part of an address mix scripts, hold a letter that imitates an ASCII one (UTS #39's
+    confusables: a Cyrillic "а", a Greek "ο", a dotless "ı"; "ò" or "ñ" imitate nothing), or an ASCII
+    letter with a mark no letter has ("i" with a dot above)?"""
     if part.isascii():
         return False  # the usual case: no table to look at
+    if _marked_ascii_letter(part):
+        return True
     from confusable_homoglyphs import confusables  # a 1 MB table, read at the first address that needs it
 
     if confusables.is_mixed_script(part, allowed_aliases=_NEUTRAL_SCRIPTS):
@@ -70,6 +73,20 @@ def looks_like_another(part: str) -> bool:
         not hit["character"].isascii() and any(glyph["c"].isascii() for glyph in hit["homoglyphs"])
         for hit in found
     )
+
+
+def _marked_ascii_letter(part: str) -> bool:
+    """Does a combining mark sit on an ASCII letter? After NFKC every accent Unicode has a letter for is
+    that letter ("ò"); a mark left over has none: a dot above an "i" (invisible), an overlay or a line
+    below, which the script check counts as no script at all."""
+    base = ""
+    for ch in part:
+        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me"):
+            if base.isascii() and base.isalpha():
+                return True
+        else:
+            base = ch
+    return False
 
 
 def is_valid(text: str) -> bool:

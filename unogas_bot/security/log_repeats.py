@@ -4,7 +4,8 @@ A fault that repeats as fast as the event loop turns (a full file table made eve
 grew by 421,074 lines in 30 s) must not fill the disk nor drown the one line that says what is wrong. The
 first record of a kind is written as it is; identical ones (same logger, level, message and arguments,
 and exception type) within `INTERVAL` are counted, not written; the first one after the interval is
-written with "(N more like this in the last S s)". INFO and DEBUG records pass untouched.
+written with "(N more like this in the last S s)". INFO and DEBUG records pass untouched, except those
+anyone on the network can cause with a request (`BY_MESSAGE`): folded at every level, by message alone.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from typing import Any
 
 INTERVAL = 60.0  # seconds
 MAX_KINDS = 512  # kinds of record remembered (the oldest is forgotten first)
+# Loggers whose records anyone on the network can cause, one per request (the webhook's refusals, tornado's
+# "Malformed HTTP message from <address>"): folded at every level, and by their message alone, since the
+# client's address in the arguments differs from one request to the next.
+BY_MESSAGE = ("tornado.", "unogas_bot.bot.webhook")
 
 
 class FoldRepeats(logging.Filter):
@@ -29,7 +34,7 @@ class FoldRepeats(logging.Filter):
         self._seen: OrderedDict[tuple[Any, ...], list[float]] = OrderedDict()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
+        if record.levelno < logging.WARNING and not _by_message(record):
             return True
         kind = _kind(record)
         now = self.clock()
@@ -47,10 +52,14 @@ class FoldRepeats(logging.Filter):
         return True
 
 
+def _by_message(record: logging.LogRecord) -> bool:
+    return record.name.startswith(BY_MESSAGE)
+
+
 def _kind(record: logging.LogRecord) -> tuple[Any, ...]:
     error = record.exc_info[1] if record.exc_info else None
     try:
-        args = repr(record.args)
+        args = "" if _by_message(record) else repr(record.args)
     except Exception:  # a repr that fails must not lose the record
         args = "?"
     return (record.name, record.levelno, str(record.msg), args, type(error).__name__ if error else None)

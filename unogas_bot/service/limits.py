@@ -18,8 +18,9 @@ from datetime import timedelta
 from storage.attempts import account_key, pair_key, telegram_key
 from storage.models import ATTEMPT_KEY_LEN
 from unogas_bot import rules
+from unogas_bot.security.hashing import EphemeralMac
 
-__all__ = ["account_key", "customer_key", "email_key", "pair_key", "telegram_key"]
+__all__ = ["account_key", "customer_key", "email_key", "pair_key", "telegram_key", "unknown_customer_key"]
 
 HOUR = timedelta(hours=1)
 
@@ -52,5 +53,12 @@ def email_key(email: str) -> str:
 
 
 def customer_key(customer_code: str) -> str:
-    """The key of a typed customer code: "UG100234" and "UG-100234" count together."""
+    """The key of a registry customer's code: "UG100234" and "UG-100234" count together."""
     return _digest("customer:", rules.customer_code.key(customer_code))
+
+
+def unknown_customer_key(mac: EphemeralMac, customer_code: str) -> str:
+    """The key of a typed code that is no registry customer's: it may be anything (a password typed at the
+    wrong question), so it is kept only as this process's keyed digest, which nobody reading the database
+    can test guesses against. It counts like a customer's, so the replies never tell the two apart."""
+    return "customer?:" + mac.digest(rules.customer_code.key(customer_code)).rpartition(":")[2][:32]

@@ -9,7 +9,9 @@ Limits (per hour, per Telegram user *and* per customer code, so neither many Tel
 customer codes get around them):
 * failed identity checks: `verify_attempts_per_hour` per Telegram user (its own bucket: one stranger who
   knows a customer code cannot hold up the customer's registration), `verify_attempts_per_code_per_hour`
-  per customer code from every Telegram user together; which datum did not match is never told;
+  per customer code from every Telegram user together; which datum did not match is never told. A typed
+  code that is no registry customer's is counted the same, under this process's keyed digest, and never
+  written anywhere in clear (it may be a password typed at the wrong question);
 * "address already in use" answers: `email_in_use_per_hour`, each audited; once used up, the next address
   is refused whatever it is, so the refusal itself tells nothing about the address.
 """
@@ -45,15 +47,18 @@ if TYPE_CHECKING:
 async def verify_identity(services: Services, user_id: int, identity: Identity) -> VerifyOutcome:
     """Check what the customer typed against the registry (the data on the bill)."""
     settings = services.settings
-    keys = (limits.telegram_key(user_id), limits.customer_key(identity.customer_code))
+    user = limits.telegram_key(user_id)
+    known = limits.customer_key(identity.customer_code)
+    unknown = limits.unknown_customer_key(services.mac, identity.customer_code)
     # Deferred: a matching identity writes nothing, and then no transaction is needed.
     async with services.uow(deferred=True) as uow:
-        await uow.attempts.lock(*keys)
+        await uow.attempts.lock(user, known, unknown)
         check = await uow.registry.check_identity(
             identity.customer_code,
             kind=limits.VERIFY,
-            first=keys[0],
-            second=keys[1],
+            first=user,
+            second=known,
+            unknown=unknown,
             since=services.clock() - limits.HOUR,
         )
         # This Telegram user's own failures, and every user's on this code: whichever is nearer its limit.
@@ -65,10 +70,16 @@ async def verify_identity(services: Services, user_id: int, identity: Identity) 
             return VerificationLocked()
         record = check.match(identity)
         if record is None:
-            for key in keys:
+            # What was typed as a code is kept only if it is a registry customer's (as the registry prints
+            # it): anything else may be a secret typed at the wrong question.
+            printed = check.printed_code
+            for key in (user, known if printed else unknown):
                 await uow.attempts.add(limits.VERIFY, key)
             await uow.accounts.add_event(
-                "registration_identity_failed", customer_code=identity.customer_code, telegram_user_id=user_id
+                "registration_identity_failed",
+                customer_code=printed,
+                telegram_user_id=user_id,
+                detail="" if printed else "no registry customer's code",
             )
             await uow.commit()
             return IdentityMismatch(left - 1) if left > 1 else VerificationLocked()
