@@ -145,7 +145,7 @@ class Waiting:
 
     update_id: int
     payload: bytes | None
-    replays: int  # how many leaders have started from it, this one included
+    replays: int  # how many leaders started handling it again from the inbox (and did not finish)
 
 
 class InboxStore:
@@ -231,13 +231,12 @@ class InboxStore:
             await conn.execute(self._mark, {"bot": self.bot_id, "ids": ids, "now": now})
 
     async def waiting(self) -> list[Waiting]:
-        """The rows waiting to be handled, oldest first, each counted as replayed once more."""
+        """The rows waiting to be handled, oldest first."""
         table = BotInbox.__table__
         statement = (
-            update(table)
+            select(table.c.update_id, table.c.payload, table.c.replays)
             .where(table.c.bot_id == self.bot_id, table.c.handled_at.is_(None))
-            .values(replays=table.c.replays + 1)
-            .returning(table.c.update_id, table.c.payload, table.c.replays)
+            .order_by(table.c.update_id)
         )
         async with self._db.transaction() as session:
             conn = await session.connection()
@@ -247,7 +246,17 @@ class InboxStore:
             ]
             if self._db.fence is not None:
                 await self._db.fence.check(conn)
-        return sorted(rows, key=lambda row: row.update_id)
+        return rows
+
+    async def started(self, update_id: int) -> None:
+        """A leader starts handling a waiting update again: counted before it starts (a leader that only
+        read the inbox, and stopped before handling it, does not count)."""
+        table = BotInbox.__table__
+        mine = (table.c.bot_id == self.bot_id) & (table.c.update_id == update_id)
+        waiting = table.c.handled_at.is_(None)
+        statement = update(table).where(mine, waiting).values(replays=table.c.replays + 1)
+        async with self._db.write_turn(), self._db.autocommit() as conn:
+            await conn.execute(statement)
 
     async def set_aside(self, update_ids: Iterable[int]) -> None:
         """Mark updates handled without handling them (unreadable, or replayed too often)."""

@@ -52,6 +52,11 @@ class UnogasApplication(Application):
         """The context `update` is processed in: with an inbox, its use cases claim their steps in it."""
         return self.inbox.handling(update) if self.inbox is not None else contextlib.nullcontext()
 
+    async def starting(self, update: object) -> None:
+        """`update`'s processing starts: a replayed one is counted as started (bot/inbox.py)."""
+        if self.inbox is not None:
+            await self.inbox.starting(update)
+
     def note_handled(self, update: object) -> asyncio.Future[None] | None:
         """`update` has been processed (or dropped): the next write marks it handled with its effects.
         Returns the future of that write (None without an inbox). Call it as soon as the processing

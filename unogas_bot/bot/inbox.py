@@ -8,7 +8,9 @@ next one.
 `replay` is what a new leader does first: the updates left waiting by the last one, oldest first, so each
 chat's go before its new ones. An update that does not open (INBOX_KEY or the token changed) or that
 several leaders in a row started and never finished (one that crashes the process) is set aside with a log
-line, instead of stopping every leader after it.
+line, instead of stopping every leader after it. A leader counts as having started an update when it
+begins handling it (`starting`), not when it reads the inbox: leaders that stopped before (a webhook that
+could not be registered, leadership lost again at once) never set an update aside.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import ExtBot
 
+from storage.db import database_unavailable
 from storage.inbox import HANDLING, Arrived, Handling, InboxStore
 from unogas_bot.bot import metrics
 from unogas_bot.security.sealing import Sealer, SealError
@@ -53,6 +56,7 @@ class Inbox:
         self._writer: asyncio.Future[None] | None = None
         self.duplicates = 0  # updates delivered again and not handled again, since start
         self.replayed = 0  # updates a takeover started from, since start
+        self._replaying: set[int] = set()  # replayed updates not started yet (see `starting`)
 
     def seal(self, update: Update, raw: dict[str, Any] | None = None) -> Arrived:
         data = raw if raw is not None else update.to_dict()
@@ -70,7 +74,11 @@ class Inbox:
         the updates to Telegram."""
         arrived = [self.seal(u, raw[i] if raw is not None else None) for i, u in enumerate(updates)]
         new = await self._write(arrived, confirmed_below)
-        taken = [u for u in updates if u.update_id in new]
+        taken = []
+        for update in updates:  # the same update twice in one call: taken once
+            if update.update_id in new:
+                new.discard(update.update_id)
+                taken.append(update)
         if len(taken) < len(updates):
             self.duplicates += len(updates) - len(taken)
             metrics.INBOX_DUPLICATES.inc(len(updates) - len(taken))
@@ -101,9 +109,13 @@ class Inbox:
                 if isinstance(exc, asyncio.CancelledError):
                     raise
             else:
-                for _, _, waiter in batch:
+                # An id is new for the first caller that brought it only: the same update delivered
+                # twice at once (a webhook retry racing the first delivery) is taken once.
+                for rows, _, waiter in batch:
+                    mine = {a.update_id for a in rows} & new
+                    new -= mine
                     if not waiter.done():
-                        waiter.set_result(new)
+                        waiter.set_result(mine)
 
     async def replay(self, bot: ExtBot[Any] | Any) -> list[Update]:
         """The updates the last leader left waiting, oldest first (see the module docstring)."""
@@ -112,7 +124,7 @@ class Inbox:
         unreadable: list[int] = []
         crashing: list[int] = []
         for row in waiting:
-            if row.replays > MAX_REPLAYS:
+            if row.replays >= MAX_REPLAYS:
                 crashing.append(row.update_id)
                 continue
             try:
@@ -126,6 +138,7 @@ class Inbox:
             if isinstance(bot, ExtBot):
                 bot.insert_callback_data(update)
             updates.append(update)
+            self._replaying.add(row.update_id)
         if unreadable:
             log.warning(
                 "inbox: %d waiting update(s) could not be opened (INBOX_KEY or the bot token changed?); "
@@ -142,6 +155,21 @@ class Inbox:
             await self.store.set_aside([*unreadable, *crashing])
         self.replayed += len(updates)
         return updates
+
+    async def starting(self, update: object) -> None:
+        """`update` is about to be handled: if it was replayed, count that one more leader started it
+        (only leaders that start an update count towards MAX_REPLAYS, not those that stopped before it)."""
+        if not self._replaying or not isinstance(update, Update):
+            return
+        if update.update_id not in self._replaying:
+            return
+        self._replaying.discard(update.update_id)
+        try:
+            await self.store.started(update.update_id)
+        except Exception as exc:  # not counted: it is handled all the same (and saved, or waits again)
+            if not database_unavailable(exc):
+                raise
+            log.warning("inbox: a replayed update's start not counted (%s)", type(exc).__name__)
 
     @contextlib.contextmanager
     def handling(self, update: object) -> Iterator[None]:

@@ -58,6 +58,9 @@ class Ledger(Protocol):
     def handling(self, update: object) -> AbstractContextManager[None]:
         """The context an update is processed in (its use cases claim their steps in it)."""
 
+    async def starting(self, update: object) -> None:
+        """The update's processing starts now (a replayed update's start is counted)."""
+
     async def settle(self, update: object) -> None:
         """The update was processed: return once its effects and its "handled" mark are written."""
 
@@ -171,6 +174,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
             if ledger is None:
                 await self.do_process_update(update, coroutine)
             else:
+                await ledger.starting(update)
                 with ledger.handling(update):
                     await self.do_process_update(update, coroutine)
         finally:

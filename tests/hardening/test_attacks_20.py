@@ -1,0 +1,94 @@
+"""Attacks on issue 20's paths (the durable update inbox and fenced writes), each a break found first and
+then fixed: in process, with the offline stand-in, on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import secrets
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from telegram import Update
+
+from storage.db import Database
+from storage.models import BotInbox
+from tests.conftest import FakeClock
+from tests.kit.botkit import Bot, running_bot
+from unogas_bot.bot.serving import replay_inbox
+
+KEY = secrets.token_bytes(32)
+USER = 6262
+
+
+async def _inbox(db: Database) -> dict[int, tuple[bool, bool, int]]:
+    """update id -> (handled, payload kept, replays)."""
+    table = BotInbox.__table__
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(table.c.update_id, table.c.handled_at, table.c.payload, table.c.replays)
+        )
+        return {int(u): (h is not None, p is not None, int(r)) for u, h, p, r in rows}
+
+
+def _update(bot: Bot, data: dict[str, Any]) -> Update:
+    return Update.de_json(data, bot.app.bot)  # type: ignore[attr-defined]
+
+
+async def test_the_same_update_delivered_twice_at_once_is_handled_once(
+    database: Database, clock: FakeClock
+) -> None:
+    """A webhook retry racing the first delivery: both requests reach the inbox's group commit together.
+    Before the fix each of them was told the update was new (the batch's set of new ids was shared), so
+    the customer was answered twice."""
+    async with running_bot(database, clock, inbox=KEY) as bot:
+        user = bot.user(USER)
+        data = {"update_id": 41, "message": user._new_message("/start")}
+        data["message"]["entities"] = [{"type": "bot_command", "offset": 0, "length": 6}]
+        await asyncio.gather(bot.sim.process(data), bot.sim.process(copy.deepcopy(data)))
+        await bot.app.update_queue.join()
+        assert len(bot.api.texts_to(USER)) == 1, bot.api.texts_to(USER)
+        assert bot.app.inbox.duplicates == 1
+        # Several deliveries of it and of another update, in one batch.
+        other = {"update_id": 42, "message": user._new_message("ciao")}
+        taken = await asyncio.gather(
+            *(bot.app.inbox.take(_update(bot, d), d) for d in (data, other, other, data, other))
+        )
+        assert taken == [False, True, False, False, False]
+
+
+async def _leave_waiting(db: Database, clock: FakeClock, text: str, first_update_id: int = 1) -> None:
+    """A leader takes `text` and dies before it is saved: the update waits in the inbox."""
+    async with running_bot(db, clock, inbox=KEY, first_update_id=first_update_id) as bot:
+        _cut_off(bot)
+        await bot.user(USER).send(text)
+        bot.app.fenced = True  # type: ignore[attr-defined]
+
+
+def _cut_off(bot: Bot) -> None:
+    async def unreachable(batch: Any) -> None:
+        raise OperationalError("COMMIT", {}, ConnectionResetError("the connection went away"))
+
+    bot.app.persistence._write = unreachable  # type: ignore[attr-defined]
+
+
+async def test_leaders_that_never_started_an_update_do_not_set_it_aside(
+    database: Database, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Six leaders in a row read the waiting inbox and stopped before handling it (a webhook whose
+    setWebhook kept failing during a Telegram outage, leadership bouncing on a flaky network). Before the
+    fix every read counted as a replay, so the seventh leader set the customer's message aside unanswered
+    as "crashing every leader", though no leader had ever started it."""
+    await _leave_waiting(database, clock, "/start")
+    for n in range(6):
+        async with running_bot(database, clock, inbox=KEY, demo=False, first_update_id=100 + n) as idle:
+            await idle.app.inbox.replay(idle.app.bot)  # type: ignore[attr-defined]
+    async with running_bot(database, clock, inbox=KEY, demo=False, first_update_id=200) as leader:
+        leader.api.register_chat(USER)
+        assert await replay_inbox(leader.app) == 1  # type: ignore[arg-type]
+        await leader.app.update_queue.join()  # type: ignore[attr-defined]
+        assert len(leader.api.texts_to(USER)) == 1, "answered"
+    assert not [r for r in caplog.records if r.name == "unogas_bot.bot.inbox"]
+    assert (await _inbox(database))[1][0], "handled"
