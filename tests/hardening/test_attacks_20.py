@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import secrets
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from storage.db import Database
 from storage.models import BotInbox
 from tests.conftest import FakeClock
 from tests.kit.botkit import Bot, running_bot
+from unogas_bot.bot.polling import Poller
 from unogas_bot.bot.serving import replay_inbox
 
 KEY = secrets.token_bytes(32)
@@ -92,3 +94,49 @@ async def test_leaders_that_never_started_an_update_do_not_set_it_aside(
         assert len(leader.api.texts_to(USER)) == 1, "answered"
     assert not [r for r in caplog.records if r.name == "unogas_bot.bot.inbox"]
     assert (await _inbox(database))[1][0], "handled"
+
+
+class _Telegram:
+    """getUpdates answering one batch, then holding the long poll."""
+
+    def __init__(self, batch: list[Update]) -> None:
+        self.batch = batch
+        self.offsets: list[int | None] = []
+
+    async def get_updates(self, offset: int | None = None, **_: Any) -> tuple[Update, ...]:
+        self.offsets.append(offset)
+        if len(self.offsets) == 1:
+            return tuple(self.batch)
+        await asyncio.sleep(3600)
+        return ()
+
+
+async def test_a_lone_surrogate_in_a_message_does_not_stop_polling(
+    database: Database, clock: FakeClock
+) -> None:
+    """JSON may carry half of a surrogate pair ("\\ud83d"), which has no UTF-8 form. Before the fix the
+    inbox could not seal such an update: the polling loop died with UnicodeEncodeError, `run` ended, and
+    every restart fetched the same batch again, so nobody was answered any more."""
+    async with running_bot(database, clock, inbox=KEY) as bot:
+        user = bot.user(USER)
+        odd = _update(bot, {"update_id": 7, "message": user._new_message("ciao \ud83d")})
+        fine = _update(bot, {"update_id": 8, "message": user._new_message("/start")})
+        telegram = _Telegram([odd, fine])
+        errors: list[Exception] = []
+
+        async def process_error(update: object, error: Exception) -> None:
+            errors.append(error)
+
+        app = SimpleNamespace(bot=telegram, update_queue=asyncio.Queue(), process_error=process_error)
+        poller = Poller(app, bot.app.inbox, ["message"])  # type: ignore[arg-type,attr-defined]
+        task = asyncio.ensure_future(poller.run())
+        async with asyncio.timeout(5):
+            while len(telegram.offsets) < 2 and not task.done():
+                await asyncio.sleep(0.01)
+        poller.stop()
+        await task
+        assert telegram.offsets == [None, 9], "the batch was written and confirmed"
+        assert [app.update_queue.get_nowait().update_id for _ in range(2)] == [7, 8]
+        assert not errors
+        replayed = await bot.app.inbox.replay(bot.app.bot)  # type: ignore[attr-defined]
+        assert [u.message.text for u in replayed] == ["ciao \ud83d", "/start"], "and it opens again"

@@ -60,7 +60,9 @@ class Inbox:
 
     def seal(self, update: Update, raw: dict[str, Any] | None = None) -> Arrived:
         data = raw if raw is not None else update.to_dict()
-        payload = self._sealer.seal(_ENCODE(data).encode(), self.bot_id, update.update_id)
+        # A lone surrogate is valid in a JSON string and has no UTF-8 form: kept as it came, not refused.
+        plain = _ENCODE(data).encode("utf-8", "surrogatepass")
+        payload = self._sealer.seal(plain, self.bot_id, update.update_id)
         return Arrived(update.update_id, chat_of(update), payload)
 
     async def admit(
@@ -130,7 +132,8 @@ class Inbox:
             try:
                 if row.payload is None:
                     raise SealError("no payload")
-                data = json.loads(self._sealer.open(row.payload, self.bot_id, row.update_id))
+                plain = self._sealer.open(row.payload, self.bot_id, row.update_id)
+                data = json.loads(plain.decode("utf-8", "surrogatepass"))
                 update = Update.de_json(data, bot)
             except (SealError, ValueError, TypeError, KeyError):
                 unreadable.append(row.update_id)
