@@ -102,11 +102,13 @@ class _Telegram:
     def __init__(self, batch: list[Update]) -> None:
         self.batch = batch
         self.offsets: list[int | None] = []
+        self.asked_again = asyncio.Event()
 
     async def get_updates(self, offset: int | None = None, **_: Any) -> tuple[Update, ...]:
         self.offsets.append(offset)
         if len(self.offsets) == 1:
             return tuple(self.batch)
+        self.asked_again.set()
         await asyncio.sleep(3600)
         return ()
 
@@ -130,9 +132,9 @@ async def test_a_lone_surrogate_in_a_message_does_not_stop_polling(
         app = SimpleNamespace(bot=telegram, update_queue=asyncio.Queue(), process_error=process_error)
         poller = Poller(app, bot.app.inbox, ["message"])  # type: ignore[arg-type,attr-defined]
         task = asyncio.ensure_future(poller.run())
-        async with asyncio.timeout(5):
-            while len(telegram.offsets) < 2 and not task.done():
-                await asyncio.sleep(0.01)
+        asked = asyncio.ensure_future(telegram.asked_again.wait())
+        await asyncio.wait({task, asked}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+        asked.cancel()
         poller.stop()
         await task
         assert telegram.offsets == [None, 9], "the batch was written and confirmed"
