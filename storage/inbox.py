@@ -155,6 +155,9 @@ class InboxStore:
         self._db = db
         self.bot_id = bot_id
         self._clock = clock
+        # Updates this process took (admitted as new, or replayed) whose "handled" mark is not committed
+        # yet: the persistence forgets them once it is (storage/persistence.py).
+        self.in_hand: set[int] = set()
         table = BotInbox.__table__
         self._admit = (  # SQLite's (PostgreSQL's admit is _ADMIT_POSTGRES)
             sqlite.insert(table)
@@ -257,6 +260,17 @@ class InboxStore:
         statement = update(table).where(mine, waiting).values(replays=table.c.replays + 1)
         async with self._db.write_turn(), self._db.autocommit() as conn:
             await conn.execute(statement)
+
+    async def still_waiting(self, update_ids: Iterable[int]) -> set[int]:
+        """Which of these updates are in the inbox and not handled."""
+        table = BotInbox.__table__
+        query = select(table.c.update_id).where(
+            table.c.bot_id == self.bot_id,
+            table.c.update_id.in_(list(update_ids)),
+            table.c.handled_at.is_(None),
+        )
+        async with self._db.read() as conn:
+            return {int(u) for (u,) in await conn.execute(query)}
 
     async def set_aside(self, update_ids: Iterable[int]) -> None:
         """Mark updates handled without handling them (unreadable, or replayed too often)."""

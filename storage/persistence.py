@@ -273,6 +273,8 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
             except BaseException:  # cancelled: keep everything for the final flush
                 self._changes = batch.put_back(self._changes)
                 raise
+            if batch.handled and self.inbox is not None:
+                self.inbox.in_hand.difference_update(batch.handled)
             self.writes += 1
             return True
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from telegram import Update
 
 from storage.db import Database
-from storage.models import BotInbox
+from storage.models import BotConversation, BotInbox
 from tests.conftest import FakeClock
 from tests.kit.botkit import Bot, running_bot
 from unogas_bot.bot.polling import Poller
@@ -33,6 +33,12 @@ async def _inbox(db: Database) -> dict[int, tuple[bool, bool, int]]:
             select(table.c.update_id, table.c.handled_at, table.c.payload, table.c.replays)
         )
         return {int(u): (h is not None, p is not None, int(r)) for u, h, p, r in rows}
+
+
+async def _state(db: Database) -> str | None:
+    async with db.read() as conn:
+        query = select(BotConversation.state).where(BotConversation.name == "registration")
+        return (await conn.execute(query)).scalar()
 
 
 def _update(bot: Bot, data: dict[str, Any]) -> Update:
@@ -142,3 +148,44 @@ async def test_a_lone_surrogate_in_a_message_does_not_stop_polling(
         assert not errors
         replayed = await bot.app.inbox.replay(bot.app.bot)  # type: ignore[attr-defined]
         assert [u.message.text for u in replayed] == ["ciao \ud83d", "/start"], "and it opens again"
+
+
+def _reply_lost_once(bot: Bot) -> list[int]:
+    """The inbox's next write commits, and its answer is lost on the way back (the connection cut right
+    after the server committed): the caller sees an error and cannot tell it was written."""
+    store = bot.app.inbox.store  # type: ignore[attr-defined]
+    admit = store.admit
+    lost: list[int] = []
+
+    async def committed_then_cut(arrived: Any, confirmed_below: int | None = None) -> set[int]:
+        new = await admit(arrived, confirmed_below)
+        if not lost:
+            lost.extend(sorted(new))
+            raise OperationalError("INSERT", {}, ConnectionResetError("the connection went away"))
+        return new
+
+    store.admit = committed_then_cut
+    return lost
+
+
+async def test_an_update_written_whose_answer_was_lost_is_still_handled(
+    database: Database, clock: FakeClock
+) -> None:
+    """The inbox's write committed, then the connection broke before its answer came back: the webhook
+    answered 503 and Telegram delivered the update again (polling fetched it again). Before the fix the
+    second delivery was taken for a duplicate of one already handled: the message waited in the inbox,
+    unanswered, until the next leader (or housekeeping deleted it a day later)."""
+    async with running_bot(database, clock, inbox=KEY) as bot:
+        lost = _reply_lost_once(bot)
+        user = bot.user(USER)
+        data = {"update_id": 51, "message": user._new_message("/start")}
+        data["message"]["entities"] = [{"type": "bot_command", "offset": 0, "length": 6}]
+        with pytest.raises(OperationalError):
+            await bot.sim.process(copy.deepcopy(data))  # the webhook answers 503
+        assert lost == [51]
+        await bot.sim.process(copy.deepcopy(data))  # Telegram delivers it again
+        await bot.sim.process(copy.deepcopy(data))  # and once more (its own timeout)
+        await bot.app.update_queue.join()  # type: ignore[attr-defined]
+        assert len(bot.api.texts_to(USER)) == 1, "answered, once"
+        assert (await _inbox(database))[51][0], "and handled"
+        assert not bot.app.inbox.store.in_hand, "nothing kept in memory once saved"  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from telegram import Update
@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 # Leaders that may start from an update without finishing it before it is set aside.
 MAX_REPLAYS = 5
+# Updates whose write failed without telling whether it committed, remembered to be checked when they
+# come again (see `_recover`); beyond this many the oldest are forgotten (a long outage: the next leader's
+# replay still finds them).
+UNCERTAIN_KEPT = 10_000
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 
@@ -57,6 +61,7 @@ class Inbox:
         self.duplicates = 0  # updates delivered again and not handled again, since start
         self.replayed = 0  # updates a takeover started from, since start
         self._replaying: set[int] = set()  # replayed updates not started yet (see `starting`)
+        self._uncertain: dict[int, None] = {}  # see `_recover`, oldest first
 
     def seal(self, update: Update, raw: dict[str, Any] | None = None) -> Arrived:
         data = raw if raw is not None else update.to_dict()
@@ -102,9 +107,13 @@ class Inbox:
         while self._queue:
             batch, self._queue = self._queue, []
             below = max((b for _, b, _ in batch if b is not None), default=None)
+            arrived = [a for rows, _, _ in batch for a in rows]
             try:
-                new = await self.store.admit([a for rows, _, _ in batch for a in rows], below)
+                new = await self.store.admit(arrived, below)
+                if self._uncertain:
+                    new |= await self._recover({a.update_id for a in arrived} - new)
             except BaseException as exc:
+                self._doubt(a.update_id for a in arrived)
                 for _, _, waiter in batch:
                     if not waiter.done():
                         waiter.set_exception(exc)
@@ -113,11 +122,34 @@ class Inbox:
             else:
                 # An id is new for the first caller that brought it only: the same update delivered
                 # twice at once (a webhook retry racing the first delivery) is taken once.
+                self.store.in_hand |= new
                 for rows, _, waiter in batch:
                     mine = {a.update_id for a in rows} & new
                     new -= mine
                     if not waiter.done():
                         waiter.set_result(mine)
+
+    def _doubt(self, update_ids: Iterable[int]) -> None:
+        """A write of these updates failed: it may have committed all the same (the connection broke
+        after the server committed, before its answer came back)."""
+        for update_id in update_ids:
+            if update_id not in self.store.in_hand:
+                self._uncertain[update_id] = None
+        while len(self._uncertain) > UNCERTAIN_KEPT:
+            del self._uncertain[next(iter(self._uncertain))]
+
+    async def _recover(self, known: set[int]) -> set[int]:
+        """Of the updates found in the inbox already (`known`), those whose earlier write this process
+        could not confirm and that nobody handled: they are not duplicates of a handled update but the
+        same delivery again (the webhook answered 503; polling fetched the batch again), so they are new.
+        Without this they would wait unanswered until the next leader."""
+        doubtful = [u for u in known if u in self._uncertain]
+        if not doubtful:
+            return set()
+        waiting = await self.store.still_waiting(doubtful)
+        for update_id in doubtful:
+            self._uncertain.pop(update_id, None)
+        return {u for u in waiting if u not in self.store.in_hand}
 
     async def replay(self, bot: ExtBot[Any] | Any) -> list[Update]:
         """The updates the last leader left waiting, oldest first (see the module docstring)."""
@@ -142,6 +174,7 @@ class Inbox:
                 bot.insert_callback_data(update)
             updates.append(update)
             self._replaying.add(row.update_id)
+            self.store.in_hand.add(row.update_id)
         if unreadable:
             log.warning(
                 "inbox: %d waiting update(s) could not be opened (INBOX_KEY or the bot token changed?); "
