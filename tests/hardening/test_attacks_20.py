@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import secrets
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,6 +19,7 @@ from storage.db import Database
 from storage.models import BotConversation, BotInbox
 from tests.conftest import FakeClock
 from tests.kit.botkit import Bot, running_bot
+from unogas_bot.bot import leader
 from unogas_bot.bot.polling import Poller
 from unogas_bot.bot.serving import replay_inbox
 
@@ -189,3 +191,35 @@ async def test_an_update_written_whose_answer_was_lost_is_still_handled(
         assert len(bot.api.texts_to(USER)) == 1, "answered, once"
         assert (await _inbox(database))[51][0], "and handled"
         assert not bot.app.inbox.store.in_hand, "nothing kept in memory once saved"  # type: ignore[attr-defined]
+
+
+class _LockConnection:
+    """The leadership lock's connection: one answer late by longer than a ping may wait, then on time."""
+
+    def __init__(self) -> None:
+        self.slow = 1
+
+    async def fetchval(self, query: str, *args: Any) -> int:
+        if self.slow:
+            self.slow -= 1
+            await asyncio.sleep(1)
+        return 1
+
+
+async def test_a_leader_that_refused_an_update_for_want_of_confirmation_is_fenced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An update comes when the leadership was last confirmed over FENCE_AFTER ago and the confirmation
+    asked then comes too late: the update processor is told no and drops the update (and the Bot API
+    client drops a reply). Before the fix the process went on leading when the watchdog's next ping
+    was answered, and the dropped update waited in the inbox, unanswered, until another leader."""
+    monkeypatch.setattr(leader, "PING_TIMEOUT", 0.05)
+    lost: list[str] = []
+    lead = leader.PostgresLeadership("postgresql+asyncpg://u@127.0.0.1/db", 7, lost.append)
+    lead.role = "leader"
+    lead._conn = _LockConnection()
+    lead._confirmed = time.monotonic() - 2 * lead.fence_after
+    assert not await lead.confirm(), "not confirmed: the update is not handled"
+    await lead._ping()  # the watchdog's next ping is answered in time
+    assert lead.role == "fenced" and lost, "the process stops, so the next leader handles the update"
+    assert "was not confirmed" in lost[0]

@@ -239,7 +239,14 @@ class PostgresLeadership(Leadership):
         if self.role != "leader":
             return False
         await self._ping()
+        if self.role == "leader" and not self.fresh():
+            # Refused: the update (or reply) asking is dropped, so this process must not go on leading
+            # should a later ping be answered; it stops, and the next leader handles what it dropped.
+            self._lose(self._unconfirmed())
         return self.fresh()
+
+    def _unconfirmed(self) -> str:
+        return f"the database connection that holds it was not confirmed for {self.fence_after:g} s"
 
     async def _ping(self) -> None:
         """One statement on the lock's connection: it proves the session (and the lock) still exists, and
@@ -273,9 +280,7 @@ class PostgresLeadership(Leadership):
         while self.role == "leader":
             await self._ping()
             if self.role == "leader" and not self.fresh():
-                self._lose(
-                    f"the database connection that holds it was not confirmed for {self.fence_after:g} s"
-                )
+                self._lose(self._unconfirmed())
             if self.role != "leader":
                 return
             await asyncio.sleep(self.ping_every)
