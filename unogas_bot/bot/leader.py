@@ -32,7 +32,8 @@ it again as a standby):
   pooler, the connection reset): the lock went with it, and a standby may hold it already;
 - after `FENCE_AFTER` seconds (< `LEASE`) without a confirmation when the connection is only silent: the
   server keeps the lock at least `LEASE` seconds after the last statement it received, so such a leader
-  has stopped before a standby can lead.
+  has stopped before a standby can lead. Also at once when `confirm()` refused an update or a reply for
+  that reason: what it refused is not handled, so the process must not go on leading without it.
 
 A leader frozen longer than `LEASE` (SIGSTOP, a stalled VM) wakes up with its session gone: it sends
 nothing more, and whatever it was writing finds the newer epoch and rolls back.
