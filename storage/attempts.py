@@ -62,8 +62,12 @@ def window_count(key_param: str) -> Any:
     )
 
 
-# PostgreSQL: a transaction-level advisory lock per key, released at commit or rollback.
-_PG_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+# PostgreSQL: a transaction-level advisory lock per key, released at commit or rollback. All the keys of
+# one call in one statement (one round trip, not one per key), taken in the order given.
+_PG_LOCK = text(
+    "SELECT count(pg_advisory_xact_lock(hashtextextended(k.key, 0))) FROM "
+    "(SELECT key FROM unnest(CAST(:keys AS TEXT[])) WITH ORDINALITY AS u(key, n) ORDER BY n) AS k"
+)
 
 
 def account_key(account_id: int) -> str:
@@ -111,8 +115,7 @@ class Attempts:
         """
         if self._session.bind.dialect.name != "postgresql":
             return
-        for key in sorted(set(keys)):
-            await self._session.execute(_PG_LOCK, {"key": key})
+        await self._session.execute(_PG_LOCK, {"keys": sorted(set(keys))})
 
     async def add(self, kind: str, key: str) -> int:
         """Record one attempt now; returns its id (so a reservation can be taken back)."""
