@@ -10,8 +10,8 @@ from telegram import Update
 
 from conversations.context import BotContext
 from conversations.login import display_name
-from storage.accounts import AccountView
 from unogas_bot import rules
+from unogas_bot.domain import AccountView
 from unogas_bot.i18n import texts
 from unogas_bot.service.login import log_out
 

@@ -16,8 +16,8 @@ from typing import Any
 from conversations import alerts, privacy
 from conversations.engine import Ask, Finish, Form, Outcome, Reply, Turn
 from conversations.spec import Field, FormSpec, Secret, as_typed
-from storage.accounts import AccountView
 from unogas_bot import rules
+from unogas_bot.domain import AccountView
 from unogas_bot.service import login
 from unogas_bot.service.outcomes import InvalidCredentials, LoggedIn, LoginLocked
 

@@ -19,8 +19,8 @@ from conversations.engine import Ask, Finish, Form, Outcome, Reply, Turn
 from conversations.login import minutes_until
 from conversations.registration import refuse_a_secret_question
 from conversations.spec import Field, FormSpec, Notice, Secret, SecretPair, as_typed
-from storage.accounts import AccountView
 from unogas_bot import rules
+from unogas_bot.domain import AccountView
 from unogas_bot.service import erasure, export, profile, recovery
 from unogas_bot.service.outcomes import (
     AccountGone,

@@ -10,8 +10,8 @@ from telegram.ext import ApplicationHandlerStop
 
 from conversations.context import BotContext
 from conversations.engine import Reply
-from storage.accounts import AccountView
 from unogas_bot import rules
+from unogas_bot.domain import AccountView
 from unogas_bot.i18n import texts
 from unogas_bot.service import privacy
 from unogas_bot.service.context import Services

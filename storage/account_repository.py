@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from storage.accounts import Accounts, AccountView, AuditEntry, NewAccount
+from storage.accounts import Accounts
 from storage.db import Database
 from unogas_bot.clock import utcnow
+from unogas_bot.domain import AccountView, AuditEntry, NewAccount
 
 
 class AccountRepository:

@@ -10,11 +10,7 @@ nothing of its attempt is saved.
 
 from __future__ import annotations
 
-import unicodedata
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,118 +29,21 @@ from storage.models import (
     Customer,
     TelegramSession,
 )
-from unogas_bot import rules
+from storage.operator import operator_detail
 from unogas_bot.clock import utcnow
-
-
-@dataclass(frozen=True, slots=True)
-class NewAccount:
-    """What a registration stores; hashes are computed by the caller, never here."""
-
-    customer_code: str
-    email: str
-    password_hash: str = field(repr=False)  # hashes stay out of reprs, hence out of logs and tracebacks
-    security_question: str
-    answer_hash: str = field(repr=False)
-    phone: str | None
-    telegram_user_id: int
-    # The privacy notice acknowledged before any data was given (its version and when).
-    privacy_version: str | None = None
-    privacy_acknowledged_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AccountView:
-    """An account with its customer's registry data: a detached snapshot, safe to keep anywhere."""
-
-    id: int
-    customer_code: str
-    kind: str
-    first_name: str | None
-    last_name: str | None
-    company_name: str | None
-    tax_code: str
-    email: str
-    phone: str | None
-    security_question: str
-    password_hash: str = field(repr=False)
-    answer_hash: str = field(repr=False)
-    registered_at: datetime
-    registered_by: int
-    password_changed_at: datetime
-    login_locked_until: datetime | None
-    recovery_locked_until: datetime | None
-    privacy_version: str | None = None
-    privacy_acknowledged_at: datetime | None = None
-    owner_telegram_user_id: int | None = None
-
-    @property
-    def owner(self) -> int:
-        """The Telegram account the profile trusts: the one that last logged in, or else registered it."""
-        return self.registered_by if self.owner_telegram_user_id is None else self.owner_telegram_user_id
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    at: datetime
-    event: str
-    telegram_user_id: int | None
-    detail: str
-    # An erased profile's events keep the number, never the code.
-    account_id: int | None = None
-    customer_code: str | None = None
-
-
-class RegistrationConflict(Exception):
-    """A registration that cannot be saved; nothing was stored."""
-
-
-class EmailTaken(RegistrationConflict):
-    """Another account already uses this e-mail address (compared case-insensitively)."""
-
-
-class CustomerAlreadyRegistered(RegistrationConflict):
-    """The customer already has an account."""
-
-
-class UnknownCustomer(RegistrationConflict):
-    """No customer with this code in the registry."""
-
-
-class AccountNotFound(LookupError):
-    """No account with this id (e.g. deleted meanwhile)."""
-
-
-# The support operator on whose behalf the current task acts (the command line's `--operator`), or None for
-# the chat. A context variable rather than a parameter: the support tools act through the same use cases as
-# the chat (erasure, export), and every audit event those write must name the operator without each use case
-# and each of its callers carrying one more argument. Set only through `acting_operator`.
-_OPERATOR: ContextVar[str | None] = ContextVar("unogas_operator", default=None)
-
-
-@contextmanager
-def acting_operator(name: str) -> Iterator[None]:
-    """Within the block (and the tasks and event loops started in it), every audit event this module
-    records names operator `name` in its detail text ("...; operator NAME")."""
-    token = _OPERATOR.set(name)
-    try:
-        yield
-    finally:
-        _OPERATOR.reset(token)
-
-
-def operator_detail(detail: str) -> str:
-    operator = _OPERATOR.get()
-    if operator is None:
-        return detail
-    return f"{detail}; operator {operator}" if detail else f"operator {operator}"
-
-
-def normalize_email(email: str) -> str:
-    """The stored form of an address: NFKC-normalised (as unogas_bot/rules/email.py does), stripped and
-    lower-cased."""
-    return unicodedata.normalize("NFKC", email).strip().lower()
-
+from unogas_bot.domain import (
+    AccountNotFound,
+    AccountView,
+    AuditEntry,
+    CustomerAlreadyRegistered,
+    CustomerRecord,
+    EmailTaken,
+    NewAccount,
+    RegistrationConflict,
+    UnknownCustomer,
+    customer_code_key,
+    normalize_email,
+)
 
 _VIEW_COLUMNS = (
     Account.id,
@@ -185,8 +84,14 @@ def _select_views() -> Select[Any]:
     return select(*_VIEW_COLUMNS).join(Customer, Customer.id == Account.customer_id)
 
 
+_CUSTOMER_KEYS = ("customer_code", "kind", "first_name", "last_name", "company_name", "tax_code")
+_ACCOUNT_KEYS = tuple(column.key for column in _VIEW_COLUMNS if column.key not in _CUSTOMER_KEYS)
+
+
 def _view(row: Any) -> AccountView:
-    return AccountView(**{column.key: getattr(row, column.key) for column in _VIEW_COLUMNS})
+    """A row of `_VIEW_COLUMNS` as the domain's account, its customer's record inside."""
+    customer = CustomerRecord(*(getattr(row, key) for key in _CUSTOMER_KEYS))
+    return AccountView(customer=customer, **{key: getattr(row, key) for key in _ACCOUNT_KEYS})
 
 
 def _constraint_text(exc: IntegrityError) -> str:
@@ -234,7 +139,7 @@ class Accounts:
         session, now = self._session, self._clock()
         customer_id = (
             await session.execute(
-                select(Customer.id).where(Customer.code_key == rules.customer_code.key(new.customer_code))
+                select(Customer.id).where(Customer.code_key == customer_code_key(new.customer_code))
             )
         ).scalar_one_or_none()
         if customer_id is None:
@@ -297,7 +202,7 @@ class Accounts:
         return await self._one(Account.email == normalize_email(email))
 
     async def get_by_customer_code(self, customer_code: str) -> AccountView | None:
-        return await self._one(Customer.code_key == rules.customer_code.key(customer_code))
+        return await self._one(Customer.code_key == customer_code_key(customer_code))
 
     async def _one(self, condition: Any) -> AccountView | None:
         row = (await self._session.execute(_select_views().where(condition))).one_or_none()
@@ -551,9 +456,7 @@ class Accounts:
         if account_id is not None:
             conditions.append(AuditEvent.account_id == account_id)
         if customer_code is not None:
-            conditions.append(
-                code_key_sql(AuditEvent.customer_code) == rules.customer_code.key(customer_code)
-            )
+            conditions.append(code_key_sql(AuditEvent.customer_code) == customer_code_key(customer_code))
         if not conditions:
             return []
         newest = (
@@ -571,7 +474,7 @@ class Accounts:
 
 
 def code_key_sql(column: Any) -> Any:
-    """`rules.customer_code.key` in SQL (SQLite and PostgreSQL alike): audit rows keep the code as it was
+    """`customer_code_key` in SQL (SQLite and PostgreSQL alike): audit rows keep the code as it was
     given, so "UG-100234" and "UG100234" must still meet."""
     for sign in ("-", "/", " "):
         column = func.replace(column, sign, "")

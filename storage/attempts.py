@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.db import Database, Lookup
 from storage.models import Attempt
 from unogas_bot.clock import utcnow
+from unogas_bot.domain.keys import PAIR_SEPARATOR, account_key
 
 # Counted before every identity check and login: a Lookup (one driver call on SQLite).
 _COUNT_SINCE = Lookup(
@@ -66,24 +67,9 @@ def window_count(key_param: str) -> Any:
 _PG_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
-def account_key(account_id: int) -> str:
-    """The attempt key for everything limited per account (distinct from Telegram-user keys)."""
-    return f"account:{account_id}"
-
-
-def telegram_key(telegram_user_id: int) -> str:
-    """The attempt key for everything limited per Telegram user."""
-    return f"tg:{telegram_user_id}"
-
-
 # The character after PAIR_SEPARATOR in code point order: the keys that start with "<key>|" are those
 # between "<key>|" and "<key>}", a range an index can read (LIKE is case-insensitive on SQLite).
-PAIR_SEPARATOR, _AFTER_SEPARATOR = "|", "}"
-
-
-def pair_key(key: str, telegram_user_id: int) -> str:
-    """The key of one Telegram user's attempts on `key` (an account, a typed address, a customer code)."""
-    return f"{key}{PAIR_SEPARATOR}{telegram_key(telegram_user_id)}"
+_AFTER_SEPARATOR = chr(ord(PAIR_SEPARATOR) + 1)
 
 
 def of_account(account_id: int) -> Any:

@@ -17,11 +17,11 @@ from sqlalchemy import Table, delete, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.accounts import AccountNotFound, EmailTaken, code_key_sql, normalize_email
+from storage.accounts import code_key_sql
 from storage.attempts import of_account
 from storage.models import Account, Attempt, AuditEvent, Customer, TelegramSession
-from unogas_bot import rules
 from unogas_bot.clock import utcnow
+from unogas_bot.domain import AccountNotFound, EmailTaken, customer_code_key, normalize_email
 
 # What an erasure leaves of a customer code named in an event's detail; a code as any text holds one.
 ERASED_CODE = "[erased]"
@@ -161,7 +161,7 @@ class Profiles:
         await session.execute(delete(Account).where(Account.id == account_id))
         about = or_(
             AuditEvent.account_id == account_id,
-            code_key_sql(AuditEvent.customer_code) == rules.customer_code.key(code),
+            code_key_sql(AuditEvent.customer_code) == customer_code_key(code),
         )
         await self._erase_code_from_details(about, code)
         await session.execute(
@@ -182,11 +182,11 @@ class Profiles:
     async def _erase_code_from_details(self, about: Any, code: str) -> None:
         """The customer code in the details of the events `about` the erased profile, in any printing (a
         registry correction's "printed code UG-100234 -> UG1-00234"), becomes ERASED_CODE."""
-        wanted = rules.customer_code.key(code)
+        wanted = customer_code_key(code)
 
         def scrub(detail: str) -> str:
             return _CODE_LIKE.sub(
-                lambda m: ERASED_CODE if rules.customer_code.key(m.group()) == wanted else m.group(), detail
+                lambda m: ERASED_CODE if customer_code_key(m.group()) == wanted else m.group(), detail
             )
 
         rows = await self._session.execute(

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import select
 
 from conversations.login import minutes_until
-from storage.attempts import account_key, pair_key, telegram_key
 from storage.models import AuditEvent
 from tests.conftest import FakeClock
 from tests.kit.accountkit import (
@@ -22,6 +21,7 @@ from tests.kit.accountkit import (
     said,
 )
 from tests.kit.botkit import GIULIA, MARIO, PASSWORD, Bot, answer_all, last_text
+from unogas_bot.domain.keys import account_key, pair_key, telegram_key
 from unogas_bot.service.limits import email_key
 
 INVALID = "E-mail o password non valide"

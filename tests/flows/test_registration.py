@@ -385,10 +385,10 @@ async def test_secrets_never_reach_the_database_or_logs(tmp_path, clock, caplog)
 
 
 async def test_demo_customers_are_all_valid_and_matchable(sqlite_bot):
-    from storage.registry import Identity
+    from storage.registry import CustomerRecord
 
     for record in DEMO_CUSTOMERS:
-        identity = Identity(**{k: getattr(record, k) for k in Identity.__dataclass_fields__})
+        identity = CustomerRecord(**{k: getattr(record, k) for k in CustomerRecord.__dataclass_fields__})
         assert await sqlite_bot.services.registry.match(identity) == record
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.accounts import acting_operator
 from storage.customer_csv import HEADER, import_file
+from storage.operator import acting_operator
 from tests.conftest import FakeClock, make_test_database
 from tests.kit.accountkit import MARIO_EMAIL, login, registered
 from tests.kit.botkit import (

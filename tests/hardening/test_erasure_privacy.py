@@ -24,7 +24,7 @@ from storage.models import AuditEvent
 from tests.conftest import FakeClock
 from tests.kit.accountkit import MARIO_EMAIL, WRONG_PASSWORD, login, registered, said
 from tests.kit.botkit import GIULIA, MARIO, PASSWORD, Bot, answer_all, running_bot
-from unogas_bot import rules
+from unogas_bot.domain import customer_code_key
 from unogas_bot.offline import Sent
 from unogas_bot.service import erasure, password_check
 from unogas_bot.service import login as login_service
@@ -68,8 +68,8 @@ async def test_erasure_with_the_code_typed_three_ways_leaves_no_code_and_no_tele
     assert "cancellato" in said(await owner.press("Cancella il profilo"))
 
     rows = await audit_rows(bot.services.db)
-    key = rules.customer_code.key(MARIO["code"])
-    assert not [r for r in rows if r[2] and rules.customer_code.key(r[2]) == key], rows
+    key = customer_code_key(MARIO["code"])
+    assert not [r for r in rows if r[2] and customer_code_key(r[2]) == key], rows
     assert not [r for r in rows if r[3] == OWNER], rows
     # The profile's number keeps what happened, with no code and no Telegram account.
     mine = [r for r in rows if r[1] == account.id]

@@ -35,7 +35,6 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from storage.demo import DEMO_CUSTOMERS
-from storage.registry import CustomerRecord
 from tests.conftest import BACKENDS, FakeClock, make_test_database
 from tests.kit.botkit import SAVED_EN, SEED_SENTENCE, Bot, running_bot
 from tests.kit.hardkit import (
@@ -53,6 +52,7 @@ from tests.kit.hardkit import (
     open_conversations,
 )
 from unogas_bot import rules
+from unogas_bot.domain import CustomerRecord
 from unogas_bot.i18n import texts
 from unogas_bot.offline import Sent, SimUser
 

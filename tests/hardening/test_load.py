@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from storage.registry import CustomerRecord
 from tests.conftest import BACKENDS, FakeClock, make_test_database
 from tests.kit.botkit import SEED_SENTENCE, running_bot
 from tests.kit.hardkit import ErrorSpy, Expected, check_accounts, drafts_of, open_conversations
 from unogas_bot.bench import data as bench_data
 from unogas_bot.bench.bot_load import registration_steps
+from unogas_bot.domain import CustomerRecord
 from unogas_bot.offline import SimUser
 
 LOAD_USERS = int(os.environ.get("UNOGAS_LOAD_USERS") or 200)

@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import func, select, text
 
 from storage.models import Account, Customer
-from storage.registry import CustomerRecord
 from tests.kit.botkit import GIULIA, MARIO, Bot, answer_all, register_person
 from tests.kit.hardkit import ErrorSpy, check_accounts
 from unogas_bot import rules
 from unogas_bot.bench import data as bench_data
+from unogas_bot.domain import CustomerRecord
 from unogas_bot.offline import MAX_MESSAGE_LENGTH, SimUser
 
 PASSWORD = "Ombrello giallo 314"

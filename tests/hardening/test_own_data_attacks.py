@@ -10,13 +10,13 @@ from datetime import timedelta
 
 import bcrypt
 
-from storage.accounts import NewAccount
 from storage.db import Database
 from storage.demo import load_demo
 from tests.conftest import FakeClock
 from tests.kit.accountkit import MARIO_EMAIL, NEW_PASSWORD, WRONG_PASSWORD, login, registered, said
 from tests.kit.botkit import ANSWER, MARIO, PASSWORD, TEST_SETTINGS, Bot, answer_all
 from tests.kit.hardkit import dump_database, secret_variants
+from unogas_bot.domain import NewAccount
 from unogas_bot.service import password_check, registration
 from unogas_bot.service.context import Services
 from unogas_bot.service.outcomes import InvalidCredentials, LoginLocked, PasswordConfirmed

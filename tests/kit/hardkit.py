@@ -25,11 +25,10 @@ import bcrypt
 from sqlalchemy import MetaData, select
 from telegram.ext import Application, ConversationHandler
 
-from storage.accounts import AccountView
 from storage.db import Database
-from storage.registry import CustomerRecord
 from unogas_bot import rules
 from unogas_bot.bench import data as bench_data
+from unogas_bot.domain import AccountView, CustomerRecord
 from unogas_bot.i18n import texts
 from unogas_bot.offline import MAX_MESSAGE_LENGTH, CallbackAnswered, Sent
 

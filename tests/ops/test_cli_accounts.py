@@ -16,13 +16,14 @@ import bcrypt
 import pytest
 
 from storage.account_repository import AccountRepository
-from storage.accounts import NewAccount
-from storage.attempts import AttemptLog, account_key
+from storage.attempts import AttemptLog
 from storage.db import Database
 from storage.demo import load_demo
 from storage.registry import CustomerRegistry
 from unogas_bot.cli import accounts as cli_accounts
 from unogas_bot.cli import main as cli
+from unogas_bot.domain import NewAccount
+from unogas_bot.domain.keys import account_key
 
 MARIO_EMAIL = "mario.rossi@example.it"
 GIULIA_EMAIL = "giulia.bianchi@example.it"

@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from storage.attempts import telegram_key
 from storage.db import Database
 from storage.inbox import Arrived
 from storage.models import Attempt, BotConversation, BotUserData, TelegramSession
@@ -18,6 +17,7 @@ from tests.kit.accountkit import WRONG_PASSWORD, alerts_settled, login, register
 from tests.kit.botkit import ANSWER, MARIO, PASSWORD, QUESTION, Bot, answer_all, last_text, running_bot
 from tests.kit.hardkit import open_conversations
 from unogas_bot.bot import housekeeping
+from unogas_bot.domain.keys import telegram_key
 from unogas_bot.i18n import texts
 from unogas_bot.offline import SimUser, render_text
 from unogas_bot.service.limits import LOGIN_USER_FAILED as USER_FAILED

@@ -14,12 +14,11 @@ import bcrypt
 import pytest
 from sqlalchemy import event
 
-from storage.accounts import NewAccount
 from storage.db import Database
 from storage.demo import DEMO_CUSTOMERS, load_demo
-from storage.registry import Identity
 from tests.conftest import FakeClock
 from unogas_bot.config import Settings
+from unogas_bot.domain import CustomerRecord, NewAccount, keys
 from unogas_bot.security.hashing import hash_cost
 from unogas_bot.service import limits, login, recovery, registration
 from unogas_bot.service.context import Services
@@ -127,7 +126,7 @@ async def test_a_success_forgets_the_failures(services: Services) -> None:
     for _ in range(4):
         await login.log_in(services, 7, EMAIL, WRONG)
     assert isinstance(await login.log_in(services, 7, EMAIL, PASSWORD), LoggedIn)
-    key = limits.pair_key(limits.account_key(account_id), 7)
+    key = keys.pair_key(keys.account_key(account_id), 7)
     assert await services.attempts.count_since(limits.LOGIN_FAILED, key, timedelta(hours=1)) == 0
     # The user's failures stay (they count across addresses); the successful attempt is not among them.
     assert await services.attempts.count_since(limits.LOGIN_USER_FAILED, "tg:7", timedelta(hours=1)) == 4
@@ -186,8 +185,8 @@ async def test_known_and_unknown_addresses_run_the_same_statements(services: Ser
 # --- registration ----------------------------------------------------------------------------------------
 
 
-def identity(tax_code: str = MARIO.tax_code, code: str = MARIO.customer_code) -> Identity:
-    return Identity(code, "person", MARIO.first_name, MARIO.last_name, None, tax_code)
+def identity(tax_code: str = MARIO.tax_code, code: str = MARIO.customer_code) -> CustomerRecord:
+    return CustomerRecord(code, "person", MARIO.first_name, MARIO.last_name, None, tax_code)
 
 
 async def test_identity_mismatches_are_limited_per_user_and_per_customer_code(
@@ -358,7 +357,7 @@ async def test_thirty_simultaneous_identity_checks_of_one_code_get_twenty(
     matches = 0
     real = IdentityCheck.match
 
-    def counted(self: IdentityCheck, wanted: Identity) -> object:
+    def counted(self: IdentityCheck, wanted: CustomerRecord) -> object:
         nonlocal matches
         matches += 1
         return real(self, wanted)

@@ -12,23 +12,25 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import StatementError
 
 from storage.account_repository import AccountRepository
-from storage.accounts import (
+from storage.accounts import Accounts
+from storage.attempts import AttemptLog
+from storage.db import Database
+from storage.demo import DEMO_CUSTOMERS, load_demo
+from storage.models import Account, AuditEvent, TelegramSession
+from storage.registry import CustomerRegistry, IdentityCheck
+from storage.unit_of_work import UnitOfWork
+from tests.conftest import FakeClock
+from unogas_bot.domain import (
     AccountNotFound,
-    Accounts,
     AccountView,
     CustomerAlreadyRegistered,
+    CustomerRecord,
     EmailTaken,
     NewAccount,
     RegistrationConflict,
     UnknownCustomer,
 )
-from storage.attempts import AttemptLog, account_key, telegram_key
-from storage.db import Database
-from storage.demo import DEMO_CUSTOMERS, load_demo
-from storage.models import Account, AuditEvent, TelegramSession
-from storage.registry import CustomerRecord, CustomerRegistry, IdentityCheck
-from storage.unit_of_work import UnitOfWork
-from tests.conftest import FakeClock
+from unogas_bot.domain.keys import account_key, telegram_key
 
 MARIO, GIULIA, NICOLO = DEMO_CUSTOMERS[0], DEMO_CUSTOMERS[1], DEMO_CUSTOMERS[2]
 SRL = DEMO_CUSTOMERS[4]

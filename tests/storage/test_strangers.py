@@ -15,7 +15,6 @@ import pytest
 
 from storage.db import Database
 from storage.demo import load_demo
-from storage.registry import Identity
 from tests.conftest import FakeClock
 from tests.storage.test_service_limits import (
     ANSWER,
@@ -29,6 +28,7 @@ from tests.storage.test_service_limits import (
     identity,
     register_mario,
 )
+from unogas_bot.domain import CustomerRecord
 from unogas_bot.service import login, password_check, recovery, registration
 from unogas_bot.service.context import Services
 from unogas_bot.service.outcomes import (
@@ -273,7 +273,7 @@ async def test_thirty_telegram_accounts_at_once_get_twenty_identity_checks(
     matches = 0
     real = IdentityCheck.match
 
-    def counted(self: IdentityCheck, wanted: Identity) -> object:
+    def counted(self: IdentityCheck, wanted: CustomerRecord) -> object:
         nonlocal matches
         matches += 1
         return real(self, wanted)

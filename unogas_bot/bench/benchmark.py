@@ -36,12 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storage.registry import CustomerRecord, CustomerRegistry
+from storage.registry import CustomerRegistry
 from unogas_bot.bench import bot_load as bench_bot
 from unogas_bot.bench import data as bench_data
 from unogas_bot.bench import failover as bench_failover
 from unogas_bot.bench import registry_load as bench_registry
 from unogas_bot.config import Settings
+from unogas_bot.domain import CustomerRecord
 
 # The acceptance bar.
 TARGETS: dict[str, tuple[str, float, str]] = {

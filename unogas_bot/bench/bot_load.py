@@ -34,13 +34,13 @@ from telegram.ext import (
 from storage.db import Database
 from storage.inbox import Fence, InboxStore, raise_epoch
 from storage.persistence import SqlPersistence
-from storage.registry import CustomerRecord
 from unogas_bot.bench import data as bench_data
 from unogas_bot.bot.app import build_application
 from unogas_bot.bot.inbox import Inbox
 from unogas_bot.bot.runner import freeze_startup_heap
 from unogas_bot.bot.update_processor import PerChatUpdateProcessor
 from unogas_bot.config import Settings
+from unogas_bot.domain import CustomerRecord
 from unogas_bot.i18n import texts
 from unogas_bot.offline import OfflineBotAPI, Sent, Simulator, SimUser, offline_builder
 from unogas_bot.security import sealing

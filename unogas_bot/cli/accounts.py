@@ -18,12 +18,13 @@ from datetime import datetime
 from typing import Any
 
 from storage.account_repository import AccountRepository
-from storage.accounts import AccountView, AuditEntry, acting_operator
 from storage.db import Database
+from storage.operator import acting_operator
 from storage.registry import CustomerRegistry
 from unogas_bot.cli.common import CliError, add_operator_argument, operator_name, with_database
 from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
+from unogas_bot.domain import AccountView, AuditEntry
 from unogas_bot.rules import masks, names
 from unogas_bot.service import erasure, export
 from unogas_bot.service.context import Services

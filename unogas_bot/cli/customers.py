@@ -9,13 +9,14 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from storage.accounts import acting_operator
 from storage.customer_csv import ImportRejected, import_file
 from storage.db import Database
 from storage.demo import DEMO_CUSTOMERS, load_demo
-from storage.registry import CustomerRecord, CustomerRegistry
+from storage.operator import acting_operator
+from storage.registry import CustomerRegistry
 from unogas_bot.cli.common import CliError, add_operator_argument, operator_name, with_database
 from unogas_bot.config import Settings
+from unogas_bot.domain import CustomerRecord
 from unogas_bot.rules import names
 from unogas_bot.rules.replies import BUSINESS
 

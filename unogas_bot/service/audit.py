@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from storage.accounts import AccountView
+from unogas_bot.domain import AccountView
 
 if TYPE_CHECKING:
     from storage.unit_of_work import UnitOfWork

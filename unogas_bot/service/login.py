@@ -24,7 +24,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from storage.accounts import AccountNotFound, AccountView
+from unogas_bot.domain import AccountNotFound, AccountView, keys
 from unogas_bot.service import limits, password_check
 from unogas_bot.service.audit import audit
 from unogas_bot.service.outcomes import InvalidCredentials, LoggedIn, LoginLocked, LoginOutcome
@@ -38,7 +38,7 @@ async def user_blocked_until(services: Services, user_id: int) -> datetime | Non
     """Until when the Telegram user may not try to log in (None: they may)."""
     async with services.uow() as uow:
         return await uow.attempts.held_until(
-            limits.LOGIN_USER_LOCK, limits.telegram_key(user_id), services.settings.login_lock
+            limits.LOGIN_USER_LOCK, keys.telegram_key(user_id), services.settings.login_lock
         )
 
 

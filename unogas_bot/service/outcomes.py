@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from storage.accounts import AccountView
-from storage.registry import CustomerRecord
+from unogas_bot.domain import AccountView, CustomerRecord
 
 # --- login --------------------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from storage.accounts import AccountNotFound, AccountView
+from unogas_bot.domain import AccountNotFound, AccountView, keys
 from unogas_bot.service import limits, strangers
 from unogas_bot.service.audit import audit
 from unogas_bot.service.outcomes import AccountGone, InvalidCredentials, LoginLocked, PasswordConfirmed
@@ -59,11 +59,11 @@ async def reserve(
     window is; a refusal is audited as `event` and counted against the user. With `session` the user is
     logged into the account `find` returns (as `session()` tells once `find` ran): trusted like its owner."""
     settings = services.settings
-    user = limits.telegram_key(user_id)
+    user = keys.telegram_key(user_id)
     async with services.uow() as uow:
         account = await find(uow)
-        key = limits.account_key(account.id) if account else unknown_key
-        pair = limits.pair_key(key, user_id)
+        key = keys.account_key(account.id) if account else unknown_key
+        pair = keys.pair_key(key, user_id)
         in_session = session is not None and session()
         trusted = account is not None and (in_session or strangers.trusted(account, user_id))
         await uow.attempts.lock(key, pair, user)
@@ -134,7 +134,7 @@ async def record_failure(
     settings, now = services.settings, services.clock()
     account, key, pair = reservation.account, reservation.key, reservation.pair
     async with services.uow() as uow:
-        await uow.attempts.lock(key, pair, limits.telegram_key(user_id))
+        await uow.attempts.lock(key, pair, keys.telegram_key(user_id))
         if not reservation.trusted and account is not None:
             detail = f"{detail} (another Telegram account)"
         await audit(uow, event, account, user_id, detail)
@@ -174,7 +174,7 @@ async def confirm_password(
         services,
         user_id,
         find,
-        limits.account_key(account_id),
+        keys.account_key(account_id),
         "reauth_failed",
         session=lambda: in_session[0],
     )
@@ -248,7 +248,7 @@ async def _block_user_if_over(uow: UnitOfWork, services: Services, user_id: int)
     """Block the Telegram user while the last hour holds the limit of failures (each further failure
     blocks again, so a persistent guesser gets one try per lock period)."""
     s = services.settings
-    user = limits.telegram_key(user_id)
+    user = keys.telegram_key(user_id)
     failures = await uow.attempts.count_since(limits.LOGIN_USER_FAILED, user, s.login_user_window)
     if failures < s.login_failures_per_user:
         return None

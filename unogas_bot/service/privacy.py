@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from storage.accounts import AccountNotFound, AccountView
+from unogas_bot.domain import AccountNotFound, AccountView
 from unogas_bot.service.audit import audit
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from storage.accounts import AccountNotFound, AccountView, EmailTaken
+from unogas_bot.domain import AccountNotFound, AccountView, EmailTaken, normalize_email
 from unogas_bot.service import registration
 from unogas_bot.service.audit import audit
 from unogas_bot.service.outcomes import (
@@ -58,7 +58,7 @@ async def change_email(
     services: Services, user_id: int, account: AccountView, email: str
 ) -> ProfileChanged | EmailInUse | TooManyEmailsInUse | AccountGone:
     """Make `email` the profile's user ID, if no other profile uses it."""
-    if email.strip().lower() == account.email:
+    if normalize_email(email) == account.email:
         return ProfileChanged(account)  # the same address: nothing to count, nothing to change
     try:
         async with services.uow() as uow:

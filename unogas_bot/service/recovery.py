@@ -18,8 +18,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from storage.accounts import AccountNotFound, AccountView
 from unogas_bot import rules
+from unogas_bot.domain import AccountNotFound, AccountView, customer_code_key, keys
 from unogas_bot.service import limits, strangers
 from unogas_bot.service.audit import audit
 from unogas_bot.service.outcomes import (
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 async def mismatches_blocked_until(services: Services, user_id: int) -> datetime | None:
     """Until when the Telegram user may not try another identity (None: they may)."""
     async with services.uow() as uow:
-        return await _mismatch_block(uow, services, limits.telegram_key(user_id))
+        return await _mismatch_block(uow, services, keys.telegram_key(user_id))
 
 
 async def _mismatch_block(uow: UnitOfWork, services: Services, user: str) -> datetime | None:
@@ -59,16 +59,14 @@ async def _mismatch_block(uow: UnitOfWork, services: Services, user: str) -> dat
 async def identify(services: Services, user_id: int, email: str, customer_code: str) -> IdentifyOutcome:
     """Do `email` and `customer_code` belong to one account? Then its security question."""
     services.hash_budget.take(user_id)
-    user = limits.telegram_key(user_id)
+    user = keys.telegram_key(user_id)
     async with services.uow() as uow:
         await uow.attempts.lock(user)
         blocked = await _mismatch_block(uow, services, user)
         if blocked is not None:
             return TooManyMismatches(blocked)
         account = await uow.accounts.get_by_email(email)
-        if account is None or rules.customer_code.key(account.customer_code) != rules.customer_code.key(
-            customer_code
-        ):
+        if account is None or customer_code_key(account.customer_code) != customer_code_key(customer_code):
             await uow.attempts.add(limits.RECOVERY_MISMATCH, user)
             detail = "wrong customer code" if account else "unknown e-mail"
             await audit(uow, "recovery_identity_failed", account, user_id, detail)
@@ -97,7 +95,7 @@ async def check_answer(services: Services, user_id: int, account_id: int, answer
     does not."""
     settings = services.settings
     services.hash_budget.take(user_id)
-    key, pair = limits.account_key(account_id), limits.pair_key(limits.account_key(account_id), user_id)
+    key, pair = keys.account_key(account_id), keys.pair_key(keys.account_key(account_id), user_id)
     async with services.uow() as uow:  # reserve
         await uow.attempts.lock(key, pair)
         account = await uow.accounts.get(account_id)
@@ -143,7 +141,7 @@ async def _answers_held_until(
     """Until when this Telegram user may not answer the account's question (None: it may): its own
     wrong answers of the hour, and for a user other than the owner the strangers' (service/strangers.py)."""
     s = services.settings
-    pair = limits.pair_key(limits.account_key(account.id), user_id)
+    pair = keys.pair_key(keys.account_key(account.id), user_id)
     held = await strangers.full_until(
         uow, services, limits.RECOVERY_WRONG, pair, s.recovery_failures, s.recovery_lock
     )
@@ -154,7 +152,7 @@ async def _answers_held_until(
             uow,
             services,
             limits.RECOVERY_STRANGERS,
-            limits.account_key(account.id),
+            keys.account_key(account.id),
             s.recovery_strangers_per_hour,
             limits.HOUR,
         )
@@ -171,7 +169,7 @@ async def _hold_strangers_if_over(
         uow,
         services,
         limits.RECOVERY_STRANGERS,
-        limits.account_key(account.id),
+        keys.account_key(account.id),
         s.recovery_strangers_per_hour,
         limits.HOUR,
     )
@@ -210,7 +208,7 @@ async def set_new_password(
     services: Services, user_id: int, account_id: int, password_hash: str
 ) -> PasswordChanged | AccountGone:
     """Store the new password, end every session and forget this user's failures: at once."""
-    pair = limits.pair_key(limits.account_key(account_id), user_id)
+    pair = keys.pair_key(keys.account_key(account_id), user_id)
     async with services.uow() as uow:
         try:
             await uow.accounts.change_password(account_id, password_hash, telegram_user_id=user_id)

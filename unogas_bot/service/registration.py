@@ -20,8 +20,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from storage.accounts import CustomerAlreadyRegistered, EmailTaken, NewAccount, UnknownCustomer
-from storage.registry import Identity
+from unogas_bot.domain import (
+    CustomerAlreadyRegistered,
+    CustomerRecord,
+    EmailTaken,
+    NewAccount,
+    UnknownCustomer,
+    keys,
+)
 from unogas_bot.service import limits
 from unogas_bot.service.outcomes import (
     AlreadyRegistered,
@@ -44,10 +50,10 @@ if TYPE_CHECKING:
     from unogas_bot.service.context import Services
 
 
-async def verify_identity(services: Services, user_id: int, identity: Identity) -> VerifyOutcome:
+async def verify_identity(services: Services, user_id: int, identity: CustomerRecord) -> VerifyOutcome:
     """Check what the customer typed against the registry (the data on the bill)."""
     settings = services.settings
-    user = limits.telegram_key(user_id)
+    user = keys.telegram_key(user_id)
     known = limits.customer_key(identity.customer_code)
     unknown = limits.unknown_customer_key(services.mac, identity.customer_code)
     # Deferred: a matching identity writes nothing, and then no transaction is needed.
@@ -104,19 +110,19 @@ async def email_in_use(
     """Count (and audit) an "address in use" answer, within the hour's limit. With `check`, the address
     is looked up first (with the counts, in one look-up) and a free one costs nothing."""
     limit = services.settings.email_in_use_per_hour
-    keys = (limits.telegram_key(user_id), limits.customer_key(customer_code))
-    await uow.attempts.lock(*keys)
+    counted = (keys.telegram_key(user_id), limits.customer_key(customer_code))
+    await uow.attempts.lock(*counted)
     if check:
         used, taken = await uow.accounts.email_probe(
-            email, kind=limits.EMAIL_IN_USE, first=keys[0], second=keys[1], window=limits.HOUR
+            email, kind=limits.EMAIL_IN_USE, first=counted[0], second=counted[1], window=limits.HOUR
         )
     else:
-        used, taken = await uow.attempts.most_since(limits.EMAIL_IN_USE, *keys, limits.HOUR), True
+        used, taken = await uow.attempts.most_since(limits.EMAIL_IN_USE, *counted, limits.HOUR), True
     if used >= limit:
         return TooManyEmailsInUse()
     if not taken:
         return EmailAccepted()
-    for key in keys:
+    for key in counted:
         await uow.attempts.add(limits.EMAIL_IN_USE, key)
     await uow.accounts.add_event(
         "registration_email_in_use", customer_code=customer_code, telegram_user_id=user_id

@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from storage.accounts import AccountView
+from unogas_bot.domain import AccountView, keys
 from unogas_bot.service import limits
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ async def alert_owner(services: Services, account_id: int, what: str) -> int | N
     """A stranger failed a check of `what` ("login", "recovery") against the profile: the Telegram account
     to tell, or None when it was told within `owner_alert_interval` (one alert per burst) or the profile is
     gone. The alert is audited."""
-    key = limits.account_key(account_id)
+    key = keys.account_key(account_id)
     async with services.uow() as uow:
         await uow.attempts.lock(key)
         if await uow.attempts.count_since(limits.OWNER_ALERTED, key, services.settings.owner_alert_interval):
