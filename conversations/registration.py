@@ -14,8 +14,10 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from conversations import privacy, secret_guard
 from conversations.draft import Answers
-from conversations.engine import Ask, Finish, Form, Outcome, Reply, Turn
+from conversations.form import Form
+from conversations.outcomes import Ask, Finish, Outcome, Reply
 from conversations.spec import SUMMARY, Checkpoint, Field, FormSpec, Notice, SecretPair
+from conversations.turn import Turn
 from unogas_bot import rules
 from unogas_bot.domain import CustomerRecord, NewAccount, customer_code_key
 from unogas_bot.i18n import texts

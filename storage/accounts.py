@@ -14,27 +14,22 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.attempts import of_account, window_count
-from storage.db import AUDITED, Lookup, upsert_statement
+from storage.attempts import Attempts, window_count
+from storage.audit_trail import AuditTrail
+from storage.db import Lookup, upsert_statement
 from storage.models import (
-    CUSTOMER_CODE_LEN,
-    DETAIL_LEN,
     Account,
-    Attempt,
-    AuditEvent,
     Customer,
     TelegramSession,
 )
-from storage.operator import operator_detail
 from unogas_bot.clock import utcnow
 from unogas_bot.domain import (
     AccountNotFound,
     AccountView,
-    AuditEntry,
     CustomerAlreadyRegistered,
     CustomerRecord,
     EmailTaken,
@@ -117,11 +112,11 @@ def _registration_conflict(exc: IntegrityError, new: NewAccount) -> Registration
     return None
 
 
-class Accounts:
+class Accounts(AuditTrail):
     """Accounts, their Telegram sessions, locks and audit trail, inside the caller's transaction.
 
     Used through a unit of work (storage/unit_of_work.py): nothing here commits; whoever opened the
-    transaction decides. ``AccountRepository`` offers the same on a bare `Database`.
+    transaction decides. ``AccountStore`` offers the same on a bare `Database`.
     """
 
     def __init__(self, session: AsyncSession, clock: Callable[[], datetime] = utcnow) -> None:
@@ -131,7 +126,7 @@ class Accounts:
     # --- registration and look-ups --------------------------------------------------------------------
 
     async def register(self, new: NewAccount) -> AccountView:
-        """Create the account of ``new.customer_code`` with a "registered" audit event.
+        """Create the account of ``new.customer_code`` (its "registered" audit event is the use case's).
 
         Raises ``UnknownCustomer``, ``EmailTaken`` or ``CustomerAlreadyRegistered``; the caller's
         transaction must then be rolled back (PostgreSQL refuses anything more in it).
@@ -170,12 +165,6 @@ class Accounts:
             if conflict is None:
                 raise
             raise conflict from exc
-        await self.add_event(
-            "registered",
-            account_id=account_id,
-            customer_code=new.customer_code,
-            telegram_user_id=new.telegram_user_id,
-        )
         row = (await session.execute(_select_views().where(Account.id == account_id))).one()
         return _view(row)
 
@@ -291,21 +280,17 @@ class Accounts:
         account_id: int,
         new_hash: str,
         *,
-        telegram_user_id: int | None = None,
-        event: str = "password_recovered",
-        keep_session: bool = False,
-    ) -> None:
-        """Set a new password hash, end every session of the account and audit `event` (by
-        ``telegram_user_id``, the Telegram user who changed it, when known). With `keep_session` that
-        user's own session stays: they changed it while logged in, and proved it with the old password."""
+        keep_session_of: int | None = None,
+    ) -> str:
+        """Set a new password hash and end every session of the account but, when given, the one of
+        Telegram user `keep_session_of` (who changed it while logged in, proving it with the old password).
+        Returns the customer code; raises ``AccountNotFound``."""
         code = await self._update(account_id, password_hash=new_hash, password_changed_at=self._clock())
         ended = delete(TelegramSession).where(TelegramSession.account_id == account_id)
-        if keep_session and telegram_user_id is not None:
-            ended = ended.where(TelegramSession.telegram_user_id != telegram_user_id)
+        if keep_session_of is not None:
+            ended = ended.where(TelegramSession.telegram_user_id != keep_session_of)
         await self._session.execute(ended)
-        await self.add_event(
-            event, account_id=account_id, customer_code=code, telegram_user_id=telegram_user_id
-        )
+        return code
 
     async def rehash_password(self, account_id: int, old_hash: str, new_hash: str) -> bool:
         """Replace the stored hash by the same password hashed at another cost, unless it changed
@@ -325,14 +310,16 @@ class Accounts:
         """Refuse password recovery for the account until ``until`` (None lifts the lock)."""
         await self._update(account_id, recovery_locked_until=until)
 
-    async def unlock(self, account_id: int) -> None:
-        """Lift both locks and forget the account's attempts (key ``account_key(id)``); audit "unlocked"."""
+    async def unlock(self, account_id: int) -> str:
+        """Lift both locks and forget the account's attempts (key ``account_key(id)``); returns the
+        customer code."""
         code = await self._update(account_id, login_locked_until=None, recovery_locked_until=None)
-        await self._session.execute(delete(Attempt).where(of_account(account_id)))
-        await self.add_event("unlocked", account_id=account_id, customer_code=code)
+        await Attempts(self._session, self._clock).forget_account(account_id)
+        return code
 
     async def _update(self, account_id: int, **values: Any) -> str:
-        """Update the account's columns; returns its customer code, raises ``AccountNotFound``."""
+        """Update the account's columns; returns its customer code (for the audit event the caller
+        writes), raises ``AccountNotFound``."""
         result = await self._session.execute(update(Account).where(Account.id == account_id).values(**values))
         if not result.rowcount:  # type: ignore[attr-defined]
             raise AccountNotFound(account_id)
@@ -367,18 +354,6 @@ class Accounts:
         )
         return [_view(row) for row in rows]
 
-    async def delete(self, account_id: int) -> bool:
-        """Delete the account, its sessions and attempts; the registry record stays. Audit "deleted"."""
-        code = await self._customer_code(account_id)
-        if code is None:
-            return False
-        # The foreign key cascades too; deleting explicitly does not depend on SQLite's pragma.
-        await self.end_all_sessions(account_id)
-        await self._session.execute(delete(Attempt).where(of_account(account_id)))
-        await self._session.execute(delete(Account).where(Account.id == account_id))
-        await self.add_event("deleted", account_id=account_id, customer_code=code)
-        return True
-
     async def stored_hash_cost(self, sample: int = 1000) -> int | None:
         """The bcrypt cost most of the latest `sample` password hashes carry (None: no account yet).
 
@@ -391,91 +366,3 @@ class Accounts:
             )
         ).one_or_none()
         return int(row[0]) if row is not None and str(row[0]).isdigit() else None
-
-    # --- audit trail ----------------------------------------------------------------------------------
-
-    async def add_event(
-        self,
-        event: str,
-        *,
-        account_id: int | None = None,
-        customer_code: str | None = None,
-        telegram_user_id: int | None = None,
-        detail: str = "",
-    ) -> None:
-        """Append an audit event. ``detail`` is short free text and must never contain a secret; inside
-        `acting_operator` it also names the support operator."""
-        detail = operator_detail(detail)
-        self._session.info.setdefault(AUDITED, []).append(event)
-        # Cut to the column sizes: an audit record must never make the audited action fail.
-        code = customer_code[:CUSTOMER_CODE_LEN] if customer_code else customer_code
-        # An event about a profile erased meanwhile (a check in flight during the erasure) is written
-        # pseudonymised, as the erasure left the others: its number only. One statement of one shape
-        # whatever the values (the login of an unknown address runs the same SQL as a known one's).
-        number = literal(account_id, AuditEvent.account_id.type)
-        alive = or_(number.is_(None), select(Account.id).where(Account.id == number).exists())
-        await self._session.execute(
-            insert(AuditEvent).values(
-                at=self._clock(),
-                event=event,
-                account_id=account_id,
-                customer_code=case((alive, literal(code, AuditEvent.customer_code.type)), else_=None),
-                telegram_user_id=case((alive, literal(telegram_user_id, AuditEvent.telegram_user_id.type))),
-                detail=detail[:DETAIL_LEN],
-            )
-        )
-
-    async def recent_events(self, account_id: int, limit: int = 20) -> list[AuditEntry]:
-        """The account's latest audit events, newest first (also after the account was deleted)."""
-        rows = await self._session.execute(
-            select(
-                AuditEvent.at,
-                AuditEvent.event,
-                AuditEvent.telegram_user_id,
-                AuditEvent.detail,
-                AuditEvent.account_id,
-                AuditEvent.customer_code,
-            )
-            .where(AuditEvent.account_id == account_id)
-            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-            .limit(limit)
-        )
-        return [
-            AuditEntry(row.at, row.event, row.telegram_user_id, row.detail, row.account_id, row.customer_code)
-            for row in rows
-        ]
-
-    async def audit_trail(
-        self, *, account_id: int | None = None, customer_code: str | None = None, limit: int = 500
-    ) -> list[AuditEntry]:
-        """The events of profile `account_id` or of customer `customer_code` (either may be None), oldest
-        first, with the newest `limit` kept. Also after the profile was erased: its events stay under
-        its number (without code or Telegram user); events before any profile (a failed identity
-        check) carry only the code."""
-        conditions: list[Any] = []
-        if account_id is not None:
-            conditions.append(AuditEvent.account_id == account_id)
-        if customer_code is not None:
-            conditions.append(code_key_sql(AuditEvent.customer_code) == customer_code_key(customer_code))
-        if not conditions:
-            return []
-        newest = (
-            select(AuditEvent)
-            .where(or_(*conditions))
-            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-            .limit(limit)
-            .subquery()
-        )
-        rows = await self._session.execute(select(newest).order_by(newest.c.at, newest.c.id))
-        return [
-            AuditEntry(row.at, row.event, row.telegram_user_id, row.detail, row.account_id, row.customer_code)
-            for row in rows
-        ]
-
-
-def code_key_sql(column: Any) -> Any:
-    """`customer_code_key` in SQL (SQLite and PostgreSQL alike): audit rows keep the code as it was
-    given, so "UG-100234" and "UG100234" must still meet."""
-    for sign in ("-", "/", " "):
-        column = func.replace(column, sign, "")
-    return func.upper(column)

@@ -3,7 +3,7 @@
 An attempt is a (kind, key, time) triple: kind names the limited action ("verify", "login_account",
 "login_user", "recovery", ...), key what it is limited per (a Telegram user, an account, ...). Attempts that
 concern an account use ``account_key(account_id)`` as key, or a key of one Telegram account's attempts on
-it, ``pair_key(account_key(account_id), user)``: ``AccountRepository.unlock``, ``delete`` and the erasure
+it, ``pair_key(account_key(account_id), user)``: ``AccountStore.unlock``, ``delete`` and the erasure
 remove exactly those (``of_account``).
 
 `Attempts` works on the session of a unit of work (storage/unit_of_work.py). A limit is kept by
@@ -148,9 +148,10 @@ class Attempts:
         """Forget every attempt of this kind and key (e.g. after a successful login)."""
         await self._session.execute(delete(Attempt).where(Attempt.kind == kind, Attempt.key == key))
 
-    async def forget_key(self, key: str) -> None:
-        """Forget every attempt of any kind under `key` (an account unlocked or deleted)."""
-        await self._session.execute(delete(Attempt).where(Attempt.key == key))
+    async def forget_account(self, account_id: int) -> None:
+        """Forget every attempt of any kind on the account, its own and each Telegram user's on it (an
+        account unlocked or erased)."""
+        await self._session.execute(delete(Attempt).where(of_account(account_id)))
 
     async def prune(self, older_than: timedelta) -> int:
         """Delete attempts older than ``older_than``; returns how many."""

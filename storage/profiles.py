@@ -17,8 +17,8 @@ from sqlalchemy import Table, delete, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.accounts import code_key_sql
-from storage.attempts import of_account
+from storage.attempts import Attempts, of_account
+from storage.audit_trail import code_key_sql
 from storage.models import Account, Attempt, AuditEvent, Customer, TelegramSession
 from unogas_bot.clock import utcnow
 from unogas_bot.domain import AccountNotFound, EmailTaken, customer_code_key, normalize_email
@@ -58,7 +58,7 @@ class Profiles:
 
     # --- changes ----------------------------------------------------------------------------------------
 
-    async def acknowledge_privacy(self, account_id: int, version: str) -> None:
+    async def record_privacy_notice(self, account_id: int, version: str) -> None:
         """Record that the profile's customer was shown privacy notice `version`, now."""
         await self._set(account_id, privacy_version=version, privacy_acknowledged_at=self._clock())
 
@@ -157,7 +157,7 @@ class Profiles:
         own = {row.registered_by, row.owner_telegram_user_id, *sessions.scalars()} - {None}
         # Explicit deletes: the foreign key cascades too, but SQLite only with its pragma on.
         await session.execute(delete(TelegramSession).where(TelegramSession.account_id == account_id))
-        await session.execute(delete(Attempt).where(of_account(account_id)))
+        await Attempts(session, self._clock).forget_account(account_id)
         await session.execute(delete(Account).where(Account.id == account_id))
         about = or_(
             AuditEvent.account_id == account_id,

@@ -11,9 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///unogas.db"
 DEFAULT_METRICS_HOST = "127.0.0.1"
 # What Telegram accepts as a webhook secret token (setWebhook's secret_token).
@@ -147,15 +144,19 @@ def parse_key(raw: str) -> bytes:
 _ASYNC_DRIVERS = {"postgresql": "asyncpg", "sqlite": "aiosqlite"}
 
 
+# What SQLAlchemy reads as a URL: a scheme (with an optional "+driver"), "://" and the rest; the driver
+# itself parses the rest when the engine is made (storage/db.py). Checked here without SQLAlchemy: the
+# configuration is read before any layer that knows a database.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9]*(\+[A-Za-z0-9_]+)?://")
+
+
 def async_database_url(raw: str, name: str = "DATABASE_URL") -> str:
     """`raw` on the async driver the bot uses. Hosting providers hand out postgres:// and postgresql://
     URLs (which SQLAlchemy reads as psycopg's, not installed) and libpq's `sslmode`, which asyncpg calls
     `ssl`. Only the scheme and that parameter's name change; the error never repeats the URL (it may hold
     a password)."""
-    try:
-        make_url(raw)
-    except (ArgumentError, ValueError):
-        raise ConfigError(f"{name} must be a database URL such as {DEFAULT_DATABASE_URL}") from None
+    if not _URL.match(raw):
+        raise ConfigError(f"{name} must be a database URL such as {DEFAULT_DATABASE_URL}")
     scheme, rest = raw.split("://", 1)
     backend, _, _driver = scheme.lower().partition("+")
     backend = "postgresql" if backend == "postgres" else backend
@@ -176,7 +177,7 @@ class Settings:
     bcrypt_rounds: int = 12
     # Telegram sends it in every webhook request (X-Telegram-Bot-Api-Secret-Token); others are refused.
     telegram_webhook_secret: str | None = field(default=None, repr=False)
-    # LOG_LEVEL as a `logging` level; None: not set, each command's default (see cli.py).
+    # LOG_LEVEL as a `logging` level; None: not set, each command's default (see cli/main.py).
     log_level: int | None = None
     # LOG_FORMAT: "text" (one line a record) or "json" (one JSON object a line, for a log collector).
     log_format: str = "text"

@@ -37,6 +37,7 @@ from tests.kit.botkit import (
     texts_of,
 )
 from tests.kit.hardkit import check_accounts, dump_database
+from tests.kit.stores import stores
 from unogas_bot.offline import Deleted, Sent, SimUser
 from unogas_bot.service import limits
 
@@ -156,7 +157,7 @@ async def test_erasure_leaves_no_customer_code_in_a_registry_correction(bot: Bot
     path = tmp_path / "corrected.csv"
     path.write_text(",".join(HEADER) + f"\nUG1-00234,person,Mario,Rossi,,{MARIO['tax']}\n", encoding="utf-8")
     with acting_operator("anna"):
-        await import_file(path, bot.services.registry, corrections=True)
+        await import_file(path, stores(bot.services).registry, corrections=True)
     before = [v for t, _c, v in await dump_database(bot.services.db) if t == "audit_events"]
     assert any("UG1-00234" in value for value in before), "the correction is audited with the codes"
 

@@ -13,8 +13,9 @@ from storage.db import Database
 from storage.demo import load_demo
 from storage.inbox import InboxStore
 from storage.persistence import SqlPersistence
-from unogas_bot.bot.app import build_application
+from tests.kit.stores import stores
 from unogas_bot.bot.inbox import Inbox
+from unogas_bot.bot.wiring import build_application
 from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
 from unogas_bot.offline import OfflineBotAPI, Sent, Simulator, SimUser, offline_builder
@@ -77,7 +78,7 @@ async def running_bot(
     inbox first, as `run` delivers it (bot/inbox.py), and the forms' digests use the key `run` derives."""
     services = Services.create(settings, db, clock=clock)
     if demo:
-        await load_demo(services.registry)
+        await load_demo(stores(services).registry)
     api = OfflineBotAPI()
     persistence = SqlPersistence(db, clock=clock) if persistent else None
     updates = None

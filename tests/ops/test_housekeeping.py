@@ -16,6 +16,7 @@ from tests.conftest import FakeClock
 from tests.kit.accountkit import WRONG_PASSWORD, alerts_settled, login, registered
 from tests.kit.botkit import ANSWER, MARIO, PASSWORD, QUESTION, Bot, answer_all, last_text, running_bot
 from tests.kit.hardkit import open_conversations
+from tests.kit.stores import stores
 from unogas_bot.bot import housekeeping
 from unogas_bot.domain.keys import telegram_key
 from unogas_bot.i18n import texts
@@ -49,7 +50,10 @@ async def test_the_hourly_job_deletes_old_attempts_and_expired_sessions(bot: Bot
 
     assert await _rows(bot, TelegramSession) == 0
     assert await _rows(bot, Attempt) == fresh_attempts
-    assert await bot.services.attempts.count_since(USER_FAILED, telegram_key(2001), timedelta(hours=1)) == 1
+    assert (
+        await stores(bot.services).attempts.count_since(USER_FAILED, telegram_key(2001), timedelta(hours=1))
+        == 1
+    )
 
 
 def test_attempts_are_kept_longer_than_any_window_they_are_counted_in(bot: Bot) -> None:

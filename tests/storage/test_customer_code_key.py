@@ -16,6 +16,7 @@ from storage.demo import DEMO_CUSTOMERS
 from storage.registry import CustomerRegistry
 from tests.kit.accountkit import MARIO_EMAIL, registered, start_recovery
 from tests.kit.botkit import MARIO, Bot, last_text
+from tests.kit.stores import stores
 from unogas_bot import rules
 from unogas_bot.domain import CustomerRecord, customer_code_key
 from unogas_bot.service import limits
@@ -86,7 +87,7 @@ async def test_an_import_finds_the_stored_customer_by_key_and_refuses_two_spelli
 
 async def test_accounts_are_found_by_any_spelling_and_recovery_accepts_it(sqlite_bot: Bot) -> None:
     owner = await registered(sqlite_bot)
-    account = await sqlite_bot.services.accounts.get_by_customer_code("ug100234")
+    account = await stores(sqlite_bot.services).accounts.get_by_customer_code("ug100234")
     assert account is not None and account.email == MARIO_EMAIL and account.customer_code == MARIO["code"]
     events = await start_recovery(owner, code="UG 100234")
     assert "Passo 3 di 5" in last_text(events)

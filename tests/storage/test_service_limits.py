@@ -17,10 +17,11 @@ from sqlalchemy import event
 from storage.db import Database
 from storage.demo import DEMO_CUSTOMERS, load_demo
 from tests.conftest import FakeClock
+from tests.kit.stores import stores
 from unogas_bot.config import Settings
 from unogas_bot.domain import CustomerRecord, NewAccount, keys
 from unogas_bot.security.hashing import hash_cost
-from unogas_bot.service import limits, login, recovery, registration
+from unogas_bot.service import limits, login, recovery, registration, session
 from unogas_bot.service.context import Services
 from unogas_bot.service.outcomes import (
     AccountGone,
@@ -54,7 +55,7 @@ SETTINGS = Settings(bcrypt_rounds=4, hash_workers=2, hash_budget_per_user=1000)
 @pytest.fixture
 async def services(database: Database, clock: FakeClock) -> AsyncIterator[Services]:
     services = Services.create(SETTINGS, database, clock=clock)
-    await load_demo(services.registry)
+    await load_demo(stores(services).registry)
     yield services
     services.hasher.close()
 
@@ -82,7 +83,7 @@ class CheckCounter:
 
 async def events_of(services: Services, account_id: int | None = None) -> list[str]:
     if account_id is not None:
-        return [e.event for e in await services.accounts.recent_events(account_id, 100)]
+        return [e.event for e in await stores(services).accounts.recent_events(account_id, 100)]
     from sqlalchemy import select
 
     from storage.models import AuditEvent
@@ -107,7 +108,7 @@ async def test_five_failures_lock_the_telegram_user_out_of_the_address_and_the_r
     assert counter.checks == 5  # refused without a check
     clock.advance(minutes=16)
     assert isinstance(await login.log_in(services, 7, EMAIL, PASSWORD), LoggedIn)
-    assert (await services.accounts.session_account(7)).id == account_id  # type: ignore[union-attr]
+    assert (await stores(services).accounts.session_account(7)).id == account_id  # type: ignore[union-attr]
     events = await events_of(services, account_id)
     assert events.count("login_failed") == 6 and "login_locked" in events and events[0] == "login"
 
@@ -127,9 +128,11 @@ async def test_a_success_forgets_the_failures(services: Services) -> None:
         await login.log_in(services, 7, EMAIL, WRONG)
     assert isinstance(await login.log_in(services, 7, EMAIL, PASSWORD), LoggedIn)
     key = keys.pair_key(keys.account_key(account_id), 7)
-    assert await services.attempts.count_since(limits.LOGIN_FAILED, key, timedelta(hours=1)) == 0
+    assert await stores(services).attempts.count_since(limits.LOGIN_FAILED, key, timedelta(hours=1)) == 0
     # The user's failures stay (they count across addresses); the successful attempt is not among them.
-    assert await services.attempts.count_since(limits.LOGIN_USER_FAILED, "tg:7", timedelta(hours=1)) == 4
+    assert (
+        await stores(services).attempts.count_since(limits.LOGIN_USER_FAILED, "tg:7", timedelta(hours=1)) == 4
+    )
 
 
 async def test_a_telegram_user_gets_one_try_per_lock_period_once_over_the_limit(
@@ -139,19 +142,19 @@ async def test_a_telegram_user_gets_one_try_per_lock_period_once_over_the_limit(
     for i in range(9):
         assert await login.log_in(services, 7, f"utente{i}@example.it", WRONG) == InvalidCredentials()
     assert isinstance(await login.log_in(services, 7, "altro@example.it", WRONG), LoginLocked)
-    assert await login.user_blocked_until(services, 7) == clock() + timedelta(minutes=15)
+    assert await session.user_blocked_until(services, 7) == clock() + timedelta(minutes=15)
     assert isinstance(await login.log_in(services, 7, EMAIL, PASSWORD), LoginLocked)  # even the right one
     clock.advance(minutes=16)
     assert isinstance(await login.log_in(services, 7, "ancora@example.it", WRONG), LoginLocked)  # one try
     clock.advance(minutes=16)
     assert isinstance(await login.log_in(services, 7, EMAIL, PASSWORD), LoggedIn)
-    assert await login.user_blocked_until(services, 7) is None  # the success lifted its own block
+    assert await session.user_blocked_until(services, 7) is None  # the success lifted its own block
 
 
 async def test_a_login_rehashes_a_password_stored_at_another_cost(services: Services) -> None:
     account_id = await register_mario(services, rounds=5)
     assert isinstance(await login.log_in(services, 7, EMAIL, PASSWORD), LoggedIn)
-    stored = (await services.accounts.get(account_id)).password_hash  # type: ignore[union-attr]
+    stored = (await stores(services).accounts.get(account_id)).password_hash  # type: ignore[union-attr]
     assert hash_cost(stored) == 4 and bcrypt.checkpw(PASSWORD.encode(), stored.encode())
     assert isinstance(await login.log_in(services, 7, EMAIL, PASSWORD), LoggedIn)
 
@@ -308,8 +311,8 @@ async def test_a_new_password_lifts_the_login_lock_and_ends_sessions_at_once(
     assert isinstance(await login.log_in(services, 7, EMAIL, PASSWORD), LoginLocked)
     new_hash = await services.hasher.hash("Girasoli in fila 88")
     assert await recovery.set_new_password(services, 7, account_id, new_hash) == PasswordChanged()
-    assert await services.accounts.session_account(9) is None
-    assert (await services.accounts.get(account_id)).login_locked_until is None  # type: ignore[union-attr]
+    assert await stores(services).accounts.session_account(9) is None
+    assert (await stores(services).accounts.get(account_id)).login_locked_until is None  # type: ignore[union-attr]
     assert isinstance(await login.log_in(services, 7, EMAIL, "Girasoli in fila 88"), LoggedIn)
     assert await recovery.set_new_password(services, 7, 424242, new_hash) == AccountGone()
 

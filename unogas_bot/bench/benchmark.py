@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from storage.account_store import AccountStore
 from storage.registry import CustomerRegistry
 from unogas_bot.bench import bot_load as bench_bot
 from unogas_bot.bench import data as bench_data
@@ -187,7 +188,7 @@ async def _bot_phases(
                     rig, load_customers, arrival_rate=sizes.arrival_factor * before / 2, progress=report
                 )
                 after = bench_bot.bcrypt_ceiling(sizes.bcrypt_rounds, workers, sizes.ceiling_per_worker)
-                accounts = await rig.services.accounts.count()
+                accounts = await AccountStore(rig.services.db).count()
                 if load.failures or accounts != sizes.customers:
                     failed = load.failures[:3]
                     raise RuntimeError(

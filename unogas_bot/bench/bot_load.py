@@ -35,10 +35,10 @@ from storage.db import Database
 from storage.inbox import Fence, InboxStore, raise_epoch
 from storage.persistence import SqlPersistence
 from unogas_bot.bench import data as bench_data
-from unogas_bot.bot.app import build_application
 from unogas_bot.bot.inbox import Inbox
 from unogas_bot.bot.runner import freeze_startup_heap
 from unogas_bot.bot.update_processor import PerChatUpdateProcessor
+from unogas_bot.bot.wiring import build_application
 from unogas_bot.config import Settings
 from unogas_bot.domain import CustomerRecord
 from unogas_bot.i18n import texts

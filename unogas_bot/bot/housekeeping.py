@@ -21,6 +21,7 @@ from telegram.ext import Application, ConversationHandler
 from conversations import secret_guard
 from conversations.context import BotContext
 from conversations.draft import touched_at
+from unogas_bot.service import upkeep
 from unogas_bot.service.context import Services
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,7 @@ def attempts_kept(services: Services) -> timedelta:
 
 async def tidy(services: Services) -> tuple[int, int]:
     """Delete outdated attempts and expired sessions; returns how many of each."""
-    attempts = await services.attempts.prune(attempts_kept(services))
-    sessions = await services.accounts.prune_sessions()
+    attempts, sessions = await upkeep.tidy(services, attempts_kept(services))
     log.info("housekeeping: %d old attempts and %d expired sessions deleted", attempts, sessions)
     return attempts, sessions
 
@@ -55,9 +55,7 @@ async def tidy(services: Services) -> tuple[int, int]:
 async def prune_audit(services: Services) -> int:
     """Delete audit events older than the audit retention period (`AUDIT_RETENTION_DAYS`, a year by
     default): of live profiles and, pseudonymised, of erased ones alike; returns how many."""
-    async with services.uow() as uow:
-        pruned = await uow.profiles.prune_audit(services.settings.audit_retention)
-        await uow.commit()
+    pruned = await upkeep.prune_audit(services)
     log.info("housekeeping: %d audit events past the retention period deleted", pruned)
     return pruned
 

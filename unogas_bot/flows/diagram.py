@@ -17,9 +17,9 @@ import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from conversations.engine import Form
+from conversations.form import Form
+from conversations.forms import FORMS
 from conversations.spec import Field, FormSpec, Repeat
-from unogas_bot.bot.app import FORMS
 from unogas_bot.config import Settings
 from unogas_bot.flows.paths import ANY_QUESTION, PATHS, START, SUMMARY, Exit, Retry
 from unogas_bot.flows.samples import plain, sample_html

@@ -194,7 +194,8 @@ async def check_new_password(
     services: Services, account_id: int, password: str
 ) -> PasswordAcceptable | PasswordRefused | AccountGone:
     """The registration's password rules, with the account's own data as the personal data to avoid."""
-    account = await services.accounts.get(account_id)
+    async with services.reading() as view:
+        account = await view.accounts.get(account_id)
     if account is None:
         return AccountGone()
     try:
@@ -211,9 +212,10 @@ async def set_new_password(
     pair = keys.pair_key(keys.account_key(account_id), user_id)
     async with services.uow() as uow:
         try:
-            await uow.accounts.change_password(account_id, password_hash, telegram_user_id=user_id)
+            code = await uow.accounts.change_password(account_id, password_hash)
         except AccountNotFound:
             return AccountGone()
+        await audit(uow, "password_recovered", None, user_id, account_id=account_id, customer_code=code)
         # This user's own failures go; the strangers' counts stay (a new password is no reason to give them
         # new tries), and so does their hold.
         for kind in (limits.RECOVERY_WRONG, limits.LOGIN_FAILED, limits.LOGIN_LOCK):

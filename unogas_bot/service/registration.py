@@ -29,6 +29,7 @@ from unogas_bot.domain import (
     keys,
 )
 from unogas_bot.service import limits
+from unogas_bot.service.audit import audit
 from unogas_bot.service.outcomes import (
     AlreadyRegistered,
     CustomerGone,
@@ -81,11 +82,13 @@ async def verify_identity(services: Services, user_id: int, identity: CustomerRe
             printed = check.printed_code
             for key in (user, known if printed else unknown):
                 await uow.attempts.add(limits.VERIFY, key)
-            await uow.accounts.add_event(
+            await audit(
+                uow,
                 "registration_identity_failed",
+                None,
+                user_id,
+                "" if printed else "no registry customer's code",
                 customer_code=printed,
-                telegram_user_id=user_id,
-                detail="" if printed else "no registry customer's code",
             )
             await uow.commit()
             return IdentityMismatch(left - 1) if left > 1 else VerificationLocked()
@@ -124,9 +127,7 @@ async def email_in_use(
         return EmailAccepted()
     for key in counted:
         await uow.attempts.add(limits.EMAIL_IN_USE, key)
-    await uow.accounts.add_event(
-        "registration_email_in_use", customer_code=customer_code, telegram_user_id=user_id
-    )
+    await audit(uow, "registration_email_in_use", None, user_id, customer_code=customer_code)
     return EmailInUse(limit - used - 1)
 
 
@@ -147,6 +148,7 @@ async def register(services: Services, new: NewAccount) -> RegisterOutcome:
     try:
         async with services.uow() as uow:
             account = await uow.accounts.register(new)
+            await audit(uow, "registered", account, new.telegram_user_id)
             await uow.commit()
             return Registered(account)
     except CustomerAlreadyRegistered:
@@ -164,7 +166,8 @@ async def register(services: Services, new: NewAccount) -> RegisterOutcome:
 async def _saved_before(services: Services, new: NewAccount) -> Registered | None:
     """This very draft was saved already (the confirmation was lost and "Salva" pressed again): only this
     draft holds this password hash."""
-    account = await services.accounts.get_by_customer_code(new.customer_code)
+    async with services.reading() as view:
+        account = await view.accounts.get_by_customer_code(new.customer_code)
     if (
         account is not None
         and account.registered_by == new.telegram_user_id

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from unogas_bot.domain import AccountView, keys
 from unogas_bot.service import limits
+from unogas_bot.service.audit import audit
 
 if TYPE_CHECKING:
     from storage.unit_of_work import UnitOfWork
@@ -59,12 +60,12 @@ async def alert_owner(services: Services, account_id: int, what: str) -> int | N
         if account is None:
             return None
         await uow.attempts.add(limits.OWNER_ALERTED, key)
-        await uow.accounts.add_event(
+        await audit(
+            uow,
             "owner_alerted",
-            account_id=account.id,
-            customer_code=account.customer_code,
-            telegram_user_id=account.owner,
-            detail=f"told of failed {what} checks by another Telegram account",
+            account,
+            account.owner,
+            f"told of failed {what} checks by another Telegram account",
         )
         await uow.commit()
     return account.owner
