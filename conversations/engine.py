@@ -147,9 +147,9 @@ class FormEngine:
         draft = read_draft(context.user_data.get(self.form.name))
         turn = Turn(update, context, self.form, draft or Draft())
         if draft is None or draft.idle_longer_than(
-            turn.now(), context.services.settings.conversation_timeout
+            turn.now(), context.services.settings.limits.conversation_timeout
         ):
-            minutes = int(context.services.settings.conversation_timeout.total_seconds() // 60)
+            minutes = int(context.services.settings.limits.conversation_timeout.total_seconds() // 60)
             expired = Reply("expired", {"minutes": minutes, "command": self._entry_command(turn)})
             return await self._conclude(turn, Finish([expired]))
         try:
@@ -163,7 +163,7 @@ class FormEngine:
     def _other_form_in_progress(self, turn: Turn) -> bool:
         """Another form has a readable draft that has not expired (an expired or unreadable one ends at
         its next update)."""
-        timeout = turn.services.settings.conversation_timeout
+        timeout = turn.services.settings.limits.conversation_timeout
         for name in self.others:
             other = read_draft(turn.context.user_data.get(name))
             if other is not None and not other.idle_longer_than(turn.now(), timeout):
@@ -232,7 +232,7 @@ class FormEngine:
 
     def _invalid(self, turn: Turn, step: Field, bad: rules.Invalid) -> Outcome:
         notes = [Reply(f"e_{bad.reason}", dict(bad.params))]
-        if turn.draft.count_error(step.key, turn.services.settings.max_invalid_replies):
+        if turn.draft.count_error(step.key, turn.services.settings.limits.max_invalid_replies):
             notes.append(Reply("too_many_invalid", markup=self._rescue_markup(turn)))
         return Ask(notes, field=step.key)
 

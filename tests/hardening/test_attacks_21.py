@@ -101,7 +101,9 @@ async def test_a_question_that_cannot_be_checked_for_lack_of_bcrypt_budget_is_de
     async with make_test_database("sqlite", tmp_path) as db:
         async with running_bot(db, clock) as bot:
             await registration_at_the_question(bot.user())
-        tight = dataclasses.replace(TEST_SETTINGS, hash_budget_per_user=1)
+        tight = dataclasses.replace(
+            TEST_SETTINGS, limits=dataclasses.replace(TEST_SETTINGS.limits, hash_budget_per_user=1)
+        )
         async with running_bot(db, clock, settings=tight, demo=False) as bot:
             user = bot.user()
             before = len(bot.api.events)

@@ -17,7 +17,7 @@ from tests.kit.stores import stores
 from unogas_bot.bot.inbox import Inbox
 from unogas_bot.bot.wiring import build_application
 from unogas_bot.clock import utcnow
-from unogas_bot.config import Settings
+from unogas_bot.config import Limits, Settings
 from unogas_bot.offline import OfflineBotAPI, Sent, Simulator, SimUser, offline_builder
 from unogas_bot.security import sealing
 from unogas_bot.security.hashing import EphemeralMac
@@ -27,7 +27,7 @@ from unogas_bot.service.context import Services
 # wide, so flows that hash more than a customer would in a minute of fake time are not cut short; the
 # budget's own tests set it as in production.
 TEST_SETTINGS = Settings(
-    bcrypt_rounds=4, hash_workers=2, hash_budget_per_user=1000, owner_alert_delay=timedelta(0)
+    bcrypt_rounds=4, hash_workers=2, limits=Limits(hash_budget_per_user=1000, owner_alert_delay=timedelta(0))
 )
 
 # Demo customers (storage/demo.py) used throughout the conversation tests.

@@ -60,7 +60,11 @@ def test_attempts_are_kept_longer_than_any_window_they_are_counted_in(bot: Bot) 
     settings = bot.services.settings
     kept = housekeeping.attempts_kept(bot.services)
     assert kept >= timedelta(days=1)
-    assert kept >= max(settings.login_user_window, settings.login_failures_window, settings.recovery_lock)
+    assert kept >= max(
+        settings.limits.login_user_window,
+        settings.limits.login_failures_window,
+        settings.limits.recovery_lock,
+    )
 
 
 # --- abandoned drafts ---------------------------------------------------------------------------------------
@@ -134,7 +138,7 @@ async def test_abandoned_drafts_are_purged_from_memory_and_tables_and_a_restart_
         await app.update_persistence()
         assert len(await _table(database, BotConversation)) == 201, "every draft was saved, as in production"
 
-        clock.advance(bot.services.settings.conversation_timeout + timedelta(minutes=1))
+        clock.advance(bot.services.settings.limits.conversation_timeout + timedelta(minutes=1))
         await bot.user(FRESH_USER).send("/registrati")
         await bot.user(FRESH_USER).send("continua")
         for job in jobs:  # every housekeeping job, as the job queue runs it
@@ -185,7 +189,7 @@ async def test_abandoned_drafts_are_purged_from_memory_and_tables_and_a_restart_
 async def test_a_draft_within_the_timeout_is_kept(bot: Bot, clock: FakeClock) -> None:
     user = bot.user(1001)
     await answer_all(user, "/registrati", "continua", MARIO["code"])
-    clock.advance(bot.services.settings.conversation_timeout - timedelta(seconds=1))
+    clock.advance(bot.services.settings.limits.conversation_timeout - timedelta(seconds=1))
     assert await housekeeping.purge_drafts(bot.app) == 0
     assert bot.app.user_data[1001]["registration"]["customer_code"] == MARIO["code"]
     events = await user.press("Persona")

@@ -17,13 +17,13 @@ from storage.demo import DEMO_CUSTOMERS, load_demo
 from storage.registry import CustomerRegistry
 from tests.conftest import FakeClock
 from tests.kit.stores import Stores, stores
-from unogas_bot.config import Settings
+from unogas_bot.config import Limits, Settings
 from unogas_bot.domain import AccountView, NewAccount
 from unogas_bot.service import registration
 from unogas_bot.service.context import Services
 from unogas_bot.service.outcomes import Registered
 
-SETTINGS = Settings(bcrypt_rounds=4, hash_workers=1, hash_budget_per_user=1000)
+SETTINGS = Settings(bcrypt_rounds=4, hash_workers=1, limits=Limits(hash_budget_per_user=1000))
 MARIO, GIULIA = DEMO_CUSTOMERS[0], DEMO_CUSTOMERS[1]
 EMAIL, PASSWORD, ANSWER = "mario.rossi@example.it", "Lanterna verde 1987", "briciola bianca"
 QUESTION = "Come si chiamava il mio primo gatto?"

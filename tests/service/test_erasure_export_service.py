@@ -54,7 +54,7 @@ async def test_tidy_deletes_old_attempts_and_expired_sessions(
 ) -> None:
     await login.log_in(services, OWNER, EMAIL, "Sbagliata 1234 xyz")
     await login.log_in(services, 3003, EMAIL, PASSWORD)
-    clock.advance(services.settings.session_ttl + timedelta(days=2))
+    clock.advance(services.settings.limits.session_ttl + timedelta(days=2))
     attempts, sessions = await upkeep.tidy(services, timedelta(days=1))
     assert attempts >= 1 and sessions == 1
     assert await upkeep.tidy(services, timedelta(days=1)) == (0, 0)

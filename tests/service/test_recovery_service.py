@@ -22,7 +22,7 @@ async def test_recovery_end_to_end(services: Services, mario: AccountView, look:
     asked = await recovery.identify(services, OWNER, EMAIL, MARIO.customer_code.lower())
     assert asked == RecoveryQuestion(mario.id, QUESTION)
     wrong = await recovery.check_answer(services, OWNER, mario.id, "non ricordo")
-    assert isinstance(wrong, AnswerWrong) and wrong.left == services.settings.recovery_failures - 1
+    assert isinstance(wrong, AnswerWrong) and wrong.left == services.settings.limits.recovery_failures - 1
     assert isinstance(await recovery.check_answer(services, OWNER, mario.id, ANSWER), AnswerAccepted)
     new = "Tramonto rosso 4521"
     assert isinstance(

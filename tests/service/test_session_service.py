@@ -29,7 +29,7 @@ async def test_login_start_refuses_a_logged_in_user(services: Services, mario: A
 
 
 async def test_login_start_refuses_a_blocked_user(services: Services, mario: AccountView) -> None:
-    for n in range(services.settings.login_failures_per_user):
+    for n in range(services.settings.limits.login_failures_per_user):
         failed = await login.log_in(services, 77, f"nessuno{n}@example.it", "Sbagliata 1234 xyz")
         assert isinstance(failed, InvalidCredentials | LoginLocked)  # the last one blocks at once
     started = await session.login_start(services, 77)
@@ -41,9 +41,9 @@ async def test_the_session_look_up_ends_an_expired_session(
 ) -> None:
     await login.log_in(services, OWNER, EMAIL, PASSWORD)
     assert (await session.profile_view(services, OWNER)).id == mario.id  # type: ignore[union-attr]
-    clock.advance(services.settings.session_ttl + timedelta(seconds=1))
+    clock.advance(services.settings.limits.session_ttl + timedelta(seconds=1))
     assert await session.current_account(services, OWNER) is None
-    clock.advance(-services.settings.session_ttl)  # back inside the old window: the session is gone
+    clock.advance(-services.settings.limits.session_ttl)  # back inside the old window: the session is gone
     assert await session.current_account(services, OWNER) is None
 
 

@@ -18,7 +18,7 @@ from storage.db import Database
 from storage.demo import DEMO_CUSTOMERS, load_demo
 from tests.conftest import FakeClock
 from tests.kit.stores import stores
-from unogas_bot.config import Settings
+from unogas_bot.config import Limits, Settings
 from unogas_bot.domain import CustomerRecord, NewAccount, keys
 from unogas_bot.security.hashing import hash_cost
 from unogas_bot.service import limits, login, recovery, registration, session
@@ -49,7 +49,7 @@ EMAIL, PASSWORD, ANSWER, WRONG = (
     "briciola bianca",
     "Luna piena",
 )
-SETTINGS = Settings(bcrypt_rounds=4, hash_workers=2, hash_budget_per_user=1000)
+SETTINGS = Settings(bcrypt_rounds=4, hash_workers=2, limits=Limits(hash_budget_per_user=1000))
 
 
 @pytest.fixture

@@ -41,8 +41,14 @@ WAITING_KEPT = timedelta(days=1)
 
 def attempts_kept(services: Services) -> timedelta:
     """How long attempt records are kept: a day, or longer if a window was configured longer."""
-    s = services.settings
-    return max(ATTEMPTS_KEPT, s.login_failures_window, s.login_user_window, s.recovery_lock, s.login_lock)
+    s = services.settings.limits
+    return max(
+        ATTEMPTS_KEPT,
+        s.login_failures_window,
+        s.login_user_window,
+        s.recovery_lock,
+        s.login_lock,
+    )
 
 
 async def tidy(services: Services) -> tuple[int, int]:
@@ -70,7 +76,7 @@ async def purge_drafts(app: Application) -> int:
     chosen language) stays.
     """
     services: Services = app.services  # type: ignore[attr-defined]
-    cutoff = services.clock() - services.settings.conversation_timeout
+    cutoff = services.clock() - services.settings.limits.conversation_timeout
     now = services.clock()
     ended: dict[str, set[int]] = {}  # form name -> users whose draft of it was purged
     for user_id, data in list(app.user_data.items()):

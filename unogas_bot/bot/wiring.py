@@ -89,8 +89,8 @@ def build_application(
     builder = builder.application_class(UnogasApplication, kwargs={"services": services})
     builder = builder.context_types(ContextTypes(context=BotContext))
     processor = PerChatUpdateProcessor(
-        max_waiting=settings.chat_queue_limit,
-        notice_interval=settings.slow_down_interval,
+        max_waiting=settings.limits.chat_queue_limit,
+        notice_interval=settings.limits.slow_down_interval,
         clock=services.clock,
     )
     builder = builder.concurrent_updates(processor)

@@ -235,7 +235,9 @@ def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
     # The per-Telegram-user bcrypt budget guards the bot's CPU against a flooding chat; the console's one
     # player is the operator at this terminal, whose piped session (a registration, a login, a recovery:
     # scripts/demo-session.txt) needs more than 6 hashes a minute. The attempt limits all stay.
-    settings = dataclasses.replace(settings, hash_budget_per_user=CONSOLE_HASH_BUDGET)
+    settings = dataclasses.replace(
+        settings, limits=dataclasses.replace(settings.limits, hash_budget_per_user=CONSOLE_HASH_BUDGET)
+    )
 
     async def work(db: Database) -> int:
         if args.fresh:

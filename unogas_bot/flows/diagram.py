@@ -172,7 +172,7 @@ def _sequences(spec: FormSpec) -> Iterable[tuple[dict[str, str], list[Field]]]:
 def _limit(lang: str, limit: str | None) -> str | None:
     if limit is None:
         return None
-    return WORDS[lang]["limit"].format(n=getattr(DEFAULTS, limit))
+    return WORDS[lang]["limit"].format(n=getattr(DEFAULTS.limits, limit))
 
 
 def graph(form: Form, lang: str = "it") -> Graph:

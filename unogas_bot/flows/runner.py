@@ -130,7 +130,11 @@ class Replayer:
 
     def __init__(self, settings: Settings) -> None:
         # Throwaway data: cheap bcrypt, and no hash budget in the way of a script that tries a lockout.
-        self.settings = dataclasses.replace(settings, bcrypt_rounds=4, hash_budget_per_user=10_000)
+        self.settings = dataclasses.replace(
+            settings,
+            bcrypt_rounds=4,
+            limits=dataclasses.replace(settings.limits, hash_budget_per_user=10_000),
+        )
         self._dir = tempfile.TemporaryDirectory(prefix="unogas-flows-")
         self._templates: dict[bool, Path] = {}
         self._count = 0

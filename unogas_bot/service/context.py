@@ -46,7 +46,9 @@ class Services:
             db=db,
             hasher=hasher or Hasher(settings.bcrypt_rounds, settings.hash_workers),
             clock=clock,
-            hash_budget=HashBudget(settings.hash_budget_per_user, settings.hash_budget_window, clock),
+            hash_budget=HashBudget(
+                settings.limits.hash_budget_per_user, settings.limits.hash_budget_window, clock
+            ),
         )
 
     def uow(self, *, deferred: bool = False) -> UnitOfWork:

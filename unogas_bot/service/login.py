@@ -69,7 +69,7 @@ async def log_in(services: Services, user_id: int, email: str, password: str) ->
     if ok and account is not None:  # 3. record the outcome
         async with services.uow() as uow:
             try:
-                await uow.accounts.link_session(account.id, user_id, settings.session_ttl)
+                await uow.accounts.link_session(account.id, user_id, settings.limits.session_ttl)
             except AccountNotFound:  # deleted while its password was being checked
                 return InvalidCredentials()
             await uow.accounts.make_owner(account.id, user_id)

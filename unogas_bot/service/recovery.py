@@ -49,7 +49,7 @@ async def mismatches_blocked_until(services: Services, user_id: int) -> datetime
 
 
 async def _mismatch_block(uow: UnitOfWork, services: Services, user: str) -> datetime | None:
-    limit = services.settings.verify_attempts_per_hour
+    limit = services.settings.limits.verify_attempts_per_hour
     if await uow.attempts.count_since(limits.RECOVERY_MISMATCH, user, limits.HOUR) < limit:
         return None
     # Free again (for one more try) when the oldest miss leaves the window.
@@ -74,7 +74,7 @@ async def identify(services: Services, user_id: int, email: str, customer_code: 
             blocked = await _mismatch_block(uow, services, user)
             await uow.commit()
             outcome: IdentifyOutcome = (
-                IdentityMismatch(services.settings.verify_attempts_per_hour - misses)
+                IdentityMismatch(services.settings.limits.verify_attempts_per_hour - misses)
                 if blocked is None
                 else TooManyMismatches(blocked)
             )
@@ -122,14 +122,16 @@ async def check_answer(services: Services, user_id: int, account_id: int, answer
         await uow.attempts.lock(key, pair)
         detail = "wrong security answer" + ("" if trusted else " (another Telegram account)")
         await audit(uow, "recovery_failed", account, user_id, detail)
-        wrong = await uow.attempts.count_since(limits.RECOVERY_WRONG, pair, settings.recovery_lock)
+        wrong = await uow.attempts.count_since(limits.RECOVERY_WRONG, pair, settings.limits.recovery_lock)
         held = None if trusted else await _hold_strangers_if_over(uow, services, account, user_id)
-        if wrong < settings.recovery_failures and held is None:
+        if wrong < settings.limits.recovery_failures and held is None:
             await uow.commit()
-            return AnswerWrong(settings.recovery_failures - wrong, account.security_question, stranger_on)
-        until = held or services.clock() + settings.recovery_lock
-        if wrong >= settings.recovery_failures:
-            until = max(until, services.clock() + settings.recovery_lock)
+            return AnswerWrong(
+                settings.limits.recovery_failures - wrong, account.security_question, stranger_on
+            )
+        until = held or services.clock() + settings.limits.recovery_lock
+        if wrong >= settings.limits.recovery_failures:
+            until = max(until, services.clock() + settings.limits.recovery_lock)
             await audit(uow, "recovery_locked", account, user_id, f"{wrong} wrong security answers")
         await uow.commit()
         return RecoveryLocked(until, stranger_on)
@@ -140,7 +142,7 @@ async def _answers_held_until(
 ) -> datetime | None:
     """Until when this Telegram user may not answer the account's question (None: it may): its own
     wrong answers of the hour, and for a user other than the owner the strangers' (service/strangers.py)."""
-    s = services.settings
+    s = services.settings.limits
     pair = keys.pair_key(keys.account_key(account.id), user_id)
     held = await strangers.full_until(
         uow, services, limits.RECOVERY_WRONG, pair, s.recovery_failures, s.recovery_lock
@@ -164,7 +166,7 @@ async def _hold_strangers_if_over(
 ) -> datetime | None:
     """Once the strangers' answers of the hour are used up, until when they wait; the first time, the hold
     is shown on the profile (`accounts show`, lifted by `accounts unlock`) and audited."""
-    s = services.settings
+    s = services.settings.limits
     until = await strangers.full_until(
         uow,
         services,

@@ -70,8 +70,8 @@ async def verify_identity(services: Services, user_id: int, identity: CustomerRe
         )
         # This Telegram user's own failures, and every user's on this code: whichever is nearer its limit.
         left = min(
-            settings.verify_attempts_per_hour - check.by_first,
-            settings.verify_attempts_per_code_per_hour - check.by_second,
+            settings.limits.verify_attempts_per_hour - check.by_first,
+            settings.limits.verify_attempts_per_code_per_hour - check.by_second,
         )
         if left <= 0:
             return VerificationLocked()
@@ -112,7 +112,7 @@ async def email_in_use(
 ) -> EmailOutcome:
     """Count (and audit) an "address in use" answer, within the hour's limit. With `check`, the address
     is looked up first (with the counts, in one look-up) and a free one costs nothing."""
-    limit = services.settings.email_in_use_per_hour
+    limit = services.settings.limits.email_in_use_per_hour
     counted = (keys.telegram_key(user_id), limits.customer_key(customer_code))
     await uow.attempts.lock(*counted)
     if check:

@@ -35,7 +35,7 @@ async def user_blocked_until(services: Services, user_id: int) -> datetime | Non
     """Until when the Telegram user may not try to log in (None: they may)."""
     async with services.uow() as uow:
         return await uow.attempts.held_until(
-            limits.LOGIN_USER_LOCK, keys.telegram_key(user_id), services.settings.login_lock
+            limits.LOGIN_USER_LOCK, keys.telegram_key(user_id), services.settings.limits.login_lock
         )
 
 

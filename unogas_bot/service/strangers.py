@@ -54,7 +54,9 @@ async def alert_owner(services: Services, account_id: int, what: str) -> int | N
     key = keys.account_key(account_id)
     async with services.uow() as uow:
         await uow.attempts.lock(key)
-        if await uow.attempts.count_since(limits.OWNER_ALERTED, key, services.settings.owner_alert_interval):
+        if await uow.attempts.count_since(
+            limits.OWNER_ALERTED, key, services.settings.limits.owner_alert_interval
+        ):
             return None
         account = await uow.accounts.get(account_id)
         if account is None:
