@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from storage.accounts import Accounts
 from storage.db import Database
@@ -53,10 +53,6 @@ class AccountStore:
             return await self.get_by_email(email_or_code)
         return await self.get_by_customer_code(email_or_code)
 
-    async def link_session(self, account_id: int, telegram_user_id: int, ttl: timedelta) -> None:
-        async with self._writing() as accounts:
-            await accounts.link_session(account_id, telegram_user_id, ttl)
-
     async def session_account(self, telegram_user_id: int) -> AccountView | None:
         """The account the Telegram user is logged into, or None; an expired session is deleted."""
         async with self._reading() as accounts:
@@ -66,14 +62,6 @@ class AccountStore:
         async with self._writing() as accounts:
             await accounts.end_expired_session(telegram_user_id)
         return None
-
-    async def set_login_lock(self, account_id: int, until: datetime | None) -> None:
-        async with self._writing() as accounts:
-            await accounts.set_login_lock(account_id, until)
-
-    async def set_recovery_lock(self, account_id: int, until: datetime | None) -> None:
-        async with self._writing() as accounts:
-            await accounts.set_recovery_lock(account_id, until)
 
     async def count(self) -> int:
         async with self._reading() as accounts:

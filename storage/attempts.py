@@ -3,14 +3,13 @@
 An attempt is a (kind, key, time) triple: kind names the limited action ("verify", "login_account",
 "login_user", "recovery", ...), key what it is limited per (a Telegram user, an account, ...). Attempts that
 concern an account use ``account_key(account_id)`` as key, or a key of one Telegram account's attempts on
-it, ``pair_key(account_key(account_id), user)``: ``AccountStore.unlock``, ``delete`` and the erasure
-remove exactly those (``of_account``).
+it, ``pair_key(account_key(account_id), user)``: an unlock and the erasure remove exactly those
+(``of_account``, `Attempts.forget_account`).
 
 `Attempts` works on the session of a unit of work (storage/unit_of_work.py). A limit is kept by
 *reserving*: inside one write transaction the keys are locked (`lock`), the window is counted and, when
 there is room, the attempt is recorded before the guarded work runs. Two transactions that lock the same
 key run one after the other, so however many attempts arrive at once, no more than the limit are granted.
-`AttemptLog` is the same on a bare `Database`, one transaction per call (support tools, housekeeping).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import Database, Lookup
+from storage.db import Lookup
 from storage.models import Attempt
 from unogas_bot.clock import utcnow
 from unogas_bot.domain.keys import PAIR_SEPARATOR, account_key
@@ -157,36 +156,3 @@ class Attempts:
         """Delete attempts older than ``older_than``; returns how many."""
         result = await self._session.execute(delete(Attempt).where(Attempt.at < self._clock() - older_than))
         return result.rowcount  # type: ignore[attr-defined]
-
-
-class AttemptLog:
-    """`Attempts` on a bare database, one transaction per call (support tools, housekeeping, tests)."""
-
-    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
-        self._db = db
-        self._clock = clock
-
-    async def record(self, kind: str, key: str) -> None:
-        """Log one attempt now."""
-        async with self._db.transaction() as session:
-            await Attempts(session, self._clock).add(kind, key)
-
-    async def count_since(self, kind: str, key: str, window: timedelta) -> int:
-        """How many attempts of this kind and key happened in the last ``window``."""
-        async with self._db.session() as session:
-            return await Attempts(session, self._clock).count_since(kind, key, window)
-
-    async def oldest_in_window(self, kind: str, key: str, window: timedelta) -> datetime | None:
-        """The oldest attempt still inside the window (it leaves the window at ``oldest + window``)."""
-        async with self._db.session() as session:
-            return await Attempts(session, self._clock).oldest_in_window(kind, key, window)
-
-    async def clear(self, kind: str, key: str) -> None:
-        """Forget every attempt of this kind and key."""
-        async with self._db.transaction() as session:
-            await Attempts(session, self._clock).clear(kind, key)
-
-    async def prune(self, older_than: timedelta) -> int:
-        """Delete attempts older than ``older_than``; returns how many. Run it now and then."""
-        async with self._db.transaction() as session:
-            return await Attempts(session, self._clock).prune(older_than)

@@ -18,10 +18,9 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from storage.attempts import AttemptLog  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.registry import CustomerRegistry  # noqa: E402
-from tests.kit.stores import KitAccounts  # noqa: E402
+from tests.kit.stores import AttemptLog, KitAccounts  # noqa: E402
 
 # =========================================================================================================
 # Storage fixtures

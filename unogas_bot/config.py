@@ -144,10 +144,13 @@ def parse_key(raw: str) -> bytes:
 _ASYNC_DRIVERS = {"postgresql": "asyncpg", "sqlite": "aiosqlite"}
 
 
-# What SQLAlchemy reads as a URL: a scheme (with an optional "+driver"), "://" and the rest; the driver
-# itself parses the rest when the engine is made (storage/db.py). Checked here without SQLAlchemy: the
-# configuration is read before any layer that knows a database.
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9]*(\+[A-Za-z0-9_]+)?://")
+# What SQLAlchemy reads as a URL, checked here without SQLAlchemy (the configuration is read before any
+# layer that knows a database): a scheme with an optional "+driver", "://", then optional credentials
+# ("user:password@"), a host (a bracketed IPv6 address or a name) with an optional numeric port, and the
+# rest (path, query).
+_URL = re.compile(
+    r"[A-Za-z][A-Za-z0-9]*(\+[A-Za-z0-9_]+)?://([^/?#]*@)?(\[[^\]/]*\]|[^:/?#@\[\]]*)(:\d*)?([/?#].*)?"
+)
 
 
 def async_database_url(raw: str, name: str = "DATABASE_URL") -> str:
@@ -155,7 +158,7 @@ def async_database_url(raw: str, name: str = "DATABASE_URL") -> str:
     URLs (which SQLAlchemy reads as psycopg's, not installed) and libpq's `sslmode`, which asyncpg calls
     `ssl`. Only the scheme and that parameter's name change; the error never repeats the URL (it may hold
     a password)."""
-    if not _URL.match(raw):
+    if not _URL.fullmatch(raw):
         raise ConfigError(f"{name} must be a database URL such as {DEFAULT_DATABASE_URL}")
     scheme, rest = raw.split("://", 1)
     backend, _, _driver = scheme.lower().partition("+")

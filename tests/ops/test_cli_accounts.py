@@ -15,11 +15,10 @@ from typing import Any
 import bcrypt
 import pytest
 
-from storage.attempts import AttemptLog
 from storage.db import Database
 from storage.demo import load_demo
 from storage.registry import CustomerRegistry
-from tests.kit.stores import KitAccounts
+from tests.kit.stores import AttemptLog, KitAccounts
 from unogas_bot.cli import accounts as cli_accounts
 from unogas_bot.cli import main as cli
 from unogas_bot.domain import NewAccount

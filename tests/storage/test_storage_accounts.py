@@ -12,14 +12,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import StatementError
 
 from storage.accounts import Accounts
-from storage.attempts import AttemptLog
 from storage.db import Database
 from storage.demo import DEMO_CUSTOMERS, load_demo
 from storage.models import Account, AuditEvent, TelegramSession
 from storage.registry import CustomerRegistry, IdentityCheck
 from storage.unit_of_work import UnitOfWork
 from tests.conftest import FakeClock
-from tests.kit.stores import KitAccounts
+from tests.kit.stores import AttemptLog, KitAccounts
 from unogas_bot.domain import (
     AccountNotFound,
     AccountView,

@@ -206,9 +206,11 @@ def is_used(key: str, depth: int = 3) -> bool:
         return True
     if depth == 0:
         return False
+    # A template fits only a key that holds each of its fixed pieces: the others need no trying.
+    fitting = [template for template in templates if all(part in key for part in template if part)]
     return any(
         all(is_used(value, depth - 1) for value in values)
-        for template in templates
+        for template in fitting
         for values in fillings(template, key)
     )
 
