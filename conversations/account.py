@@ -1,7 +1,8 @@
 """The logged-in customer's one-message commands: `/profilo` (`/profile`) and `/esci` (`/logout`).
 
-Not forms: nothing is asked, so a plain command handler each. Both read the session from the database,
-so a session ended elsewhere (password recovered, account deleted, 30 days passed) is ended here too.
+Not forms: nothing is asked, so a plain command handler each, calling one use case each
+(service/session.py). Both read the session from the database, so a session ended elsewhere (password
+recovered, account deleted, 30 days passed) is ended here too.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from telegram import Update
 
 from conversations.context import BotContext
 from conversations.login import display_name
-from storage.accounts import AccountView
 from unogas_bot import rules
+from unogas_bot.domain import AccountView
 from unogas_bot.i18n import texts
-from unogas_bot.service.login import log_out
+from unogas_bot.service import session
 
 
 def profile_html(lang: str, account: AccountView) -> str:
@@ -38,7 +39,7 @@ def profile_html(lang: str, account: AccountView) -> str:
 async def show_profile(update: Update, context: BotContext) -> None:
     lang = context.language_of(update)
     user_id = update.effective_user.id
-    account = await context.services.accounts.session_account(user_id)
+    account = await session.profile_view(context.services, user_id)
     if account is None:
         await context.send_html(update, texts.t(lang, "profile_not_logged_in"))
         return
@@ -47,5 +48,5 @@ async def show_profile(update: Update, context: BotContext) -> None:
 
 async def logout(update: Update, context: BotContext) -> None:
     lang = context.language_of(update)
-    logged_out = await log_out(context.services, update.effective_user.id)
+    logged_out = await session.log_out(context.services, update.effective_user.id)
     await context.send_html(update, texts.t(lang, "logout_ok" if logged_out else "logout_not_logged_in"))

@@ -34,7 +34,7 @@ def stranger_failed(context: BotContext, account_id: int | None, what: str) -> N
 
 async def _tell(context: BotContext, account_id: int, what: str) -> None:
     # After the stranger's replies and unrelated to their next request (`owner_alert_delay`).
-    await asyncio.sleep(context.services.settings.owner_alert_delay.total_seconds())
+    await asyncio.sleep(context.services.settings.limits.owner_alert_delay.total_seconds())
     owner = await strangers.alert_owner(context.services, account_id, what)
     if owner is None:
         return

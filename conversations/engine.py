@@ -11,11 +11,8 @@ are handled is `FormEngine._keep`: a secret answer is kept as this process's key
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from telegram import (
     CallbackQuery,
@@ -23,221 +20,28 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
-    Message,
     ReplyKeyboardMarkup,
-    ReplyKeyboardRemove,
     Update,
 )
-from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
-    BaseHandler,
-    CallbackQueryHandler,
-    CommandHandler,
     ConversationHandler,
-    MessageHandler,
-    filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from conversations import secret_guard
 from conversations.context import BotContext
-from conversations.draft import WORDS, Answers, Draft, UnreadableDraft
-from conversations.spec import SUMMARY, Checkpoint, Field, FormSpec, Repeat, Secret
+from conversations.draft import WORDS, Draft
+from conversations.form import Form
+from conversations.outcomes import Ask, Finish, Markup, Outcome, Reply
+from conversations.spec import SUMMARY, Field, Repeat, Secret
+from conversations.turn import Turn, read_draft
 from unogas_bot import rules
 from unogas_bot.i18n import texts
 from unogas_bot.security.hash_budget import HashBudgetExceeded
-from unogas_bot.service.context import Services
 
 log = logging.getLogger(__name__)
 
 END = ConversationHandler.END
-
-Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | ForceReply | None
-
-
-# --- what a step decides ------------------------------------------------------------------------------
-
-
-@dataclass
-class Reply:
-    """A message for the customer: a catalogue key with its parameters."""
-
-    key: str
-    params: dict[str, Any] = field(default_factory=dict)
-    markup: Markup = None
-
-
-@dataclass
-class Ask:
-    """Say `notes`, then ask `field` (None: the next missing step, after any checkpoint due)."""
-
-    notes: list[Reply] = field(default_factory=list)
-    field: str | None = None
-
-
-@dataclass
-class Finish:
-    """Say `notes` and end the conversation, forgetting the draft."""
-
-    notes: list[Reply] = field(default_factory=list)
-
-
-Outcome = Ask | Finish
-
-
-def read_draft(stored: object) -> Draft | None:
-    """The stored draft as a `Draft` (a copy), or None when there is none or it cannot be read; an
-    unreadable one is then handled as an expired one, the customer told and starting again."""
-    if not stored:
-        return None
-    try:
-        return Draft.from_stored(stored)
-    except UnreadableDraft as exc:
-        log.warning("a stored draft could not be read and counts as expired: %s", exc)
-        return None
-
-
-class Turn:
-    """One update being handled: who, in which language, with which draft, and how to answer."""
-
-    def __init__(self, update: Update, context: BotContext, form: Form, draft: Draft) -> None:
-        self.update = update
-        self.context = context
-        self.form = form
-        self.draft = draft
-        user = update.effective_user
-        self.user_id: int = user.id if user else 0
-        self.chat_id: int = update.effective_chat.id if update.effective_chat else self.user_id
-        self.lang = context.language_of(update)
-
-    @property
-    def services(self) -> Services:
-        return self.context.services
-
-    @property
-    def answers(self) -> Answers:
-        return self.draft.answers
-
-    def now(self) -> datetime:
-        return self.services.clock()
-
-    def text(self, key: str, **params: Any) -> str:
-        return texts.t(self.lang, key, **params)
-
-    async def send(self, reply: Reply) -> Message:
-        return await self.send_html(self.text(reply.key, **reply.params), reply.markup)
-
-    async def send_html(self, html: str, markup: Markup = None) -> Message:
-        """Send catalogue-built HTML; the only way a form talks to the customer."""
-        if markup is None and self.draft.reply_keyboard:
-            # The previous question showed a reply keyboard: take it away with the next message.
-            markup = ReplyKeyboardRemove()
-        if markup is not None and not isinstance(markup, InlineKeyboardMarkup):
-            self.draft.reply_keyboard = isinstance(markup, ReplyKeyboardMarkup)
-        return await self.context.bot.send_message(
-            self.chat_id, html, parse_mode=ParseMode.HTML, reply_markup=markup
-        )
-
-
-# --- the form ----------------------------------------------------------------------------------------
-
-
-class Form:
-    """A conversation: a `FormSpec` and the hooks where it calls the service layer. Subclasses set `spec`
-    and override the hooks they need."""
-
-    spec: ClassVar[FormSpec]
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def by_key(self) -> dict[str, Field]:
-        """The steps by key (the console asks whether the current one is a secret)."""
-        return self.spec.by_key
-
-    # hooks ------------------------------------------------------------------------------------------
-    async def on_start(self, turn: Turn) -> Outcome | None:
-        """Called when the form starts, before the first question (e.g. refuse a logged-in user)."""
-        return None
-
-    async def on_value(self, turn: Turn, step: Field, value: Any) -> Outcome | None:
-        """Called after a valid answer is kept (for a consumed secret, instead of keeping it)."""
-        return None
-
-    async def on_checkpoint(self, turn: Turn, checkpoint: Checkpoint) -> Outcome:
-        """A checkpoint is due (see `Checkpoint`): check, keep its result in the answers, or forget the
-        checked answers. An `Ask` without a field goes on to the next question."""
-        raise NotImplementedError(f"{self.name} declares checkpoint {checkpoint.key} but does not check it")
-
-    async def complete(self, turn: Turn) -> Outcome:
-        """All steps are answered and the form has no summary: act (e.g. set the new password)."""
-        return Finish()
-
-    def summary(self, turn: Turn) -> str:
-        """The summary shown before saving (forms with `has_summary`), as catalogue-built HTML."""
-        return ""
-
-    async def on_summary(self, turn: Turn, action: str) -> Outcome:
-        """A summary button (or its typed label) was chosen."""
-        return Finish()
-
-    def summary_markup(self, turn: Turn) -> InlineKeyboardMarkup | None:
-        return None
-
-    def summary_action(self, text: str) -> str | None:
-        """A typed reply at the summary, mapped to a summary action (e.g. "salva" → "save")."""
-        return None
-
-    def callback_data(self, turn: Turn, action: str, serial: int | None = None) -> str:
-        """A button's data: the form, the serial of the question it belongs to (this one's by default),
-        and the action; a button of an older question is told apart by its serial."""
-        return f"{self.name}|{turn.draft.serial if serial is None else serial}|{action}"
-
-    # building the PTB handler -------------------------------------------------------------------------
-    def handler(self, persistent: bool = False, others: Collection[str] = ()) -> ConversationHandler:
-        """This form's ConversationHandler. `others` names the forms a customer must not be in at the same
-        time (see ``FormEngine.start``)."""
-        engine = FormEngine(self, others)
-        private = filters.ChatType.PRIVATE
-        in_state: list[BaseHandler] = [
-            CallbackQueryHandler(engine.on_button, pattern=f"^{self.name}\\|"),
-            # Only new messages answer a question: editing an old message must not change an answer.
-            MessageHandler(
-                private & filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND, engine.on_text
-            ),
-            MessageHandler(private & filters.UpdateType.MESSAGE & filters.CONTACT, engine.on_contact),
-        ]
-        with warnings.catch_warnings():
-            # PTB warns that callback queries are not tracked per message: intended, the serial in the
-            # callback data already tells a button of the current question from an old one.
-            warnings.filterwarnings("ignore", message=".*per_message.*", category=PTBUserWarning)
-            return ConversationHandler(
-                entry_points=self._entry_points(engine, private),
-                states={state: in_state for state in self.spec.states},
-                fallbacks=[
-                    CommandHandler(["annulla", "cancel"], engine.cancel),
-                    CommandHandler(["aiuto", "help"], engine.help),
-                    CommandHandler(["indietro", "back"], engine.back),
-                    MessageHandler(filters.COMMAND, engine.other_command),
-                    CallbackQueryHandler(engine.stale_button),
-                    MessageHandler(private & ~filters.UpdateType.EDITED, engine.not_text),
-                ],
-                allow_reentry=True,
-                name=self.name,
-                persistent=persistent,
-            )
-
-    def _entry_points(self, engine: FormEngine, private: filters.BaseFilter) -> list[BaseHandler]:
-        commands = list(self.spec.entry_commands)
-        points: list[BaseHandler] = [CommandHandler(commands, engine.start, filters=private)]
-        if self.spec.deep_link:
-            # Only the flow is chosen by the payload: nothing in it is trusted as identity.
-            link = filters.Regex(f"^/start {self.spec.deep_link}$")
-            points.append(CommandHandler("start", engine.start, filters=private & link))
-        return points
 
 
 class FormEngine:
@@ -343,9 +147,9 @@ class FormEngine:
         draft = read_draft(context.user_data.get(self.form.name))
         turn = Turn(update, context, self.form, draft or Draft())
         if draft is None or draft.idle_longer_than(
-            turn.now(), context.services.settings.conversation_timeout
+            turn.now(), context.services.settings.limits.conversation_timeout
         ):
-            minutes = int(context.services.settings.conversation_timeout.total_seconds() // 60)
+            minutes = int(context.services.settings.limits.conversation_timeout.total_seconds() // 60)
             expired = Reply("expired", {"minutes": minutes, "command": self._entry_command(turn)})
             return await self._conclude(turn, Finish([expired]))
         try:
@@ -359,7 +163,7 @@ class FormEngine:
     def _other_form_in_progress(self, turn: Turn) -> bool:
         """Another form has a readable draft that has not expired (an expired or unreadable one ends at
         its next update)."""
-        timeout = turn.services.settings.conversation_timeout
+        timeout = turn.services.settings.limits.conversation_timeout
         for name in self.others:
             other = read_draft(turn.context.user_data.get(name))
             if other is not None and not other.idle_longer_than(turn.now(), timeout):
@@ -428,7 +232,7 @@ class FormEngine:
 
     def _invalid(self, turn: Turn, step: Field, bad: rules.Invalid) -> Outcome:
         notes = [Reply(f"e_{bad.reason}", dict(bad.params))]
-        if turn.draft.count_error(step.key, turn.services.settings.max_invalid_replies):
+        if turn.draft.count_error(step.key, turn.services.settings.limits.max_invalid_replies):
             notes.append(Reply("too_many_invalid", markup=self._rescue_markup(turn)))
         return Ask(notes, field=step.key)
 

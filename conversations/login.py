@@ -14,12 +14,20 @@ from datetime import datetime
 from typing import Any
 
 from conversations import alerts, privacy
-from conversations.engine import Ask, Finish, Form, Outcome, Reply, Turn
+from conversations.form import Form
+from conversations.outcomes import Ask, Finish, Outcome, Reply
 from conversations.spec import Field, FormSpec, Secret, as_typed
-from storage.accounts import AccountView
+from conversations.turn import Turn
 from unogas_bot import rules
-from unogas_bot.service import login
-from unogas_bot.service.outcomes import InvalidCredentials, LoggedIn, LoginLocked
+from unogas_bot.domain import AccountView
+from unogas_bot.service import login, session
+from unogas_bot.service.outcomes import (
+    AlreadyLoggedIn,
+    InvalidCredentials,
+    LoggedIn,
+    LoginBlocked,
+    LoginLocked,
+)
 
 
 def minutes_until(until: datetime, now: datetime) -> int:
@@ -49,12 +57,11 @@ class LoginForm(Form):
     spec = SPEC
 
     async def on_start(self, turn: Turn) -> Outcome | None:
-        current = await turn.services.accounts.session_account(turn.user_id)
-        if current is not None:
-            return Finish([Reply("login_already", {"email": current.email})])
-        blocked = await login.user_blocked_until(turn.services, turn.user_id)
-        if blocked is not None:
-            return Finish([self._wait(turn, blocked)])
+        match await session.login_start(turn.services, turn.user_id):
+            case AlreadyLoggedIn(current):
+                return Finish([Reply("login_already", {"email": current.email})])
+            case LoginBlocked(until):
+                return Finish([self._wait(turn, until)])
         return None
 
     async def on_value(self, turn: Turn, step: Field, value: Any) -> Outcome | None:
@@ -62,10 +69,11 @@ class LoginForm(Form):
             return None
         email = turn.answers["email"]
         match await login.log_in(turn.services, turn.user_id, email, value):
-            case LoggedIn(account):
+            case LoggedIn(account, notice_shown):
                 notes = [Reply("login_ok", {"name": display_name(account)})]
-                shown = await privacy.new_notice_for(turn.services, turn.user_id, account)
-                return Finish([*notes, shown] if shown else notes)
+                if notice_shown:
+                    notes.append(privacy.notice(turn.services, "privacy_notice_new"))
+                return Finish(notes)
             case LoginLocked(until) as locked:
                 alerts.stranger_failed(turn.context, locked.stranger_on, "login")
                 return Finish([self._wait(turn, until)])

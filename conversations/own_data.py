@@ -15,13 +15,15 @@ from telegram import InputFile
 
 from conversations import alerts, privacy, secret_guard
 from conversations.draft import Answers
-from conversations.engine import Ask, Finish, Form, Outcome, Reply, Turn
+from conversations.form import Form
 from conversations.login import minutes_until
+from conversations.outcomes import Ask, Finish, Outcome, Reply
 from conversations.registration import refuse_a_secret_question
 from conversations.spec import Field, FormSpec, Notice, Secret, SecretPair, as_typed
-from storage.accounts import AccountView
+from conversations.turn import Turn
 from unogas_bot import rules
-from unogas_bot.service import erasure, export, profile, recovery
+from unogas_bot.domain import AccountView
+from unogas_bot.service import erasure, export, profile, recovery, session
 from unogas_bot.service.outcomes import (
     AccountGone,
     EmailInUse,
@@ -79,7 +81,7 @@ class OwnDataForm(Form):
         return self.spec.name
 
     async def on_start(self, turn: Turn) -> Outcome | None:
-        account = await turn.services.accounts.session_account(turn.user_id)
+        account = await session.current_account(turn.services, turn.user_id)
         if account is None:
             return Finish([Reply("own_data_not_logged_in")])
         turn.answers[ACCOUNT] = account.id
@@ -110,7 +112,7 @@ class OwnDataForm(Form):
 
     async def _account(self, turn: Turn) -> AccountView | None:
         """The session's profile, if it is still the one the form started with."""
-        account = await turn.services.accounts.session_account(turn.user_id)
+        account = await session.current_account(turn.services, turn.user_id)
         return account if account is not None and account.id == turn.answers.get(ACCOUNT) else None
 
     async def _confirm(self, turn: Turn, password: str) -> Outcome | None:

@@ -9,9 +9,9 @@ from telegram.constants import ParseMode
 from telegram.ext import ApplicationHandlerStop
 
 from conversations.context import BotContext
-from conversations.engine import Reply
-from storage.accounts import AccountView
+from conversations.outcomes import Reply
 from unogas_bot import rules
+from unogas_bot.domain import AccountView
 from unogas_bot.i18n import texts
 from unogas_bot.service import privacy
 from unogas_bot.service.context import Services
@@ -39,9 +39,7 @@ def notice(services: Services, key: str = "privacy_notice") -> Reply:
 
 async def new_notice_for(services: Services, user_id: int, account: AccountView) -> Reply | None:
     """The notice, once, to a logged-in customer who has not been shown the current version (recorded)."""
-    if not privacy.needs_notice(services, account):
-        return None
-    if not await privacy.acknowledge(services, user_id, account):
+    if not await privacy.show_new_notice(services, user_id, account):
         return None
     return notice(services, "privacy_notice_new")
 

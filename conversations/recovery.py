@@ -12,9 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from conversations import alerts
-from conversations.engine import Ask, Finish, Form, Outcome, Reply, Turn
+from conversations.form import Form
 from conversations.login import minutes_until
+from conversations.outcomes import Ask, Finish, Outcome, Reply
 from conversations.spec import Checkpoint, Field, FormSpec, Secret, SecretPair
+from conversations.turn import Turn
 from unogas_bot import rules
 from unogas_bot.service import recovery
 from unogas_bot.service.outcomes import (

@@ -1,6 +1,6 @@
 """Registration: the seed's web form ("REGISTRAZIONE CLIENTE" then "DATI PER IL LOGIN") as a conversation.
 
-Identity first (customer code, person or business, names or company name, tax code, optional phone),
+CustomerRecord first (customer code, person or business, names or company name, tax code, optional phone),
 checked against the customer registry before any login data is asked; then e-mail, password twice,
 security question, answer twice; a summary; "Salva" writes the profile in one transaction.
 """
@@ -14,11 +14,12 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from conversations import privacy, secret_guard
 from conversations.draft import Answers
-from conversations.engine import Ask, Finish, Form, Outcome, Reply, Turn
+from conversations.form import Form
+from conversations.outcomes import Ask, Finish, Outcome, Reply
 from conversations.spec import SUMMARY, Checkpoint, Field, FormSpec, Notice, SecretPair
-from storage.accounts import NewAccount
-from storage.registry import Identity
+from conversations.turn import Turn
 from unogas_bot import rules
+from unogas_bot.domain import CustomerRecord, NewAccount, customer_code_key
 from unogas_bot.i18n import texts
 from unogas_bot.rules.replies import BUSINESS, PERSON
 from unogas_bot.security.hash_budget import HashBudgetExceeded
@@ -119,7 +120,7 @@ class RegistrationForm(Form):
 
     async def on_checkpoint(self, turn: Turn, checkpoint: Checkpoint) -> Outcome:
         answers = turn.answers
-        identity = Identity(
+        identity = CustomerRecord(
             customer_code=answers["customer_code"],
             kind=answers["kind"],
             first_name=answers.get("first_name"),
@@ -129,7 +130,7 @@ class RegistrationForm(Form):
         )
         match await registration.verify_identity(turn.services, turn.user_id, identity):
             case IdentityVerified(record):
-                verified_as = rules.customer_code.key(record.customer_code)
+                verified_as = customer_code_key(record.customer_code)
                 if answers.get(VERIFIED_AS, verified_as) != verified_as:
                     self.spec.forget_dependants(turn.draft, checkpoint)
                 answers[VERIFIED_AS] = verified_as

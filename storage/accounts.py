@@ -10,141 +10,35 @@ nothing of its attempt is saved.
 
 from __future__ import annotations
 
-import unicodedata
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.attempts import of_account, window_count
-from storage.db import AUDITED, Lookup, upsert_statement
+from storage.attempts import Attempts, window_count
+from storage.audit_trail import AuditTrail
+from storage.db import Lookup, upsert_statement
 from storage.models import (
-    CUSTOMER_CODE_LEN,
-    DETAIL_LEN,
     Account,
-    Attempt,
-    AuditEvent,
     Customer,
     TelegramSession,
 )
-from unogas_bot import rules
 from unogas_bot.clock import utcnow
-
-
-@dataclass(frozen=True, slots=True)
-class NewAccount:
-    """What a registration stores; hashes are computed by the caller, never here."""
-
-    customer_code: str
-    email: str
-    password_hash: str = field(repr=False)  # hashes stay out of reprs, hence out of logs and tracebacks
-    security_question: str
-    answer_hash: str = field(repr=False)
-    phone: str | None
-    telegram_user_id: int
-    # The privacy notice acknowledged before any data was given (its version and when).
-    privacy_version: str | None = None
-    privacy_acknowledged_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AccountView:
-    """An account with its customer's registry data: a detached snapshot, safe to keep anywhere."""
-
-    id: int
-    customer_code: str
-    kind: str
-    first_name: str | None
-    last_name: str | None
-    company_name: str | None
-    tax_code: str
-    email: str
-    phone: str | None
-    security_question: str
-    password_hash: str = field(repr=False)
-    answer_hash: str = field(repr=False)
-    registered_at: datetime
-    registered_by: int
-    password_changed_at: datetime
-    login_locked_until: datetime | None
-    recovery_locked_until: datetime | None
-    privacy_version: str | None = None
-    privacy_acknowledged_at: datetime | None = None
-    owner_telegram_user_id: int | None = None
-
-    @property
-    def owner(self) -> int:
-        """The Telegram account the profile trusts: the one that last logged in, or else registered it."""
-        return self.registered_by if self.owner_telegram_user_id is None else self.owner_telegram_user_id
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    at: datetime
-    event: str
-    telegram_user_id: int | None
-    detail: str
-    # An erased profile's events keep the number, never the code.
-    account_id: int | None = None
-    customer_code: str | None = None
-
-
-class RegistrationConflict(Exception):
-    """A registration that cannot be saved; nothing was stored."""
-
-
-class EmailTaken(RegistrationConflict):
-    """Another account already uses this e-mail address (compared case-insensitively)."""
-
-
-class CustomerAlreadyRegistered(RegistrationConflict):
-    """The customer already has an account."""
-
-
-class UnknownCustomer(RegistrationConflict):
-    """No customer with this code in the registry."""
-
-
-class AccountNotFound(LookupError):
-    """No account with this id (e.g. deleted meanwhile)."""
-
-
-# The support operator on whose behalf the current task acts (the command line's `--operator`), or None for
-# the chat. A context variable rather than a parameter: the support tools act through the same use cases as
-# the chat (erasure, export), and every audit event those write must name the operator without each use case
-# and each of its callers carrying one more argument. Set only through `acting_operator`.
-_OPERATOR: ContextVar[str | None] = ContextVar("unogas_operator", default=None)
-
-
-@contextmanager
-def acting_operator(name: str) -> Iterator[None]:
-    """Within the block (and the tasks and event loops started in it), every audit event this module
-    records names operator `name` in its detail text ("...; operator NAME")."""
-    token = _OPERATOR.set(name)
-    try:
-        yield
-    finally:
-        _OPERATOR.reset(token)
-
-
-def operator_detail(detail: str) -> str:
-    operator = _OPERATOR.get()
-    if operator is None:
-        return detail
-    return f"{detail}; operator {operator}" if detail else f"operator {operator}"
-
-
-def normalize_email(email: str) -> str:
-    """The stored form of an address: NFKC-normalised (as unogas_bot/rules/email.py does), stripped and
-    lower-cased."""
-    return unicodedata.normalize("NFKC", email).strip().lower()
-
+from unogas_bot.domain import (
+    AccountNotFound,
+    AccountView,
+    CustomerAlreadyRegistered,
+    CustomerRecord,
+    EmailTaken,
+    NewAccount,
+    RegistrationConflict,
+    UnknownCustomer,
+    customer_code_key,
+    normalize_email,
+)
 
 _VIEW_COLUMNS = (
     Account.id,
@@ -185,8 +79,14 @@ def _select_views() -> Select[Any]:
     return select(*_VIEW_COLUMNS).join(Customer, Customer.id == Account.customer_id)
 
 
+_CUSTOMER_KEYS = ("customer_code", "kind", "first_name", "last_name", "company_name", "tax_code")
+_ACCOUNT_KEYS = tuple(column.key for column in _VIEW_COLUMNS if column.key not in _CUSTOMER_KEYS)
+
+
 def _view(row: Any) -> AccountView:
-    return AccountView(**{column.key: getattr(row, column.key) for column in _VIEW_COLUMNS})
+    """A row of `_VIEW_COLUMNS` as the domain's account, its customer's record inside."""
+    customer = CustomerRecord(*(getattr(row, key) for key in _CUSTOMER_KEYS))
+    return AccountView(customer=customer, **{key: getattr(row, key) for key in _ACCOUNT_KEYS})
 
 
 def _constraint_text(exc: IntegrityError) -> str:
@@ -212,11 +112,11 @@ def _registration_conflict(exc: IntegrityError, new: NewAccount) -> Registration
     return None
 
 
-class Accounts:
+class Accounts(AuditTrail):
     """Accounts, their Telegram sessions, locks and audit trail, inside the caller's transaction.
 
     Used through a unit of work (storage/unit_of_work.py): nothing here commits; whoever opened the
-    transaction decides. ``AccountRepository`` offers the same on a bare `Database`.
+    transaction decides. ``AccountStore`` offers the same on a bare `Database`.
     """
 
     def __init__(self, session: AsyncSession, clock: Callable[[], datetime] = utcnow) -> None:
@@ -226,7 +126,7 @@ class Accounts:
     # --- registration and look-ups --------------------------------------------------------------------
 
     async def register(self, new: NewAccount) -> AccountView:
-        """Create the account of ``new.customer_code`` with a "registered" audit event.
+        """Create the account of ``new.customer_code`` (its "registered" audit event is the use case's).
 
         Raises ``UnknownCustomer``, ``EmailTaken`` or ``CustomerAlreadyRegistered``; the caller's
         transaction must then be rolled back (PostgreSQL refuses anything more in it).
@@ -234,7 +134,7 @@ class Accounts:
         session, now = self._session, self._clock()
         customer_id = (
             await session.execute(
-                select(Customer.id).where(Customer.code_key == rules.customer_code.key(new.customer_code))
+                select(Customer.id).where(Customer.code_key == customer_code_key(new.customer_code))
             )
         ).scalar_one_or_none()
         if customer_id is None:
@@ -265,12 +165,6 @@ class Accounts:
             if conflict is None:
                 raise
             raise conflict from exc
-        await self.add_event(
-            "registered",
-            account_id=account_id,
-            customer_code=new.customer_code,
-            telegram_user_id=new.telegram_user_id,
-        )
         row = (await session.execute(_select_views().where(Account.id == account_id))).one()
         return _view(row)
 
@@ -297,7 +191,7 @@ class Accounts:
         return await self._one(Account.email == normalize_email(email))
 
     async def get_by_customer_code(self, customer_code: str) -> AccountView | None:
-        return await self._one(Customer.code_key == rules.customer_code.key(customer_code))
+        return await self._one(Customer.code_key == customer_code_key(customer_code))
 
     async def _one(self, condition: Any) -> AccountView | None:
         row = (await self._session.execute(_select_views().where(condition))).one_or_none()
@@ -386,21 +280,17 @@ class Accounts:
         account_id: int,
         new_hash: str,
         *,
-        telegram_user_id: int | None = None,
-        event: str = "password_recovered",
-        keep_session: bool = False,
-    ) -> None:
-        """Set a new password hash, end every session of the account and audit `event` (by
-        ``telegram_user_id``, the Telegram user who changed it, when known). With `keep_session` that
-        user's own session stays: they changed it while logged in, and proved it with the old password."""
+        keep_session_of: int | None = None,
+    ) -> str:
+        """Set a new password hash and end every session of the account but, when given, the one of
+        Telegram user `keep_session_of` (who changed it while logged in, proving it with the old password).
+        Returns the customer code; raises ``AccountNotFound``."""
         code = await self._update(account_id, password_hash=new_hash, password_changed_at=self._clock())
         ended = delete(TelegramSession).where(TelegramSession.account_id == account_id)
-        if keep_session and telegram_user_id is not None:
-            ended = ended.where(TelegramSession.telegram_user_id != telegram_user_id)
+        if keep_session_of is not None:
+            ended = ended.where(TelegramSession.telegram_user_id != keep_session_of)
         await self._session.execute(ended)
-        await self.add_event(
-            event, account_id=account_id, customer_code=code, telegram_user_id=telegram_user_id
-        )
+        return code
 
     async def rehash_password(self, account_id: int, old_hash: str, new_hash: str) -> bool:
         """Replace the stored hash by the same password hashed at another cost, unless it changed
@@ -420,14 +310,16 @@ class Accounts:
         """Refuse password recovery for the account until ``until`` (None lifts the lock)."""
         await self._update(account_id, recovery_locked_until=until)
 
-    async def unlock(self, account_id: int) -> None:
-        """Lift both locks and forget the account's attempts (key ``account_key(id)``); audit "unlocked"."""
+    async def unlock(self, account_id: int) -> str:
+        """Lift both locks and forget the account's attempts (key ``account_key(id)``); returns the
+        customer code."""
         code = await self._update(account_id, login_locked_until=None, recovery_locked_until=None)
-        await self._session.execute(delete(Attempt).where(of_account(account_id)))
-        await self.add_event("unlocked", account_id=account_id, customer_code=code)
+        await Attempts(self._session, self._clock).forget_account(account_id)
+        return code
 
     async def _update(self, account_id: int, **values: Any) -> str:
-        """Update the account's columns; returns its customer code, raises ``AccountNotFound``."""
+        """Update the account's columns; returns its customer code (for the audit event the caller
+        writes), raises ``AccountNotFound``."""
         result = await self._session.execute(update(Account).where(Account.id == account_id).values(**values))
         if not result.rowcount:  # type: ignore[attr-defined]
             raise AccountNotFound(account_id)
@@ -462,18 +354,6 @@ class Accounts:
         )
         return [_view(row) for row in rows]
 
-    async def delete(self, account_id: int) -> bool:
-        """Delete the account, its sessions and attempts; the registry record stays. Audit "deleted"."""
-        code = await self._customer_code(account_id)
-        if code is None:
-            return False
-        # The foreign key cascades too; deleting explicitly does not depend on SQLite's pragma.
-        await self.end_all_sessions(account_id)
-        await self._session.execute(delete(Attempt).where(of_account(account_id)))
-        await self._session.execute(delete(Account).where(Account.id == account_id))
-        await self.add_event("deleted", account_id=account_id, customer_code=code)
-        return True
-
     async def stored_hash_cost(self, sample: int = 1000) -> int | None:
         """The bcrypt cost most of the latest `sample` password hashes carry (None: no account yet).
 
@@ -486,93 +366,3 @@ class Accounts:
             )
         ).one_or_none()
         return int(row[0]) if row is not None and str(row[0]).isdigit() else None
-
-    # --- audit trail ----------------------------------------------------------------------------------
-
-    async def add_event(
-        self,
-        event: str,
-        *,
-        account_id: int | None = None,
-        customer_code: str | None = None,
-        telegram_user_id: int | None = None,
-        detail: str = "",
-    ) -> None:
-        """Append an audit event. ``detail`` is short free text and must never contain a secret; inside
-        `acting_operator` it also names the support operator."""
-        detail = operator_detail(detail)
-        self._session.info.setdefault(AUDITED, []).append(event)
-        # Cut to the column sizes: an audit record must never make the audited action fail.
-        code = customer_code[:CUSTOMER_CODE_LEN] if customer_code else customer_code
-        # An event about a profile erased meanwhile (a check in flight during the erasure) is written
-        # pseudonymised, as the erasure left the others: its number only. One statement of one shape
-        # whatever the values (the login of an unknown address runs the same SQL as a known one's).
-        number = literal(account_id, AuditEvent.account_id.type)
-        alive = or_(number.is_(None), select(Account.id).where(Account.id == number).exists())
-        await self._session.execute(
-            insert(AuditEvent).values(
-                at=self._clock(),
-                event=event,
-                account_id=account_id,
-                customer_code=case((alive, literal(code, AuditEvent.customer_code.type)), else_=None),
-                telegram_user_id=case((alive, literal(telegram_user_id, AuditEvent.telegram_user_id.type))),
-                detail=detail[:DETAIL_LEN],
-            )
-        )
-
-    async def recent_events(self, account_id: int, limit: int = 20) -> list[AuditEntry]:
-        """The account's latest audit events, newest first (also after the account was deleted)."""
-        rows = await self._session.execute(
-            select(
-                AuditEvent.at,
-                AuditEvent.event,
-                AuditEvent.telegram_user_id,
-                AuditEvent.detail,
-                AuditEvent.account_id,
-                AuditEvent.customer_code,
-            )
-            .where(AuditEvent.account_id == account_id)
-            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-            .limit(limit)
-        )
-        return [
-            AuditEntry(row.at, row.event, row.telegram_user_id, row.detail, row.account_id, row.customer_code)
-            for row in rows
-        ]
-
-    async def audit_trail(
-        self, *, account_id: int | None = None, customer_code: str | None = None, limit: int = 500
-    ) -> list[AuditEntry]:
-        """The events of profile `account_id` or of customer `customer_code` (either may be None), oldest
-        first, with the newest `limit` kept. Also after the profile was erased: its events stay under
-        its number (without code or Telegram user); events before any profile (a failed identity
-        check) carry only the code."""
-        conditions: list[Any] = []
-        if account_id is not None:
-            conditions.append(AuditEvent.account_id == account_id)
-        if customer_code is not None:
-            conditions.append(
-                code_key_sql(AuditEvent.customer_code) == rules.customer_code.key(customer_code)
-            )
-        if not conditions:
-            return []
-        newest = (
-            select(AuditEvent)
-            .where(or_(*conditions))
-            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-            .limit(limit)
-            .subquery()
-        )
-        rows = await self._session.execute(select(newest).order_by(newest.c.at, newest.c.id))
-        return [
-            AuditEntry(row.at, row.event, row.telegram_user_id, row.detail, row.account_id, row.customer_code)
-            for row in rows
-        ]
-
-
-def code_key_sql(column: Any) -> Any:
-    """`rules.customer_code.key` in SQL (SQLite and PostgreSQL alike): audit rows keep the code as it was
-    given, so "UG-100234" and "UG100234" must still meet."""
-    for sign in ("-", "/", " "):
-        column = func.replace(column, sign, "")
-    return func.upper(column)

@@ -3,14 +3,13 @@
 An attempt is a (kind, key, time) triple: kind names the limited action ("verify", "login_account",
 "login_user", "recovery", ...), key what it is limited per (a Telegram user, an account, ...). Attempts that
 concern an account use ``account_key(account_id)`` as key, or a key of one Telegram account's attempts on
-it, ``pair_key(account_key(account_id), user)``: ``AccountRepository.unlock``, ``delete`` and the erasure
-remove exactly those (``of_account``).
+it, ``pair_key(account_key(account_id), user)``: an unlock and the erasure remove exactly those
+(``of_account``, `Attempts.forget_account`).
 
 `Attempts` works on the session of a unit of work (storage/unit_of_work.py). A limit is kept by
 *reserving*: inside one write transaction the keys are locked (`lock`), the window is counted and, when
 there is room, the attempt is recorded before the guarded work runs. Two transactions that lock the same
 key run one after the other, so however many attempts arrive at once, no more than the limit are granted.
-`AttemptLog` is the same on a bare `Database`, one transaction per call (support tools, housekeeping).
 """
 
 from __future__ import annotations
@@ -22,9 +21,10 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import Database, Lookup
+from storage.db import Lookup
 from storage.models import Attempt
 from unogas_bot.clock import utcnow
+from unogas_bot.domain.keys import PAIR_SEPARATOR, account_key
 
 # Counted before every identity check and login: a Lookup (one driver call on SQLite).
 _COUNT_SINCE = Lookup(
@@ -70,24 +70,9 @@ _PG_LOCK = text(
 )
 
 
-def account_key(account_id: int) -> str:
-    """The attempt key for everything limited per account (distinct from Telegram-user keys)."""
-    return f"account:{account_id}"
-
-
-def telegram_key(telegram_user_id: int) -> str:
-    """The attempt key for everything limited per Telegram user."""
-    return f"tg:{telegram_user_id}"
-
-
 # The character after PAIR_SEPARATOR in code point order: the keys that start with "<key>|" are those
 # between "<key>|" and "<key>}", a range an index can read (LIKE is case-insensitive on SQLite).
-PAIR_SEPARATOR, _AFTER_SEPARATOR = "|", "}"
-
-
-def pair_key(key: str, telegram_user_id: int) -> str:
-    """The key of one Telegram user's attempts on `key` (an account, a typed address, a customer code)."""
-    return f"{key}{PAIR_SEPARATOR}{telegram_key(telegram_user_id)}"
+_AFTER_SEPARATOR = chr(ord(PAIR_SEPARATOR) + 1)
 
 
 def of_account(account_id: int) -> Any:
@@ -165,44 +150,12 @@ class Attempts:
         """Forget every attempt of this kind and key (e.g. after a successful login)."""
         await self._session.execute(delete(Attempt).where(Attempt.kind == kind, Attempt.key == key))
 
-    async def forget_key(self, key: str) -> None:
-        """Forget every attempt of any kind under `key` (an account unlocked or deleted)."""
-        await self._session.execute(delete(Attempt).where(Attempt.key == key))
+    async def forget_account(self, account_id: int) -> None:
+        """Forget every attempt of any kind on the account, its own and each Telegram user's on it (an
+        account unlocked or erased)."""
+        await self._session.execute(delete(Attempt).where(of_account(account_id)))
 
     async def prune(self, older_than: timedelta) -> int:
         """Delete attempts older than ``older_than``; returns how many."""
         result = await self._session.execute(delete(Attempt).where(Attempt.at < self._clock() - older_than))
         return result.rowcount  # type: ignore[attr-defined]
-
-
-class AttemptLog:
-    """`Attempts` on a bare database, one transaction per call (support tools, housekeeping, tests)."""
-
-    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
-        self._db = db
-        self._clock = clock
-
-    async def record(self, kind: str, key: str) -> None:
-        """Log one attempt now."""
-        async with self._db.transaction() as session:
-            await Attempts(session, self._clock).add(kind, key)
-
-    async def count_since(self, kind: str, key: str, window: timedelta) -> int:
-        """How many attempts of this kind and key happened in the last ``window``."""
-        async with self._db.session() as session:
-            return await Attempts(session, self._clock).count_since(kind, key, window)
-
-    async def oldest_in_window(self, kind: str, key: str, window: timedelta) -> datetime | None:
-        """The oldest attempt still inside the window (it leaves the window at ``oldest + window``)."""
-        async with self._db.session() as session:
-            return await Attempts(session, self._clock).oldest_in_window(kind, key, window)
-
-    async def clear(self, kind: str, key: str) -> None:
-        """Forget every attempt of this kind and key."""
-        async with self._db.transaction() as session:
-            await Attempts(session, self._clock).clear(kind, key)
-
-    async def prune(self, older_than: timedelta) -> int:
-        """Delete attempts older than ``older_than``; returns how many. Run it now and then."""
-        async with self._db.transaction() as session:
-            return await Attempts(session, self._clock).prune(older_than)

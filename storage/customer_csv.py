@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from storage.registry import CustomerRecord, CustomerRegistry, name_key
+from storage.registry import CustomerRegistry, name_key
 from storage.registry_import import StagedRow
 from unogas_bot import rules
+from unogas_bot.domain import CustomerRecord, customer_code_key
 from unogas_bot.rules.replies import BUSINESS, PERSON
 
 HEADER: tuple[str, ...] = ("customer_code", "kind", "first_name", "last_name", "company_name", "tax_code")
@@ -197,7 +198,7 @@ def staged_row(line: int, fields: Sequence[str]) -> StagedRow:
         raise RowError(f"name cannot be matched: {exc}") from None
     if not key.replace("|", ""):
         raise RowError("name cannot be matched: no letters")
-    return (line, code, rules.customer_code.key(code), kind, *names, tax, key)
+    return (line, code, customer_code_key(code), kind, *names, tax, key)
 
 
 def collision_reason(code: str, stored: str, holder: str) -> str:

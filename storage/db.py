@@ -1,21 +1,17 @@
-"""Database engine, sessions and schema upgrades (SQLite via aiosqlite, PostgreSQL via asyncpg)."""
+"""The database: engine, sessions, transactions and units of work (SQLite via aiosqlite, PostgreSQL via
+asyncpg). Connection behaviour is storage/sqlite_hooks.py, shared SQL storage/statements.py, schema
+upgrades storage/migrate.py."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection, Insert, Select, Table, event, or_, text
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
@@ -25,22 +21,36 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import ORMExecuteState, Session
-from sqlalchemy.pool import PoolResetState, QueuePool
-from sqlalchemy.util import await_only
+from sqlalchemy.pool import QueuePool
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+from storage.migrate import UPGRADE_LOCK_KEY, alembic_config, current_revision_sync, upgrade_sync
+from storage.sqlite_hooks import (
+    BEGIN_ON_WRITE,
+    SQLITE_AUTOCOMMIT_READ,
+    SQLITE_IMMEDIATE,
+    WROTE,
+    DbSession,
+    drop_timed_out_connection,
+    install_sqlite_hooks,
+    rollback_if_open,
+)
+from storage.statements import Lookup, upsert_statement
 
-# Execution option asking for "BEGIN IMMEDIATE" on SQLite (see _install_sqlite_hooks).
-_SQLITE_IMMEDIATE = "unogas_sqlite_immediate"
-# Execution option for read sessions on SQLite: no BEGIN at all (see Database.session).
-_SQLITE_AUTOCOMMIT_READ = "unogas_sqlite_autocommit_read"
-# Key in a session's `info`: a deferred unit of work that has not written yet (see Database.unit).
-_BEGIN_ON_WRITE = "unogas_begin_on_write"
-# Key in a session's `info`: an INSERT, UPDATE or DELETE ran through the session.
-WROTE = "unogas_wrote"
-# Arbitrary constant: PostgreSQL advisory lock key serialising concurrent schema upgrades.
-_UPGRADE_LOCK_KEY = 0x756E6F676173  # "unogas"
+__all__ = [
+    "AUDITED",
+    "CONNECT_TIMEOUT",
+    "POOL_TIMEOUT",
+    "SQLITE_POOL_SIZE",
+    "STATEMENT_TIMEOUT",
+    "WROTE",
+    "Database",
+    "Lookup",
+    "alembic_config",
+    "database_unavailable",
+    "default_sqlite_url",
+    "upsert_statement",
+]
+
 # Seconds to wait for PostgreSQL to accept a connection.
 CONNECT_TIMEOUT = 10
 # Seconds one statement may take before the customer is told the service is unavailable: PostgreSQL
@@ -87,213 +97,6 @@ def database_unavailable(exc: BaseException) -> bool:
 def default_sqlite_url(path: str | Path = "unogas.db") -> str:
     """An async SQLAlchemy URL for an SQLite file (relative paths are relative to the working directory)."""
     return f"sqlite+aiosqlite:///{Path(path)}"
-
-
-def alembic_config() -> Config:
-    """The alembic configuration, built in code: no alembic.ini is needed at run time."""
-    config = Config()
-    # configparser interpolation: a literal "%" in the path must be doubled.
-    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
-    return config
-
-
-def _install_sqlite_hooks(engine: AsyncEngine, *, file_backed: bool, busy_timeout: float) -> None:
-    """Make SQLite behave: foreign keys, WAL, a busy timeout and transactions we control.
-
-    The sqlite3 module normally opens transactions lazily (and not for DDL), which breaks transactional
-    migrations and lets two writers deadlock on the read-to-write lock upgrade (SQLITE_BUSY without any
-    waiting). So the driver's own transaction handling is switched off and SQLAlchemy's "begin" event emits
-    BEGIN itself; write transactions ask for BEGIN IMMEDIATE, which takes the write lock up front and waits
-    for it (busy_timeout, the statement timeout: SQLite's only wait for another process) instead of failing.
-    """
-    busy_ms = int(busy_timeout * 1000)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
-            if file_backed:
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL, much faster commits
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        options = conn.get_execution_options()
-        if options.get(_SQLITE_AUTOCOMMIT_READ, False):
-            return  # the driver is in autocommit mode: each statement is its own transaction
-        _sqlite_begin(conn, "BEGIN IMMEDIATE" if options.get(_SQLITE_IMMEDIATE, False) else "BEGIN")
-
-
-def _sqlite_begin(conn: Connection, sql: str) -> None:
-    """Send `sql` (a BEGIN) on an SQLite connection, from inside SQLAlchemy's greenlet."""
-    driver = getattr(conn.connection.dbapi_connection, "driver_connection", None)
-    if isinstance(driver, aiosqlite.Connection):
-        # One trip to aiosqlite's thread instead of the adapter's three (cursor, execute, close): every
-        # write transaction starts here, a reservation and the persistence's flush included.
-        try:
-            await_only(driver.execute_fetchall(sql))
-        except sqlite3.Error as exc:  # e.g. "database is locked": raised as SQLAlchemy would raise it
-            raise DBAPIError.instance(sql, (), exc, sqlite3.Error, dialect=conn.dialect) from exc
-    else:
-        conn.exec_driver_sql(sql)
-
-
-class _Session(Session):
-    """The sessions of a `Database`: on SQLite a unit of work's may defer its BEGIN (see `Database.unit`)."""
-
-
-@event.listens_for(_Session, "do_orm_execute")
-def _begin_before_the_first_write(state: ORMExecuteState) -> None:
-    """Note that the session wrote (`WROTE`: a unit of work's commit then checks the leadership); a
-    deferred unit of work (SQLite) begins its write transaction just before its first write."""
-    if state.is_insert or state.is_update or state.is_delete:
-        info = state.session.info
-        info[WROTE] = True
-        if info.pop(_BEGIN_ON_WRITE, False):
-            _sqlite_begin(state.session.connection(), "BEGIN IMMEDIATE")
-
-
-def _drop_timed_out_connection(context: ExceptionContext) -> None:
-    """A statement the driver gave up on (asyncpg's command_timeout): close its connection at once.
-
-    Left to the pool, the connection would be rolled back, which waits for the server to acknowledge the
-    cancelled statement: a second full timeout when the server is silent. Aborting the socket first makes
-    the invalidation immediate; only this connection goes (the pool's others are tried, and time out, on
-    their own, rather than all being closed gracefully at their next checkout).
-    """
-    if not isinstance(context.original_exception, TimeoutError) or context.connection is None:
-        return
-    with contextlib.suppress(Exception):
-        context.connection.connection.driver_connection.terminate()  # type: ignore[union-attr]
-    context.is_disconnect = True
-    context.invalidate_pool_on_disconnect = False
-
-
-def _rollback_if_open(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
-    """The pool's reset of an SQLite connection coming back: what its default rollback does, skipped when
-    the connection has no transaction open (the rollback would do nothing)."""
-    if state.transaction_was_reset or not state.asyncio_safe:
-        return  # as the default: already rolled back, or garbage-collected outside the event loop
-    if getattr(dbapi_connection.driver_connection, "in_transaction", True):
-        dbapi_connection.rollback()
-
-
-def upsert_statement(
-    dialect: str, table: Table, *, key: str | Sequence[str], update: Sequence[str], changed_only: bool = False
-) -> Insert:
-    """INSERT ... ON CONFLICT (key columns) DO UPDATE SET <update columns> for SQLite or PostgreSQL.
-
-    With ``changed_only`` a conflicting row is only touched when a non-timestamp column in ``update``
-    differs, so e.g. ``updated_at`` keeps telling when the data last changed.
-    """
-    builders: dict[str, Callable[[Table], Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-    if dialect not in builders:
-        raise NotImplementedError(f"upsert is not implemented for {dialect}")
-    stmt = builders[dialect](table)
-    where = None
-    if changed_only:
-        compared = [name for name in update if not name.endswith("_at")]
-        where = or_(*(table.c[name].is_distinct_from(stmt.excluded[name]) for name in compared))
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c[name] for name in ([key] if isinstance(key, str) else key)],
-        set_={name: stmt.excluded[name] for name in update},
-        where=where,
-    )
-
-
-class Lookup:
-    """A read statement on a conversation's path, compiled once per dialect: ``await lookup.rows(conn, ...)``.
-
-    Through SQLAlchemy's aiosqlite adapter one SELECT is four round trips to the driver's thread (cursor,
-    execute, fetch, close) plus compiling-cache and result bookkeeping: about 0.3 ms of CPU, more than
-    answering the customer's message costs PTB. On SQLite this sends the compiled SQL in ONE driver call
-    instead (``execute_fetchall``), with SQLAlchemy's own parameter and result conversions, and its errors
-    wrapped in SQLAlchemy's exceptions as usual. Other databases, and SQLite while SQL is logged or cursor
-    events are listened to, go through SQLAlchemy unchanged.
-
-    Parameters are named ``bindparam``s of the statement; expanding (IN-list) parameters are not supported.
-
-    Only documented APIs: ``Compiled.construct_params``, ``SQLCompiler.positiontup`` and ``binds`` (the
-    attributes SQLAlchemy's FAQ uses to render parameters), ``TypeEngine.bind_processor`` and
-    ``result_processor`` (the custom-type API) and aiosqlite's ``execute_fetchall``.
-    tests/storage/test_storage_db.py compares every Lookup's answers with SQLAlchemy's own on both
-    databases, so an upgrade that changed any of them would fail the suite rather than return wrong rows.
-    """
-
-    def __init__(self, statement: Select[Any]) -> None:
-        self.statement = statement
-        self._compiled: dict[str, _CompiledLookup] = {}
-
-    async def rows(self, conn: AsyncConnection, **params: Any) -> list[tuple[Any, ...]]:
-        dialect = conn.dialect
-        if dialect.name != "sqlite" or not dialect.positional or self._watched(conn):
-            return [tuple(row) for row in await conn.execute(self.statement, params)]
-        compiled = self._compiled.get(dialect.name)
-        if compiled is None:
-            compiled = self._compiled[dialect.name] = _CompiledLookup(self.statement, dialect)
-        driver = (await conn.get_raw_connection()).driver_connection
-        args = compiled.arguments(params)
-        try:
-            rows = await driver.execute_fetchall(compiled.sql, args)  # type: ignore[union-attr]
-        except sqlite3.Error as exc:
-            # As SQLAlchemy would raise it (OperationalError for "database is locked", ...): parameters
-            # (e-mails, names) stay out of the message.
-            raise DBAPIError.instance(
-                compiled.sql, args, exc, sqlite3.Error, hide_parameters=True, dialect=dialect
-            ) from exc
-        return compiled.results(rows)
-
-    @staticmethod
-    def _watched(conn: AsyncConnection) -> bool:
-        """SQL logging or cursor events are on: go through SQLAlchemy, so whoever watches sees the SQL."""
-        dispatch = conn.sync_connection.dispatch if conn.sync_connection is not None else None
-        return bool(
-            conn.sync_engine.echo
-            or dispatch is None
-            or dispatch.before_cursor_execute
-            or dispatch.after_cursor_execute
-        )
-
-
-class _CompiledLookup:
-    """A Lookup's SQL for one dialect, with the conversions SQLAlchemy applies to its parameters and
-    result columns (e.g. UTCDateTime's text form on SQLite)."""
-
-    def __init__(self, statement: Select[Any], dialect: Any) -> None:
-        compiled = statement.compile(dialect=dialect)
-        if compiled.post_compile_params:
-            raise ValueError("a Lookup cannot have expanding (IN-list) parameters")
-        self.sql = compiled.string
-        self._compiled = compiled
-        names = compiled.positiontup or []
-        self._binds = [
-            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names
-        ]
-        processors = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in statement.selected_columns
-        ]
-        self._processors = processors if any(processors) else None
-
-    def arguments(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        values = self._compiled.construct_params(params, escape_names=False)
-        return tuple(
-            values[name] if convert is None else convert(values[name]) for name, convert in self._binds
-        )
-
-    def results(self, rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
-        processors = self._processors
-        if processors is None:
-            return [tuple(row) for row in rows]
-        return [
-            tuple(v if convert is None else convert(v) for convert, v in zip(processors, row, strict=True))
-            for row in rows
-        ]
 
 
 class Database:
@@ -364,9 +167,9 @@ class Database:
             self._bulk_args = (url, echo, {**engine_kwargs, "connect_args": unbounded_connect_args})
         engine = create_async_engine(url, echo=echo, **engine_kwargs)
         if custom_reset:
-            event.listen(engine.sync_engine, "reset", _rollback_if_open)
+            event.listen(engine.sync_engine, "reset", rollback_if_open)
         if postgres:
-            event.listen(engine.sync_engine, "handle_error", _drop_timed_out_connection)
+            event.listen(engine.sync_engine, "handle_error", drop_timed_out_connection)
         self._init(engine)
 
     @classmethod
@@ -385,8 +188,8 @@ class Database:
         if self.dialect == "sqlite":
             database = make_url(str(engine.url)).database
             file_backed = bool(database) and database != ":memory:" and "mode=memory" not in str(engine.url)
-            _install_sqlite_hooks(engine, file_backed=file_backed, busy_timeout=self._busy_timeout)
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False, sync_session_class=_Session)
+            install_sqlite_hooks(engine, file_backed=file_backed, busy_timeout=self._busy_timeout)
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False, sync_session_class=DbSession)
         # Called with each audit event's name once its transaction has committed (e.g. the bot's metrics);
         # a callback, not a cursor event, so the Lookups keep their one-call path.
         self.audit_observers: list[Callable[[str], None]] = []
@@ -443,7 +246,7 @@ class Database:
         """
         async with self._sessions() as session:
             if self.dialect == "sqlite":
-                await session.connection(execution_options={_SQLITE_AUTOCOMMIT_READ: True})
+                await session.connection(execution_options={SQLITE_AUTOCOMMIT_READ: True})
             yield session
 
     @asynccontextmanager
@@ -471,7 +274,7 @@ class Database:
         if self.dialect != "sqlite":
             return engine
         if self._reads is None or self._reads[0] is not engine:
-            self._reads = (engine, engine.execution_options(**{_SQLITE_AUTOCOMMIT_READ: True}))
+            self._reads = (engine, engine.execution_options(**{SQLITE_AUTOCOMMIT_READ: True}))
         return self._reads[1]
 
     @asynccontextmanager
@@ -496,7 +299,7 @@ class Database:
             async with session.begin():
                 # The first connection() call of the transaction procures the connection with these
                 # options, so the "begin" hook sees them.
-                await session.connection(execution_options={_SQLITE_IMMEDIATE: True})
+                await session.connection(execution_options={SQLITE_IMMEDIATE: True})
                 yield session
             self.committed(session)
 
@@ -527,16 +330,16 @@ class Database:
                 yield session  # leaving the session rolls back whatever was not committed
             return
         async with self.write_turn(), self._sessions() as session:
-            if deferred and isinstance(session.sync_session, _Session):
-                await session.connection(execution_options={_SQLITE_AUTOCOMMIT_READ: True})
-                session.info[_BEGIN_ON_WRITE] = True
+            if deferred and isinstance(session.sync_session, DbSession):
+                await session.connection(execution_options={SQLITE_AUTOCOMMIT_READ: True})
+                session.info[BEGIN_ON_WRITE] = True
             else:
-                await session.connection(execution_options={_SQLITE_IMMEDIATE: True})
+                await session.connection(execution_options={SQLITE_IMMEDIATE: True})
             yield session
 
     async def upgrade(self, revision: str = "head") -> None:
         """Bring the schema to the latest alembic revision; idempotent, works on an empty database."""
-        await self.run_schema_change(_upgrade_sync, revision)
+        await self.run_schema_change(upgrade_sync, revision)
 
     async def run_schema_change(self, fn: Callable[..., None], *args: Any) -> None:
         """Run ``fn(sync_connection, *args)`` in one transaction that no other schema change runs alongside.
@@ -546,33 +349,20 @@ class Database:
         """
         async with self._bulk_engine().connect() as conn:
             if self.dialect == "sqlite":
-                conn = await conn.execution_options(**{_SQLITE_IMMEDIATE: True})
+                conn = await conn.execution_options(**{SQLITE_IMMEDIATE: True})
             async with conn.begin():
                 if self.dialect == "postgresql":
                     # Two processes starting at once must not both create the schema.
-                    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPGRADE_LOCK_KEY})
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK_KEY})
                 await conn.run_sync(fn, *args)
 
     async def current_revision(self) -> str | None:
         """The alembic revision the database is at (None for an empty database)."""
         async with self.engine.connect() as conn:
-            return await conn.run_sync(_current_revision_sync)
+            return await conn.run_sync(current_revision_sync)
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
         if self._bulk is not None:
             await self._bulk.dispose()
         await self.engine.dispose()
-
-
-def _upgrade_sync(connection: Connection, revision: str) -> None:
-    config = alembic_config()
-    # env.py picks this connection up instead of creating its own engine.
-    config.attributes["connection"] = connection
-    command.upgrade(config, revision)
-
-
-def _current_revision_sync(connection: Connection) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    return MigrationContext.configure(connection).get_current_revision()

@@ -7,7 +7,8 @@ has a valid check digit, so they pass ``rules.tax_code.validate`` like real ones
 
 from __future__ import annotations
 
-from storage.registry import CustomerRecord, CustomerRegistry
+from storage.registry import CustomerRegistry
+from unogas_bot.domain import CustomerRecord
 
 DEMO_CUSTOMERS: tuple[CustomerRecord, ...] = (
     # Born 12 Mar 1975 in Rome (H501).

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from unogas_bot.domain.keys import ATTEMPT_KEY_LEN
 from unogas_bot.rules.replies import BUSINESS, PERSON
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -50,7 +51,6 @@ HASH_LEN = 255
 QUESTION_LEN = 200
 PHONE_LEN = 16  # E.164: "+" and at most 15 digits
 ATTEMPT_KIND_LEN = 32
-ATTEMPT_KEY_LEN = 255
 EVENT_LEN = 64
 DETAIL_LEN = 500
 CONVERSATION_NAME_LEN = 64
@@ -112,7 +112,7 @@ class Customer(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_code: Mapped[str] = mapped_column(String(CUSTOMER_CODE_LEN))
-    # What codes are compared by (rules.customer_code.key: "UG-100234" -> "UG100234"), so a code typed
+    # What codes are compared by (domain.customer_code_key: "UG-100234" -> "UG100234"), so a code typed
     # without its hyphen finds the customer; customer_code stays as printed on the bill (migration 0003).
     code_key: Mapped[str] = mapped_column(String(CUSTOMER_CODE_LEN), unique=True)
     kind: Mapped[str] = mapped_column(String(10))

@@ -344,3 +344,15 @@ async def _apply(
     gone = [k for k, text in changes.items() if text is None]
     if gone:
         await conn.execute(delete(table).where(table.c[key].in_(gone)))
+
+
+async def forget_private_chat(db: Database, user_id: int) -> None:
+    """Delete what the persistence keeps of `user_id` in its private chat: user data (drafts, language),
+    chat data and the state of every conversation; nobody else's rows (the console may run on the
+    production database)."""
+    # PTB's conversation keys in a private chat (chat id == user id): (chat id, user id) or (user id,).
+    keys = [encode([user_id, user_id]), encode([user_id])]
+    async with db.transaction() as session:
+        await session.execute(delete(BotUserData).where(BotUserData.user_id == user_id))
+        await session.execute(delete(BotChatData).where(BotChatData.chat_id == user_id))
+        await session.execute(delete(BotConversation).where(BotConversation.key.in_(keys)))

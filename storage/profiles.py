@@ -17,11 +17,11 @@ from sqlalchemy import Table, delete, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.accounts import AccountNotFound, EmailTaken, code_key_sql, normalize_email
-from storage.attempts import of_account
+from storage.attempts import Attempts, of_account
+from storage.audit_trail import code_key_sql
 from storage.models import Account, Attempt, AuditEvent, Customer, TelegramSession
-from unogas_bot import rules
 from unogas_bot.clock import utcnow
+from unogas_bot.domain import AccountNotFound, EmailTaken, customer_code_key, normalize_email
 
 # What an erasure leaves of a customer code named in an event's detail; a code as any text holds one.
 ERASED_CODE = "[erased]"
@@ -58,7 +58,7 @@ class Profiles:
 
     # --- changes ----------------------------------------------------------------------------------------
 
-    async def acknowledge_privacy(self, account_id: int, version: str) -> None:
+    async def record_privacy_notice(self, account_id: int, version: str) -> None:
         """Record that the profile's customer was shown privacy notice `version`, now."""
         await self._set(account_id, privacy_version=version, privacy_acknowledged_at=self._clock())
 
@@ -157,11 +157,11 @@ class Profiles:
         own = {row.registered_by, row.owner_telegram_user_id, *sessions.scalars()} - {None}
         # Explicit deletes: the foreign key cascades too, but SQLite only with its pragma on.
         await session.execute(delete(TelegramSession).where(TelegramSession.account_id == account_id))
-        await session.execute(delete(Attempt).where(of_account(account_id)))
+        await Attempts(session, self._clock).forget_account(account_id)
         await session.execute(delete(Account).where(Account.id == account_id))
         about = or_(
             AuditEvent.account_id == account_id,
-            code_key_sql(AuditEvent.customer_code) == rules.customer_code.key(code),
+            code_key_sql(AuditEvent.customer_code) == customer_code_key(code),
         )
         await self._erase_code_from_details(about, code)
         await session.execute(
@@ -182,11 +182,11 @@ class Profiles:
     async def _erase_code_from_details(self, about: Any, code: str) -> None:
         """The customer code in the details of the events `about` the erased profile, in any printing (a
         registry correction's "printed code UG-100234 -> UG1-00234"), becomes ERASED_CODE."""
-        wanted = rules.customer_code.key(code)
+        wanted = customer_code_key(code)
 
         def scrub(detail: str) -> str:
             return _CODE_LIKE.sub(
-                lambda m: ERASED_CODE if rules.customer_code.key(m.group()) == wanted else m.group(), detail
+                lambda m: ERASED_CODE if customer_code_key(m.group()) == wanted else m.group(), detail
             )
 
         rows = await self._session.execute(

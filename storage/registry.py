@@ -28,9 +28,10 @@ from storage.models import Account, Customer
 from storage.registry_import import DATA_COLUMNS, STAGING, RegistryImport, StagedRow
 from unogas_bot import rules
 from unogas_bot.clock import utcnow
+from unogas_bot.domain import CustomerRecord, customer_code_key
 from unogas_bot.rules.replies import BUSINESS, PERSON
 
-__all__ = ["CustomerRecord", "CustomerRegistry", "Identity", "RegistryImport", "StagedRow", "name_key"]
+__all__ = ["CustomerRegistry", "RegistryImport", "StagedRow", "name_key"]
 
 _IN_CHUNK = 900
 # PostgreSQL advisory lock held by every transaction that writes the registry in bulk (an import).
@@ -45,23 +46,6 @@ async def _one_writer_at_a_time(conn: Any, dialect: str) -> None:
         await conn.execute(
             text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": IMPORT_LOCK}
         )
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerRecord:
-    """A registry entry. Names are normalised by unogas_bot/rules/; unused name fields are None."""
-
-    customer_code: str
-    kind: str
-    first_name: str | None
-    last_name: str | None
-    company_name: str | None
-    tax_code: str
-
-
-# What a customer typed to prove who they are (already normalised by the rules) has exactly the fields of
-# a registry record: one class, named for what it is used as where that reads better.
-Identity = CustomerRecord
 
 
 def name_key(kind: str, first_name: str | None, last_name: str | None, company_name: str | None) -> str:
@@ -135,7 +119,7 @@ def _entry(fields: Sequence[Any]) -> _Entry | None:
     return None if key is None else (CustomerRecord(*record), key)
 
 
-def _compare(entry: _Entry | None, identity: Identity) -> CustomerRecord | None:
+def _compare(entry: _Entry | None, identity: CustomerRecord) -> CustomerRecord | None:
     """The entry's record when code (already), kind, tax code and names (by key) match the identity."""
     if entry is None:
         return None
@@ -164,7 +148,7 @@ class IdentityCheck:
         """The code as the registry prints it, if the code typed is a registry customer's."""
         return self.entry[0].customer_code if self.entry is not None else None
 
-    def match(self, identity: Identity) -> CustomerRecord | None:
+    def match(self, identity: CustomerRecord) -> CustomerRecord | None:
         """The registry record when the identity matches it (see `CustomerRegistry.match`). A separate step,
         so that a check refused by its limit compares nothing."""
         return _compare(self.entry, identity)
@@ -191,7 +175,7 @@ class RegistryReader:
             second=second,
             third=unknown,
             since=since,
-            code=rules.customer_code.key(customer_code),
+            code=customer_code_key(customer_code),
         )
         entry = _entry(fields)
         first_count = int(count_first)
@@ -206,20 +190,20 @@ class CustomerRegistry:
         self._db = db
         self._clock = clock
 
-    async def match(self, identity: Identity) -> CustomerRecord | None:
+    async def match(self, identity: CustomerRecord) -> CustomerRecord | None:
         """The registry record when code, kind, tax code and name all match the identity, else None.
 
         One indexed look-up by customer code; the rest is compared here. Names are compared by their keys
         (case, accents, spaces, apostrophes and company legal-form spelling do not matter).
         """
         async with self._db.read() as conn:
-            rows = await _ENTRY.rows(conn, code=rules.customer_code.key(identity.customer_code))
+            rows = await _ENTRY.rows(conn, code=customer_code_key(identity.customer_code))
         return _compare(_entry(rows[0]) if rows else None, identity)  # code_key is unique: one row at most
 
     async def get(self, customer_code: str) -> CustomerRecord | None:
         """The record with this customer code, or None."""
         async with self._db.session() as session:
-            wanted = Customer.code_key == rules.customer_code.key(customer_code)
+            wanted = Customer.code_key == customer_code_key(customer_code)
             row = (await session.execute(select(*_RECORD_COLUMNS).where(wanted))).one_or_none()
         return None if row is None else _to_record(row)
 
@@ -252,7 +236,7 @@ class CustomerRegistry:
                 update=["customer_code", *DATA_COLUMNS, "name_key", "updated_at"],
                 changed_only=True,
             )
-            key = rules.customer_code.key
+            key = customer_code_key
             for batch in _batches(records, batch_size):
                 # Last one wins inside a batch; earlier batches are already visible to the query below.
                 by_code = {key(record.customer_code): record for record in batch}
@@ -309,7 +293,7 @@ class CustomerRegistry:
             raise ValueError(f"customer code must be upper-case: {record.customer_code!r}")
         return {
             "customer_code": record.customer_code,
-            "code_key": rules.customer_code.key(record.customer_code),
+            "code_key": customer_code_key(record.customer_code),
             "kind": record.kind,
             "first_name": record.first_name,
             "last_name": record.last_name,

@@ -27,14 +27,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.accounts import operator_detail
 from storage.db import upsert_statement
 from storage.models import Account, AuditEvent, Customer
+from storage.operator import operator_detail
 
 DATA_COLUMNS = ("kind", "first_name", "last_name", "company_name", "tax_code")
 
 # A bulk import's rows, in the order of the staging table's columns: the file's line number, the customer
-# code as printed and its key (rules.customer_code.key), the record's other fields and its name key.
+# code as printed and its key (domain.customer_code_key), the record's other fields and its name key.
 StagedRow = tuple[int, str, str, str, str | None, str | None, str | None, str, str]
 
 STAGING = Table(

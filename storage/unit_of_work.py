@@ -12,8 +12,9 @@ of work is one transaction: after `commit()` it is finished and a new one must b
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 
@@ -103,3 +104,17 @@ class UnitOfWork:
         context, self._session = self._context, None
         if context is not None:
             await context.__aexit__(exc_type, exc, tb)  # closing the session rolls back anything left
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The accounts on a plain read session (no transaction to commit, no write turn): for a use case's
+    look-ups that decide nothing (the profile shown after a change, the dummy hash's cost)."""
+
+    accounts: Accounts
+
+
+@asynccontextmanager
+async def reading(db: Database, clock: Callable[[], datetime] = utcnow) -> AsyncIterator[Reading]:
+    async with db.session() as session:
+        yield Reading(Accounts(session, clock))

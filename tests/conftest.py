@@ -18,10 +18,9 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from storage.account_repository import AccountRepository  # noqa: E402
-from storage.attempts import AttemptLog  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.registry import CustomerRegistry  # noqa: E402
+from tests.kit.stores import AttemptLog, KitAccounts  # noqa: E402
 
 # =========================================================================================================
 # Storage fixtures
@@ -30,7 +29,7 @@ from storage.registry import CustomerRegistry  # noqa: E402
 #                   (a fresh schema in TEST_POSTGRES_URL, dropped afterwards; skipped if unreachable)
 #   empty_database  the same without the schema (for migration tests)
 #   clock           a FakeClock (call it for "now"; .advance(...) moves time); repositories below use it
-#   registry, accounts, attempt_log   CustomerRegistry / AccountRepository / AttemptLog on database + clock
+#   registry, accounts, attempt_log   CustomerRegistry / KitAccounts / AttemptLog on database + clock
 #
 # Run only one backend with `-m "not postgres"` or `-k sqlite`.
 # =========================================================================================================
@@ -144,8 +143,8 @@ def registry(database: Database, clock: FakeClock) -> CustomerRegistry:
 
 
 @pytest.fixture
-def accounts(database: Database, clock: FakeClock) -> AccountRepository:
-    return AccountRepository(database, clock=clock)
+def accounts(database: Database, clock: FakeClock) -> KitAccounts:
+    return KitAccounts(database, clock=clock)
 
 
 @pytest.fixture

@@ -11,9 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///unogas.db"
 DEFAULT_METRICS_HOST = "127.0.0.1"
 # What Telegram accepts as a webhook secret token (setWebhook's secret_token).
@@ -147,15 +144,22 @@ def parse_key(raw: str) -> bytes:
 _ASYNC_DRIVERS = {"postgresql": "asyncpg", "sqlite": "aiosqlite"}
 
 
+# What SQLAlchemy reads as a URL, checked here without SQLAlchemy (the configuration is read before any
+# layer that knows a database): a scheme with an optional "+driver", "://", then optional credentials
+# ("user:password@"), a host (a bracketed IPv6 address or a name) with an optional numeric port, and the
+# rest (path, query).
+_URL = re.compile(
+    r"[A-Za-z][A-Za-z0-9]*(\+[A-Za-z0-9_]+)?://([^/?#]*@)?(\[[^\]/]*\]|[^:/?#@\[\]]*)(:\d*)?([/?#].*)?"
+)
+
+
 def async_database_url(raw: str, name: str = "DATABASE_URL") -> str:
     """`raw` on the async driver the bot uses. Hosting providers hand out postgres:// and postgresql://
     URLs (which SQLAlchemy reads as psycopg's, not installed) and libpq's `sslmode`, which asyncpg calls
     `ssl`. Only the scheme and that parameter's name change; the error never repeats the URL (it may hold
     a password)."""
-    try:
-        make_url(raw)
-    except (ArgumentError, ValueError):
-        raise ConfigError(f"{name} must be a database URL such as {DEFAULT_DATABASE_URL}") from None
+    if not _URL.fullmatch(raw):
+        raise ConfigError(f"{name} must be a database URL such as {DEFAULT_DATABASE_URL}")
     scheme, rest = raw.split("://", 1)
     backend, _, _driver = scheme.lower().partition("+")
     backend = "postgresql" if backend == "postgres" else backend
@@ -167,23 +171,10 @@ def async_database_url(raw: str, name: str = "DATABASE_URL") -> str:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything the bot can be told from outside. Secrets (the token) come only from the environment."""
+class Limits:
+    """The conversation and account-protection policy: fixed by the issues, overridable only in code (tests,
+    the console, the flow scripts); no environment variable sets them."""
 
-    telegram_token: str | None = field(default=None, repr=False)  # repr=False: never in a log or traceback
-    telegram_api_base_url: str | None = None
-    database_url: str = DEFAULT_DATABASE_URL
-    bcrypt_rounds: int = 12
-    # Telegram sends it in every webhook request (X-Telegram-Bot-Api-Secret-Token); others are refused.
-    telegram_webhook_secret: str | None = field(default=None, repr=False)
-    # LOG_LEVEL as a `logging` level; None: not set, each command's default (see cli.py).
-    log_level: int | None = None
-    # LOG_FORMAT: "text" (one line a record) or "json" (one JSON object a line, for a log collector).
-    log_format: str = "text"
-    # METRICS_PORT / METRICS_HOST: where `run` serves /healthz, /readyz and /metrics; None: not served.
-    metrics_port: int | None = None
-    metrics_host: str = DEFAULT_METRICS_HOST
-    # Conversation and account-protection policy; fixed by the issues, overridable only in code (tests).
     conversation_timeout: timedelta = timedelta(minutes=15)
     max_invalid_replies: int = 5
     verify_attempts_per_hour: int = 5
@@ -208,13 +199,33 @@ class Settings:
     # "This address is already in use" answers per hour, per Telegram user and per customer code.
     email_in_use_per_hour: int = 5
     recovery_lock: timedelta = timedelta(hours=1)
-    hash_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     # Flood control: a chat's updates waiting behind the one running (more are dropped, the chat told to
     # slow down once per interval), and bcrypt hashes or checks per Telegram user in a sliding window.
     chat_queue_limit: int = 20
     slow_down_interval: timedelta = timedelta(minutes=1)
     hash_budget_per_user: int = 6
     hash_budget_window: timedelta = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot can be told from outside (the deployment), with the limits policy beside it.
+    Secrets (the token) come only from the environment."""
+
+    telegram_token: str | None = field(default=None, repr=False)  # repr=False: never in a log or traceback
+    telegram_api_base_url: str | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    bcrypt_rounds: int = 12
+    # Telegram sends it in every webhook request (X-Telegram-Bot-Api-Secret-Token); others are refused.
+    telegram_webhook_secret: str | None = field(default=None, repr=False)
+    # LOG_LEVEL as a `logging` level; None: not set, each command's default (see cli/main.py).
+    log_level: int | None = None
+    # LOG_FORMAT: "text" (one line a record) or "json" (one JSON object a line, for a log collector).
+    log_format: str = "text"
+    # METRICS_PORT / METRICS_HOST: where `run` serves /healthz, /readyz and /metrics; None: not served.
+    metrics_port: int | None = None
+    metrics_host: str = DEFAULT_METRICS_HOST
+    hash_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     # The privacy notice (issue 15): the full notice's address (PRIVACY_NOTICE_URL), the version the short
     # notice stands for (PRIVACY_NOTICE_VERSION: change it when the notice changes, and every logged-in
     # customer is shown it once), and how long audit events are kept (AUDIT_RETENTION_DAYS).
@@ -224,6 +235,8 @@ class Settings:
     # INBOX_KEY: the key of the update inbox's sealed payloads (32 bytes, base64 or hex); None: derived
     # from the bot token (security/sealing.py).
     inbox_key: str | None = field(default=None, repr=False)
+    # The conversation and account-protection policy (not from the environment).
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -263,7 +263,7 @@ def test_a_missing_or_bad_csv_is_one_line_naming_the_script_line(
 async def test_no_shipped_script_types_a_secret_in_clear(path: Path) -> None:
     """Every input the bot deleted for safety is a mask, or a valid answer to the (not secret) question
     it was typed at, such as the e-mail typed again right after a lock."""
-    from unogas_bot.bot.app import FORMS
+    from conversations.forms import FORMS
     from unogas_bot.rules import Invalid
 
     deleted = (

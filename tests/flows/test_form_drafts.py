@@ -67,7 +67,7 @@ async def test_a_draft_this_code_cannot_read_counts_as_expired(database: Databas
     await stored_before_start(database, {**unversioned_draft(clock), "_v": 99}, "email")
     async with running_bot(database, clock) as bot:
         user = bot.user(USER)
-        minutes = int(bot.services.settings.conversation_timeout.total_seconds() // 60)
+        minutes = int(bot.services.settings.limits.conversation_timeout.total_seconds() // 60)
         expired = plain("expired", minutes=minutes, command="/registrati")
         assert expired in last_text(await user.send("mario.rossi@example.it"))
         assert "registration" not in bot.app.user_data.get(USER, {}), "the unreadable draft is gone"

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import select
 
 from conversations.login import minutes_until
-from storage.attempts import account_key, pair_key, telegram_key
 from storage.models import AuditEvent
 from tests.conftest import FakeClock
 from tests.kit.accountkit import (
@@ -22,6 +21,8 @@ from tests.kit.accountkit import (
     said,
 )
 from tests.kit.botkit import GIULIA, MARIO, PASSWORD, Bot, answer_all, last_text
+from tests.kit.stores import stores
+from unogas_bot.domain.keys import account_key, pair_key, telegram_key
 from unogas_bot.service.limits import email_key
 
 INVALID = "E-mail o password non valide"
@@ -31,7 +32,7 @@ NOT_LOGGED_IN = "Non ha effettuato l'accesso"
 
 
 async def events_of(bot: Bot, account_id: int) -> list[tuple[str, int | None]]:
-    entries = await bot.services.accounts.recent_events(account_id, limit=100)
+    entries = await stores(bot.services).accounts.recent_events(account_id, limit=100)
     return [(e.event, e.telegram_user_id) for e in entries]
 
 
@@ -45,7 +46,7 @@ async def test_login_links_the_user_and_deletes_the_password(bot: Bot) -> None:
     password_message = user.last_message_id
     assert password_message in deleted_ids(events)
     assert LOGGED_IN in said(events) and "Mario Rossi" in said(events)
-    account = await bot.services.accounts.session_account(user.user_id)
+    account = await stores(bot.services).accounts.session_account(user.user_id)
     assert account is not None and account.email == MARIO_EMAIL
     assert ("login", user.user_id) in await events_of(bot, account.id)
     assert "login" not in bot.app.user_data[user.user_id]  # the draft is gone
@@ -78,7 +79,7 @@ async def test_logout_ends_the_session(bot: Bot) -> None:
     assert "accesso all'area clienti è stato chiuso" in last_text(await user.send("/esci"))
     assert NOT_LOGGED_IN in last_text(await user.send("/profilo"))
     assert NOT_LOGGED_IN in last_text(await user.send("/esci"))
-    account = await bot.services.accounts.get_by_email(MARIO_EMAIL)
+    account = await stores(bot.services).accounts.get_by_email(MARIO_EMAIL)
     assert ("logout", user.user_id) in await events_of(bot, account.id)
 
 
@@ -111,7 +112,7 @@ async def test_wrong_password_asks_the_password_again_and_back_goes_to_the_email
     events = await login(user, password=WRONG_PASSWORD)
     assert user.last_message_id in deleted_ids(events)
     assert INVALID in said(events) and "Passo 2 di 2" in last_text(events)
-    assert await sqlite_bot.services.accounts.session_account(user.user_id) is None
+    assert await stores(sqlite_bot.services).accounts.session_account(user.user_id) is None
     back = last_text(await user.send("/indietro"))
     assert "Passo 1 di 2" in back and "indirizzo e-mail" in back
     await user.send(MARIO_EMAIL)
@@ -188,7 +189,7 @@ async def test_unknown_email_is_locked_like_an_account(
     assert said(fifth_unknown) == said(fifth_known)
     assert WAIT in said(fifth_known) and "15 min" in said(fifth_known)
     assert (
-        await sqlite_bot.services.attempts.count_since(
+        await stores(sqlite_bot.services).attempts.count_since(
             "login_account", pair_key(email_key("nessuno@example.it"), 2001), timedelta(hours=1)
         )
         == 5
@@ -218,14 +219,14 @@ async def test_five_failures_lock_that_telegram_account_out_for_15_minutes(
     fifth = said(await login(user, password=WRONG_PASSWORD))
     assert WAIT in fifth and "15 min" in fifth and INVALID not in fifth
 
-    account = await bot.services.accounts.get_by_email(MARIO_EMAIL)
+    account = await stores(bot.services).accounts.get_by_email(MARIO_EMAIL)
     assert account.login_locked_until is None  # the profile is not locked: this Telegram account is
     assert ("login_locked", user.user_id) in await events_of(bot, account.id)
 
     clock.advance(minutes=5)
     refused = said(await login(user))  # even the right password, from this Telegram account
     assert WAIT in refused and "10 min" in refused
-    assert await bot.services.accounts.session_account(user.user_id) is None
+    assert await stores(bot.services).accounts.session_account(user.user_id) is None
     other = bot.user(3003)  # another Telegram account has its own five
     assert LOGGED_IN in said(await login(other))
 
@@ -250,7 +251,7 @@ async def test_a_successful_login_resets_the_account_counter(sqlite_bot: Bot) ->
     await user.send("/esci")
     for _ in range(4):
         assert INVALID in said(await login(user, password=WRONG_PASSWORD))
-    account = await sqlite_bot.services.accounts.get_by_email(MARIO_EMAIL)
+    account = await stores(sqlite_bot.services).accounts.get_by_email(MARIO_EMAIL)
     assert account.login_locked_until is None
 
 
@@ -282,7 +283,10 @@ async def test_a_telegram_user_is_slowed_down_across_accounts(bot: Bot, clock: F
 
     # Blocked for every address, even with the right password; told at once on /accedi.
     assert WAIT in last_text(await guesser.send("/accedi"))
-    assert await bot.services.attempts.count_since("login_user", telegram_key(4004), timedelta(hours=1)) == 10
+    assert (
+        await stores(bot.services).attempts.count_since("login_user", telegram_key(4004), timedelta(hours=1))
+        == 10
+    )
     # Other users are not affected.
     assert LOGGED_IN in said(await login(bot.user(5005)))
 
@@ -310,10 +314,10 @@ async def test_unlock_lifts_the_lock(sqlite_bot: Bot) -> None:
     user = await registered(sqlite_bot)
     for _ in range(5):
         await login(user, password=WRONG_PASSWORD)
-    account = await sqlite_bot.services.accounts.get_by_email(MARIO_EMAIL)
-    await sqlite_bot.services.accounts.unlock(account.id)
+    account = await stores(sqlite_bot.services).accounts.get_by_email(MARIO_EMAIL)
+    await stores(sqlite_bot.services).accounts.unlock(account.id)
     assert (
-        await sqlite_bot.services.attempts.count_since(
+        await stores(sqlite_bot.services).attempts.count_since(
             "login_account", account_key(account.id), timedelta(hours=1)
         )
         == 0
@@ -334,7 +338,7 @@ async def test_cancel_and_timeout_forget_the_draft(sqlite_bot: Bot, clock: FakeC
     clock.advance(minutes=16)
     assert "inattività" in last_text(await user.send(PASSWORD))
     assert "login" not in sqlite_bot.app.user_data[user.user_id]
-    assert await sqlite_bot.services.accounts.session_account(user.user_id) is None
+    assert await stores(sqlite_bot.services).accounts.session_account(user.user_id) is None
 
 
 async def test_login_in_english(sqlite_bot: Bot) -> None:

@@ -19,6 +19,7 @@ from tests.kit.accountkit import (
     said,
 )
 from tests.kit.botkit import MARIO, PASSWORD, Bot, answer_all, last_text, register_person
+from tests.kit.stores import stores
 from unogas_bot.offline.events import DocumentSent
 
 
@@ -35,7 +36,7 @@ async def test_registration_stores_the_acknowledged_notice_version_and_time(
         events
     )
     await register_person(user)  # presses Continua again: a new start shows the notice again
-    account = await bot.services.accounts.get_by_email(MARIO_EMAIL)
+    account = await stores(bot.services).accounts.get_by_email(MARIO_EMAIL)
     assert account.privacy_version == bot.services.settings.privacy_notice_version
     assert account.privacy_acknowledged_at == clock()
 
@@ -57,7 +58,7 @@ async def test_a_new_notice_version_is_shown_once_after_login(bot: Bot) -> None:
     assert "è cambiata" not in said(await user.send("/profilo"))
     await user.send("/esci")
     assert "è cambiata" not in said(await login(user))
-    account = await bot.services.accounts.get_by_email(MARIO_EMAIL)
+    account = await stores(bot.services).accounts.get_by_email(MARIO_EMAIL)
     assert account.privacy_version == "2026-01"
 
 
@@ -69,9 +70,9 @@ async def test_change_email_asks_the_password_deletes_it_and_audits(bot: Bot) ->
     assert user.last_message_id in deleted_ids(events)
     assert "nuovo indirizzo e-mail" in last_text(events)
     assert "mario@example.org" in last_text(await user.send("mario@example.org"))
-    account = await bot.services.accounts.get_by_email("mario@example.org")
+    account = await stores(bot.services).accounts.get_by_email("mario@example.org")
     assert account is not None
-    assert "email_changed" in [e.event for e in await bot.services.accounts.recent_events(account.id)]
+    assert "email_changed" in [e.event for e in await stores(bot.services).accounts.recent_events(account.id)]
 
 
 async def test_change_password_keeps_this_session_and_ends_the_others(bot: Bot) -> None:
@@ -81,8 +82,8 @@ async def test_change_password_keeps_this_session_and_ends_the_others(bot: Bot) 
     await login(other)
     await answer_all(user, "/cambia_password", PASSWORD, NEW_PASSWORD)
     assert "password è stata cambiata" in said(await user.send(NEW_PASSWORD))
-    assert await bot.services.accounts.session_account(user.user_id) is not None
-    assert await bot.services.accounts.session_account(other.user_id) is None
+    assert await stores(bot.services).accounts.session_account(user.user_id) is not None
+    assert await stores(bot.services).accounts.session_account(other.user_id) is None
     await user.send("/esci")
     assert "Accesso effettuato" in said(await login(user, password=NEW_PASSWORD))
 
@@ -93,11 +94,11 @@ async def test_change_phone_and_question_in_english(bot: Bot) -> None:
     await login(user)
     await answer_all(user, "/change_phone", PASSWORD)
     assert "phone number has been removed" in last_text(await user.send("skip"))
-    account = await bot.services.accounts.get_by_email(MARIO_EMAIL)
+    account = await stores(bot.services).accounts.get_by_email(MARIO_EMAIL)
     assert account.phone is None
     await answer_all(user, "/change_question", PASSWORD, "Where did I spend my first holiday?", "Rimini")
     assert "new security question" in last_text(await user.send("Rimini"))
-    account = await bot.services.accounts.get_by_email(MARIO_EMAIL)
+    account = await stores(bot.services).accounts.get_by_email(MARIO_EMAIL)
     assert account.security_question == "Where did I spend my first holiday?"
 
 
@@ -126,7 +127,7 @@ async def test_cancel_at_every_step_changes_nothing(bot: Bot) -> None:
         for done in range(len(replies) + 1):
             await answer_all(user, command, *replies[:done]) if done else await user.send(command)
             assert "annullat" in last_text(await user.send("/annulla")).lower()
-    account = await bot.services.accounts.get_by_email(MARIO_EMAIL)
+    account = await stores(bot.services).accounts.get_by_email(MARIO_EMAIL)
     assert account is not None and account.phone is not None
 
 
@@ -171,7 +172,7 @@ async def test_erasure_needs_the_button_then_leaves_only_pseudonymised_audit_row
     await answer_all(user, "/cancella_profilo", PASSWORD)
     assert "Per confermare prema" in said(await user.send("cancella"))
     assert "cancellato" in last_text(await user.press("Cancella il profilo"))
-    assert await bot.services.accounts.count() == 0
+    assert await stores(bot.services).accounts.count() == 0
     async with bot.services.db.session() as session:
         assert not (await session.execute(select(TelegramSession))).all()
         events = (await session.execute(select(AuditEvent))).scalars().all()

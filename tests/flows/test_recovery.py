@@ -24,6 +24,7 @@ from tests.kit.accountkit import (
 )
 from tests.kit.botkit import ANSWER, GIULIA, MARIO, PASSWORD, QUESTION, Bot, answer_all, last_text
 from tests.kit.hardkit import secret_variants, stored_values
+from tests.kit.stores import stores
 from unogas_bot import rules
 
 NO_MATCH = "Con questi dati non posso procedere"
@@ -55,9 +56,9 @@ async def test_recovery_sets_a_new_password_and_ends_every_session(bot: Bot) -> 
     assert "E-mail o password non valide" in said(await login(phone, password=PASSWORD))
     assert LOGGED_IN in said(await login(tablet, password=NEW_PASSWORD))
 
-    account = await bot.services.accounts.get_by_email(MARIO_EMAIL)
+    account = await stores(bot.services).accounts.get_by_email(MARIO_EMAIL)
     events_seen = [
-        (e.event, e.telegram_user_id) for e in await bot.services.accounts.recent_events(account.id)
+        (e.event, e.telegram_user_id) for e in await stores(bot.services).accounts.recent_events(account.id)
     ]
     assert ("password_recovered", owner.user_id) in events_seen
 
@@ -126,9 +127,9 @@ async def test_three_wrong_answers_lock_recovery_for_an_hour(bot: Bot, clock: Fa
     assert owner.last_message_id in deleted_ids(events)
     assert LOCKED in last_text(events) and "60 min" in last_text(events)
 
-    account = await bot.services.accounts.get_by_email(MARIO_EMAIL)
+    account = await stores(bot.services).accounts.get_by_email(MARIO_EMAIL)
     assert account.recovery_locked_until is None  # the profile is not locked: this Telegram account is
-    seen = [e.event for e in await bot.services.accounts.recent_events(account.id)]
+    seen = [e.event for e in await stores(bot.services).accounts.recent_events(account.id)]
     assert seen.count("recovery_failed") == 3 and "recovery_locked" in seen
 
     clock.advance(minutes=30)
@@ -153,8 +154,8 @@ async def test_a_hold_set_meanwhile_stops_a_strangers_open_recovery(
     stranger = sqlite_bot.user(1403)
     await start_recovery(stranger)
     await start_recovery(owner)
-    account = await sqlite_bot.services.accounts.get_by_email(MARIO_EMAIL)
-    await sqlite_bot.services.accounts.set_recovery_lock(account.id, clock() + timedelta(minutes=20))
+    account = await stores(sqlite_bot.services).accounts.get_by_email(MARIO_EMAIL)
+    await stores(sqlite_bot.services).accounts.set_recovery_lock(account.id, clock() + timedelta(minutes=20))
     assert LOCKED in last_text(await stranger.send(ANSWER))
     assert "Passo 4 di 5" in last_text(await owner.send(ANSWER))  # the owner is never held for strangers
 
@@ -200,7 +201,7 @@ async def test_new_passwords_that_differ_are_asked_again(sqlite_bot: Bot) -> Non
     await answer_all(owner, ANSWER, NEW_PASSWORD)
     events = await owner.send(NEW_PASSWORD + "!")
     assert "Le due password non coincidono" in said(events) and "Passo 4 di 5" in last_text(events)
-    account = await sqlite_bot.services.accounts.get_by_email(MARIO_EMAIL)
+    account = await stores(sqlite_bot.services).accounts.get_by_email(MARIO_EMAIL)
     assert await sqlite_bot.services.hasher.verify(PASSWORD, account.password_hash)  # unchanged
 
 
@@ -223,7 +224,7 @@ async def test_cancel_and_timeout_forget_the_draft(sqlite_bot: Bot, clock: FakeC
     clock.advance(minutes=16)
     assert "inattività" in last_text(await owner.send(NEW_PASSWORD))
     assert "recovery" not in sqlite_bot.app.user_data[owner.user_id]
-    account = await sqlite_bot.services.accounts.get_by_email(MARIO_EMAIL)
+    account = await stores(sqlite_bot.services).accounts.get_by_email(MARIO_EMAIL)
     assert await sqlite_bot.services.hasher.verify(PASSWORD, account.password_hash)
 
 

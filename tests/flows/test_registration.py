@@ -19,6 +19,7 @@ from tests.kit.botkit import (
     register_person,
     texts_of,
 )
+from tests.kit.stores import stores
 from unogas_bot.offline import Deleted
 
 
@@ -38,7 +39,7 @@ async def test_person_registers_and_profile_is_stored(bot):
     assert SEED_SENTENCE in last_text(events)
     assert "mario.rossi@example.it" in last_text(events)
 
-    account = await bot.services.accounts.get_by_email("mario.rossi@example.it")
+    account = await stores(bot.services).accounts.get_by_email("mario.rossi@example.it")
     assert account is not None
     assert account.customer_code == "UG-100234"
     assert account.phone == "+393471234567"
@@ -70,7 +71,7 @@ async def test_business_registers_with_partita_iva_and_loose_company_spelling(bo
     assert "Nome:" not in summary
     events = await user.send("salva")
     assert SEED_SENTENCE in last_text(events)
-    account = await bot.services.accounts.get_by_email("info@ferraro.it")
+    account = await stores(bot.services).accounts.get_by_email("info@ferraro.it")
     assert account is not None and account.customer_code == FERRARO["code"] and account.phone is None
 
 
@@ -241,7 +242,7 @@ async def test_already_registered_customer_is_pointed_to_login(bot):
     text = last_text(events)
     assert "ha già un profilo" in text and "/accedi" in text and "/recupera_password" in text
     assert "mario.rossi@example.it" not in text
-    assert await bot.services.accounts.count() == 1
+    assert await stores(bot.services).accounts.count() == 1
 
 
 async def test_email_already_taken_is_asked_again(bot):
@@ -385,11 +386,11 @@ async def test_secrets_never_reach_the_database_or_logs(tmp_path, clock, caplog)
 
 
 async def test_demo_customers_are_all_valid_and_matchable(sqlite_bot):
-    from storage.registry import Identity
+    from storage.registry import CustomerRecord
 
     for record in DEMO_CUSTOMERS:
-        identity = Identity(**{k: getattr(record, k) for k in Identity.__dataclass_fields__})
-        assert await sqlite_bot.services.registry.match(identity) == record
+        identity = CustomerRecord(**{k: getattr(record, k) for k in CustomerRecord.__dataclass_fields__})
+        assert await stores(sqlite_bot.services).registry.match(identity) == record
 
 
 async def test_customer_removed_before_save_is_told_not_stuck(sqlite_bot):
@@ -402,7 +403,7 @@ async def test_customer_removed_before_save_is_told_not_stuck(sqlite_bot):
     events = await user.press("Salva")
     assert "non risulta più tra i nostri clienti" in last_text(events)
     assert "registration" not in sqlite_bot.app.user_data[8101]
-    assert await sqlite_bot.services.accounts.count() == 0
+    assert await stores(sqlite_bot.services).accounts.count() == 0
 
 
 async def test_forged_summary_action_changes_nothing(sqlite_bot):

@@ -21,6 +21,7 @@ from tests.kit.botkit import (
     texts_of,
 )
 from tests.kit.console import CONSOLE_REGISTRATION
+from tests.kit.stores import stores
 from unogas_bot.bot.runner import MENU, publish_commands
 from unogas_bot.cli.console import run_console
 from unogas_bot.i18n import texts
@@ -161,7 +162,7 @@ async def test_english_registration_end_to_end(sqlite_bot):
 
 async def test_registered_user_profile_is_not_duplicated(sqlite_bot):
     await register_person(sqlite_bot.user(9007))
-    assert await sqlite_bot.services.accounts.count() == 1
+    assert await stores(sqlite_bot.services).accounts.count() == 1
 
 
 SCRIPTS = {

@@ -33,11 +33,16 @@ from tests.kit.accountkit import (
     start_recovery,
 )
 from tests.kit.botkit import GIULIA, MARIO, PASSWORD, TEST_SETTINGS, Bot, answer_all, running_bot
+from tests.kit.stores import stores
 from unogas_bot.offline import SimUser
 from unogas_bot.security import hashing
 
 # Production's cost, and production's delay before an owner alert (it must not land on a measured step).
-COST_12 = dataclasses.replace(TEST_SETTINGS, bcrypt_rounds=12, owner_alert_delay=timedelta(seconds=1))
+COST_12 = dataclasses.replace(
+    TEST_SETTINGS,
+    bcrypt_rounds=12,
+    limits=dataclasses.replace(TEST_SETTINGS.limits, owner_alert_delay=timedelta(seconds=1)),
+)
 RIVALS = 30
 SAMPLES = 60  # login timings per kind of address: the medians of 60 vary by ~2% on a busy 2-core machine
 LOGGED_IN = "Accesso effettuato"
@@ -89,7 +94,7 @@ async def test_thirty_logins_at_once_get_twenty_password_checks_and_the_owner_ge
         # A stranger with the right password, now: the strangers' hour is used up, so it waits, unchecked.
         late = bot.user(4000)
         assert LOGIN_WAIT in said(await answer_all(late, "/accedi", MARIO_EMAIL, PASSWORD))
-        assert sum(spy.calls) == 21 and await bot.services.accounts.session_account(4000) is None
+        assert sum(spy.calls) == 21 and await stores(bot.services).accounts.session_account(4000) is None
 
 
 async def test_thirty_recovery_answers_at_once_get_ten_checks_and_the_owner_gets_in(
@@ -102,7 +107,7 @@ async def test_thirty_recovery_answers_at_once_get_ten_checks_and_the_owner_gets
         spy, last = await checks_at_once(bot, [*users, owner], WRONG_ANSWER, "Briciola Bianca", 10)
         assert sum(spy.calls) == 11
         assert "Passo 4" in said(last) and RECOVERY_LOCKED not in said(last)
-        account = await bot.services.accounts.get_by_email(MARIO_EMAIL)
+        account = await stores(bot.services).accounts.get_by_email(MARIO_EMAIL)
         assert account is not None and account.recovery_locked_until is not None  # for the strangers
 
 

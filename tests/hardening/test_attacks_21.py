@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.accounts import acting_operator
 from storage.customer_csv import HEADER, import_file
+from storage.operator import acting_operator
 from tests.conftest import FakeClock, make_test_database
 from tests.kit.accountkit import MARIO_EMAIL, login, registered
 from tests.kit.botkit import (
@@ -37,6 +37,7 @@ from tests.kit.botkit import (
     texts_of,
 )
 from tests.kit.hardkit import check_accounts, dump_database
+from tests.kit.stores import stores
 from unogas_bot.offline import Deleted, Sent, SimUser
 from unogas_bot.service import limits
 
@@ -100,7 +101,9 @@ async def test_a_question_that_cannot_be_checked_for_lack_of_bcrypt_budget_is_de
     async with make_test_database("sqlite", tmp_path) as db:
         async with running_bot(db, clock) as bot:
             await registration_at_the_question(bot.user())
-        tight = dataclasses.replace(TEST_SETTINGS, hash_budget_per_user=1)
+        tight = dataclasses.replace(
+            TEST_SETTINGS, limits=dataclasses.replace(TEST_SETTINGS.limits, hash_budget_per_user=1)
+        )
         async with running_bot(db, clock, settings=tight, demo=False) as bot:
             user = bot.user()
             before = len(bot.api.events)
@@ -156,7 +159,7 @@ async def test_erasure_leaves_no_customer_code_in_a_registry_correction(bot: Bot
     path = tmp_path / "corrected.csv"
     path.write_text(",".join(HEADER) + f"\nUG1-00234,person,Mario,Rossi,,{MARIO['tax']}\n", encoding="utf-8")
     with acting_operator("anna"):
-        await import_file(path, bot.services.registry, corrections=True)
+        await import_file(path, stores(bot.services).registry, corrections=True)
     before = [v for t, _c, v in await dump_database(bot.services.db) if t == "audit_events"]
     assert any("UG1-00234" in value for value in before), "the correction is audited with the codes"
 

@@ -215,7 +215,7 @@ async def test_a_flood_is_bounded_with_one_notice_a_minute(tmp_path: Path, clock
         spy = ErrorSpy(bot.app)
         flooder = bot.user(1001, language_code="en")
         await _at_password(flooder, GIULIA, "giulia@example.it")
-        limit = bot.services.settings.chat_queue_limit
+        limit = bot.services.settings.limits.chat_queue_limit
         notice = texts.t("en", "slow_down")
 
         def notices() -> int:

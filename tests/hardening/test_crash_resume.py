@@ -23,13 +23,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from storage.account_repository import AccountRepository
 from storage.db import Database
 from storage.demo import load_demo
 from storage.models import BotConversation
 from storage.registry import CustomerRegistry
 from tests.conftest import BACKENDS, POSTGRES_URL, _asyncpg_dsn, _check_postgres
 from tests.kit.botkit import SEED_SENTENCE as SAVED
+from tests.kit.stores import KitAccounts
 from unogas_bot.cli.console import SECRET_ECHO
 
 FIRST_HALF = [
@@ -163,7 +163,7 @@ async def _load_demo(url: str) -> None:
 async def _accounts(url: str) -> list[str]:
     db = Database(url)
     try:
-        repository = AccountRepository(db)
+        repository = KitAccounts(db)
         return [account.email for account in await repository.list_accounts(1)]
     finally:
         await db.dispose()

@@ -35,6 +35,7 @@ from tests.kit.botkit import (
     texts_of,
 )
 from tests.kit.botkit import SEED_SENTENCE as SAVED
+from tests.kit.stores import stores
 from tests.kit.tcpproxy import TcpProxy
 from unogas_bot.i18n import texts
 from unogas_bot.offline import Sent, SimUser, render_text
@@ -154,10 +155,10 @@ async def test_a_silent_postgres_gets_a_retry_reply_in_bounded_time_and_keeps_th
         await save_and_cancel_while_stuck(bot, user)
         proxy.forward()
 
-        assert await bot.services.accounts.count() == 0
+        assert await stores(bot.services).accounts.count() == 0
         await at_summary(user)
         assert SAVED in last_text(await user.press("Salva"))
-        assert await bot.services.accounts.count() == 1
+        assert await stores(bot.services).accounts.count() == 1
 
 
 # --- SQLite, with the write lock held by another connection ------------------------------------------------
@@ -187,10 +188,10 @@ async def test_a_locked_sqlite_database_gets_a_retry_reply_in_bounded_time(
             await at_summary(user)
             async with write_lock_held(path):
                 await save_and_cancel_while_stuck(bot, user)
-            assert await bot.services.accounts.count() == 0
+            assert await stores(bot.services).accounts.count() == 0
             await at_summary(user)
             assert SAVED in last_text(await user.press("Salva"))
-            assert await bot.services.accounts.count() == 1
+            assert await stores(bot.services).accounts.count() == 1
     finally:
         await db.dispose()
 

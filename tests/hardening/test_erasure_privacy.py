@@ -24,7 +24,8 @@ from storage.models import AuditEvent
 from tests.conftest import FakeClock
 from tests.kit.accountkit import MARIO_EMAIL, WRONG_PASSWORD, login, registered, said
 from tests.kit.botkit import GIULIA, MARIO, PASSWORD, Bot, answer_all, running_bot
-from unogas_bot import rules
+from tests.kit.stores import stores
+from unogas_bot.domain import customer_code_key
 from unogas_bot.offline import Sent
 from unogas_bot.service import erasure, password_check
 from unogas_bot.service import login as login_service
@@ -62,14 +63,14 @@ async def test_erasure_with_the_code_typed_three_ways_leaves_no_code_and_no_tele
     await answer_all(owner, "/accedi", "nessuno@example.it", WRONG_PASSWORD)  # an event of no profile
     await owner.send("/annulla")
     await login(owner)
-    account = await bot.services.accounts.get_by_email(MARIO_EMAIL)
+    account = await stores(bot.services).accounts.get_by_email(MARIO_EMAIL)
     assert account is not None
     await answer_all(owner, "/cancella_profilo", PASSWORD)
     assert "cancellato" in said(await owner.press("Cancella il profilo"))
 
     rows = await audit_rows(bot.services.db)
-    key = rules.customer_code.key(MARIO["code"])
-    assert not [r for r in rows if r[2] and rules.customer_code.key(r[2]) == key], rows
+    key = customer_code_key(MARIO["code"])
+    assert not [r for r in rows if r[2] and customer_code_key(r[2]) == key], rows
     assert not [r for r in rows if r[3] == OWNER], rows
     # The profile's number keeps what happened, with no code and no Telegram account.
     mine = [r for r in rows if r[1] == account.id]
@@ -83,7 +84,7 @@ async def test_a_check_in_flight_during_the_erasure_is_written_pseudonymised(
     async with running_bot(database, clock) as bot:
         await registered(bot)
         services = bot.services
-        account = await services.accounts.get_by_email(MARIO_EMAIL)
+        account = await stores(services).accounts.get_by_email(MARIO_EMAIL)
         assert account is not None
 
         async def find(uow):  # type: ignore[no-untyped-def]
@@ -136,7 +137,7 @@ async def test_the_export_names_other_telegram_accounts_only_as_another_account(
 async def test_support_erasure_also_pseudonymises(bot: Bot) -> None:
     await mistype_identity(bot, OWNER, "UG100234")
     await registered(bot)
-    account = await bot.services.accounts.get_by_email(MARIO_EMAIL)
+    account = await stores(bot.services).accounts.get_by_email(MARIO_EMAIL)
     assert account is not None
     assert isinstance(await erasure.erase_profile(bot.services, account.id, by_support=True), Erased)
     rows = await audit_rows(bot.services.db)

@@ -30,7 +30,8 @@ from tests.kit.botkit import (
     texts_of,
 )
 from tests.kit.botkit import SEED_SENTENCE as SAVED
-from unogas_bot.bot.app import make_rate_limiter
+from tests.kit.stores import stores
+from unogas_bot.bot.wiring import make_rate_limiter
 from unogas_bot.i18n import texts
 from unogas_bot.offline import Sent, SimUser, render_text
 
@@ -100,7 +101,7 @@ async def test_a_fault_on_the_confirmation_after_saving_is_not_a_conflict(sqlite
     # The button is gone with the answered question; typing the label works too.
     events = await user.send("salva")
     assert SAVED in last_text(events), "saving again confirms the profile already saved"
-    assert await sqlite_bot.services.accounts.count() == 1
+    assert await stores(sqlite_bot.services).accounts.count() == 1
 
 
 @pytest.mark.parametrize("how", ["blocked_chat", "fault"])
@@ -184,7 +185,7 @@ async def test_an_unreachable_database_asks_to_retry_and_keeps_the_question(
     assert plain("q_password") in last_text(events)
     await answer_all(user, PASSWORD, PASSWORD, QUESTION, ANSWER, ANSWER)
     assert SAVED in last_text(await user.press("Salva"))
-    assert await bot.services.accounts.count() == 1
+    assert await stores(bot.services).accounts.count() == 1
 
 
 async def test_replies_while_only_the_saving_of_state_fails_are_saved_later(

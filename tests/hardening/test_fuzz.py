@@ -35,7 +35,6 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from storage.demo import DEMO_CUSTOMERS
-from storage.registry import CustomerRecord
 from tests.conftest import BACKENDS, FakeClock, make_test_database
 from tests.kit.botkit import SAVED_EN, SEED_SENTENCE, Bot, running_bot
 from tests.kit.hardkit import (
@@ -52,7 +51,9 @@ from tests.kit.hardkit import (
     make_records,
     open_conversations,
 )
+from tests.kit.stores import stores
 from unogas_bot import rules
+from unogas_bot.domain import CustomerRecord
 from unogas_bot.i18n import texts
 from unogas_bot.offline import Sent, SimUser
 
@@ -304,7 +305,7 @@ class World:
         self.figures.conversations += len(runs)
         self._check_states(runs)
         assert not self.bot.api.unanswered_callback_queries, "a button press was never answered"
-        assert await self.bot.services.accounts.count() == len(self.accounts)
+        assert await stores(self.bot.services).accounts.count() == len(self.accounts)
 
     def _run(self, plan: UserPlan) -> Run:
         if plan.persona == "demo" or (plan.persona == "reuse" and not self.used):
@@ -570,7 +571,7 @@ class World:
             self.figures.saves += 1
         if any(s in REC_DONE for s in said):
             assert form == "recovery" and before, where
-            account = await self.bot.services.accounts.get(before["account_id"])
+            account = await stores(self.bot.services).accounts.get(before["account_id"])
             assert account is not None, where
             self.accounts[account.customer_code] = replace(
                 self.accounts[account.customer_code], password=typed
@@ -596,7 +597,7 @@ async def world(backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         clock = FakeClock()
         bot = await stack.enter_async_context(running_bot(db, clock))
         records = make_records(POOL)
-        await bot.services.registry.upsert_many(records)
+        await stores(bot.services).registry.upsert_many(records)
         w = World(bot, clock, CatalogueWitness(monkeypatch), records)
         root, sql = logging.getLogger(), logging.getLogger("sqlalchemy.engine")
         levels = root.level, sql.level

@@ -73,10 +73,12 @@ async def test_seventh_hash_in_a_minute_waits_and_the_conversation_goes_on(
     """The issue's attack, [password, password, /indietro] over and over: six hashes, then the seventh
     confirmation is refused with the wait; the stored draft does not change; after the wait the same
     confirmation goes through and the registration is saved."""
-    limit = Settings().hash_budget_per_user
+    limit = Settings().limits.hash_budget_per_user
     assert limit == 6
     # The suite's settings lift the budget for tests of other limits; this one runs with the real one.
-    settings = dataclasses.replace(TEST_SETTINGS, hash_budget_per_user=limit)
+    settings = dataclasses.replace(
+        TEST_SETTINGS, limits=dataclasses.replace(TEST_SETTINGS.limits, hash_budget_per_user=limit)
+    )
     async with make_test_database("sqlite", tmp_path) as db, running_bot(db, clock, settings) as bot:
         spy = ErrorSpy(bot.app)
         hashes: list[str] = []
@@ -121,7 +123,9 @@ async def test_seventh_hash_in_a_minute_waits_and_the_conversation_goes_on(
 async def test_a_login_beyond_the_budget_waits_at_the_password(tmp_path: Path, clock: FakeClock) -> None:
     """The service functions take from the same budget before a bcrypt check (unogas_bot/service): the
     form answers their refusal the same way, and the login works once the wait is over."""
-    settings = dataclasses.replace(TEST_SETTINGS, hash_budget_per_user=2)
+    settings = dataclasses.replace(
+        TEST_SETTINGS, limits=dataclasses.replace(TEST_SETTINGS.limits, hash_budget_per_user=2)
+    )
     async with make_test_database("sqlite", tmp_path) as db, running_bot(db, clock, settings) as bot:
         spy = ErrorSpy(bot.app)
         user = bot.user(1001)

@@ -137,7 +137,7 @@ async def test_updates_dropped_by_flood_control_are_not_replayed(
 ) -> None:
     async with running_bot(database, clock, inbox=KEY) as bot:
         user = bot.user(USER)
-        limit = bot.services.settings.chat_queue_limit
+        limit = bot.services.settings.limits.chat_queue_limit
         await asyncio.gather(*(user.send(f"messaggio {i}") for i in range(2 * limit)))
         await bot.app.update_persistence()  # the drops' marks go with the next write
         rows = await _inbox(database)

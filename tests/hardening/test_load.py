@@ -20,12 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from storage.registry import CustomerRecord
 from tests.conftest import BACKENDS, FakeClock, make_test_database
 from tests.kit.botkit import SEED_SENTENCE, running_bot
 from tests.kit.hardkit import ErrorSpy, Expected, check_accounts, drafts_of, open_conversations
+from tests.kit.stores import stores
 from unogas_bot.bench import data as bench_data
 from unogas_bot.bench.bot_load import registration_steps
+from unogas_bot.domain import CustomerRecord
 from unogas_bot.offline import SimUser
 
 LOAD_USERS = int(os.environ.get("UNOGAS_LOAD_USERS") or 200)
@@ -59,7 +60,7 @@ async def test_hundreds_of_customers_register_at_once(
     database = make_test_database(backend, tmp_path, pool_timeout=QUEUE_WAIT)
     async with database as db, running_bot(db, clock) as bot:
         spy = ErrorSpy(bot.app)
-        await bot.services.registry.upsert_many(records)
+        await stores(bot.services).registry.upsert_many(records)
         people = [bot.sim.user(20_000_000 + i) for i in range(users)]
         started = time.perf_counter()
         last = await asyncio.gather(

@@ -14,11 +14,12 @@ import pytest
 from sqlalchemy import func, select, text
 
 from storage.models import Account, Customer
-from storage.registry import CustomerRecord
 from tests.kit.botkit import GIULIA, MARIO, Bot, answer_all, register_person
 from tests.kit.hardkit import ErrorSpy, check_accounts
+from tests.kit.stores import stores
 from unogas_bot import rules
 from unogas_bot.bench import data as bench_data
+from unogas_bot.domain import CustomerRecord
 from unogas_bot.offline import MAX_MESSAGE_LENGTH, SimUser
 
 PASSWORD = "Ombrello giallo 314"
@@ -103,7 +104,7 @@ async def test_longest_company_name_and_4096_character_messages(sqlite_bot: Bot)
     company = ('"Rossi & Figli" l\'Officina (A+B) Impianti/Gas, S.n.c. ' * 3)[:119] + "x"
     assert rules.names.company_name(company) == company and len(company) == rules.names.COMPANY_MAX
     vat = bench_data.vat_number(random.Random(3))
-    await bot.services.registry.upsert_many(
+    await stores(bot.services).registry.upsert_many(
         [CustomerRecord("UG-777001", "business", None, None, company, vat)]
     )
     huge = "ò" * MAX_MESSAGE_LENGTH

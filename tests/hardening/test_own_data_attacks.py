@@ -10,13 +10,14 @@ from datetime import timedelta
 
 import bcrypt
 
-from storage.accounts import NewAccount
 from storage.db import Database
 from storage.demo import load_demo
 from tests.conftest import FakeClock
 from tests.kit.accountkit import MARIO_EMAIL, NEW_PASSWORD, WRONG_PASSWORD, login, registered, said
 from tests.kit.botkit import ANSWER, MARIO, PASSWORD, TEST_SETTINGS, Bot, answer_all
 from tests.kit.hardkit import dump_database, secret_variants
+from tests.kit.stores import stores
+from unogas_bot.domain import NewAccount
 from unogas_bot.service import password_check, registration
 from unogas_bot.service.context import Services
 from unogas_bot.service.outcomes import InvalidCredentials, LoginLocked, PasswordConfirmed
@@ -27,12 +28,16 @@ async def test_current_password_guesses_at_once_are_bounded_and_never_block_the_
 ) -> None:
     services = Services.create(TEST_SETTINGS, database, clock=clock)
     try:
-        await load_demo(services.registry)
+        await load_demo(stores(services).registry)
         hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
         new = NewAccount(MARIO["code"], MARIO_EMAIL, hashed, "Il mio gatto?", hashed, None, 1)
         account = (await registration.register(services, new)).account  # type: ignore[union-attr]
-        await services.accounts.link_session(account.id, 1, timedelta(days=1))  # the customer's own session
-        await services.accounts.link_session(account.id, 2, timedelta(days=1))  # a session of another phone
+        await stores(services).accounts.link_session(
+            account.id, 1, timedelta(days=1)
+        )  # the customer's own session
+        await stores(services).accounts.link_session(
+            account.id, 2, timedelta(days=1)
+        )  # a session of another phone
         checks = 0
         real = services.hasher.verify
 

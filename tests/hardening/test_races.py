@@ -13,6 +13,7 @@ import pytest
 
 from tests.kit.botkit import SEED_SENTENCE as SAVED
 from tests.kit.botkit import Bot, last_text, register_person, texts_of
+from tests.kit.stores import stores
 from unogas_bot.bench import data as bench_data
 from unogas_bot.i18n import texts
 from unogas_bot.offline import render_text
@@ -43,7 +44,7 @@ async def test_twenty_users_save_the_same_customer_at_once(
     answers = [last_text(events) for events in await asyncio.gather(*(u.press("Salva") for u in users))]
     assert sum(SAVED in answer for answer in answers) == 1
     assert sum(plain("save_conflict_customer") in answer for answer in answers) == RIVALS - 1
-    assert await bot.services.accounts.count() == 1
+    assert await stores(bot.services).accounts.count() == 1
     assert not errors_logged(caplog)
     # Every conversation ended, in memory and in the database.
     assert not any("registration" in bot.app.user_data.get(u.user_id, {}) for u in users)
@@ -53,7 +54,7 @@ async def test_twenty_customers_save_the_same_email_at_once(
     bot: Bot, caplog: pytest.LogCaptureFixture
 ) -> None:
     customers = bench_data.person_records(RIVALS, start=9_000_000)
-    await bot.services.registry.upsert_many(customers)
+    await stores(bot.services).registry.upsert_many(customers)
     users = [bot.user(6000 + i) for i in range(RIVALS)]
     await asyncio.gather(
         *(
@@ -77,5 +78,5 @@ async def test_twenty_customers_save_the_same_email_at_once(
     # Each loser is told why and asked for another e-mail, the rest of the draft kept.
     assert all(plain("save_conflict_email") in answer for answer in losers)
     assert all(plain("q_email").split("\n")[0] in answer for answer in losers)
-    assert await bot.services.accounts.count() == 1
+    assert await stores(bot.services).accounts.count() == 1
     assert not errors_logged(caplog)

@@ -42,6 +42,7 @@ from tests.kit.hardkit import (
     make_records,
     open_conversations,
 )
+from tests.kit.stores import stores
 from unogas_bot.i18n import texts
 from unogas_bot.offline import Sent, SimUser, render_text
 
@@ -256,7 +257,7 @@ async def test_random_faults_lose_and_corrupt_nothing(
 ) -> None:
     bot, rng = sqlite_bot, random.Random(SEED)
     records = make_records(CUSTOMERS, prefix="UG-8", seed=SEED % 1000, business_share=0.3)
-    await bot.services.registry.upsert_many(records)
+    await stores(bot.services).registry.upsert_many(records)
     chaos = Chaos(bot, Outage(bot.services.db, monkeypatch), rng)
     waiting = []
     for i, record in enumerate(records):

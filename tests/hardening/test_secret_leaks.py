@@ -24,7 +24,7 @@ from tests.conftest import FakeClock
 from tests.kit.botkit import FERRARO, MARIO, Bot, answer_all, running_bot
 from tests.kit.hardkit import ErrorSpy, dump_database, find_leaks, secret_variants
 from unogas_bot import rules
-from unogas_bot.bot.app import build_application
+from unogas_bot.bot.wiring import build_application
 from unogas_bot.config import Settings
 from unogas_bot.offline import Sent
 from unogas_bot.security import redaction

@@ -36,6 +36,7 @@ from tests.kit.accountkit import (
     said,
 )
 from tests.kit.botkit import ANSWER, GIULIA, MARIO, PASSWORD, Bot, answer_all, running_bot
+from tests.kit.stores import stores
 from unogas_bot.offline import Sent, SimUser
 
 HOURS = 3
@@ -193,7 +194,7 @@ async def test_two_strangers_with_the_e_mail_cannot_lock_the_owner_out(
         print(f"  the strangers' failed or refused logins: {caused}; alerts to the owner: {len(told)}")
         assert caused >= 20
         assert tally.tries == 36 and exports.tries == 7 and exports.through == 7, exports.log
-        assert await bot.services.accounts.get_by_email(MARIO_EMAIL) is None  # erased
+        assert await stores(bot.services).accounts.get_by_email(MARIO_EMAIL) is None  # erased
         assert len(told) == HOURS  # told once per burst: once an hour of the attack
 
 

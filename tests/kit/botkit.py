@@ -13,10 +13,11 @@ from storage.db import Database
 from storage.demo import load_demo
 from storage.inbox import InboxStore
 from storage.persistence import SqlPersistence
-from unogas_bot.bot.app import build_application
+from tests.kit.stores import stores
 from unogas_bot.bot.inbox import Inbox
+from unogas_bot.bot.wiring import build_application
 from unogas_bot.clock import utcnow
-from unogas_bot.config import Settings
+from unogas_bot.config import Limits, Settings
 from unogas_bot.offline import OfflineBotAPI, Sent, Simulator, SimUser, offline_builder
 from unogas_bot.security import sealing
 from unogas_bot.security.hashing import EphemeralMac
@@ -26,7 +27,7 @@ from unogas_bot.service.context import Services
 # wide, so flows that hash more than a customer would in a minute of fake time are not cut short; the
 # budget's own tests set it as in production.
 TEST_SETTINGS = Settings(
-    bcrypt_rounds=4, hash_workers=2, hash_budget_per_user=1000, owner_alert_delay=timedelta(0)
+    bcrypt_rounds=4, hash_workers=2, limits=Limits(hash_budget_per_user=1000, owner_alert_delay=timedelta(0))
 )
 
 # Demo customers (storage/demo.py) used throughout the conversation tests.
@@ -77,7 +78,7 @@ async def running_bot(
     inbox first, as `run` delivers it (bot/inbox.py), and the forms' digests use the key `run` derives."""
     services = Services.create(settings, db, clock=clock)
     if demo:
-        await load_demo(services.registry)
+        await load_demo(stores(services).registry)
     api = OfflineBotAPI()
     persistence = SqlPersistence(db, clock=clock) if persistent else None
     updates = None

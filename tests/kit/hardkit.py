@@ -25,11 +25,11 @@ import bcrypt
 from sqlalchemy import MetaData, select
 from telegram.ext import Application, ConversationHandler
 
-from storage.accounts import AccountView
 from storage.db import Database
-from storage.registry import CustomerRecord
+from tests.kit.stores import stores
 from unogas_bot import rules
 from unogas_bot.bench import data as bench_data
+from unogas_bot.domain import AccountView, CustomerRecord
 from unogas_bot.i18n import texts
 from unogas_bot.offline import MAX_MESSAGE_LENGTH, CallbackAnswered, Sent
 
@@ -184,8 +184,8 @@ class Expected:
 
 
 async def all_accounts(services: Any) -> list[AccountView]:
-    count = await services.accounts.count()
-    return await services.accounts.list_accounts(1, page_size=max(count, 1))
+    count = await stores(services).accounts.count()
+    return await stores(services).accounts.list_accounts(1, page_size=max(count, 1))
 
 
 async def check_accounts(services: Any, expected: dict[str, Expected] | None = None) -> list[AccountView]:
@@ -197,7 +197,7 @@ async def check_accounts(services: Any, expected: dict[str, Expected] | None = N
     assert len(set(codes)) == len(codes), "two accounts for one customer"
     assert len(set(emails)) == len(emails), "two accounts with one e-mail"
     for a in accounts:
-        record = await services.registry.get(a.customer_code)
+        record = await stores(services).registry.get(a.customer_code)
         assert record is not None, f"{a.customer_code}: no registry record"
         assert (a.kind, a.first_name, a.last_name, a.company_name, a.tax_code) == (
             record.kind,

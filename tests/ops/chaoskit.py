@@ -25,13 +25,13 @@ import bcrypt
 import httpx
 from sqlalchemy import text
 
-from storage.accounts import NewAccount
 from storage.db import Database
-from storage.registry import CustomerRecord, CustomerRegistry
+from storage.registry import CustomerRegistry
 from storage.unit_of_work import UnitOfWork
 from unogas_bot.bench import data as bench_data
 from unogas_bot.clock import utcnow
 from unogas_bot.config import DEFAULT_PRIVACY_VERSION
+from unogas_bot.domain import CustomerRecord, NewAccount
 
 PASSWORD = bench_data.PASSWORD
 QUESTION = bench_data.QUESTION

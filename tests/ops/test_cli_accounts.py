@@ -15,14 +15,14 @@ from typing import Any
 import bcrypt
 import pytest
 
-from storage.account_repository import AccountRepository
-from storage.accounts import NewAccount
-from storage.attempts import AttemptLog, account_key
 from storage.db import Database
 from storage.demo import load_demo
 from storage.registry import CustomerRegistry
+from tests.kit.stores import AttemptLog, KitAccounts
 from unogas_bot.cli import accounts as cli_accounts
 from unogas_bot.cli import main as cli
+from unogas_bot.domain import NewAccount
+from unogas_bot.domain.keys import account_key
 
 MARIO_EMAIL = "mario.rossi@example.it"
 GIULIA_EMAIL = "giulia.bianchi@example.it"
@@ -46,7 +46,7 @@ class Store:
         return asyncio.run(go())
 
     def account(self, name: str) -> Any:
-        return self.run(lambda db: AccountRepository(db).find(name))
+        return self.run(lambda db: KitAccounts(db).find(name))
 
 
 @pytest.fixture
@@ -72,10 +72,10 @@ def two_accounts(store: Store) -> Store:
     async def work(db: Database) -> None:
         await load_demo(CustomerRegistry(db))
         start = datetime.now(UTC) - timedelta(days=1)
-        await AccountRepository(db, clock=lambda: start).register(_new("UG-100234", MARIO_EMAIL, 1001))
+        await KitAccounts(db, clock=lambda: start).register(_new("UG-100234", MARIO_EMAIL, 1001))
         later = start + timedelta(hours=1)
-        await AccountRepository(db, clock=lambda: later).register(_new("UG-100235", GIULIA_EMAIL, 1002))
-        repo = AccountRepository(db)
+        await KitAccounts(db, clock=lambda: later).register(_new("UG-100235", GIULIA_EMAIL, 1002))
+        repo = KitAccounts(db)
         mario = await repo.get_by_email(MARIO_EMAIL)
         await repo.set_login_lock(mario.id, datetime.now(UTC) + timedelta(minutes=10))
         await repo.set_recovery_lock(mario.id, datetime.now(UTC) + timedelta(minutes=50))
@@ -153,7 +153,7 @@ def test_show_reveal_shows_the_tax_code_and_is_audited(
     assert code == 1 and out == "" and "--operator NAME" in err
     code, out, err = run_cli(capsys, "accounts", "show", MARIO_EMAIL, "--reveal", "--operator", "carla")
     assert code == 0 and err == "" and "tax code:           RSSMRA75C12H501H" in out
-    events = two_accounts.run(lambda db: AccountRepository(db).recent_events(mario.id))
+    events = two_accounts.run(lambda db: KitAccounts(db).recent_events(mario.id))
     assert (events[0].event, events[0].detail) == ("tax_code_revealed", "operator carla")
     assert "tax_code_revealed" in out.split("recent events")[1]  # the reveal itself is in the trail shown
 
@@ -163,9 +163,9 @@ def test_show_without_reveal_records_nothing(
 ) -> None:
     mario = two_accounts.account(MARIO_EMAIL)
     monkeypatch.delenv("UNOGAS_OPERATOR")  # reading needs no operator
-    before = two_accounts.run(lambda db: AccountRepository(db).recent_events(mario.id))
+    before = two_accounts.run(lambda db: KitAccounts(db).recent_events(mario.id))
     assert run_cli(capsys, "accounts", "show", MARIO_EMAIL)[0] == 0
-    assert two_accounts.run(lambda db: AccountRepository(db).recent_events(mario.id)) == before
+    assert two_accounts.run(lambda db: KitAccounts(db).recent_events(mario.id)) == before
 
 
 def test_show_unknown_account(two_accounts: Store, capsys: pytest.CaptureFixture[str]) -> None:
@@ -194,16 +194,16 @@ def test_unlock_of_an_account_not_locked_says_so_and_records_nothing(
     two_accounts: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
     giulia = two_accounts.account(GIULIA_EMAIL)
-    before = two_accounts.run(lambda db: AccountRepository(db).recent_events(giulia.id))
+    before = two_accounts.run(lambda db: KitAccounts(db).recent_events(giulia.id))
     code, out, err = run_cli(capsys, "accounts", "unlock", GIULIA_EMAIL)
     assert (code, out, err) == (0, f"UG-100235 ({GIULIA_EMAIL}) is not locked: nothing changed\n", "")
-    assert two_accounts.run(lambda db: AccountRepository(db).recent_events(giulia.id)) == before
+    assert two_accounts.run(lambda db: KitAccounts(db).recent_events(giulia.id)) == before
 
 
 def test_an_expired_lock_is_no_lock(two_accounts: Store, capsys: pytest.CaptureFixture[str]) -> None:
     giulia = two_accounts.account(GIULIA_EMAIL)
     past = datetime.now(UTC) - timedelta(minutes=1)
-    two_accounts.run(lambda db: AccountRepository(db).set_login_lock(giulia.id, past))
+    two_accounts.run(lambda db: KitAccounts(db).set_login_lock(giulia.id, past))
     assert "is not locked" in run_cli(capsys, "accounts", "unlock", "UG-100235")[1]
 
 
@@ -249,10 +249,10 @@ def test_delete_removes_account_and_sessions_but_keeps_the_customer(
 
     assert two_accounts.account(MARIO_EMAIL) is None
     assert two_accounts.account(GIULIA_EMAIL) is not None
-    assert two_accounts.run(lambda db: AccountRepository(db).session_account(1001)) is None
+    assert two_accounts.run(lambda db: KitAccounts(db).session_account(1001)) is None
     customer = two_accounts.run(lambda db: CustomerRegistry(db).get("UG-100234"))
     assert customer is not None
-    events = two_accounts.run(lambda db: AccountRepository(db).recent_events(mario.id))
+    events = two_accounts.run(lambda db: KitAccounts(db).recent_events(mario.id))
     # The chat's erasure: the audit trail stays pseudonymised (no customer code, no Telegram user).
     assert events[0].event == "erased" and events[0].telegram_user_id is None
     # Gone for the support tools too.
@@ -311,12 +311,12 @@ def test_a_command_that_changes_or_hands_out_an_account_needs_an_operator(
 ) -> None:
     monkeypatch.delenv("UNOGAS_OPERATOR")
     mario = two_accounts.account(MARIO_EMAIL)
-    before = two_accounts.run(lambda db: AccountRepository(db).recent_events(mario.id))
+    before = two_accounts.run(lambda db: KitAccounts(db).recent_events(mario.id))
     code, out, err = run_cli(capsys, "accounts", *command)
     assert code == 1 and out == ""
     assert err.startswith("unogas-bot: this command changes or reveals an account: give --operator NAME")
     assert err.endswith(" or set UNOGAS_OPERATOR\n") and err.count("\n") == 1
-    assert two_accounts.run(lambda db: AccountRepository(db).recent_events(mario.id)) == before
+    assert two_accounts.run(lambda db: KitAccounts(db).recent_events(mario.id)) == before
     assert two_accounts.account(MARIO_EMAIL).login_locked_until is not None
 
 
@@ -342,7 +342,7 @@ def test_the_audit_event_names_the_operator(
 ) -> None:
     mario = two_accounts.account(MARIO_EMAIL)
     assert run_cli(capsys, "accounts", *command, "--operator", "Bruno  Neri")[0] == 0  # over UNOGAS_OPERATOR
-    events = two_accounts.run(lambda db: AccountRepository(db).recent_events(mario.id))
+    events = two_accounts.run(lambda db: KitAccounts(db).recent_events(mario.id))
     assert (events[0].event, events[0].detail) == (event, detail)
 
 
@@ -351,7 +351,7 @@ def test_the_operator_comes_from_the_environment(
 ) -> None:
     mario = two_accounts.account(MARIO_EMAIL)
     assert run_cli(capsys, "accounts", "unlock", MARIO_EMAIL)[0] == 0
-    events = two_accounts.run(lambda db: AccountRepository(db).recent_events(mario.id))
+    events = two_accounts.run(lambda db: KitAccounts(db).recent_events(mario.id))
     assert (events[0].event, events[0].detail) == ("unlocked", "operator anna")
     _, out, _ = run_cli(capsys, "accounts", "show", MARIO_EMAIL)
     assert "operator anna" in out.split("recent events")[1]
@@ -384,7 +384,7 @@ def test_audit_of_an_erased_profile_shows_what_is_left(
     assert f"accounts audit --account-id {mario.id}" in out
     # A failed identity check after the erasure: an event with the code and no profile.
     two_accounts.run(
-        lambda db: AccountRepository(db).record_event(
+        lambda db: KitAccounts(db).record_event(
             "registration_identity_failed", customer_code="UG-100234", telegram_user_id=77
         )
     )

@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from storage.attempts import telegram_key
 from storage.db import Database
 from storage.inbox import Arrived
 from storage.models import Attempt, BotConversation, BotUserData, TelegramSession
@@ -17,7 +16,9 @@ from tests.conftest import FakeClock
 from tests.kit.accountkit import WRONG_PASSWORD, alerts_settled, login, registered
 from tests.kit.botkit import ANSWER, MARIO, PASSWORD, QUESTION, Bot, answer_all, last_text, running_bot
 from tests.kit.hardkit import open_conversations
+from tests.kit.stores import stores
 from unogas_bot.bot import housekeeping
+from unogas_bot.domain.keys import telegram_key
 from unogas_bot.i18n import texts
 from unogas_bot.offline import SimUser, render_text
 from unogas_bot.service.limits import LOGIN_USER_FAILED as USER_FAILED
@@ -49,14 +50,21 @@ async def test_the_hourly_job_deletes_old_attempts_and_expired_sessions(bot: Bot
 
     assert await _rows(bot, TelegramSession) == 0
     assert await _rows(bot, Attempt) == fresh_attempts
-    assert await bot.services.attempts.count_since(USER_FAILED, telegram_key(2001), timedelta(hours=1)) == 1
+    assert (
+        await stores(bot.services).attempts.count_since(USER_FAILED, telegram_key(2001), timedelta(hours=1))
+        == 1
+    )
 
 
 def test_attempts_are_kept_longer_than_any_window_they_are_counted_in(bot: Bot) -> None:
     settings = bot.services.settings
     kept = housekeeping.attempts_kept(bot.services)
     assert kept >= timedelta(days=1)
-    assert kept >= max(settings.login_user_window, settings.login_failures_window, settings.recovery_lock)
+    assert kept >= max(
+        settings.limits.login_user_window,
+        settings.limits.login_failures_window,
+        settings.limits.recovery_lock,
+    )
 
 
 # --- abandoned drafts ---------------------------------------------------------------------------------------
@@ -130,7 +138,7 @@ async def test_abandoned_drafts_are_purged_from_memory_and_tables_and_a_restart_
         await app.update_persistence()
         assert len(await _table(database, BotConversation)) == 201, "every draft was saved, as in production"
 
-        clock.advance(bot.services.settings.conversation_timeout + timedelta(minutes=1))
+        clock.advance(bot.services.settings.limits.conversation_timeout + timedelta(minutes=1))
         await bot.user(FRESH_USER).send("/registrati")
         await bot.user(FRESH_USER).send("continua")
         for job in jobs:  # every housekeeping job, as the job queue runs it
@@ -181,7 +189,7 @@ async def test_abandoned_drafts_are_purged_from_memory_and_tables_and_a_restart_
 async def test_a_draft_within_the_timeout_is_kept(bot: Bot, clock: FakeClock) -> None:
     user = bot.user(1001)
     await answer_all(user, "/registrati", "continua", MARIO["code"])
-    clock.advance(bot.services.settings.conversation_timeout - timedelta(seconds=1))
+    clock.advance(bot.services.settings.limits.conversation_timeout - timedelta(seconds=1))
     assert await housekeeping.purge_drafts(bot.app) == 0
     assert bot.app.user_data[1001]["registration"]["customer_code"] == MARIO["code"]
     events = await user.press("Persona")

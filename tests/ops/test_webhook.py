@@ -23,10 +23,11 @@ from storage.inbox import Arrived, InboxStore
 from storage.persistence import SqlPersistence
 from tests.conftest import FakeClock, make_test_database
 from tests.kit.botkit import TEST_SETTINGS
-from unogas_bot.bot.app import build_application
+from tests.kit.stores import stores
 from unogas_bot.bot.inbox import Inbox
 from unogas_bot.bot.runner import ALLOWED_UPDATES, Webhook, serve_webhook
 from unogas_bot.bot.webhook import MAX_BODY
+from unogas_bot.bot.wiring import build_application
 from unogas_bot.cli import main as cli
 from unogas_bot.config import ConfigError, Settings
 from unogas_bot.offline import Called, OfflineBotAPI, Sent, offline_builder
@@ -65,7 +66,7 @@ async def webhook_bot(
     update inbox's master secret, as `run` has it), on loopback."""
     async with make_test_database("sqlite", tmp_path) as db:
         services = Services.create(TEST_SETTINGS, db, clock=FakeClock())
-        await load_demo(services.registry)
+        await load_demo(stores(services).registry)
         api = OfflineBotAPI()
         api.register_chat(1001, first_name="Mario")  # the chat Telegram would know
         updates = None if inbox is None else Inbox(InboxStore(db, 1000001), sealing.Sealer(inbox))

@@ -1,7 +1,7 @@
 """Customer codes compared in one canonical form (issue 13): "UG100234" and "UG 100 234" are "UG-100234".
 
 The registry keeps the code as printed on the bill and, in ``customers.code_key``, the key every comparison
-uses (``rules.customer_code.key``); these tests go through each place a code is compared: the import, the
+uses (``domain.customer_code_key``); these tests go through each place a code is compared: the import, the
 registry's identity check, the accounts, the limits and recovery.
 """
 
@@ -13,21 +13,23 @@ import pytest
 
 from storage.customer_csv import HEADER, ImportRejected, import_file
 from storage.demo import DEMO_CUSTOMERS
-from storage.registry import CustomerRegistry, Identity
+from storage.registry import CustomerRegistry
 from tests.kit.accountkit import MARIO_EMAIL, registered, start_recovery
 from tests.kit.botkit import MARIO, Bot, last_text
+from tests.kit.stores import stores
 from unogas_bot import rules
+from unogas_bot.domain import CustomerRecord, customer_code_key
 from unogas_bot.service import limits
 
 
 @pytest.mark.parametrize("typed", ["UG-100234", "UG100234", "ug 100 234", "UG/100-234", " ug-100234 "])
 def test_every_spelling_of_a_code_has_the_same_key(typed: str) -> None:
-    assert rules.customer_code.key(rules.customer_code.validate(typed)) == "UG100234"
+    assert customer_code_key(rules.customer_code.validate(typed)) == "UG100234"
     assert limits.customer_key(typed) == limits.customer_key("UG-100234")
 
 
 def test_the_key_of_any_text_is_letters_and_digits() -> None:
-    assert rules.customer_code.key("àb-1 2/3\t") == "B123"
+    assert customer_code_key("àb-1 2/3\t") == "B123"
 
 
 def test_the_key_keeps_the_ascii_letters_and_digits_of_the_upper_cased_text_for_every_character() -> None:
@@ -35,15 +37,15 @@ def test_the_key_keeps_the_ascii_letters_and_digits_of_the_upper_cased_text_for_
     # them, as the definition says. Checked against the definition character by character.
     every = "".join(chr(point) for point in range(0x3_0000) if not 0xD800 <= point < 0xE000)
     expected = "".join(ch for ch in every.upper() if ch.isascii() and ch.isalnum())
-    assert rules.customer_code.key(every) == expected
-    assert rules.customer_code.key("ßıſ-1") == "SSIS1"
+    assert customer_code_key(every) == expected
+    assert customer_code_key("ßıſ-1") == "SSIS1"
 
 
 async def test_the_identity_check_finds_a_code_typed_without_its_hyphen(registry: CustomerRegistry) -> None:
     await registry.upsert_many(DEMO_CUSTOMERS)
     mario = DEMO_CUSTOMERS[0]
     for typed in ("UG100234", "UG 100 234"):
-        identity = Identity(
+        identity = CustomerRecord(
             rules.customer_code.validate(typed), "person", "Mario", "Rossi", None, mario.tax_code
         )
         record = await registry.match(identity)
@@ -85,7 +87,7 @@ async def test_an_import_finds_the_stored_customer_by_key_and_refuses_two_spelli
 
 async def test_accounts_are_found_by_any_spelling_and_recovery_accepts_it(sqlite_bot: Bot) -> None:
     owner = await registered(sqlite_bot)
-    account = await sqlite_bot.services.accounts.get_by_customer_code("ug100234")
+    account = await stores(sqlite_bot.services).accounts.get_by_customer_code("ug100234")
     assert account is not None and account.email == MARIO_EMAIL and account.customer_code == MARIO["code"]
     events = await start_recovery(owner, code="UG 100234")
     assert "Passo 3 di 5" in last_text(events)

@@ -19,8 +19,9 @@ from storage.customer_csv import (
     validate_row,
 )
 from storage.demo import DEMO_CUSTOMERS
-from storage.registry import CustomerRecord, CustomerRegistry, RegistryImport
+from storage.registry import CustomerRegistry, RegistryImport
 from unogas_bot.cli.main import main as cli_main
+from unogas_bot.domain import CustomerRecord
 
 HEADER_LINE = ",".join(HEADER)
 

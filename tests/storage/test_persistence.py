@@ -22,6 +22,7 @@ from storage.persistence import SqlPersistence
 from tests.conftest import FakeClock
 from tests.kit.botkit import ANSWER, MARIO, PASSWORD, QUESTION, answer_all, last_text, running_bot, texts_of
 from tests.kit.botkit import SEED_SENTENCE as SAVED
+from tests.kit.stores import stores
 from unogas_bot.bot import housekeeping
 from unogas_bot.i18n import texts
 from unogas_bot.offline import render_text
@@ -162,7 +163,7 @@ async def test_a_restart_resumes_at_the_same_question_with_the_answers_so_far(
         assert "Mario" in summary and "Rossi" in summary and MARIO["code"] in summary
         events = await user.press("Salva")
         assert SAVED in last_text(events)
-        assert await restarted.services.accounts.count() == 1
+        assert await stores(restarted.services).accounts.count() == 1
         # The secret guard's keyed digests (conversations/secret_guard.py) last 2 minutes: housekeeping
         # then forgets them with the rest.
         clock.advance(minutes=3)
@@ -227,7 +228,7 @@ async def test_a_half_typed_password_pair_is_asked_again_after_a_restart(
         events = await user.send(ANSWER)
         events = await user.press("Salva")
         assert SAVED in last_text(events)
-    account = await restarted.services.accounts.get_by_email("mario.rossi@example.it")
+    account = await stores(restarted.services).accounts.get_by_email("mario.rossi@example.it")
     assert account is not None
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from storage.accounts import acting_operator
 from storage.customer_csv import HEADER, ImportRejected, import_file
 from storage.db import Database
 from storage.demo import DEMO_CUSTOMERS
 from storage.models import AuditEvent
+from storage.operator import acting_operator
 from storage.registry import IMPORT_LOCK, CustomerRegistry, StagedRow, name_key
 from unogas_bot.cli.main import main as cli_main
 

@@ -14,14 +14,14 @@ import bcrypt
 import pytest
 from sqlalchemy import event
 
-from storage.accounts import NewAccount
 from storage.db import Database
 from storage.demo import DEMO_CUSTOMERS, load_demo
-from storage.registry import Identity
 from tests.conftest import FakeClock
-from unogas_bot.config import Settings
+from tests.kit.stores import stores
+from unogas_bot.config import Limits, Settings
+from unogas_bot.domain import CustomerRecord, NewAccount, keys
 from unogas_bot.security.hashing import hash_cost
-from unogas_bot.service import limits, login, recovery, registration
+from unogas_bot.service import limits, login, recovery, registration, session
 from unogas_bot.service.context import Services
 from unogas_bot.service.outcomes import (
     AccountGone,
@@ -49,13 +49,13 @@ EMAIL, PASSWORD, ANSWER, WRONG = (
     "briciola bianca",
     "Luna piena",
 )
-SETTINGS = Settings(bcrypt_rounds=4, hash_workers=2, hash_budget_per_user=1000)
+SETTINGS = Settings(bcrypt_rounds=4, hash_workers=2, limits=Limits(hash_budget_per_user=1000))
 
 
 @pytest.fixture
 async def services(database: Database, clock: FakeClock) -> AsyncIterator[Services]:
     services = Services.create(SETTINGS, database, clock=clock)
-    await load_demo(services.registry)
+    await load_demo(stores(services).registry)
     yield services
     services.hasher.close()
 
@@ -83,7 +83,7 @@ class CheckCounter:
 
 async def events_of(services: Services, account_id: int | None = None) -> list[str]:
     if account_id is not None:
-        return [e.event for e in await services.accounts.recent_events(account_id, 100)]
+        return [e.event for e in await stores(services).accounts.recent_events(account_id, 100)]
     from sqlalchemy import select
 
     from storage.models import AuditEvent
@@ -108,7 +108,7 @@ async def test_five_failures_lock_the_telegram_user_out_of_the_address_and_the_r
     assert counter.checks == 5  # refused without a check
     clock.advance(minutes=16)
     assert isinstance(await login.log_in(services, 7, EMAIL, PASSWORD), LoggedIn)
-    assert (await services.accounts.session_account(7)).id == account_id  # type: ignore[union-attr]
+    assert (await stores(services).accounts.session_account(7)).id == account_id  # type: ignore[union-attr]
     events = await events_of(services, account_id)
     assert events.count("login_failed") == 6 and "login_locked" in events and events[0] == "login"
 
@@ -127,10 +127,12 @@ async def test_a_success_forgets_the_failures(services: Services) -> None:
     for _ in range(4):
         await login.log_in(services, 7, EMAIL, WRONG)
     assert isinstance(await login.log_in(services, 7, EMAIL, PASSWORD), LoggedIn)
-    key = limits.pair_key(limits.account_key(account_id), 7)
-    assert await services.attempts.count_since(limits.LOGIN_FAILED, key, timedelta(hours=1)) == 0
+    key = keys.pair_key(keys.account_key(account_id), 7)
+    assert await stores(services).attempts.count_since(limits.LOGIN_FAILED, key, timedelta(hours=1)) == 0
     # The user's failures stay (they count across addresses); the successful attempt is not among them.
-    assert await services.attempts.count_since(limits.LOGIN_USER_FAILED, "tg:7", timedelta(hours=1)) == 4
+    assert (
+        await stores(services).attempts.count_since(limits.LOGIN_USER_FAILED, "tg:7", timedelta(hours=1)) == 4
+    )
 
 
 async def test_a_telegram_user_gets_one_try_per_lock_period_once_over_the_limit(
@@ -140,19 +142,19 @@ async def test_a_telegram_user_gets_one_try_per_lock_period_once_over_the_limit(
     for i in range(9):
         assert await login.log_in(services, 7, f"utente{i}@example.it", WRONG) == InvalidCredentials()
     assert isinstance(await login.log_in(services, 7, "altro@example.it", WRONG), LoginLocked)
-    assert await login.user_blocked_until(services, 7) == clock() + timedelta(minutes=15)
+    assert await session.user_blocked_until(services, 7) == clock() + timedelta(minutes=15)
     assert isinstance(await login.log_in(services, 7, EMAIL, PASSWORD), LoginLocked)  # even the right one
     clock.advance(minutes=16)
     assert isinstance(await login.log_in(services, 7, "ancora@example.it", WRONG), LoginLocked)  # one try
     clock.advance(minutes=16)
     assert isinstance(await login.log_in(services, 7, EMAIL, PASSWORD), LoggedIn)
-    assert await login.user_blocked_until(services, 7) is None  # the success lifted its own block
+    assert await session.user_blocked_until(services, 7) is None  # the success lifted its own block
 
 
 async def test_a_login_rehashes_a_password_stored_at_another_cost(services: Services) -> None:
     account_id = await register_mario(services, rounds=5)
     assert isinstance(await login.log_in(services, 7, EMAIL, PASSWORD), LoggedIn)
-    stored = (await services.accounts.get(account_id)).password_hash  # type: ignore[union-attr]
+    stored = (await stores(services).accounts.get(account_id)).password_hash  # type: ignore[union-attr]
     assert hash_cost(stored) == 4 and bcrypt.checkpw(PASSWORD.encode(), stored.encode())
     assert isinstance(await login.log_in(services, 7, EMAIL, PASSWORD), LoggedIn)
 
@@ -186,8 +188,8 @@ async def test_known_and_unknown_addresses_run_the_same_statements(services: Ser
 # --- registration ----------------------------------------------------------------------------------------
 
 
-def identity(tax_code: str = MARIO.tax_code, code: str = MARIO.customer_code) -> Identity:
-    return Identity(code, "person", MARIO.first_name, MARIO.last_name, None, tax_code)
+def identity(tax_code: str = MARIO.tax_code, code: str = MARIO.customer_code) -> CustomerRecord:
+    return CustomerRecord(code, "person", MARIO.first_name, MARIO.last_name, None, tax_code)
 
 
 async def test_identity_mismatches_are_limited_per_user_and_per_customer_code(
@@ -309,8 +311,8 @@ async def test_a_new_password_lifts_the_login_lock_and_ends_sessions_at_once(
     assert isinstance(await login.log_in(services, 7, EMAIL, PASSWORD), LoginLocked)
     new_hash = await services.hasher.hash("Girasoli in fila 88")
     assert await recovery.set_new_password(services, 7, account_id, new_hash) == PasswordChanged()
-    assert await services.accounts.session_account(9) is None
-    assert (await services.accounts.get(account_id)).login_locked_until is None  # type: ignore[union-attr]
+    assert await stores(services).accounts.session_account(9) is None
+    assert (await stores(services).accounts.get(account_id)).login_locked_until is None  # type: ignore[union-attr]
     assert isinstance(await login.log_in(services, 7, EMAIL, "Girasoli in fila 88"), LoggedIn)
     assert await recovery.set_new_password(services, 7, 424242, new_hash) == AccountGone()
 
@@ -358,7 +360,7 @@ async def test_thirty_simultaneous_identity_checks_of_one_code_get_twenty(
     matches = 0
     real = IdentityCheck.match
 
-    def counted(self: IdentityCheck, wanted: Identity) -> object:
+    def counted(self: IdentityCheck, wanted: CustomerRecord) -> object:
         nonlocal matches
         matches += 1
         return real(self, wanted)

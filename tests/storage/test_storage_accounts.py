@@ -1,4 +1,4 @@
-"""AccountRepository on SQLite and PostgreSQL: registration (races included), sessions, locks, audit."""
+"""KitAccounts on SQLite and PostgreSQL: registration (races included), sessions, locks, audit."""
 
 from __future__ import annotations
 
@@ -11,24 +11,24 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import StatementError
 
-from storage.account_repository import AccountRepository
-from storage.accounts import (
-    AccountNotFound,
-    Accounts,
-    AccountView,
-    CustomerAlreadyRegistered,
-    EmailTaken,
-    NewAccount,
-    RegistrationConflict,
-    UnknownCustomer,
-)
-from storage.attempts import AttemptLog, account_key, telegram_key
+from storage.accounts import Accounts
 from storage.db import Database
 from storage.demo import DEMO_CUSTOMERS, load_demo
 from storage.models import Account, AuditEvent, TelegramSession
-from storage.registry import CustomerRecord, CustomerRegistry, IdentityCheck
+from storage.registry import CustomerRegistry, IdentityCheck
 from storage.unit_of_work import UnitOfWork
 from tests.conftest import FakeClock
+from tests.kit.stores import AttemptLog, KitAccounts
+from unogas_bot.domain import (
+    AccountNotFound,
+    AccountView,
+    CustomerAlreadyRegistered,
+    CustomerRecord,
+    EmailTaken,
+    NewAccount,
+    UnknownCustomer,
+)
+from unogas_bot.domain.keys import account_key, telegram_key
 
 MARIO, GIULIA, NICOLO = DEMO_CUSTOMERS[0], DEMO_CUSTOMERS[1], DEMO_CUSTOMERS[2]
 SRL = DEMO_CUSTOMERS[4]
@@ -65,7 +65,7 @@ async def count_rows(database: Database, model: type) -> int:
 
 
 async def test_register_returns_the_account_with_customer_data(
-    accounts: AccountRepository, demo: list[CustomerRecord], clock
+    accounts: KitAccounts, demo: list[CustomerRecord], clock
 ) -> None:
     view = await accounts.register(new_account(NICOLO, "  Nicolo.DAngelo@Example.IT ", telegram_user_id=77))
     assert isinstance(view, AccountView)
@@ -91,15 +91,13 @@ async def test_register_returns_the_account_with_customer_data(
     assert (entry.event, entry.telegram_user_id, entry.at) == ("registered", 77, clock())
 
 
-async def test_register_business_without_phone(
-    accounts: AccountRepository, demo: list[CustomerRecord]
-) -> None:
+async def test_register_business_without_phone(accounts: KitAccounts, demo: list[CustomerRecord]) -> None:
     view = await accounts.register(new_account(SRL, "amministrazione@ferraro.it", phone=None))
     assert (view.kind, view.company_name, view.phone) == ("business", "Idrotermica Ferraro S.r.l.", None)
     assert view.first_name is None and view.last_name is None
 
 
-async def test_huge_telegram_ids_fit(accounts: AccountRepository, demo: list[CustomerRecord]) -> None:
+async def test_huge_telegram_ids_fit(accounts: KitAccounts, demo: list[CustomerRecord]) -> None:
     big = 2**52 + 7  # Telegram ids exceed 32 bits
     view = await accounts.register(new_account(MARIO, "mario@example.it", telegram_user_id=big))
     await accounts.link_session(view.id, big, TTL)
@@ -108,7 +106,7 @@ async def test_huge_telegram_ids_fit(accounts: AccountRepository, demo: list[Cus
 
 
 async def test_email_taken_whatever_the_case(
-    accounts: AccountRepository, database: Database, demo: list[CustomerRecord]
+    accounts: KitAccounts, database: Database, demo: list[CustomerRecord]
 ) -> None:
     await accounts.register(new_account(MARIO, "mario.rossi@example.it"))
     with pytest.raises(EmailTaken):
@@ -120,7 +118,7 @@ async def test_email_taken_whatever_the_case(
 
 
 async def test_the_email_probe_counts_both_keys_in_the_window_and_finds_the_address(
-    accounts: AccountRepository,
+    accounts: KitAccounts,
     attempt_log: AttemptLog,
     database: Database,
     demo: list[CustomerRecord],
@@ -148,7 +146,7 @@ async def test_the_email_probe_counts_both_keys_in_the_window_and_finds_the_addr
 
 
 async def test_the_identity_check_reads_counts_entry_and_profile_in_one_look_up(
-    accounts: AccountRepository,
+    accounts: KitAccounts,
     attempt_log: AttemptLog,
     database: Database,
     demo: list[CustomerRecord],
@@ -182,7 +180,7 @@ async def test_the_identity_check_reads_counts_entry_and_profile_in_one_look_up(
 
 
 async def test_second_account_for_a_customer(
-    accounts: AccountRepository, database: Database, demo: list[CustomerRecord]
+    accounts: KitAccounts, database: Database, demo: list[CustomerRecord]
 ) -> None:
     await accounts.register(new_account(MARIO, "mario.rossi@example.it"))
     with pytest.raises(CustomerAlreadyRegistered):
@@ -194,7 +192,7 @@ async def test_second_account_for_a_customer(
 
 
 async def test_unknown_customer(
-    accounts: AccountRepository, database: Database, demo: list[CustomerRecord]
+    accounts: KitAccounts, database: Database, demo: list[CustomerRecord]
 ) -> None:
     stranger = CustomerRecord("UG-999999", "person", "Ugo", "Neri", None, "RSSMRA75C12H501H")
     with pytest.raises(UnknownCustomer):
@@ -203,13 +201,8 @@ async def test_unknown_customer(
     assert await count_rows(database, AuditEvent) == 0
 
 
-async def test_conflicts_share_a_base_class() -> None:
-    for error in (EmailTaken, CustomerAlreadyRegistered, UnknownCustomer):
-        assert issubclass(error, RegistrationConflict)
-
-
 async def test_nothing_half_saved_when_the_audit_insert_fails(
-    accounts: AccountRepository,
+    accounts: KitAccounts,
     database: Database,
     demo: list[CustomerRecord],
     monkeypatch: pytest.MonkeyPatch,
@@ -232,7 +225,7 @@ async def test_nothing_half_saved_when_the_audit_insert_fails(
 
 
 async def test_twenty_concurrent_registrations_for_one_customer(
-    accounts: AccountRepository, database: Database, demo: list[CustomerRecord]
+    accounts: KitAccounts, database: Database, demo: list[CustomerRecord]
 ) -> None:
     attempts = [new_account(MARIO, f"user{n}@example.it", telegram_user_id=n) for n in range(20)]
     results = await asyncio.gather(*(accounts.register(a) for a in attempts), return_exceptions=True)
@@ -246,7 +239,7 @@ async def test_twenty_concurrent_registrations_for_one_customer(
 
 
 async def test_twenty_concurrent_registrations_with_one_email(
-    accounts: AccountRepository, registry: CustomerRegistry, database: Database
+    accounts: KitAccounts, registry: CustomerRegistry, database: Database
 ) -> None:
     customers = [
         CustomerRecord(f"UG-{300000 + n}", "person", "Mario", "Rossi", None, "RSSMRA75C12H501H")
@@ -269,7 +262,7 @@ async def test_twenty_concurrent_registrations_with_one_email(
 # --- look-ups --------------------------------------------------------------------------------------------
 
 
-async def test_lookups(accounts: AccountRepository, demo: list[CustomerRecord]) -> None:
+async def test_lookups(accounts: KitAccounts, demo: list[CustomerRecord]) -> None:
     mario = await accounts.register(new_account(MARIO, "mario.rossi@example.it"))
     giulia = await accounts.register(new_account(GIULIA, "giulia@example.it", telegram_user_id=2))
     assert await accounts.get_by_email("MARIO.ROSSI@example.it") == mario
@@ -287,7 +280,7 @@ async def test_lookups(accounts: AccountRepository, demo: list[CustomerRecord]) 
 
 
 async def test_session_lifecycle_with_expiry(
-    accounts: AccountRepository, database: Database, demo: list[CustomerRecord], clock
+    accounts: KitAccounts, database: Database, demo: list[CustomerRecord], clock
 ) -> None:
     view = await accounts.register(new_account(MARIO, "mario@example.it"))
     assert await accounts.session_account(555) is None
@@ -301,7 +294,7 @@ async def test_session_lifecycle_with_expiry(
 
 
 async def test_link_session_replaces_the_users_previous_link(
-    accounts: AccountRepository, database: Database, demo: list[CustomerRecord], clock
+    accounts: KitAccounts, database: Database, demo: list[CustomerRecord], clock
 ) -> None:
     mario = await accounts.register(new_account(MARIO, "mario@example.it"))
     giulia = await accounts.register(new_account(GIULIA, "giulia@example.it"))
@@ -315,16 +308,12 @@ async def test_link_session_replaces_the_users_previous_link(
     assert await count_rows(database, TelegramSession) == 1
 
 
-async def test_link_session_to_missing_account(
-    accounts: AccountRepository, demo: list[CustomerRecord]
-) -> None:
+async def test_link_session_to_missing_account(accounts: KitAccounts, demo: list[CustomerRecord]) -> None:
     with pytest.raises(AccountNotFound):
         await accounts.link_session(424242, 555, TTL)
 
 
-async def test_end_session_and_end_all_sessions(
-    accounts: AccountRepository, demo: list[CustomerRecord]
-) -> None:
+async def test_end_session_and_end_all_sessions(accounts: KitAccounts, demo: list[CustomerRecord]) -> None:
     mario = await accounts.register(new_account(MARIO, "mario@example.it"))
     giulia = await accounts.register(new_account(GIULIA, "giulia@example.it"))
     for user in (1, 2, 3):
@@ -339,7 +328,7 @@ async def test_end_session_and_end_all_sessions(
     assert await accounts.end_all_sessions(mario.id) == 0
 
 
-async def test_prune_sessions(accounts: AccountRepository, demo: list[CustomerRecord], clock) -> None:
+async def test_prune_sessions(accounts: KitAccounts, demo: list[CustomerRecord], clock) -> None:
     mario = await accounts.register(new_account(MARIO, "mario@example.it"))
     await accounts.link_session(mario.id, 1, timedelta(hours=1))
     await accounts.link_session(mario.id, 2, timedelta(hours=3))
@@ -352,7 +341,7 @@ async def test_prune_sessions(accounts: AccountRepository, demo: list[CustomerRe
 
 
 async def test_change_password_ends_sessions(
-    accounts: AccountRepository, demo: list[CustomerRecord], clock
+    accounts: KitAccounts, demo: list[CustomerRecord], clock
 ) -> None:
     mario = await accounts.register(new_account(MARIO, "mario@example.it"))
     await accounts.link_session(mario.id, 1, TTL)
@@ -371,7 +360,7 @@ async def test_change_password_ends_sessions(
 
 
 async def test_locks_and_unlock(
-    accounts: AccountRepository, attempt_log: AttemptLog, demo: list[CustomerRecord], clock
+    accounts: KitAccounts, attempt_log: AttemptLog, demo: list[CustomerRecord], clock
 ) -> None:
     mario = await accounts.register(new_account(MARIO, "mario@example.it"))
     giulia = await accounts.register(new_account(GIULIA, "giulia@example.it"))
@@ -409,15 +398,13 @@ async def test_locks_and_unlock(
         await accounts.unlock(424242)
 
 
-async def test_naive_datetimes_are_refused(accounts: AccountRepository, demo: list[CustomerRecord]) -> None:
+async def test_naive_datetimes_are_refused(accounts: KitAccounts, demo: list[CustomerRecord]) -> None:
     mario = await accounts.register(new_account(MARIO, "mario@example.it"))
     with pytest.raises(StatementError, match="naive datetime"):
         await accounts.set_login_lock(mario.id, datetime(2030, 1, 1))
 
 
-async def test_other_time_zones_are_stored_as_utc(
-    accounts: AccountRepository, demo: list[CustomerRecord]
-) -> None:
+async def test_other_time_zones_are_stored_as_utc(accounts: KitAccounts, demo: list[CustomerRecord]) -> None:
     mario = await accounts.register(new_account(MARIO, "mario@example.it"))
     rome = datetime(2030, 7, 1, 14, 0, tzinfo=UTC).astimezone(ZoneInfo("Europe/Rome"))
     await accounts.set_login_lock(mario.id, rome)
@@ -428,9 +415,7 @@ async def test_other_time_zones_are_stored_as_utc(
 # --- administration --------------------------------------------------------------------------------------
 
 
-async def test_list_accounts_newest_first(
-    accounts: AccountRepository, demo: list[CustomerRecord], clock
-) -> None:
+async def test_list_accounts_newest_first(accounts: KitAccounts, demo: list[CustomerRecord], clock) -> None:
     views = []
     for n, customer in enumerate(demo):
         views.append(await accounts.register(new_account(customer, f"c{n}@example.it", telegram_user_id=n)))
@@ -444,32 +429,8 @@ async def test_list_accounts_newest_first(
         await accounts.list_accounts(0)
 
 
-async def test_delete_keeps_the_customer_and_the_history(
-    accounts: AccountRepository,
-    registry: CustomerRegistry,
-    attempt_log: AttemptLog,
-    database: Database,
-    demo: list[CustomerRecord],
-) -> None:
-    mario = await accounts.register(new_account(MARIO, "mario@example.it"))
-    await accounts.link_session(mario.id, 1, TTL)
-    await attempt_log.record("login_account", account_key(mario.id))
-    assert await accounts.delete(mario.id) is True
-    assert await accounts.delete(mario.id) is False
-    assert await accounts.get(mario.id) is None
-    assert await accounts.session_account(1) is None
-    assert await count_rows(database, TelegramSession) == 0
-    assert await attempt_log.count_since("login_account", account_key(mario.id), timedelta(hours=1)) == 0
-    assert await registry.get(MARIO.customer_code) == MARIO
-    assert [e.event for e in await accounts.recent_events(mario.id)] == ["deleted", "registered"]
-    # The customer may register again; the new account never reuses the old id (nor its history).
-    again = await accounts.register(new_account(MARIO, "mario@example.it"))
-    assert again.id != mario.id
-    assert [e.event for e in await accounts.recent_events(again.id)] == ["registered"]
-
-
 async def test_sessions_cascade_when_an_account_row_goes(
-    accounts: AccountRepository, database: Database, demo: list[CustomerRecord]
+    accounts: KitAccounts, database: Database, demo: list[CustomerRecord]
 ) -> None:
     """The foreign key itself cascades (SQLite needs PRAGMA foreign_keys=ON for that)."""
     from sqlalchemy import delete
@@ -484,7 +445,7 @@ async def test_sessions_cascade_when_an_account_row_goes(
 # --- audit -----------------------------------------------------------------------------------------------
 
 
-async def test_record_and_read_events(accounts: AccountRepository, demo: list[CustomerRecord], clock) -> None:
+async def test_record_and_read_events(accounts: KitAccounts, demo: list[CustomerRecord], clock) -> None:
     mario = await accounts.register(new_account(MARIO, "mario@example.it"))
     for n in range(25):
         clock.advance(seconds=1)
@@ -498,13 +459,13 @@ async def test_record_and_read_events(accounts: AccountRepository, demo: list[Cu
     assert (await accounts.recent_events(mario.id, limit=100))[-1].event == "registered"
 
 
-async def test_event_detail_is_cut_to_size(accounts: AccountRepository, demo: list[CustomerRecord]) -> None:
+async def test_event_detail_is_cut_to_size(accounts: KitAccounts, demo: list[CustomerRecord]) -> None:
     await accounts.record_event("note", account_id=1, detail="x" * 2000)
     [entry] = await accounts.recent_events(1)
     assert entry.detail == "x" * 500
 
 
-async def test_views_are_frozen(accounts: AccountRepository, demo: list[CustomerRecord]) -> None:
+async def test_views_are_frozen(accounts: KitAccounts, demo: list[CustomerRecord]) -> None:
     view = await accounts.register(new_account(MARIO, "mario@example.it"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         view.email = "other@example.it"  # type: ignore[misc]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from storage.attempts import AttemptLog, Attempts, account_key, telegram_key
+from storage.attempts import Attempts
 from storage.db import Database
 from tests.conftest import FakeClock
+from tests.kit.stores import AttemptLog
+from unogas_bot.domain.keys import account_key, telegram_key
 
 HOUR = timedelta(hours=1)
 

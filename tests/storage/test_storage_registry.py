@@ -11,8 +11,9 @@ from sqlalchemy import event, select
 from storage.db import Database
 from storage.demo import DEMO_CUSTOMERS, load_demo
 from storage.models import Customer
-from storage.registry import CustomerRecord, CustomerRegistry, Identity
+from storage.registry import CustomerRegistry
 from unogas_bot import rules
+from unogas_bot.domain import CustomerRecord
 
 MARIO = DEMO_CUSTOMERS[0]  # UG-100234 Mario Rossi
 NICOLO = DEMO_CUSTOMERS[2]  # UG-100236 Nicolò D'Angelo
@@ -28,9 +29,9 @@ def typed(
     first: str | None = None,
     last: str | None = None,
     company: str | None = None,
-) -> Identity:
-    """An Identity as the conversation builds it: every reply normalised by validation."""
-    return Identity(
+) -> CustomerRecord:
+    """An CustomerRecord as the conversation builds it: every reply normalised by validation."""
+    return CustomerRecord(
         customer_code=rules.customer_code.validate(code),
         kind=kind,
         first_name=rules.names.person_name(first) if first is not None else None,
@@ -40,8 +41,8 @@ def typed(
     )
 
 
-def identity_of(record: CustomerRecord) -> Identity:
-    return Identity(**dataclasses.asdict(record))
+def identity_of(record: CustomerRecord) -> CustomerRecord:
+    return CustomerRecord(**dataclasses.asdict(record))
 
 
 def person(code: str, first: str, last: str, tax: str = "RSSMRA75C12H501H") -> CustomerRecord:

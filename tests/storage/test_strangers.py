@@ -15,8 +15,8 @@ import pytest
 
 from storage.db import Database
 from storage.demo import load_demo
-from storage.registry import Identity
 from tests.conftest import FakeClock
+from tests.kit.stores import stores
 from tests.storage.test_service_limits import (
     ANSWER,
     EMAIL,
@@ -29,6 +29,7 @@ from tests.storage.test_service_limits import (
     identity,
     register_mario,
 )
+from unogas_bot.domain import CustomerRecord
 from unogas_bot.service import login, password_check, recovery, registration
 from unogas_bot.service.context import Services
 from unogas_bot.service.outcomes import (
@@ -52,7 +53,7 @@ PASSWORD = "Lanterna verde 1987"
 @pytest.fixture
 async def services(database: Database, clock: FakeClock) -> AsyncIterator[Services]:
     services = Services.create(SETTINGS, database, clock=clock)
-    await load_demo(services.registry)
+    await load_demo(stores(services).registry)
     yield services
     services.hasher.close()
 
@@ -86,7 +87,7 @@ async def test_all_strangers_together_get_twenty_failed_checks_an_hour_and_the_o
     refused = await login.log_in(services, 104, EMAIL, PASSWORD)  # even the right one, from a stranger
     assert isinstance(refused, LoginLocked) and counter.checks == 20
     assert refused.until == clock() + timedelta(hours=1)
-    account = await services.accounts.get(account_id)
+    account = await stores(services).accounts.get(account_id)
     assert account is not None and account.login_locked_until == clock() + timedelta(hours=1)
     assert isinstance(
         await login.log_in(services, OWNER, EMAIL, PASSWORD), LoggedIn
@@ -112,7 +113,7 @@ async def test_the_last_login_makes_a_telegram_account_the_owner(
 ) -> None:
     account_id = await register_mario(services)
     assert isinstance(await login.log_in(services, 50, EMAIL, PASSWORD), LoggedIn)  # a new phone
-    account = await services.accounts.get(account_id)
+    account = await stores(services).accounts.get(account_id)
     assert account is not None and account.owner == 50
     await strangers_fail_logins(services, range(100, 104))
     assert isinstance(await login.log_in(services, 50, EMAIL, PASSWORD), LoggedIn)
@@ -124,7 +125,7 @@ async def test_reauthentication_in_a_session_is_never_blocked_by_others(
 ) -> None:
     account_id = await register_mario(services)
     assert isinstance(await login.log_in(services, 60, EMAIL, PASSWORD), LoggedIn)
-    await services.accounts.link_session(account_id, OWNER, timedelta(days=1))
+    await stores(services).accounts.link_session(account_id, OWNER, timedelta(days=1))
     await strangers_fail_logins(services, range(100, 106))  # the strangers' hour is full
     # A hijacker without a session is a stranger: it waits with the others.
     assert isinstance(
@@ -197,7 +198,7 @@ async def test_recovery_answers_three_per_telegram_account_ten_for_strangers_non
     found = await recovery.identify(services, OWNER, EMAIL, MARIO.customer_code)
     assert found == RecoveryQuestion(account_id, "Il mio gatto?")
     assert await recovery.check_answer(services, OWNER, account_id, ANSWER) == AnswerAccepted()
-    account = await services.accounts.get(account_id)
+    account = await stores(services).accounts.get(account_id)
     assert account is not None and account.recovery_locked_until is not None
     assert (await events_of(services, account_id)).count("recovery_strangers_held") == 1
     clock.advance(minutes=61)
@@ -273,7 +274,7 @@ async def test_thirty_telegram_accounts_at_once_get_twenty_identity_checks(
     matches = 0
     real = IdentityCheck.match
 
-    def counted(self: IdentityCheck, wanted: Identity) -> object:
+    def counted(self: IdentityCheck, wanted: CustomerRecord) -> object:
         nonlocal matches
         matches += 1
         return real(self, wanted)

@@ -101,7 +101,6 @@ def test_both_languages_have_the_same_placeholders_and_html_tags():
 
 def test_loader_serves_exactly_the_files():
     assert texts.load() == {lang: messages(lang) for lang in texts.LANGUAGES}
-    assert (messages("it"), messages("en")) == (texts.IT, texts.EN)  # the names older code reads
 
 
 @pytest.mark.parametrize("lang", texts.LANGUAGES)
@@ -207,9 +206,11 @@ def is_used(key: str, depth: int = 3) -> bool:
         return True
     if depth == 0:
         return False
+    # A template fits only a key that holds each of its fixed pieces: the others need no trying.
+    fitting = [template for template in templates if all(part in key for part in template if part)]
     return any(
         all(is_used(value, depth - 1) for value in values)
-        for template in templates
+        for template in fitting
         for values in fillings(template, key)
     )
 

@@ -15,8 +15,8 @@ In one process and one run it measures, each against a limit that is a ratio wit
 5. on PostgreSQL only, the failover time: from kill -9 of the leader of two real `run` processes to the
    first reply from the standby (issue 16), against an absolute limit.
 
-The phases live in bot_load.py (the bot), registry_load.py (the registry) and failover.py (leader and
-standby); data.py makes the data.
+The phases live in bot_load.py and stress.py (the bot, on rig.py), registry_load.py (the registry) and
+failover.py (leader and standby); data.py makes the data; report.py prints the figures.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import os
 import platform
 import random
@@ -36,31 +35,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storage.registry import CustomerRecord, CustomerRegistry
+from storage.account_store import AccountStore
+from storage.registry import CustomerRegistry
 from unogas_bot.bench import bot_load as bench_bot
 from unogas_bot.bench import data as bench_data
 from unogas_bot.bench import failover as bench_failover
 from unogas_bot.bench import registry_load as bench_registry
+from unogas_bot.bench import rig as bench_rig
+from unogas_bot.bench import stress as bench_stress
+from unogas_bot.bench.report import ALL_TARGETS, missed, table, write_json
 from unogas_bot.config import Settings
-
-# The acceptance bar.
-TARGETS: dict[str, tuple[str, float, str]] = {
-    # key: (comparison, limit, what it means)
-    "ceiling_ratio": (">=", 0.85, "registrations/s vs the bcrypt ceiling (2 hashes per registration)"),
-    "nonhash_p99_ms": ("<=", 50.0, "p99 of non-hashing replies while hashing saturates the cores"),
-    "cpu_per_update_vs_floor": ("<=", 3.0, "CPU per non-hashing update vs the framework floor"),
-    "bytes_per_conversation": ("<=", 20 * 1024, "memory per in-flight conversation"),
-    # Absolute, as issue 12 asks: what a customer notices while another chat floods the bot.
-    "flood_other_p99_ms": ("<=", 250.0, "p99 of other chats' non-hashing replies during one chat's flood"),
-    "import_rows_per_s": (">=", 50_000, "CSV import rows/s (1,000,000 rows)"),
-    "import_peak_mem_ratio": ("<=", 1.5, "import peak memory, 1,000,000 rows vs 100,000"),
-    "identity_check_ratio": ("<=", 2.0, "identity check time, 1,000,000 records vs 10,000"),
-}
-# Targets only a run on PostgreSQL measures (on SQLite the row says why not, and nothing is missed).
-POSTGRES_TARGETS: dict[str, tuple[str, float, str]] = {
-    "failover_seconds": ("<=", 2.0, "median s from kill -9 of the leader to the standby's first reply"),
-}
-ALL_TARGETS = TARGETS | POSTGRES_TARGETS
+from unogas_bot.domain import CustomerRecord
 
 
 @dataclass(frozen=True)
@@ -165,7 +150,7 @@ async def _bot_phases(
     out: dict[str, Any] = {}
 
     report(f"bcrypt ceiling ({workers} threads, cost {sizes.bcrypt_rounds})")
-    before = bench_bot.bcrypt_ceiling(sizes.bcrypt_rounds, workers, sizes.ceiling_per_worker)
+    before = bench_rig.bcrypt_ceiling(sizes.bcrypt_rounds, workers, sizes.ceiling_per_worker)
 
     cpu_count = 4 * sizes.cpu_users + 2 * max(1, sizes.cpu_users // 10)  # four turns and two warm-ups
     customers = bench_data.person_records(
@@ -179,14 +164,14 @@ async def _bot_phases(
         try:
             await db.upgrade()
             await CustomerRegistry(db).upsert_many(customers)
-            async with bench_bot.bot_rig(settings, db) as rig:
+            async with bench_rig.bot_rig(settings, db) as rig:
                 out["persistence"] = rig.persistent
                 report(f"registration load: {sizes.customers} customers")
                 load = await bench_bot.registration_load(
                     rig, load_customers, arrival_rate=sizes.arrival_factor * before / 2, progress=report
                 )
-                after = bench_bot.bcrypt_ceiling(sizes.bcrypt_rounds, workers, sizes.ceiling_per_worker)
-                accounts = await rig.services.accounts.count()
+                after = bench_rig.bcrypt_ceiling(sizes.bcrypt_rounds, workers, sizes.ceiling_per_worker)
+                accounts = await AccountStore(rig.services.db).count()
                 if load.failures or accounts != sizes.customers:
                     failed = load.failures[:3]
                     raise RuntimeError(
@@ -205,7 +190,7 @@ async def _bot_phases(
                 # weighs on both alike; every turn has its own customers, all at once.
                 size = sizes.cpu_users
                 turns: list[bench_bot.Rate] = []
-                async with bench_bot.bot_rig(settings, db, inbox=False) as plain:
+                async with bench_rig.bot_rig(settings, db, inbox=False) as plain:
                     warm = max(1, size // 10)  # each bot's first updates of the kind, not measured
                     for i, bot in enumerate((rig, plain)):
                         bot.writing()
@@ -225,9 +210,9 @@ async def _bot_phases(
                 # updates finishing together share a commit).
                 out["nonhash_persistence_commits"] = getattr(rig.app.persistence, "writes", 0) - writes
                 report(f"memory: {sizes.drafts} drafts in flight")
-                memory = await bench_bot.draft_memory(rig, sizes.drafts, first_user=30_000_000)
+                memory = await bench_stress.draft_memory(rig, sizes.drafts, first_user=30_000_000)
                 report(f"flood: {sizes.flood_messages:,} messages from one chat, {sizes.flood_others} others")
-                flood = await bench_bot.flood(
+                flood = await bench_stress.flood(
                     rig,
                     flood_customers[0],
                     flood_customers[1:],
@@ -250,14 +235,14 @@ async def _bot_phases(
         "bcrypt_hashes_per_registration": load.hashes / load.saved,
         "bcrypt_ceiling_registrations_per_s": ceiling,
         "ceiling_ratio": load.per_s / ceiling,
-        "nonhash_p50_ms": bench_bot.percentile(samples, 50),
-        "nonhash_p95_ms": bench_bot.percentile(samples, 95),
-        "nonhash_p99_ms": bench_bot.percentile(samples, 99),
+        "nonhash_p50_ms": bench_rig.percentile(samples, 50),
+        "nonhash_p95_ms": bench_rig.percentile(samples, 95),
+        "nonhash_p99_ms": bench_rig.percentile(samples, 99),
         "nonhash_samples_saturated": len(load.latencies_ms),
         "nonhash_samples_all": len(load.all_latencies_ms),
-        "nonhash_p99_ms_all": bench_bot.percentile(load.all_latencies_ms, 99),
-        "nonhash_update_p50_ms": bench_bot.percentile(load.update_ms, 50),
-        "nonhash_update_p99_ms": bench_bot.percentile(load.update_ms, 99),
+        "nonhash_p99_ms_all": bench_rig.percentile(load.all_latencies_ms, 99),
+        "nonhash_update_p50_ms": bench_rig.percentile(load.update_ms, 50),
+        "nonhash_update_p99_ms": bench_rig.percentile(load.update_ms, 99),
         "peak_rss_mb": load.peak_rss_mb,
         "accounts_saved": accounts,
         "nonhash_updates_per_s": cpu.per_s,
@@ -269,8 +254,8 @@ async def _bot_phases(
         "bytes_per_conversation_with_server": memory.with_server_bytes / memory.traced,
         "drafts_open": memory.drafts,
         "drafts_traced": memory.traced,
-        "flood_other_p50_ms": bench_bot.percentile(flood.other_latencies_ms, 50),
-        "flood_other_p99_ms": bench_bot.percentile(flood.other_latencies_ms, 99),
+        "flood_other_p50_ms": bench_rig.percentile(flood.other_latencies_ms, 50),
+        "flood_other_p99_ms": bench_rig.percentile(flood.other_latencies_ms, 99),
         "flood_other_max_ms": max(flood.other_latencies_ms, default=0.0),
         "flood_other_replies": len(flood.other_latencies_ms),
         "flood_seconds": flood.seconds,
@@ -366,87 +351,6 @@ def run(
         if key in figures
     }
     return figures
-
-
-def _fmt(value: float) -> str:
-    if value >= 1000:
-        return f"{value:,.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.3g}" if value < 1 else f"{value:.2f}"
-
-
-def table(figures: dict[str, Any]) -> str:
-    """The human-readable summary."""
-    rows: list[tuple[str, str, str]] = []
-
-    def add(label: str, key: str, unit: str = "", target: str | None = None) -> None:
-        if key not in figures:
-            return
-        value = figures[key]
-        shown = (f"{value:,}" if isinstance(value, int) else _fmt(value)) + (f" {unit}" if unit else "")
-        verdict = ""
-        if target is not None:
-            met = figures["targets"][target]["met"]
-            comparison, limit, _ = ALL_TARGETS[target]
-            verdict = f"{'ok  ' if met else 'MISS'} ({comparison} {_fmt(limit)})"
-        rows.append((label, shown, verdict))
-
-    add("framework floor", "floor_updates_per_s", "updates/s")
-    add("registrations", "registrations_per_s", "/s")
-    add("bcrypt ceiling (2 hashes each)", "bcrypt_ceiling_registrations_per_s", "registrations/s")
-    add("  ratio to the ceiling", "ceiling_ratio", "", "ceiling_ratio")
-    add("non-hashing replies p50", "nonhash_p50_ms", "ms")
-    add("non-hashing replies p95", "nonhash_p95_ms", "ms")
-    add("non-hashing replies p99", "nonhash_p99_ms", "ms", "nonhash_p99_ms")
-    add("  same updates until state saved, p99", "nonhash_update_p99_ms", "ms")
-    add("CPU per update: floor", "floor_cpu_ms_per_update", "ms")
-    add("CPU per update: registration", "nonhash_cpu_ms_per_update", "ms")
-    add("  ratio to the floor", "cpu_per_update_vs_floor", "", "cpu_per_update_vs_floor")
-    add("  without the update inbox", "nonhash_cpu_ms_per_update_without_inbox", "ms")
-    add("  the inbox's cost per update", "inbox_cpu_ms_per_update", "ms")
-    add("peak memory (RSS, after the load)", "peak_rss_mb", "MB")
-    add("memory per in-flight conversation", "bytes_per_conversation", "bytes", "bytes_per_conversation")
-    add("flood: other chats' replies p50", "flood_other_p50_ms", "ms")
-    add("flood: other chats' replies p99", "flood_other_p99_ms", "ms", "flood_other_p99_ms")
-    add("  flood updates processed", "flood_processed")
-    add("  flood updates dropped", "flood_dropped")
-    add("  bcrypt hashes of the flooding chat", "flood_hashes")
-    add("import, small file", "import_rows_per_s_small", "rows/s")
-    add("import, large file", "import_rows_per_s", "rows/s", "import_rows_per_s")
-    add("import peak memory, small", "import_peak_mem_mb_small", "MB")
-    add("import peak memory, large", "import_peak_mem_mb_large", "MB")
-    add("  ratio large/small", "import_peak_mem_ratio", "", "import_peak_mem_ratio")
-    add("identity check, small registry", "identity_check_ms_small", "ms")
-    add("identity check, large registry", "identity_check_ms_large", "ms")
-    add("  ratio large/small", "identity_check_ratio", "", "identity_check_ratio")
-    rounds = len(figures.get("failover_round_seconds", ()))
-    add(f"failover (kill -9), median of {rounds}", "failover_seconds", "s", "failover_seconds")
-    add("  slowest round", "failover_max_seconds", "s")
-    if "failover_skipped" in figures:  # SQLite, or no right to create the phase's database
-        rows.append(("failover (kill -9)", "n/a", f"({figures['failover_skipped']})"))
-    width = max(len(r[0]) for r in rows)
-    vwidth = max(len(r[1]) for r in rows)
-    lines = [f"{label:<{width}}  {value:>{vwidth}}  {verdict}".rstrip() for label, value, verdict in rows]
-    sizes, mach = figures["sizes"], figures["machine"]
-    lines.append(
-        f"sizes: {sizes['customers']} customers, {sizes['drafts']:,} drafts, imports of "
-        f"{sizes['import_small']:,} and {sizes['import_large']:,} rows, "
-        f"bcrypt cost {sizes['bcrypt_rounds']}, a flood of {sizes.get('flood_messages', 0):,} messages at "
-        f"{sizes.get('flood_rate', 0):,.0f}/s; "
-        f"database: {figures['database']}" + ("" if figures.get("persistence", True) else " (no persistence)")
-    )
-    lines.append(f"machine: {mach['cores']} cores, Python {mach['python']}, {mach['platform']}")
-    return "\n".join(lines)
-
-
-def write_json(figures: dict[str, Any], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def missed(figures: dict[str, Any]) -> list[str]:
-    """The targets a run did not meet (empty: all met)."""
-    return [key for key, target in figures["targets"].items() if not target["met"]]
 
 
 def main(quick: bool, database_url: str | None, json_path: str | None, customers: int | None,

@@ -14,7 +14,7 @@ from pathlib import Path
 from stdnum import luhn
 from stdnum.it import codicefiscale
 
-from storage.registry import CustomerRecord
+from unogas_bot.domain import CustomerRecord
 
 FIRST_NAMES = (
     "Mario", "Giulia", "Luca", "Francesca", "Marco", "Chiara", "Andrea", "Sara", "Matteo", "Elena",

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from storage.db import Database
-from storage.registry import CustomerRecord, CustomerRegistry, Identity
+from storage.registry import CustomerRegistry
+from unogas_bot.domain import CustomerRecord
 
 SQLITE = "sqlite"
 
@@ -142,8 +143,8 @@ def run_import(csv_path: Path, place: Place) -> dict[str, Any]:
 # --- the identity check -------------------------------------------------------------------------------
 
 
-def _identity(record: CustomerRecord) -> Identity:
-    return Identity(
+def _identity(record: CustomerRecord) -> CustomerRecord:
+    return CustomerRecord(
         record.customer_code,
         record.kind,
         record.first_name,

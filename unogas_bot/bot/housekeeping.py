@@ -21,6 +21,7 @@ from telegram.ext import Application, ConversationHandler
 from conversations import secret_guard
 from conversations.context import BotContext
 from conversations.draft import touched_at
+from unogas_bot.service import upkeep
 from unogas_bot.service.context import Services
 
 log = logging.getLogger(__name__)
@@ -40,14 +41,19 @@ WAITING_KEPT = timedelta(days=1)
 
 def attempts_kept(services: Services) -> timedelta:
     """How long attempt records are kept: a day, or longer if a window was configured longer."""
-    s = services.settings
-    return max(ATTEMPTS_KEPT, s.login_failures_window, s.login_user_window, s.recovery_lock, s.login_lock)
+    s = services.settings.limits
+    return max(
+        ATTEMPTS_KEPT,
+        s.login_failures_window,
+        s.login_user_window,
+        s.recovery_lock,
+        s.login_lock,
+    )
 
 
 async def tidy(services: Services) -> tuple[int, int]:
     """Delete outdated attempts and expired sessions; returns how many of each."""
-    attempts = await services.attempts.prune(attempts_kept(services))
-    sessions = await services.accounts.prune_sessions()
+    attempts, sessions = await upkeep.tidy(services, attempts_kept(services))
     log.info("housekeeping: %d old attempts and %d expired sessions deleted", attempts, sessions)
     return attempts, sessions
 
@@ -55,9 +61,7 @@ async def tidy(services: Services) -> tuple[int, int]:
 async def prune_audit(services: Services) -> int:
     """Delete audit events older than the audit retention period (`AUDIT_RETENTION_DAYS`, a year by
     default): of live profiles and, pseudonymised, of erased ones alike; returns how many."""
-    async with services.uow() as uow:
-        pruned = await uow.profiles.prune_audit(services.settings.audit_retention)
-        await uow.commit()
+    pruned = await upkeep.prune_audit(services)
     log.info("housekeeping: %d audit events past the retention period deleted", pruned)
     return pruned
 
@@ -72,7 +76,7 @@ async def purge_drafts(app: Application) -> int:
     chosen language) stays.
     """
     services: Services = app.services  # type: ignore[attr-defined]
-    cutoff = services.clock() - services.settings.conversation_timeout
+    cutoff = services.clock() - services.settings.limits.conversation_timeout
     now = services.clock()
     ended: dict[str, set[int]] = {}  # form name -> users whose draft of it was purged
     for user_id, data in list(app.user_data.items()):

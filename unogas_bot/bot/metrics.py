@@ -62,7 +62,7 @@ RECOVERIES = Counter(f"{PREFIX}_recoveries", "Passwords changed through recovery
 FAILURES = Counter(f"{PREFIX}_failures", "Refused attempts and failed updates, by reason", ["reason"])
 LOCKOUTS = Counter(f"{PREFIX}_lockouts", "Locks imposed by the account protection, by kind", ["kind"])
 IDENTITY_FAILURES = Counter(
-    f"{PREFIX}_identity_check_failures", "Identity checks that did not match, by flow", ["flow"]
+    f"{PREFIX}_identity_check_failures", "CustomerRecord checks that did not match, by flow", ["flow"]
 )
 BCRYPT_SECONDS = Histogram(
     f"{PREFIX}_bcrypt_seconds",

@@ -6,7 +6,7 @@ it is handled: what a process holds in memory when it stops is gone. This loop a
 written, the offset stays where it was and the same batch is fetched again, so Telegram keeps it for
 whichever process writes it first.
 
-Errors of getUpdates go to the Application's error handler (bot/app.py: a Conflict is one clear line) and
+Errors of getUpdates go to the Application's error handler (bot/wiring.py: a Conflict is one clear line) and
 are retried after 1 s, 2 s, 4 s ... at most 30 s (or what flood control asks).
 """
 

@@ -19,7 +19,6 @@ from storage.db import Database
 from storage.inbox import Fence, InboxStore
 from storage.persistence import SqlPersistence
 from unogas_bot.bot import health, metrics
-from unogas_bot.bot.app import build_application, make_rate_limiter
 from unogas_bot.bot.inbox import Inbox
 from unogas_bot.bot.leader import Leadership, leadership_for
 from unogas_bot.bot.metrics import MeasuredHasher, ObservedRequest
@@ -34,6 +33,7 @@ from unogas_bot.bot.serving import (
     with_retries,
 )
 from unogas_bot.bot.update_processor import PerChatUpdateProcessor
+from unogas_bot.bot.wiring import build_application, make_rate_limiter
 from unogas_bot.config import Settings
 from unogas_bot.i18n import texts
 from unogas_bot.security import sealing

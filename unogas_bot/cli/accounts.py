@@ -17,17 +17,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from storage.account_repository import AccountRepository
-from storage.accounts import AccountView, AuditEntry, acting_operator
 from storage.db import Database
-from storage.registry import CustomerRegistry
 from unogas_bot.cli.common import CliError, add_operator_argument, operator_name, with_database
 from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
+from unogas_bot.domain import AccountView, AuditEntry
 from unogas_bot.rules import masks, names
 from unogas_bot.service import erasure, export
 from unogas_bot.service.context import Services
 from unogas_bot.service.outcomes import Erased
+from unogas_bot.service.support import Support, acting_operator
 
 PAGE_SIZE = 20
 
@@ -151,7 +150,7 @@ def _print_json(document: dict[str, Any]) -> None:
     print(json.dumps(document, ensure_ascii=False, indent=2))
 
 
-async def _find(repo: AccountRepository, name: str) -> AccountView:
+async def _find(repo: Support, name: str) -> AccountView:
     account = await repo.find(name)
     if account is None:
         raise CliError(f"no account with e-mail address or customer code {name!r}")
@@ -170,7 +169,7 @@ def _as_operator(args: argparse.Namespace, command: Callable[[], int]) -> int:
 
 def cmd_accounts_list(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
-        repo = AccountRepository(db)
+        repo = Support(db)
         total = await repo.count()
         pages = math.ceil(total / PAGE_SIZE)
         if total == 0 and not args.json:
@@ -201,12 +200,10 @@ def cmd_accounts_show(settings: Settings, args: argparse.Namespace) -> int:
     whoever stands behind it. `--reveal` shows it in full and records who asked ("tax_code_revealed")."""
 
     async def work(db: Database) -> int:
-        repo = AccountRepository(db)
+        repo = Support(db)
         account = await _find(repo, args.account)
         if args.reveal:
-            await repo.record_event(
-                "tax_code_revealed", account_id=account.id, customer_code=account.customer_code
-            )
+            await repo.reveal_tax_code(account)
         now = utcnow()
         events = await repo.recent_events(account.id)
         if args.json:
@@ -246,7 +243,7 @@ def cmd_accounts_unlock(settings: Settings, args: argparse.Namespace) -> int:
     "unlocked" event that unlocked nothing would mislead whoever reads the trail later."""
 
     async def work(db: Database) -> int:
-        repo = AccountRepository(db)
+        repo = Support(db)
         account = await _find(repo, args.account)
         now = utcnow()
         locks = (account.login_locked_until, account.recovery_locked_until)
@@ -268,7 +265,7 @@ def _confirm(prompt: str) -> bool:
 
 def cmd_accounts_delete(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
-        repo = AccountRepository(db)
+        repo = Support(db)
         account = await _find(repo, args.account)
         if not args.yes:
             prompt = (
@@ -299,7 +296,7 @@ def cmd_accounts_export(settings: Settings, args: argparse.Namespace) -> int:
     """The document the customer's /i_miei_dati sends (issue 15), to stdout; audited as asked by support."""
 
     async def work(db: Database) -> int:
-        account = await _find(AccountRepository(db), args.account)
+        account = await _find(Support(db), args.account)
         services = Services.create(settings, db)
         try:
             document = await export.export_profile(services, account.id, None)
@@ -338,7 +335,7 @@ def cmd_accounts_audit(settings: Settings, args: argparse.Namespace) -> int:
     that is what the header says instead of pretending there is nothing."""
 
     async def work(db: Database) -> int:
-        repo = AccountRepository(db)
+        repo = Support(db)
         if args.account_id is not None:
             account = await repo.get(args.account_id)
             code = account.customer_code if account else None
@@ -364,7 +361,7 @@ def cmd_accounts_audit(settings: Settings, args: argparse.Namespace) -> int:
                 events = await repo.audit_trail(account_id=account.id, customer_code=account.customer_code)
                 header = f"profile {account.id} ({account.customer_code}, {account.email})"
             else:
-                customer = await CustomerRegistry(db).get(args.account)
+                customer = await repo.customer(args.account)
                 events = await repo.audit_trail(customer_code=args.account)
                 if customer is None and not events:
                     raise CliError(f"no customer and no audit events with customer code {args.account!r}")

@@ -23,13 +23,11 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TextIO
 
-from sqlalchemy import delete
-
+from conversations.forms import FORMS
 from conversations.spec import SUMMARY
 from storage.db import Database
-from storage.models import BotChatData, BotConversation, BotUserData
-from storage.persistence import SqlPersistence, encode
-from unogas_bot.bot.app import FORMS, build_application
+from storage.persistence import SqlPersistence, forget_private_chat
+from unogas_bot.bot.wiring import build_application
 from unogas_bot.cli.common import CliError, telegram_user_id, with_database
 from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
@@ -203,12 +201,7 @@ async def forget_saved_state(db: Database, user_id: int) -> None:
     """Delete what the persistence keeps of `user_id` in its private chat: user data (drafts, language),
     chat data and the state of every conversation. Only that user's rows: the console may run on the
     production database, where everyone else's conversations must stay."""
-    # PTB's conversation keys in a private chat (chat id == user id): (chat id, user id) or (user id,).
-    keys = [encode([user_id, user_id]), encode([user_id])]
-    async with db.transaction() as session:
-        await session.execute(delete(BotUserData).where(BotUserData.user_id == user_id))
-        await session.execute(delete(BotChatData).where(BotChatData.chat_id == user_id))
-        await session.execute(delete(BotConversation).where(BotConversation.key.in_(keys)))
+    await forget_private_chat(db, user_id)
 
 
 def console_language(code: str) -> str:
@@ -242,7 +235,9 @@ def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
     # The per-Telegram-user bcrypt budget guards the bot's CPU against a flooding chat; the console's one
     # player is the operator at this terminal, whose piped session (a registration, a login, a recovery:
     # scripts/demo-session.txt) needs more than 6 hashes a minute. The attempt limits all stay.
-    settings = dataclasses.replace(settings, hash_budget_per_user=CONSOLE_HASH_BUDGET)
+    settings = dataclasses.replace(
+        settings, limits=dataclasses.replace(settings.limits, hash_budget_per_user=CONSOLE_HASH_BUDGET)
+    )
 
     async def work(db: Database) -> int:
         if args.fresh:

@@ -9,15 +9,14 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from storage.accounts import acting_operator
-from storage.customer_csv import ImportRejected, import_file
 from storage.db import Database
-from storage.demo import DEMO_CUSTOMERS, load_demo
-from storage.registry import CustomerRecord, CustomerRegistry
 from unogas_bot.cli.common import CliError, add_operator_argument, operator_name, with_database
 from unogas_bot.config import Settings
+from unogas_bot.domain import CustomerRecord
 from unogas_bot.rules import names
 from unogas_bot.rules.replies import BUSINESS
+from unogas_bot.service import customers
+from unogas_bot.service.support import acting_operator
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -131,10 +130,10 @@ def cmd_customers_import(settings: Settings, args: argparse.Namespace) -> int:
         progress = ImportProgress()
         try:
             with acting_operator(operator) if operator else contextlib.nullcontext():
-                result = await import_file(
-                    args.file, CustomerRegistry(db), progress=progress, corrections=args.correct
+                result = await customers.import_customers(
+                    db, args.file, progress=progress, corrections=args.correct
                 )
-        except ImportRejected as rejected:
+        except customers.ImportRejected as rejected:
             progress.done()
             for line, reason in rejected.errors:
                 print(f"line {line}: {readable_reason(reason)}", file=sys.stderr)
@@ -154,14 +153,10 @@ def cmd_customers_demo(settings: Settings, args: argparse.Namespace) -> int:
     `--skip-if-real`: made-up records must never be mixed into (or overwrite) a real registry."""
 
     async def work(db: Database) -> int:
-        registry = CustomerRegistry(db)
-        if args.skip_if_real:
-            present = [await registry.get(record.customer_code) for record in DEMO_CUSTOMERS]
-            others = await registry.count() - sum(record is not None for record in present)
-            if others:
-                print(f"the registry holds {others} other customer(s): demo customers not loaded")
-                return 0
-        records = await load_demo(registry)
+        records, others = await customers.load_demo_customers(db, skip_if_real=args.skip_if_real)
+        if others:
+            print(f"the registry holds {others} other customer(s): demo customers not loaded")
+            return 0
         print("Demo customers (type these in the conversation):")
         for record in records:
             print(_describe(record))

@@ -17,9 +17,9 @@ import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from conversations.engine import Form
+from conversations.form import Form
+from conversations.forms import FORMS
 from conversations.spec import Field, FormSpec, Repeat
-from unogas_bot.bot.app import FORMS
 from unogas_bot.config import Settings
 from unogas_bot.flows.paths import ANY_QUESTION, PATHS, START, SUMMARY, Exit, Retry
 from unogas_bot.flows.samples import plain, sample_html
@@ -172,7 +172,7 @@ def _sequences(spec: FormSpec) -> Iterable[tuple[dict[str, str], list[Field]]]:
 def _limit(lang: str, limit: str | None) -> str | None:
     if limit is None:
         return None
-    return WORDS[lang]["limit"].format(n=getattr(DEFAULTS, limit))
+    return WORDS[lang]["limit"].format(n=getattr(DEFAULTS.limits, limit))
 
 
 def graph(form: Form, lang: str = "it") -> Graph:

@@ -9,8 +9,8 @@ so the database holds what a real registration and login leave (audit events inc
 
 from __future__ import annotations
 
-from storage.accounts import NewAccount
 from unogas_bot import rules
+from unogas_bot.domain import NewAccount
 from unogas_bot.service import login, registration
 from unogas_bot.service import privacy as privacy_service
 from unogas_bot.service.context import Services

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from conversations.engine import Form
+from conversations.form import Form
 from conversations.spec import Field, FormSpec, Repeat, SecretPair
 from unogas_bot.flows.diagram import forms
 from unogas_bot.flows.paths import PATHS, Exit

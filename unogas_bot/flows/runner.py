@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from conversations.draft import Draft, UnreadableDraft
+from storage.account_store import AccountStore
 from storage.customer_csv import CsvFormatError, ImportRejected, import_file
 from storage.db import Database
 from storage.demo import load_demo
 from storage.registry import CustomerRegistry
 from unogas_bot import rules
-from unogas_bot.bot.app import build_application
+from unogas_bot.bot.wiring import build_application
 from unogas_bot.clock import frozen
 from unogas_bot.config import Settings
 from unogas_bot.flows import fixtures
@@ -129,7 +130,11 @@ class Replayer:
 
     def __init__(self, settings: Settings) -> None:
         # Throwaway data: cheap bcrypt, and no hash budget in the way of a script that tries a lockout.
-        self.settings = dataclasses.replace(settings, bcrypt_rounds=4, hash_budget_per_user=10_000)
+        self.settings = dataclasses.replace(
+            settings,
+            bcrypt_rounds=4,
+            limits=dataclasses.replace(settings.limits, hash_budget_per_user=10_000),
+        )
         self._dir = tempfile.TemporaryDirectory(prefix="unogas-flows-")
         self._templates: dict[bool, Path] = {}
         self._count = 0
@@ -284,7 +289,9 @@ class _Replay:
         """The customer's own data a password must not contain: the registration's answers, or the
         profile's (recovery, change of password)."""
         if "account_id" in answers:
-            account = await self.services.accounts.get(int(answers["account_id"]))
+            account = await AccountStore(self.services.db, clock=self.services.clock).get(
+                int(answers["account_id"])
+            )
             return personal_data(account) if account is not None else []
         return rules.password.personal_data(
             customer_code=answers.get("customer_code"),

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from conversations.draft import Draft, UnreadableDraft
+from conversations.forms import FORMS
 from conversations.spec import Field, Repeat, SecretPair
 from unogas_bot import rules
-from unogas_bot.bot.app import FORMS
 from unogas_bot.flows.samples import placeholders_as_any
 from unogas_bot.flows.secrets import (
     MASK,
@@ -304,7 +304,7 @@ class ConsoleSession:
             self._record(text)
 
 
-# Commands every chat knows besides the forms' own (bot/app.py): typed at a secret question they are
+# Commands every chat knows besides the forms' own (bot/wiring.py): typed at a secret question they are
 # commands, never answers (the bot does not delete them), so they are echoed and recorded as typed.
 _COMMANDS = {
     "start",

@@ -65,15 +65,6 @@ def load() -> dict[str, dict[str, str]]:
     return _tables
 
 
-def __getattr__(name: str) -> dict[str, dict[str, str]] | dict[str, str]:
-    """`texts.CATALOGUE`, `texts.IT` and `texts.EN`, as when the catalogue was a Python dict."""
-    if name == "CATALOGUE":
-        return load()
-    if name.lower() in LANGUAGES and name.isupper():
-        return load()[name.lower()]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 class Raw(str):
     """A parameter that is already HTML (built from catalogue texts) and must not be escaped again."""
 

@@ -38,7 +38,8 @@ from tornado.httpserver import HTTPServer
 from unogas_bot.offline.markup import JSONDict, keyboard_labels
 from unogas_bot.offline.request import _STRING_PARAMS
 from unogas_bot.offline.server import OfflineBotAPI
-from unogas_bot.offline.simulator import Simulator, SimUser
+from unogas_bot.offline.sim_user import SimUser
+from unogas_bot.offline.simulator import Simulator
 from unogas_bot.offline.updates import LONGEST_WAIT, UpdateQueue
 
 log = logging.getLogger(__name__)

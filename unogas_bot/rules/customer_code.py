@@ -15,9 +15,6 @@ CUSTOMER_CODE_MIN, CUSTOMER_CODE_MAX = 4, 20
 # Fast paths (registry imports validate every row): a value these match is valid, with the result the full
 # rules give; anything else takes the full rules, which also name the reason.
 _CODE_FAST = re.compile(rf"(?=[^0-9]*[0-9])[A-Za-z0-9/-]{{{CUSTOMER_CODE_MIN},{CUSTOMER_CODE_MAX}}}")
-# What a key leaves out of an upper-cased code: all but ASCII letters and digits (upper-casing leaves no
-# ASCII lower-case letter behind).
-_NOT_IN_KEY = re.compile(r"[^A-Z0-9]+")
 
 
 def validate(text: str) -> str:
@@ -39,21 +36,6 @@ def _rules(text: str) -> str:
     if not any(ch.isdigit() for ch in value):
         raise Invalid("customer_code.no_digit")
     return value
-
-
-def key(code: str) -> str:
-    """The form two customer codes are compared in: upper-case letters and digits only.
-
-    Bills print "UG-100234", customers type "UG100234" or "ug 100 234"; the separators carry no meaning,
-    so the registry, the accounts, the limits and recovery all compare this key (the registry keeps it in
-    ``customers.code_key``) while the code as printed stays what is shown. Works on any text (a support
-    tool's argument too), not only on validated codes.
-    """
-    upper = code.upper()
-    plain = upper.replace("-", "").replace("/", "")
-    if plain.isascii() and plain.isalnum():  # a valid code (imports key a million of them): no regex
-        return plain
-    return _NOT_IN_KEY.sub("", upper)
 
 
 def is_valid(text: str) -> bool:

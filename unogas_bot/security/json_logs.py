@@ -52,7 +52,7 @@ class JsonFormatter(logging.Formatter):
                     entry[key] = value
         if record.exc_info:
             # The frames and the type only: the exception's own text may quote what a customer typed (as
-            # app.py's on_error, which logs frames and type, knows).
+            # bot/handlers.py's on_error, which logs frames and type, knows).
             kind, _error, frames = record.exc_info
             name = kind.__name__ if kind is not None else "Exception"
             entry["exception"] = "".join(traceback.format_tb(frames)) + name

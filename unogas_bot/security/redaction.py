@@ -20,8 +20,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from telegram.error import TelegramError
-
 # The bot token: in a Bot API URL, quoted by PTB when Telegram rejects it, or bare (a bot id, a colon and
 # Telegram's 35 characters).
 _TOKEN = re.compile(r"bot\d+:[A-Za-z0-9_-]+|(?<=token `)[^`]+(?=`)|\b\d{6,}:[A-Za-z0-9_-]{30,}")
@@ -53,7 +51,15 @@ def mask_token(text: str) -> str:
     return _TOKEN.sub(lambda m: "bot<token>" if m.group().startswith("bot") else "<token>", text)
 
 
-def describe(error: TelegramError) -> str:
+def is_telegram_error(arg: object) -> bool:
+    """Is `arg` one of PTB's `telegram.error.TelegramError`s? Told by its class's ancestry, so this module
+    (below the bot, like every security module) imports no Telegram."""
+    return isinstance(arg, BaseException) and any(
+        cls.__name__ == "TelegramError" and cls.__module__ == "telegram.error" for cls in type(arg).__mro__
+    )
+
+
+def describe(error: Any) -> str:
     """A Telegram (or network) error in one short line: its type and Telegram's description, which never
     quotes a customer's text; the token masked (PTB quotes it when Telegram rejects it)."""
     first = (error.message.splitlines() or [""])[0]
@@ -97,7 +103,7 @@ def _safe(arg: Any, secret: bool = False) -> Any:
         if arg.lstrip().startswith(("{", "[")):
             return "<payload>"
         return redact_text(arg)
-    if isinstance(arg, TelegramError):  # Telegram's description of what went wrong, never user text
+    if is_telegram_error(arg):  # Telegram's description of what went wrong, never user text
         return redact_text(describe(arg))
     if isinstance(arg, BaseException):  # other messages may quote what a customer typed
         return type(arg).__name__
@@ -116,7 +122,7 @@ class RedactPayloads(logging.Filter):
         if not isinstance(record.msg, str):
             record.msg = f"<{type(record.msg).__name__}>"
         error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, TelegramError):
+        if is_telegram_error(error):
             # Telegram's answer or the network's, not a bug here: the traceback would only show PTB's
             # frames. One line instead (e.g. when PTB gives up a start-up call or a last getUpdates).
             record.msg = f"{record.msg} ({describe(error).replace('%', '%%')})"

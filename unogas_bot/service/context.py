@@ -1,21 +1,21 @@
 """What the use cases and the handlers need, in one object: `Services`.
 
-Everything is reached through here, never through globals, so tests and the benchmark can build as many
-independent bots as they like in one process. No Telegram in it: the bot carries it (bot/application.py)
-and hands it to the handlers as `context.services` (conversations/context.py).
+The handlers reach storage only through the use cases: `Services` hands out units of work and read
+views to those, no repository of its own. Everything is reached through here, never through globals, so
+tests and the benchmark can build as many independent bots as they like in one process. No Telegram in
+it: the bot carries it (bot/application.py) and hands it to the handlers as `context.services`
+(conversations/context.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from storage.account_repository import AccountRepository
-from storage.attempts import AttemptLog
 from storage.db import Database
-from storage.registry import CustomerRegistry
-from storage.unit_of_work import UnitOfWork
+from storage.unit_of_work import Reading, UnitOfWork, reading
 from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
 from unogas_bot.security.hash_budget import HashBudget
@@ -26,9 +26,6 @@ from unogas_bot.security.hashing import EphemeralMac, Hasher
 class Services:
     settings: Settings
     db: Database
-    registry: CustomerRegistry
-    accounts: AccountRepository
-    attempts: AttemptLog
     hasher: Hasher
     clock: Callable[[], datetime] = utcnow
     mac: EphemeralMac = field(default_factory=EphemeralMac)
@@ -47,18 +44,21 @@ class Services:
         return cls(
             settings=settings,
             db=db,
-            registry=CustomerRegistry(db),
-            accounts=AccountRepository(db, clock=clock),
-            attempts=AttemptLog(db, clock=clock),
             hasher=hasher or Hasher(settings.bcrypt_rounds, settings.hash_workers),
             clock=clock,
-            hash_budget=HashBudget(settings.hash_budget_per_user, settings.hash_budget_window, clock),
+            hash_budget=HashBudget(
+                settings.limits.hash_budget_per_user, settings.limits.hash_budget_window, clock
+            ),
         )
 
     def uow(self, *, deferred: bool = False) -> UnitOfWork:
         """A new unit of work on the bot's database (one transaction; see storage/unit_of_work.py).
         `deferred`: for a unit that usually writes nothing (see storage.db.Database.unit)."""
         return UnitOfWork(self.db, self.clock, deferred=deferred)
+
+    def reading(self) -> AbstractAsyncContextManager[Reading]:
+        """The accounts on a plain read session: look-ups that decide nothing (storage/unit_of_work.py)."""
+        return reading(self.db, self.clock)
 
     async def close(self) -> None:
         self.hasher.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from unogas_bot.service.audit import audit
 from unogas_bot.service.outcomes import AccountGone, Erased
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ async def erase_profile(
         if code is None:
             return AccountGone()
         who = "support staff" if by_support else "the customer"
-        await uow.accounts.add_event("erased", account_id=account_id, detail=f"by {who}")
+        await audit(uow, "erased", None, detail=f"by {who}", account_id=account_id)
         await uow.commit()
     return Erased(code)
 
@@ -45,6 +46,6 @@ async def erase_own_profile(services: Services, user_id: int, account_id: int) -
         code = await uow.profiles.erase(account_id)
         if code is None:
             return AccountGone()
-        await uow.accounts.add_event("erased", account_id=account_id, detail="by the customer")
+        await audit(uow, "erased", None, detail="by the customer", account_id=account_id)
         await uow.commit()
     return Erased(code)

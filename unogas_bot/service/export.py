@@ -41,7 +41,7 @@ async def export_profile(
         if account is None:
             return None
         if user_id is None:
-            await uow.accounts.add_event("data_exported", account_id=account.id, detail="by support staff")
+            await audit(uow, "data_exported", None, detail="by support staff", account_id=account.id)
         else:
             await audit(uow, "data_exported", account, user_id)
         data = await uow.profiles.export(account_id)

@@ -1,7 +1,8 @@
 """The names and keys of the limited attempts (storage/attempts.py), shared by the use cases.
 
 Keys say what a limit is counted per: a Telegram user, an account, a customer code or a typed address, or
-one Telegram user's attempts on one of those (`pair_key`). Typed addresses and codes are kept as digests,
+one Telegram user's attempts on one of those (`pair_key`; the plain keys are the domain's,
+unogas_bot/domain/keys.py). Typed addresses and codes are kept as digests,
 so the attempt log holds no personal data of people who may not even be customers.
 
 The owner and strangers apart (unogas_bot/service/strangers.py): each Telegram account has a bucket of its
@@ -15,12 +16,10 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
-from storage.attempts import account_key, pair_key, telegram_key
-from storage.models import ATTEMPT_KEY_LEN
-from unogas_bot import rules
+from unogas_bot.domain.keys import ATTEMPT_KEY_LEN, customer_code_key, normalize_email
 from unogas_bot.security.hashing import EphemeralMac
 
-__all__ = ["account_key", "customer_key", "email_key", "pair_key", "telegram_key", "unknown_customer_key"]
+__all__ = ["customer_key", "email_key", "unknown_customer_key"]
 
 HOUR = timedelta(hours=1)
 
@@ -48,17 +47,17 @@ def _digest(prefix: str, value: str) -> str:
 
 
 def email_key(email: str) -> str:
-    """The key of a typed address (normalised as stored: stripped, lower-case)."""
-    return _digest("email:", email.strip().lower())
+    """The key of a typed address (normalised as stored: the domain's `normalize_email`)."""
+    return _digest("email:", normalize_email(email))
 
 
 def customer_key(customer_code: str) -> str:
     """The key of a registry customer's code: "UG100234" and "UG-100234" count together."""
-    return _digest("customer:", rules.customer_code.key(customer_code))
+    return _digest("customer:", customer_code_key(customer_code))
 
 
 def unknown_customer_key(mac: EphemeralMac, customer_code: str) -> str:
     """The key of a typed code that is no registry customer's: it may be anything (a password typed at the
     wrong question), so it is kept only as this process's keyed digest, which nobody reading the database
     can test guesses against. It counts like a customer's, so the replies never tell the two apart."""
-    return "customer?:" + mac.digest(rules.customer_code.key(customer_code)).rpartition(":")[2][:32]
+    return "customer?:" + mac.digest(customer_code_key(customer_code)).rpartition(":")[2][:32]

@@ -21,25 +21,16 @@ an address is registered.
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import TYPE_CHECKING
 
-from storage.accounts import AccountNotFound, AccountView
-from unogas_bot.service import limits, password_check
+from unogas_bot.domain import AccountNotFound, AccountView
+from unogas_bot.service import limits, password_check, privacy
 from unogas_bot.service.audit import audit
 from unogas_bot.service.outcomes import InvalidCredentials, LoggedIn, LoginLocked, LoginOutcome
 
 if TYPE_CHECKING:
     from storage.unit_of_work import UnitOfWork
     from unogas_bot.service.context import Services
-
-
-async def user_blocked_until(services: Services, user_id: int) -> datetime | None:
-    """Until when the Telegram user may not try to log in (None: they may)."""
-    async with services.uow() as uow:
-        return await uow.attempts.held_until(
-            limits.LOGIN_USER_LOCK, limits.telegram_key(user_id), services.settings.login_lock
-        )
 
 
 # How often the dummy hash's cost is matched again to the stored hashes' (they move to `BCRYPT_ROUNDS`
@@ -49,7 +40,8 @@ DUMMY_COST_CHECK = 3600.0
 
 async def match_dummy_cost(services: Services) -> None:
     """Make unknown addresses cost what registered ones do: the dummy hash at the stored hashes' cost."""
-    cost = await services.accounts.stored_hash_cost()
+    async with services.reading() as view:
+        cost = await view.accounts.stored_hash_cost()
     services.hasher.use_dummy_cost(cost or services.hasher.rounds)
 
 
@@ -77,32 +69,18 @@ async def log_in(services: Services, user_id: int, email: str, password: str) ->
     if ok and account is not None:  # 3. record the outcome
         async with services.uow() as uow:
             try:
-                await uow.accounts.link_session(account.id, user_id, settings.session_ttl)
+                await uow.accounts.link_session(account.id, user_id, settings.limits.session_ttl)
             except AccountNotFound:  # deleted while its password was being checked
                 return InvalidCredentials()
             await uow.accounts.make_owner(account.id, user_id)
             await password_check.release(uow, reservation)
             if rehashed is not None and stored is not None:
                 await uow.accounts.rehash_password(account.id, stored, rehashed)
+            # A privacy notice the customer has not seen is shown with the welcome: recorded here, with
+            # the login, so both commit together (service/privacy.py).
+            shown = await privacy.record_notice_shown(uow, services, user_id, account)
             await audit(uow, "login", account, user_id)
             await uow.commit()
-            return LoggedIn(account)
+            return LoggedIn(account, notice_shown=shown)
     detail = "wrong password" if account else "unknown e-mail"
     return await password_check.record_failure(services, user_id, reservation, "login_failed", detail)
-
-
-async def log_out(services: Services, user_id: int) -> bool:
-    """End the Telegram user's session, with its audit event, in one unit of work: True if they were
-    logged in (an expired session counts as none, and goes too). Handled again after a crash, the step
-    answers as the first time did: the session it ended is not there any more, but it was logged out."""
-    async with services.uow() as uow:
-        if await uow.applied_before():
-            return True
-        account, expired = await uow.accounts.session_lookup(user_id)
-        if account is None:
-            return False
-        await uow.accounts.end_session(user_id)
-        if not expired:
-            await audit(uow, "logout", account, user_id)
-        await uow.commit()
-    return not expired

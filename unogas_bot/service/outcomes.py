@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from storage.accounts import AccountView
-from storage.registry import CustomerRecord
+from unogas_bot.domain import AccountView, CustomerRecord
 
 # --- login --------------------------------------------------------------------------------------------
 
@@ -15,6 +14,22 @@ from storage.registry import CustomerRecord
 @dataclass(frozen=True)
 class LoggedIn:
     account: AccountView
+    # The current privacy notice is to be shown with the welcome (recorded with the login).
+    notice_shown: bool = False
+
+
+@dataclass(frozen=True)
+class AlreadyLoggedIn:
+    """The login form's start: this Telegram user is logged in already."""
+
+    account: AccountView
+
+
+@dataclass(frozen=True)
+class LoginBlocked:
+    """The login form's start: the Telegram user may not try again before `until`."""
+
+    until: datetime
 
 
 # `stranger_on`: the profile another Telegram account than its own failed against, so its owner can be
@@ -146,7 +161,7 @@ AnswerOutcome = AnswerAccepted | AnswerWrong | RecoveryLocked | AccountGone
 
 @dataclass(frozen=True)
 class PasswordRefused:
-    """The new password breaks a rule: `reason` and `params` as in `validation.Invalid`."""
+    """The new password breaks a rule: `reason` and `params` as in `rules.Invalid` (rules/errors.py)."""
 
     reason: str
     params: dict[str, Any]
@@ -182,6 +197,3 @@ class Erased:
     """The profile, its sessions and its attempts are gone; its audit trail is pseudonymised."""
 
     customer_code: str
-
-
-ConfirmOutcome = PasswordConfirmed | InvalidCredentials | LoginLocked | AccountGone

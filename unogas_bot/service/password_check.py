@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from storage.accounts import AccountNotFound, AccountView
+from unogas_bot.domain import AccountNotFound, AccountView, keys
 from unogas_bot.service import limits, strangers
 from unogas_bot.service.audit import audit
 from unogas_bot.service.outcomes import AccountGone, InvalidCredentials, LoginLocked, PasswordConfirmed
@@ -59,21 +59,26 @@ async def reserve(
     window is; a refusal is audited as `event` and counted against the user. With `session` the user is
     logged into the account `find` returns (as `session()` tells once `find` ran): trusted like its owner."""
     settings = services.settings
-    user = limits.telegram_key(user_id)
+    user = keys.telegram_key(user_id)
     async with services.uow() as uow:
         account = await find(uow)
-        key = limits.account_key(account.id) if account else unknown_key
-        pair = limits.pair_key(key, user_id)
+        key = keys.account_key(account.id) if account else unknown_key
+        pair = keys.pair_key(key, user_id)
         in_session = session is not None and session()
         trusted = account is not None and (in_session or strangers.trusted(account, user_id))
         await uow.attempts.lock(key, pair, user)
-        blocked = await uow.attempts.held_until(limits.LOGIN_USER_LOCK, user, settings.login_lock)
+        blocked = await uow.attempts.held_until(limits.LOGIN_USER_LOCK, user, settings.limits.login_lock)
         if blocked is not None:
             return LoginLocked(blocked)  # not counted: the user is told to wait, nothing is checked
         locked = await _pair_locked_until(uow, services, pair)
         if locked is None and not trusted:  # the owner never waits for the strangers
             locked = _held_on_profile(services, account) or await strangers.full_until(
-                uow, services, limits.LOGIN_STRANGERS, key, settings.login_strangers_per_hour, limits.HOUR
+                uow,
+                services,
+                limits.LOGIN_STRANGERS,
+                key,
+                settings.limits.login_strangers_per_hour,
+                limits.HOUR,
             )
         if locked is not None:
             # Refused unchecked, but counted against the user: cycling through locked addresses gains nothing.
@@ -110,7 +115,7 @@ def _stranger_on(account: AccountView | None, trusted: bool) -> int | None:
 
 async def _pair_locked_until(uow: UnitOfWork, services: Services, pair: str) -> datetime | None:
     """Until when this Telegram user may not try this account (or address) again; None: it may."""
-    s = services.settings
+    s = services.settings.limits
     locked = await uow.attempts.held_until(limits.LOGIN_LOCK, pair, s.login_lock)
     if locked is None:
         failures = await uow.attempts.count_since(limits.LOGIN_FAILED, pair, s.login_failures_window)
@@ -134,7 +139,7 @@ async def record_failure(
     settings, now = services.settings, services.clock()
     account, key, pair = reservation.account, reservation.key, reservation.pair
     async with services.uow() as uow:
-        await uow.attempts.lock(key, pair, limits.telegram_key(user_id))
+        await uow.attempts.lock(key, pair, keys.telegram_key(user_id))
         if not reservation.trusted and account is not None:
             detail = f"{detail} (another Telegram account)"
         await audit(uow, event, account, user_id, detail)
@@ -143,7 +148,7 @@ async def record_failure(
             held = await _hold_strangers_if_over(uow, services, key, account, user_id)
             locked = max(t for t in (locked, held) if t is not None) if locked or held else None
         until = (
-            now + settings.login_lock
+            now + settings.limits.login_lock
             if reservation.last_try
             else await _block_user_if_over(uow, services, user_id)
         )
@@ -174,7 +179,7 @@ async def confirm_password(
         services,
         user_id,
         find,
-        limits.account_key(account_id),
+        keys.account_key(account_id),
         "reauth_failed",
         session=lambda: in_session[0],
     )
@@ -192,7 +197,7 @@ async def confirm_password(
 
 
 async def _over_user_limit(uow: UnitOfWork, services: Services, user: str) -> bool:
-    s = services.settings
+    s = services.settings.limits
     failures = await uow.attempts.count_since(limits.LOGIN_USER_FAILED, user, s.login_user_window)
     return failures > s.login_failures_per_user  # the attempt being reserved is counted already
 
@@ -202,7 +207,7 @@ async def _lock_pair_if_over(
 ) -> datetime | None:
     """Lock this user out of the account (or address) once its window holds the limit of failures;
     returns until when."""
-    s, now = services.settings, services.clock()
+    s, now = services.settings.limits, services.clock()
     failures = await uow.attempts.count_since(limits.LOGIN_FAILED, pair, s.login_failures_window)
     if failures < s.login_failures_per_account:
         return None
@@ -222,7 +227,7 @@ async def _hold_strangers_if_over(
 ) -> datetime | None:
     """Once the strangers' window of the account is full, until when they wait (the owner does not). The
     first time, the hold is shown on the profile (`accounts show`; `accounts unlock` lifts it), audited."""
-    s = services.settings
+    s = services.settings.limits
     until = await strangers.full_until(
         uow, services, limits.LOGIN_STRANGERS, key, s.login_strangers_per_hour, limits.HOUR
     )
@@ -247,8 +252,8 @@ async def _hold_strangers_if_over(
 async def _block_user_if_over(uow: UnitOfWork, services: Services, user_id: int) -> datetime | None:
     """Block the Telegram user while the last hour holds the limit of failures (each further failure
     blocks again, so a persistent guesser gets one try per lock period)."""
-    s = services.settings
-    user = limits.telegram_key(user_id)
+    s = services.settings.limits
+    user = keys.telegram_key(user_id)
     failures = await uow.attempts.count_since(limits.LOGIN_USER_FAILED, user, s.login_user_window)
     if failures < s.login_failures_per_user:
         return None

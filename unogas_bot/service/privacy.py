@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from storage.accounts import AccountNotFound, AccountView
+from unogas_bot.domain import AccountNotFound, AccountView
 from unogas_bot.service.audit import audit
 
 if TYPE_CHECKING:
+    from storage.unit_of_work import UnitOfWork
     from unogas_bot.service.context import Services
 
 
@@ -36,14 +37,29 @@ def needs_notice(services: Services, account: AccountView) -> bool:
     return account.privacy_version != current_version(services)
 
 
-async def acknowledge(services: Services, user_id: int, account: AccountView) -> bool:
-    """Record that the current notice was shown to the logged-in customer; False if the profile is gone."""
+async def record_notice_shown(
+    uow: UnitOfWork, services: Services, user_id: int, account: AccountView
+) -> bool:
+    """Within `uow`: when the profile's customer has not been shown the current notice, record that it is
+    shown now (profile and audit). True when it is to be shown; False when seen already or the profile
+    is gone."""
+    if not needs_notice(services, account):
+        return False
     version = current_version(services)
-    async with services.uow() as uow:
-        try:
-            await uow.profiles.acknowledge_privacy(account.id, version)
-        except AccountNotFound:
-            return False
-        await audit(uow, "privacy_notice_shown", account, user_id, f"version {version}")
-        await uow.commit()
+    try:
+        await uow.profiles.record_privacy_notice(account.id, version)
+    except AccountNotFound:
+        return False
+    await audit(uow, "privacy_notice_shown", account, user_id, f"version {version}")
     return True
+
+
+async def show_new_notice(services: Services, user_id: int, account: AccountView) -> bool:
+    """The notice, once, to a logged-in customer starting a self-service form: its own unit of work."""
+    if not needs_notice(services, account):
+        return False
+    async with services.uow() as uow:
+        shown = await record_notice_shown(uow, services, user_id, account)
+        if shown:
+            await uow.commit()
+    return shown

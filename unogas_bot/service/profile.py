@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from storage.accounts import AccountNotFound, AccountView, EmailTaken
+from unogas_bot.domain import AccountNotFound, AccountView, EmailTaken, normalize_email
 from unogas_bot.service import registration
 from unogas_bot.service.audit import audit
 from unogas_bot.service.outcomes import (
@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
 
 async def _changed(services: Services, account_id: int) -> ProfileChanged | AccountGone:
-    account = await services.accounts.get(account_id)
+    """The profile as it is now, after the change committed."""
+    async with services.reading() as view:
+        account = await view.accounts.get(account_id)
     return AccountGone() if account is None else ProfileChanged(account)
 
 
@@ -41,15 +43,10 @@ async def change_password(
     """Store the new password's hash; every other session of the profile ends."""
     async with services.uow() as uow:
         try:
-            await uow.accounts.change_password(
-                account_id,
-                password_hash,
-                telegram_user_id=user_id,
-                event="password_changed",
-                keep_session=True,
-            )
+            code = await uow.accounts.change_password(account_id, password_hash, keep_session_of=user_id)
         except AccountNotFound:
             return AccountGone()
+        await audit(uow, "password_changed", None, user_id, account_id=account_id, customer_code=code)
         await uow.commit()
     return await _changed(services, account_id)
 
@@ -58,7 +55,7 @@ async def change_email(
     services: Services, user_id: int, account: AccountView, email: str
 ) -> ProfileChanged | EmailInUse | TooManyEmailsInUse | AccountGone:
     """Make `email` the profile's user ID, if no other profile uses it."""
-    if email.strip().lower() == account.email:
+    if normalize_email(email) == account.email:
         return ProfileChanged(account)  # the same address: nothing to count, nothing to change
     try:
         async with services.uow() as uow:

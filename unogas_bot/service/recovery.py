@@ -18,8 +18,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from storage.accounts import AccountNotFound, AccountView
 from unogas_bot import rules
+from unogas_bot.domain import AccountNotFound, AccountView, customer_code_key, keys
 from unogas_bot.service import limits, strangers
 from unogas_bot.service.audit import audit
 from unogas_bot.service.outcomes import (
@@ -45,11 +45,11 @@ if TYPE_CHECKING:
 async def mismatches_blocked_until(services: Services, user_id: int) -> datetime | None:
     """Until when the Telegram user may not try another identity (None: they may)."""
     async with services.uow() as uow:
-        return await _mismatch_block(uow, services, limits.telegram_key(user_id))
+        return await _mismatch_block(uow, services, keys.telegram_key(user_id))
 
 
 async def _mismatch_block(uow: UnitOfWork, services: Services, user: str) -> datetime | None:
-    limit = services.settings.verify_attempts_per_hour
+    limit = services.settings.limits.verify_attempts_per_hour
     if await uow.attempts.count_since(limits.RECOVERY_MISMATCH, user, limits.HOUR) < limit:
         return None
     # Free again (for one more try) when the oldest miss leaves the window.
@@ -59,16 +59,14 @@ async def _mismatch_block(uow: UnitOfWork, services: Services, user: str) -> dat
 async def identify(services: Services, user_id: int, email: str, customer_code: str) -> IdentifyOutcome:
     """Do `email` and `customer_code` belong to one account? Then its security question."""
     services.hash_budget.take(user_id)
-    user = limits.telegram_key(user_id)
+    user = keys.telegram_key(user_id)
     async with services.uow() as uow:
         await uow.attempts.lock(user)
         blocked = await _mismatch_block(uow, services, user)
         if blocked is not None:
             return TooManyMismatches(blocked)
         account = await uow.accounts.get_by_email(email)
-        if account is None or rules.customer_code.key(account.customer_code) != rules.customer_code.key(
-            customer_code
-        ):
+        if account is None or customer_code_key(account.customer_code) != customer_code_key(customer_code):
             await uow.attempts.add(limits.RECOVERY_MISMATCH, user)
             detail = "wrong customer code" if account else "unknown e-mail"
             await audit(uow, "recovery_identity_failed", account, user_id, detail)
@@ -76,7 +74,7 @@ async def identify(services: Services, user_id: int, email: str, customer_code: 
             blocked = await _mismatch_block(uow, services, user)
             await uow.commit()
             outcome: IdentifyOutcome = (
-                IdentityMismatch(services.settings.verify_attempts_per_hour - misses)
+                IdentityMismatch(services.settings.limits.verify_attempts_per_hour - misses)
                 if blocked is None
                 else TooManyMismatches(blocked)
             )
@@ -97,7 +95,7 @@ async def check_answer(services: Services, user_id: int, account_id: int, answer
     does not."""
     settings = services.settings
     services.hash_budget.take(user_id)
-    key, pair = limits.account_key(account_id), limits.pair_key(limits.account_key(account_id), user_id)
+    key, pair = keys.account_key(account_id), keys.pair_key(keys.account_key(account_id), user_id)
     async with services.uow() as uow:  # reserve
         await uow.attempts.lock(key, pair)
         account = await uow.accounts.get(account_id)
@@ -124,14 +122,16 @@ async def check_answer(services: Services, user_id: int, account_id: int, answer
         await uow.attempts.lock(key, pair)
         detail = "wrong security answer" + ("" if trusted else " (another Telegram account)")
         await audit(uow, "recovery_failed", account, user_id, detail)
-        wrong = await uow.attempts.count_since(limits.RECOVERY_WRONG, pair, settings.recovery_lock)
+        wrong = await uow.attempts.count_since(limits.RECOVERY_WRONG, pair, settings.limits.recovery_lock)
         held = None if trusted else await _hold_strangers_if_over(uow, services, account, user_id)
-        if wrong < settings.recovery_failures and held is None:
+        if wrong < settings.limits.recovery_failures and held is None:
             await uow.commit()
-            return AnswerWrong(settings.recovery_failures - wrong, account.security_question, stranger_on)
-        until = held or services.clock() + settings.recovery_lock
-        if wrong >= settings.recovery_failures:
-            until = max(until, services.clock() + settings.recovery_lock)
+            return AnswerWrong(
+                settings.limits.recovery_failures - wrong, account.security_question, stranger_on
+            )
+        until = held or services.clock() + settings.limits.recovery_lock
+        if wrong >= settings.limits.recovery_failures:
+            until = max(until, services.clock() + settings.limits.recovery_lock)
             await audit(uow, "recovery_locked", account, user_id, f"{wrong} wrong security answers")
         await uow.commit()
         return RecoveryLocked(until, stranger_on)
@@ -142,8 +142,8 @@ async def _answers_held_until(
 ) -> datetime | None:
     """Until when this Telegram user may not answer the account's question (None: it may): its own
     wrong answers of the hour, and for a user other than the owner the strangers' (service/strangers.py)."""
-    s = services.settings
-    pair = limits.pair_key(limits.account_key(account.id), user_id)
+    s = services.settings.limits
+    pair = keys.pair_key(keys.account_key(account.id), user_id)
     held = await strangers.full_until(
         uow, services, limits.RECOVERY_WRONG, pair, s.recovery_failures, s.recovery_lock
     )
@@ -154,7 +154,7 @@ async def _answers_held_until(
             uow,
             services,
             limits.RECOVERY_STRANGERS,
-            limits.account_key(account.id),
+            keys.account_key(account.id),
             s.recovery_strangers_per_hour,
             limits.HOUR,
         )
@@ -166,12 +166,12 @@ async def _hold_strangers_if_over(
 ) -> datetime | None:
     """Once the strangers' answers of the hour are used up, until when they wait; the first time, the hold
     is shown on the profile (`accounts show`, lifted by `accounts unlock`) and audited."""
-    s = services.settings
+    s = services.settings.limits
     until = await strangers.full_until(
         uow,
         services,
         limits.RECOVERY_STRANGERS,
-        limits.account_key(account.id),
+        keys.account_key(account.id),
         s.recovery_strangers_per_hour,
         limits.HOUR,
     )
@@ -196,7 +196,8 @@ async def check_new_password(
     services: Services, account_id: int, password: str
 ) -> PasswordAcceptable | PasswordRefused | AccountGone:
     """The registration's password rules, with the account's own data as the personal data to avoid."""
-    account = await services.accounts.get(account_id)
+    async with services.reading() as view:
+        account = await view.accounts.get(account_id)
     if account is None:
         return AccountGone()
     try:
@@ -210,12 +211,13 @@ async def set_new_password(
     services: Services, user_id: int, account_id: int, password_hash: str
 ) -> PasswordChanged | AccountGone:
     """Store the new password, end every session and forget this user's failures: at once."""
-    pair = limits.pair_key(limits.account_key(account_id), user_id)
+    pair = keys.pair_key(keys.account_key(account_id), user_id)
     async with services.uow() as uow:
         try:
-            await uow.accounts.change_password(account_id, password_hash, telegram_user_id=user_id)
+            code = await uow.accounts.change_password(account_id, password_hash)
         except AccountNotFound:
             return AccountGone()
+        await audit(uow, "password_recovered", None, user_id, account_id=account_id, customer_code=code)
         # This user's own failures go; the strangers' counts stay (a new password is no reason to give them
         # new tries), and so does their hold.
         for kind in (limits.RECOVERY_WRONG, limits.LOGIN_FAILED, limits.LOGIN_LOCK):

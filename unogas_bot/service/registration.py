@@ -20,9 +20,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from storage.accounts import CustomerAlreadyRegistered, EmailTaken, NewAccount, UnknownCustomer
-from storage.registry import Identity
+from unogas_bot.domain import (
+    CustomerAlreadyRegistered,
+    CustomerRecord,
+    EmailTaken,
+    NewAccount,
+    UnknownCustomer,
+    keys,
+)
 from unogas_bot.service import limits
+from unogas_bot.service.audit import audit
 from unogas_bot.service.outcomes import (
     AlreadyRegistered,
     CustomerGone,
@@ -44,10 +51,10 @@ if TYPE_CHECKING:
     from unogas_bot.service.context import Services
 
 
-async def verify_identity(services: Services, user_id: int, identity: Identity) -> VerifyOutcome:
+async def verify_identity(services: Services, user_id: int, identity: CustomerRecord) -> VerifyOutcome:
     """Check what the customer typed against the registry (the data on the bill)."""
     settings = services.settings
-    user = limits.telegram_key(user_id)
+    user = keys.telegram_key(user_id)
     known = limits.customer_key(identity.customer_code)
     unknown = limits.unknown_customer_key(services.mac, identity.customer_code)
     # Deferred: a matching identity writes nothing, and then no transaction is needed.
@@ -63,8 +70,8 @@ async def verify_identity(services: Services, user_id: int, identity: Identity) 
         )
         # This Telegram user's own failures, and every user's on this code: whichever is nearer its limit.
         left = min(
-            settings.verify_attempts_per_hour - check.by_first,
-            settings.verify_attempts_per_code_per_hour - check.by_second,
+            settings.limits.verify_attempts_per_hour - check.by_first,
+            settings.limits.verify_attempts_per_code_per_hour - check.by_second,
         )
         if left <= 0:
             return VerificationLocked()
@@ -75,11 +82,13 @@ async def verify_identity(services: Services, user_id: int, identity: Identity) 
             printed = check.printed_code
             for key in (user, known if printed else unknown):
                 await uow.attempts.add(limits.VERIFY, key)
-            await uow.accounts.add_event(
+            await audit(
+                uow,
                 "registration_identity_failed",
+                None,
+                user_id,
+                "" if printed else "no registry customer's code",
                 customer_code=printed,
-                telegram_user_id=user_id,
-                detail="" if printed else "no registry customer's code",
             )
             await uow.commit()
             return IdentityMismatch(left - 1) if left > 1 else VerificationLocked()
@@ -103,24 +112,22 @@ async def email_in_use(
 ) -> EmailOutcome:
     """Count (and audit) an "address in use" answer, within the hour's limit. With `check`, the address
     is looked up first (with the counts, in one look-up) and a free one costs nothing."""
-    limit = services.settings.email_in_use_per_hour
-    keys = (limits.telegram_key(user_id), limits.customer_key(customer_code))
-    await uow.attempts.lock(*keys)
+    limit = services.settings.limits.email_in_use_per_hour
+    counted = (keys.telegram_key(user_id), limits.customer_key(customer_code))
+    await uow.attempts.lock(*counted)
     if check:
         used, taken = await uow.accounts.email_probe(
-            email, kind=limits.EMAIL_IN_USE, first=keys[0], second=keys[1], window=limits.HOUR
+            email, kind=limits.EMAIL_IN_USE, first=counted[0], second=counted[1], window=limits.HOUR
         )
     else:
-        used, taken = await uow.attempts.most_since(limits.EMAIL_IN_USE, *keys, limits.HOUR), True
+        used, taken = await uow.attempts.most_since(limits.EMAIL_IN_USE, *counted, limits.HOUR), True
     if used >= limit:
         return TooManyEmailsInUse()
     if not taken:
         return EmailAccepted()
-    for key in keys:
+    for key in counted:
         await uow.attempts.add(limits.EMAIL_IN_USE, key)
-    await uow.accounts.add_event(
-        "registration_email_in_use", customer_code=customer_code, telegram_user_id=user_id
-    )
+    await audit(uow, "registration_email_in_use", None, user_id, customer_code=customer_code)
     return EmailInUse(limit - used - 1)
 
 
@@ -141,6 +148,7 @@ async def register(services: Services, new: NewAccount) -> RegisterOutcome:
     try:
         async with services.uow() as uow:
             account = await uow.accounts.register(new)
+            await audit(uow, "registered", account, new.telegram_user_id)
             await uow.commit()
             return Registered(account)
     except CustomerAlreadyRegistered:
@@ -158,7 +166,8 @@ async def register(services: Services, new: NewAccount) -> RegisterOutcome:
 async def _saved_before(services: Services, new: NewAccount) -> Registered | None:
     """This very draft was saved already (the confirmation was lost and "Salva" pressed again): only this
     draft holds this password hash."""
-    account = await services.accounts.get_by_customer_code(new.customer_code)
+    async with services.reading() as view:
+        account = await view.accounts.get_by_customer_code(new.customer_code)
     if (
         account is not None
         and account.registered_by == new.telegram_user_id

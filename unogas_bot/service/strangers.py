@@ -22,8 +22,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from storage.accounts import AccountView
+from unogas_bot.domain import AccountView, keys
 from unogas_bot.service import limits
+from unogas_bot.service.audit import audit
 
 if TYPE_CHECKING:
     from storage.unit_of_work import UnitOfWork
@@ -50,21 +51,23 @@ async def alert_owner(services: Services, account_id: int, what: str) -> int | N
     """A stranger failed a check of `what` ("login", "recovery") against the profile: the Telegram account
     to tell, or None when it was told within `owner_alert_interval` (one alert per burst) or the profile is
     gone. The alert is audited."""
-    key = limits.account_key(account_id)
+    key = keys.account_key(account_id)
     async with services.uow() as uow:
         await uow.attempts.lock(key)
-        if await uow.attempts.count_since(limits.OWNER_ALERTED, key, services.settings.owner_alert_interval):
+        if await uow.attempts.count_since(
+            limits.OWNER_ALERTED, key, services.settings.limits.owner_alert_interval
+        ):
             return None
         account = await uow.accounts.get(account_id)
         if account is None:
             return None
         await uow.attempts.add(limits.OWNER_ALERTED, key)
-        await uow.accounts.add_event(
+        await audit(
+            uow,
             "owner_alerted",
-            account_id=account.id,
-            customer_code=account.customer_code,
-            telegram_user_id=account.owner,
-            detail=f"told of failed {what} checks by another Telegram account",
+            account,
+            account.owner,
+            f"told of failed {what} checks by another Telegram account",
         )
         await uow.commit()
     return account.owner

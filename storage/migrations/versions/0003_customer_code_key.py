@@ -6,7 +6,7 @@ Created: 2025-12-10
 
 A customer types "UG100234" or "UG 100 234" for the "UG-100234" printed on the bill. The registry keeps the
 code as printed (shown in summaries and support tools) and, next to it, the key every comparison uses
-(``rules.customer_code.key``: upper-case letters and digits only). Existing rows get their key from their
+(``domain.customer_code_key``: upper-case letters and digits only). Existing rows get their key from their
 stored code, which is already upper-case and validated (A-Z, 0-9, '-' and '/'), so dropping '-' and '/' in SQL
 gives the same key as the Python function. Two stored codes that differ only by separators would make the
 unique constraint fail: such a registry was ambiguous already, and the upgrade stops rather than guess.

@@ -1,19 +1,20 @@
-"""`Accounts` on a bare `Database`, one transaction per call: the support tools, housekeeping and the
-read-only commands (see storage/accounts.py for the accounts themselves)."""
+"""`Accounts` on a bare `Database`, one transaction per call: the look-ups of the support tools and the
+session look-up (unogas_bot/service/session.py, support.py). Not part of `Services`: every entry goes
+through a use case, and whatever must be atomic with an audit event goes through a unit of work."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
-from storage.accounts import Accounts, AccountView, AuditEntry, NewAccount
+from storage.accounts import Accounts
 from storage.db import Database
 from unogas_bot.clock import utcnow
+from unogas_bot.domain import AccountView, AuditEntry
 
 
-class AccountRepository:
+class AccountStore:
     """`Accounts` on a bare `Database`: each call is its own transaction (reads: a plain session).
 
     For the support tools, housekeeping and the read-only commands; anything that must be atomic with
@@ -34,11 +35,6 @@ class AccountRepository:
         async with self._db.transaction() as session:
             yield Accounts(session, self._clock)
 
-    async def register(self, new: NewAccount) -> AccountView:
-        """See `Accounts.register`; in every failure case nothing is saved."""
-        async with self._writing() as accounts:
-            return await accounts.register(new)
-
     async def get(self, account_id: int) -> AccountView | None:
         async with self._reading() as accounts:
             return await accounts.get(account_id)
@@ -57,10 +53,6 @@ class AccountRepository:
             return await self.get_by_email(email_or_code)
         return await self.get_by_customer_code(email_or_code)
 
-    async def link_session(self, account_id: int, telegram_user_id: int, ttl: timedelta) -> None:
-        async with self._writing() as accounts:
-            await accounts.link_session(account_id, telegram_user_id, ttl)
-
     async def session_account(self, telegram_user_id: int) -> AccountView | None:
         """The account the Telegram user is logged into, or None; an expired session is deleted."""
         async with self._reading() as accounts:
@@ -71,36 +63,6 @@ class AccountRepository:
             await accounts.end_expired_session(telegram_user_id)
         return None
 
-    async def end_session(self, telegram_user_id: int) -> bool:
-        async with self._writing() as accounts:
-            return await accounts.end_session(telegram_user_id)
-
-    async def end_all_sessions(self, account_id: int) -> int:
-        async with self._writing() as accounts:
-            return await accounts.end_all_sessions(account_id)
-
-    async def prune_sessions(self) -> int:
-        async with self._writing() as accounts:
-            return await accounts.prune_sessions()
-
-    async def change_password(
-        self, account_id: int, new_hash: str, *, telegram_user_id: int | None = None
-    ) -> None:
-        async with self._writing() as accounts:
-            await accounts.change_password(account_id, new_hash, telegram_user_id=telegram_user_id)
-
-    async def set_login_lock(self, account_id: int, until: datetime | None) -> None:
-        async with self._writing() as accounts:
-            await accounts.set_login_lock(account_id, until)
-
-    async def set_recovery_lock(self, account_id: int, until: datetime | None) -> None:
-        async with self._writing() as accounts:
-            await accounts.set_recovery_lock(account_id, until)
-
-    async def unlock(self, account_id: int) -> None:
-        async with self._writing() as accounts:
-            await accounts.unlock(account_id)
-
     async def count(self) -> int:
         async with self._reading() as accounts:
             return await accounts.count()
@@ -108,19 +70,6 @@ class AccountRepository:
     async def list_accounts(self, page: int, page_size: int = 20) -> list[AccountView]:
         async with self._reading() as accounts:
             return await accounts.list_accounts(page, page_size)
-
-    async def delete(self, account_id: int) -> bool:
-        async with self._writing() as accounts:
-            return await accounts.delete(account_id)
-
-    async def stored_hash_cost(self) -> int | None:
-        async with self._reading() as accounts:
-            return await accounts.stored_hash_cost()
-
-    async def record_event(self, event: str, **where: Any) -> None:
-        """Append an audit event (see `Accounts.add_event`)."""
-        async with self._writing() as accounts:
-            await accounts.add_event(event, **where)
 
     async def recent_events(self, account_id: int, limit: int = 20) -> list[AuditEntry]:
         async with self._reading() as accounts:
