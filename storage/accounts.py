@@ -22,6 +22,7 @@ from sqlalchemy import Select, bindparam, case, delete, func, insert, literal, o
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import outbox
 from storage.attempts import of_account, window_count
 from storage.db import AUDITED, Lookup, upsert_statement
 from storage.models import (
@@ -519,6 +520,8 @@ class Accounts:
                 detail=detail[:DETAIL_LEN],
             )
         )
+        # issue 24: an account change writes its event to the outbox in this same transaction.
+        await outbox.on_audit(self._session, self._clock, event, account_id)
 
     async def recent_events(self, account_id: int, limit: int = 20) -> list[AuditEntry]:
         """The account's latest audit events, newest first (also after the account was deleted)."""

@@ -36,6 +36,10 @@ VARIABLES = (
     "PRIVACY_NOTICE_URL",
     "PRIVACY_NOTICE_VERSION",
     "AUDIT_RETENTION_DAYS",
+    "AMQP_URL",
+    "EVENTS_SHARE_CREDENTIALS",
+    "EVENTS_RETENTION_DAYS",
+    "EVENTS_NAME_PREFIX",
 )
 TELEGRAM_API = "https://api.telegram.org/bot"
 TIMEOUT = 5.0  # seconds for the database and the Bot API to answer

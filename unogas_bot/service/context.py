@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from storage import outbox
 from storage.account_repository import AccountRepository
 from storage.attempts import AttemptLog
 from storage.db import Database
@@ -44,6 +45,7 @@ class Services:
         hasher: Hasher | None = None,
     ) -> Services:
         """The services on `db`; `hasher` replaces the one `settings` describe (the benchmark counts)."""
+        outbox.configure(db.engine, share_credentials=settings.events_share_credentials)  # issue 24
         return cls(
             settings=settings,
             db=db,
