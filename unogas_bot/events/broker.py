@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import socket
 from dataclasses import dataclass
 
@@ -14,6 +15,9 @@ from yarl import URL
 from unogas_bot.config import Settings
 
 CONNECT_TIMEOUT = 5.0
+# aiormq logs every failed connection attempt at ERROR, with its own wording: the relay, the consumer and the
+# CLI report each failure themselves, once per change and naming AMQP_URL, so its lines would be a flood.
+logging.getLogger("aiormq.connection").setLevel(logging.CRITICAL)
 # RabbitMQ's content type for a structured-mode CloudEvent.
 CONTENT_TYPE = "application/cloudevents+json"
 
