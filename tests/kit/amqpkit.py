@@ -85,3 +85,62 @@ async def broker(names: Names) -> AsyncIterator[tuple[aio_pika.abc.AbstractChann
             for exchange_name in (names.accounts, names.customers, names.dead_letter_exchange):
                 await cleanup.exchange_delete(exchange_name)
         await connection.close()
+
+
+# --- for the synchronous process tests: each call on an event loop of its own ---------------------------
+
+
+def broker_problem() -> str | None:
+    """Why no broker answers at AMQP_URL (None: one does)."""
+    try:
+        asyncio.run(require_broker())
+    except pytest.skip.Exception as exc:
+        return str(exc)
+    return None
+
+
+def declare_tap(names: Names) -> None:
+    """A durable tap queue on `names.accounts`, holding what is published until `read_tap`."""
+
+    async def go() -> None:
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            channel = await connection.channel()
+            exchange = await channel.declare_exchange(
+                names.accounts, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+            queue = await channel.declare_queue(f"{names.prefix}tap", durable=True)
+            await queue.bind(exchange, "#")
+
+    asyncio.run(go())
+
+
+def read_tap(names: Names) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    async def go() -> list[aio_pika.abc.AbstractIncomingMessage]:
+        connection = await aio_pika.connect(AMQP_URL)
+        found = []
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(f"{names.prefix}tap", durable=True)
+            while (message := await queue.get(fail=False, timeout=5)) is not None:
+                await message.ack()
+                found.append(message)
+        return found
+
+    return asyncio.run(go())
+
+
+def delete_names(names: Names) -> None:
+    async def go() -> None:
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            channel = await connection.channel()
+            for queue_name in ("tap", "unogas-bot.customers", "unogas-bot.customers.dead"):
+                with contextlib.suppress(Exception):
+                    await channel.queue_delete(f"{names.prefix}{queue_name}")
+            for exchange_name in (names.accounts, names.customers, names.dead_letter_exchange):
+                with contextlib.suppress(Exception):
+                    await channel.exchange_delete(exchange_name)
+
+    with contextlib.suppress(Exception):
+        asyncio.run(go())
