@@ -161,6 +161,8 @@ class Relay:
             if self.stats.state != "unroutable":
                 self._state("connected", where(self.url))
             while not self._stop.is_set():
+                if connection.is_closed or channel.is_closed:  # noticed while idle, not at the next event
+                    raise ConnectionError("the connection was closed")
                 sent = await self.drain_once(exchange)
                 await self._refresh_stats(force=sent == 0)
                 if sent == 0:
