@@ -39,6 +39,7 @@ from typing import Any
 from storage.registry import CustomerRecord, CustomerRegistry
 from unogas_bot.bench import bot_load as bench_bot
 from unogas_bot.bench import data as bench_data
+from unogas_bot.bench import events_load as bench_events
 from unogas_bot.bench import failover as bench_failover
 from unogas_bot.bench import registry_load as bench_registry
 from unogas_bot.config import Settings
@@ -60,7 +61,12 @@ TARGETS: dict[str, tuple[str, float, str]] = {
 POSTGRES_TARGETS: dict[str, tuple[str, float, str]] = {
     "failover_seconds": ("<=", 2.0, "median s from kill -9 of the leader to the standby's first reply"),
 }
-ALL_TARGETS = TARGETS | POSTGRES_TARGETS
+# The events phase's targets (issue 24), measured where a RabbitMQ answers at AMQP_URL (else: why not).
+EVENTS_TARGETS: dict[str, tuple[str, float, str]] = {
+    "events_drain_per_s": (">=", 2_000.0, "account events/s drained from a backlog to the broker"),
+    "cpu_per_update_vs_floor_relay": ("<=", 3.0, "CPU per non-hashing update vs the floor, relay on"),
+}
+ALL_TARGETS = TARGETS | POSTGRES_TARGETS | EVENTS_TARGETS
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,8 @@ class Sizes:
     flood_rate: float = 200.0  # flood messages per second (a script, not a person)
     flood_others: int = 10  # chats answering questions meanwhile, 50-150 ms between replies
     failover_rounds: int = 7  # PostgreSQL only: leader + standby started, the leader killed, timed
+    events_backlog: int = 100_000  # account events drained to the broker (issue 24)
+    events_cpu_users: int = 300  # customers per turn of the CPU phase with the relay on and off
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -96,6 +104,8 @@ class Sizes:
             registry_small=1_000,
             lookups=500,
             failover_rounds=3,
+            events_backlog=20_000,
+            events_cpu_users=100,
         )
 
     @classmethod
@@ -117,6 +127,8 @@ class Sizes:
             flood_rate=100.0,
             flood_others=2,
             failover_rounds=1,
+            events_backlog=300,
+            events_cpu_users=5,
         )
 
 
@@ -339,7 +351,7 @@ def run(
     *,
     database_url: str | None = None,
     progress: bool = True,
-    phases: tuple[str, ...] = ("bot", "registry", "failover"),
+    phases: tuple[str, ...] = ("bot", "registry", "failover", "events"),
 ) -> dict[str, Any]:
     """Run the benchmark; the figures as a JSON-ready dict (with `targets`)."""
     report = Reporter(progress)
@@ -357,6 +369,13 @@ def run(
             figures |= asyncio.run(_registry_phases(sizes, database_url, workdir, report))
         if "failover" in phases:
             figures |= bench_failover.failover(database_url, sizes.failover_rounds, workdir, report)
+        if "events" in phases:
+            settings = Settings(bcrypt_rounds=sizes.bcrypt_rounds, hash_workers=os.cpu_count() or 1)
+            figures |= asyncio.run(
+                bench_events.events_phases(
+                    settings, sizes.events_backlog, sizes.events_cpu_users, database_url, workdir, report
+                )
+            )
     report("done")
     report.done()
     figures["seconds"] = time.perf_counter() - report.start
@@ -425,6 +444,15 @@ def table(figures: dict[str, Any]) -> str:
     add("  slowest round", "failover_max_seconds", "s")
     if "failover_skipped" in figures:  # SQLite, or no right to create the phase's database
         rows.append(("failover (kill -9)", "n/a", f"({figures['failover_skipped']})"))
+    add("events: backlog drained to RabbitMQ", "events_drain_per_s", "events/s", "events_drain_per_s")
+    add("  CPU per event published", "events_cpu_ms_per_event", "ms")
+    add("  CPU per update, relay on", "events_cpu_ms_per_update_relay_on", "ms")
+    add("  CPU per update, relay off", "events_cpu_ms_per_update_relay_off", "ms")
+    add(
+        "  ratio to the floor, relay on", "cpu_per_update_vs_floor_relay", "", "cpu_per_update_vs_floor_relay"
+    )
+    if "events_skipped" in figures:
+        rows.append(("events (RabbitMQ)", "n/a", f"({figures['events_skipped']})"))
     width = max(len(r[0]) for r in rows)
     vwidth = max(len(r[1]) for r in rows)
     lines = [f"{label:<{width}}  {value:>{vwidth}}  {verdict}".rstrip() for label, value, verdict in rows]

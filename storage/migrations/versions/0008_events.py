@@ -1,5 +1,7 @@
-"""Account events out and customer events in: outbox_events, event_streams, inbound_events,
-customer_sequences (storage/outbox.py, storage/customer_events.py).
+"""Account events out, customer events in: the outbox and its bookkeeping (issue 24).
+
+Tables outbox_events, event_streams, inbound_events, customer_sequences (storage/outbox.py,
+storage/customer_events.py).
 
 Revision ID: 0008_events
 Revises: 0007_owner_telegram_account
