@@ -25,6 +25,7 @@ from datetime import datetime
 import aio_pika
 from aio_pika.abc import AbstractExchange
 from pamqp.commands import Basic
+from sqlalchemy.exc import SQLAlchemyError
 
 from storage.outbox import AUDIT_TO_TYPE, StoredEvent
 from unogas_bot.events.broker import (
@@ -126,6 +127,8 @@ class Relay:
             log.info("events relay: connected to %s, publishing the outbox", detail)
         elif state == "unreachable":
             log.warning("events relay: %s; account events wait in the outbox, retrying", detail)
+        elif state == "database":
+            log.warning("events relay: %s; retrying, nothing is lost", detail)
         elif state == "unroutable":
             log.warning(
                 "events relay: no queue is bound to %s for %s; events wait in the outbox, retrying",
@@ -145,6 +148,8 @@ class Relay:
                 self._state("unroutable", str(exc))
             except (aio_pika.exceptions.AMQPError, OSError, ConnectionError, TimeoutError) as exc:
                 self._state("unreachable", f"lost the broker (AMQP_URL): {reason(exc)}")
+            except SQLAlchemyError as exc:  # the database's own metrics and alerts tell more
+                self._state("database", f"the database failed ({type(exc).__name__})")
             if self._stop.is_set():
                 break
             self.stats.retries += 1
