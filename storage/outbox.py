@@ -233,9 +233,16 @@ class Outbox:
 
     # --- the relay, the CLI, housekeeping ------------------------------------------------------------
 
-    async def pending(self, limit: int) -> list[StoredEvent]:
-        """The oldest `limit` events not yet confirmed by the broker, in outbox order."""
-        query = select(OutboxEvent).where(OutboxEvent.sent_at.is_(None)).order_by(OutboxEvent.id).limit(limit)
+    async def pending(self, limit: int, after: int = 0) -> list[StoredEvent]:
+        """The oldest `limit` events not yet confirmed by the broker, in outbox order, from row `after` on
+        (the relay's cursor: on PostgreSQL the rows it marked sent leave dead index entries behind until
+        vacuumed, which a scan from the start would walk through again at every batch)."""
+        query = (
+            select(OutboxEvent)
+            .where(OutboxEvent.sent_at.is_(None), OutboxEvent.id > after)
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+        )
         return [_stored(row) for row in (await self._session.execute(query)).scalars()]
 
     async def mark_sent(self, rows: Sequence[int]) -> None:

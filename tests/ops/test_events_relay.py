@@ -7,12 +7,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import OperationalError
 
 from storage.accounts import NewAccount
 from storage.db import Database
+from tests.conftest import BACKENDS, make_test_database
 from tests.kit.amqpkit import AMQP_URL, broker, new_names
 from tests.kit.botkit import TEST_SETTINGS
 from unogas_bot.bench.data import person_records
@@ -67,7 +73,16 @@ async def life(services: Services, record, index: int) -> None:  # type: ignore[
     await profile.change_password(services, user, account.id, NEW_HASH)
 
 
-async def test_every_change_is_published_once_in_order_per_account(database: Database) -> None:
+@pytest.fixture(params=BACKENDS)
+async def roomy(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A test database whose writers may queue longer than production's 5 s: 800 units of work at once on
+    SQLite's one write lock, on a machine shared with other work, are the point of the test."""
+    async with make_test_database(request.param, tmp_path, pool_timeout=60) as db:
+        yield db
+
+
+async def test_every_change_is_published_once_in_order_per_account(roomy: Database) -> None:
+    database = roomy
     names = new_names()
     services = Services.create(settings(names), database)
     records = person_records(ACCOUNTS, start=500)
@@ -142,4 +157,29 @@ async def test_erasure_is_published_and_nothing_names_the_account_after(database
         "it.unogas.account.registered",
         "it.unogas.account.phone_changed",
     ]
+    services.hasher.close()
+
+
+async def test_a_database_error_is_one_line_and_the_relay_goes_on(
+    database: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    names = new_names()
+    services = Services.create(settings(names, events_backoff_max=0.1), database)
+    (record,) = person_records(1, start=990)
+    await services.registry.upsert_many([record])
+    real = use_cases.pending_events
+    failures = [OperationalError("SELECT", {}, OSError("the database went away"))] * 3
+
+    async def flaky(services: Services, limit: int, after: int = 0):  # type: ignore[no-untyped-def]
+        if failures:
+            raise failures.pop()
+        return await real(services, limit, after)
+
+    monkeypatch.setattr(use_cases, "pending_events", flaky)
+    caplog.set_level(logging.WARNING, logger="unogas_bot.events.relay")
+    async with broker(names) as (_, tap), relaying(services, names):
+        assert isinstance(await registration.register(services, new_account(record, 1)), Registered)
+        await tap.wait_for(1)
+    lines = [r.getMessage() for r in caplog.records if r.name == "unogas_bot.events.relay"]
+    assert lines == ["events relay: the database failed (OperationalError); retrying, nothing is lost"]
     services.hasher.close()

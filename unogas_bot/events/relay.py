@@ -105,6 +105,11 @@ class Relay:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._stats_at = 0.0
+        # The last row of the last batch the broker confirmed whole: the next batch starts after it. Back to
+        # 0 (a scan from the start) after a failure and whenever a pass finds nothing, so an event that
+        # committed late with a lower row number (another account's: one account's events get their rows
+        # in commit order) is taken at the next pass.
+        self._cursor = 0
 
     def wake(self) -> None:
         self._wake.set()
@@ -150,6 +155,10 @@ class Relay:
                 self._state("unreachable", f"lost the broker (AMQP_URL): {reason(exc)}")
             except SQLAlchemyError as exc:  # the database's own metrics and alerts tell more
                 self._state("database", f"the database failed ({type(exc).__name__})")
+            except Exception as exc:  # a bug: said once, with its frames; the customers are not affected
+                if self.stats.state != "error":
+                    log.exception("events relay: failed (%s); retrying", type(exc).__name__)
+                self.stats.state = "error"
             if self._stop.is_set():
                 break
             self.stats.retries += 1
@@ -163,12 +172,21 @@ class Relay:
         try:
             channel = await connection.channel(publisher_confirms=True)
             exchange = await accounts_exchange(channel, self.names)
-            if self.stats.state != "unroutable":
-                self._state("connected", where(self.url))
+            pause = FIRST_BACKOFF
             while not self._stop.is_set():
                 if connection.is_closed or channel.is_closed:  # noticed while idle, not at the next event
                     raise ConnectionError("the connection was closed")
-                sent = await self.drain_once(exchange)
+                try:
+                    sent = await self.drain_once(exchange)
+                except SQLAlchemyError as exc:  # the broker is fine: keep its connection, retry later
+                    self._state("database", f"the database failed ({type(exc).__name__})")
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), pause)
+                    pause = min(pause * 2, self.services.settings.events_backoff_max)
+                    continue
+                pause = FIRST_BACKOFF
+                # Said once the outbox could be read and the broker took what there was (if anything).
+                self._state("connected", where(self.url))
                 await self._refresh_stats(force=sent == 0)
                 if sent == 0:
                     with contextlib.suppress(TimeoutError):
@@ -180,16 +198,20 @@ class Relay:
 
     async def drain_once(self, exchange: AbstractExchange) -> int:
         """Publish one batch of the outbox; how many were confirmed (and marked sent)."""
-        batch = await use_cases.pending_events(self.services, self.services.settings.events_batch)
+        size = self.services.settings.events_batch
+        batch = await use_cases.pending_events(self.services, size, self._cursor)
+        if not batch and self._cursor:
+            self._cursor = 0
+            batch = await use_cases.pending_events(self.services, size)
         if not batch:
             return 0
+        self._cursor = 0  # until this batch is confirmed whole
         confirmed, failure = await publish(exchange, batch)
         await use_cases.mark_sent(self.services, [event.row for event in batch[:confirmed]])
         self.stats.published += confirmed
         if failure is not None:
             raise failure
-        if self.stats.state == "unroutable":
-            self._state("connected", where(self.url))
+        self._cursor = batch[-1].row
         return confirmed
 
     async def _refresh_stats(self, *, force: bool) -> None:

@@ -89,9 +89,9 @@ async def apply_customer_event(services: Services, event: CustomerEvent) -> str:
 # --- the outbox ------------------------------------------------------------------------------------------
 
 
-async def pending_events(services: Services, limit: int) -> list[StoredEvent]:
+async def pending_events(services: Services, limit: int, after: int = 0) -> list[StoredEvent]:
     async with services.db.session() as session:
-        return await Outbox(session, services.clock).pending(limit)
+        return await Outbox(session, services.clock).pending(limit, after)
 
 
 async def mark_sent(services: Services, rows: Sequence[int]) -> None:
