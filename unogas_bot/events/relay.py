@@ -46,6 +46,7 @@ FIRST_BACKOFF = 0.5  # seconds before the first retry; doubled up to Settings.ev
 IDLE_POLL = 1.0  # seconds between looks at an empty outbox (events another process wrote, e.g. the CLI)
 STATS_EVERY = 1.0  # seconds between counts of the outbox for the metrics
 PUBLISH_TIMEOUT = 15.0
+PASS_BATCHES = 20  # batches per pass before the relay looks at its connection, its stop and its figures
 
 
 class Unroutable(Exception):
@@ -197,22 +198,47 @@ class Relay:
                 await connection.close()
 
     async def drain_once(self, exchange: AbstractExchange) -> int:
-        """Publish one batch of the outbox; how many were confirmed (and marked sent)."""
+        """Publish what the outbox holds, batch after batch (up to PASS_BATCHES); how many the broker
+        confirmed (and were marked sent).
+
+        Pipelined: while the broker confirms one batch, the next is read, and while that one is published
+        the last is marked sent. A batch is published only once the one before was confirmed whole, so
+        the order holds; a failure marks the confirmed part and stops."""
         size = self.services.settings.events_batch
         batch = await use_cases.pending_events(self.services, size, self._cursor)
         if not batch and self._cursor:
             self._cursor = 0
             batch = await use_cases.pending_events(self.services, size)
-        if not batch:
-            return 0
-        self._cursor = 0  # until this batch is confirmed whole
-        confirmed, failure = await publish(exchange, batch)
-        await use_cases.mark_sent(self.services, [event.row for event in batch[:confirmed]])
-        self.stats.published += confirmed
-        if failure is not None:
-            raise failure
-        self._cursor = batch[-1].row
-        return confirmed
+        sent = 0
+        marking: asyncio.Future[None] | None = None
+        try:
+            for _ in range(PASS_BATCHES):
+                if not batch:
+                    break
+                self._cursor = 0  # until this batch is confirmed whole
+                reading = asyncio.ensure_future(use_cases.pending_events(self.services, size, batch[-1].row))
+                try:
+                    confirmed, failure = await publish(exchange, batch)
+                except BaseException:
+                    reading.cancel()
+                    raise
+                if marking is not None:
+                    await marking
+                marking = asyncio.ensure_future(
+                    use_cases.mark_sent(self.services, [event.row for event in batch[:confirmed]])
+                )
+                self.stats.published += confirmed
+                sent += confirmed
+                if failure is not None:
+                    reading.cancel()
+                    await asyncio.gather(reading, return_exceptions=True)
+                    raise failure
+                self._cursor = batch[-1].row
+                batch = await reading
+        finally:
+            if marking is not None:
+                await marking
+        return sent
 
     async def _refresh_stats(self, *, force: bool) -> None:
         now = time.monotonic()
