@@ -183,3 +183,28 @@ async def test_a_database_error_is_one_line_and_the_relay_goes_on(
     lines = [r.getMessage() for r in caplog.records if r.name == "unogas_bot.events.relay"]
     assert lines == ["events relay: the database failed (OperationalError); retrying, nothing is lost"]
     services.hasher.close()
+
+
+async def test_an_event_no_queue_takes_stays_in_the_outbox_until_one_does(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    names = new_names()
+    services = Services.create(settings(names, events_backoff_max=0.2), database)
+    records = person_records(2, start=995)
+    await services.registry.upsert_many(records)
+    for i, record in enumerate(records):
+        assert isinstance(await registration.register(services, new_account(record, i)), Registered)
+    caplog.set_level(logging.WARNING, logger="unogas_bot.events.relay")
+    async with relaying(services, names) as relay:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 20
+        while relay.stats.state != "unroutable" or relay.stats.retries < 3:  # the broker returned them
+            assert loop.time() < end, relay.stats
+            await asyncio.sleep(0.02)
+        assert len(await use_cases.list_events(services, pending_only=True)) == 2  # not marked sent
+        async with broker(names) as (_, tap):  # the CRM binds its queue
+            await tap.wait_for(2)
+    assert await use_cases.list_events(services, pending_only=True) == []
+    lines = [r.getMessage() for r in caplog.records if r.name == "unogas_bot.events.relay"]
+    assert len(lines) == 1 and "no queue is bound" in lines[0], lines
+    services.hasher.close()

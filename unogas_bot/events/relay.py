@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import aio_pika
@@ -62,7 +62,6 @@ class RelayStats:
     oldest: datetime | None = None
     published: int = 0
     retries: int = 0
-    changes: list[str] = field(default_factory=list)
 
 
 def message(event: StoredEvent) -> aio_pika.Message:
@@ -128,7 +127,6 @@ class Relay:
         if state == self.stats.state:
             return
         self.stats.state = state
-        self.stats.changes.append(state)
         if state == "connected":
             log.info("events relay: connected to %s, publishing the outbox", detail)
         elif state == "unreachable":
