@@ -59,7 +59,7 @@ def test_list_without_a_broker_shows_the_pending_events_and_never_a_hash(tmp_pat
     ids = asyncio.run(_registered(url, 2))
     listed = cli("list", "--pending", DATABASE_URL=url)
     assert listed.returncode == 0, listed.stderr
-    assert "2 event(s), 2 pending (AMQP_URL not set" in listed.stdout
+    assert "2 event(s) shown, 2 pending in all (AMQP_URL not set" in listed.stdout
     assert all(event_id in listed.stdout for event_id in ids)
     as_json = cli("list", "--json", DATABASE_URL=url)
     documents = [json.loads(line) for line in as_json.stdout.splitlines()]

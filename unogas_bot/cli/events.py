@@ -84,6 +84,7 @@ def cmd_events_list(settings: Settings, args: argparse.Namespace) -> int:
         services = Services.create(settings, db)
         try:
             found = await use_cases.list_events(services, pending_only=args.pending, limit=max(1, args.limit))
+            depth, _ = await use_cases.outbox_stats(services)
         finally:
             services.hasher.close()
         for event in found:
@@ -96,9 +97,8 @@ def cmd_events_list(settings: Settings, args: argparse.Namespace) -> int:
                 f"account {event.account_id:<8} #{event.sequence:<4} {state:<22} {event.event_id}"
             )
         if not args.json:
-            depth = sum(1 for event in found if event.sent_at is None)
             print(
-                f"{len(found)} event(s), {depth} pending"
+                f"{len(found)} event(s) shown, {depth} pending in all"
                 + ("" if settings.amqp_url else " (AMQP_URL not set)")
             )
         return 0
