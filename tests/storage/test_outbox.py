@@ -86,3 +86,28 @@ async def test_erasure_drops_the_accounts_events_and_ends_its_stream(
         await uow.accounts.add_event("login_locked", account_id=view.id)
         await uow.commit()
     assert [e["type"] for e in await events(database)] == ["it.unogas.account.erased"]
+
+
+async def test_the_retention_purges_sent_events_and_without_a_broker_unsent_ones(
+    database: Database, clock: FakeClock
+) -> None:
+    from unogas_bot.bot.housekeeping import purge_events
+    from unogas_bot.config import Settings
+    from unogas_bot.service.context import Services
+
+    await load_demo(CustomerRegistry(database))
+    repo = AccountRepository(database, clock=clock)
+    view = await repo.register(new_account(MARIO, "mario@example.it"))
+    await repo.unlock(view.id)
+    async with database.transaction() as session:
+        first, _ = await Outbox(session, clock).pending(10)
+        await Outbox(session, clock).mark_sent([first.row])
+    clock.advance(days=31)
+    relayed = Services.create(Settings(amqp_url="amqp://u:p@h/"), database, clock=clock)
+    assert await purge_events(relayed) == 1  # the sent one; the unsent one waits for the broker
+    assert [e["type"] for e in await events(database)] == ["it.unogas.account.unlocked"]
+    embedded = Services.create(Settings(), database, clock=clock)
+    assert await purge_events(embedded) == 1  # no broker: the outbox stays bounded
+    assert await events(database) == []
+    relayed.hasher.close()
+    embedded.hasher.close()
