@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import case, func, insert, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import outbox
 from storage.db import AUDITED
 from storage.models import CUSTOMER_CODE_LEN, DETAIL_LEN, Account, AuditEvent
 from storage.operator import operator_detail
@@ -52,6 +53,8 @@ class AuditTrail:
                 detail=detail[:DETAIL_LEN],
             )
         )
+        # issue 24: an account change writes its event to the outbox in this same transaction.
+        await outbox.on_audit(self._session, self._clock, event, account_id)
 
     async def recent_events(self, account_id: int, limit: int = 20) -> list[AuditEntry]:
         """The account's latest audit events, newest first (also after the account was deleted)."""

@@ -271,3 +271,57 @@ class BotLeadership(Base):
     bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     epoch: Mapped[int] = mapped_column(BigInteger)
     since: Mapped[datetime]
+
+
+# --- issue 24: account events out (the outbox), customer events in (storage/outbox.py, customer_events.py) --
+
+EVENT_ID_LEN = 64
+EVENT_TYPE_LEN = 64
+
+
+class OutboxEvent(Base):
+    """An account event written in the transaction of the change it tells (a CloudEvents 1.0 JSON document,
+    ``payload``), waiting for the relay while ``sent_at`` is None. ``id`` orders them: per account it is the
+    order of the changes (the account's ``event_streams`` row serialises them)."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index(None, "sent_at", "id"), Index(None, "account_id", "sequence"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(EVENT_ID_LEN), unique=True)
+    account_id: Mapped[int] = mapped_column(Integer)
+    sequence: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(EVENT_TYPE_LEN))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+class EventStream(Base):
+    """Per account: the last event's sequence number, and whether the account was erased (after which
+    nothing more about it is ever written to the outbox). Only the account's number, no personal data."""
+
+    __tablename__ = "event_streams"
+
+    account_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_sequence: Mapped[int] = mapped_column(Integer)
+    erased: Mapped[bool]
+
+
+class InboundEvent(Base):
+    """A customer event from the CRM, applied (or found stale): its id is recorded in the same
+    transaction, so a redelivery changes nothing."""
+
+    __tablename__ = "inbound_events"
+
+    event_id: Mapped[str] = mapped_column(String(EVENT_ID_LEN), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class CustomerSequence(Base):
+    """The newest `sequence` applied per customer (by code key): an older event never overwrites it."""
+
+    __tablename__ = "customer_sequences"
+
+    code_key: Mapped[str] = mapped_column(String(CUSTOMER_CODE_LEN), primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger)

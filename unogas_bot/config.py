@@ -117,6 +117,28 @@ def _privacy(env: Mapping[str, str]) -> dict[str, object]:
     return {"privacy_notice_url": url, "privacy_notice_version": version, "audit_retention": retention}
 
 
+def _events(env: Mapping[str, str]) -> dict[str, object]:
+    """Issue 24's settings: the broker (AMQP_URL, never repeated: it may hold a password), whether the
+    bcrypt hashes travel in the events, how long sent events are kept, and a prefix for the exchange and
+    queue names (a staging broker shared with production, or tests side by side)."""
+    url = env.get("AMQP_URL", "").strip() or None
+    if url is not None and not re.fullmatch(r"amqps?://[^\s]+", url):
+        raise ConfigError("AMQP_URL must be an amqp:// or amqps:// URL such as amqp://user:pass@host:5672/")
+    raw = env.get("EVENTS_SHARE_CREDENTIALS", "").strip().lower() or "false"
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"EVENTS_SHARE_CREDENTIALS must be true or false, not {raw!r}")
+    days = _int(env, "EVENTS_RETENTION_DAYS", 30, 1, 3650)
+    prefix = env.get("EVENTS_NAME_PREFIX", "").strip()
+    if prefix and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", prefix):
+        raise ConfigError("EVENTS_NAME_PREFIX must be 1-64 of A-Z a-z 0-9 . _ - (such as staging.)")
+    return {
+        "amqp_url": url,
+        "events_share_credentials": raw in ("true", "1", "yes"),
+        "events_retention": timedelta(days=days),
+        "events_name_prefix": prefix,
+    }
+
+
 # INBOX_KEY: 32 bytes, written as 64 hex digits or as base64.
 KEY_BYTES = 32
 _HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
@@ -235,6 +257,15 @@ class Settings:
     # INBOX_KEY: the key of the update inbox's sealed payloads (32 bytes, base64 or hex); None: derived
     # from the bot token (security/sealing.py).
     inbox_key: str | None = field(default=None, repr=False)
+    # Issue 24 (docs/events.md): the broker (None: events stay in the outbox), bcrypt hashes in the events,
+    # how long sent events are kept, a prefix of the exchange and queue names; the relay's batch size and
+    # its longest wait between reconnections (code only).
+    amqp_url: str | None = field(default=None, repr=False)
+    events_share_credentials: bool = False
+    events_retention: timedelta = timedelta(days=30)
+    events_name_prefix: str = ""
+    events_batch: int = 500
+    events_backoff_max: float = 30.0
     # The conversation and account-protection policy (not from the environment).
     limits: Limits = field(default_factory=Limits)
 
@@ -274,4 +305,5 @@ class Settings:
             metrics_port=_int(env, "METRICS_PORT", 0, 1, 65535) or None,
             metrics_host=_metrics_host(env),
             **_privacy(env),
+            **_events(env),
         )

@@ -22,7 +22,9 @@ class TcpProxy:
         self._forwarding.set()
         self._server: asyncio.Server | None = None
         self._pumps: set[asyncio.Task[None]] = set()
+        self._refusing = False
         self.connections = 0  # accepted so far
+        self.refused = 0  # closed at once while refusing
 
     @property
     def port(self) -> int:
@@ -34,8 +36,15 @@ class TcpProxy:
         self._forwarding.clear()
 
     def forward(self) -> None:
-        """Forward again, the held bytes first."""
+        """Forward again, the held bytes first (and accept again after `refuse`)."""
+        self._refusing = False
         self._forwarding.set()
+
+    def refuse(self) -> None:
+        """A server that went down: every open connection is cut, and each new one closed at once."""
+        self._refusing = True
+        for task in list(self._pumps):
+            task.cancel()
 
     async def __aenter__(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -53,6 +62,10 @@ class TcpProxy:
 
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        if self._refusing:
+            self.refused += 1
+            client_writer.close()
+            return
         try:
             server_reader, server_writer = await asyncio.open_connection(*self.target)
         except OSError:

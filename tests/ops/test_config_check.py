@@ -203,6 +203,8 @@ def test_the_alert_rules_watch_metrics_the_bot_has() -> None:
         "UnogasDatabaseErrors",
         "UnogasLockoutSpike",
         "UnogasBcryptQueue",
+        "UnogasOutboxStuck",
+        "UnogasCustomerEventsDeadLettered",
     ):
         assert f"alert: {alert}\n" in rules
 
@@ -220,7 +222,7 @@ def test_promtool_checks_and_tests_the_alert_rules() -> None:
         timeout=60,
         check=False,
     )
-    assert check.returncode == 0 and "SUCCESS: 8 rules found" in check.stdout, check.stdout + check.stderr
+    assert check.returncode == 0 and "SUCCESS: 10 rules found" in check.stdout, check.stdout + check.stderr
     test = subprocess.run(
         ["promtool", "test", "rules", str(deploy / "alerts.test.yml")],
         capture_output=True,

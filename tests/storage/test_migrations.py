@@ -21,7 +21,9 @@ TABLES = {"customers", "accounts", "telegram_sessions", "attempts", "audit_event
 TABLES |= {"bot_user_data", "bot_chat_data", "bot_conversations"}
 # The update inbox and the leadership epoch of storage/inbox.py (migration 0006).
 TABLES |= {"bot_inbox", "bot_leadership"}
-HEAD = "0007_owner_telegram_account"
+# The account-event outbox and the customer events' bookkeeping (migration 0008, issue 24).
+TABLES |= {"outbox_events", "event_streams", "inbound_events", "customer_sequences"}
+HEAD = "0008_events"
 
 
 def _differences(connection: Connection) -> list[Any]:

@@ -39,6 +39,7 @@ from storage.account_store import AccountStore
 from storage.registry import CustomerRegistry
 from unogas_bot.bench import bot_load as bench_bot
 from unogas_bot.bench import data as bench_data
+from unogas_bot.bench import events_load as bench_events
 from unogas_bot.bench import failover as bench_failover
 from unogas_bot.bench import registry_load as bench_registry
 from unogas_bot.bench import rig as bench_rig
@@ -66,6 +67,8 @@ class Sizes:
     flood_rate: float = 200.0  # flood messages per second (a script, not a person)
     flood_others: int = 10  # chats answering questions meanwhile, 50-150 ms between replies
     failover_rounds: int = 7  # PostgreSQL only: leader + standby started, the leader killed, timed
+    events_backlog: int = 100_000  # account events drained to the broker (issue 24)
+    events_cpu_users: int = 300  # customers per turn of the CPU phase with the relay on and off
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -81,6 +84,8 @@ class Sizes:
             registry_small=1_000,
             lookups=500,
             failover_rounds=3,
+            events_backlog=20_000,
+            events_cpu_users=100,
         )
 
     @classmethod
@@ -102,6 +107,8 @@ class Sizes:
             flood_rate=100.0,
             flood_others=2,
             failover_rounds=1,
+            events_backlog=300,
+            events_cpu_users=5,
         )
 
 
@@ -324,7 +331,7 @@ def run(
     *,
     database_url: str | None = None,
     progress: bool = True,
-    phases: tuple[str, ...] = ("bot", "registry", "failover"),
+    phases: tuple[str, ...] = ("bot", "registry", "failover", "events"),
 ) -> dict[str, Any]:
     """Run the benchmark; the figures as a JSON-ready dict (with `targets`)."""
     report = Reporter(progress)
@@ -342,6 +349,13 @@ def run(
             figures |= asyncio.run(_registry_phases(sizes, database_url, workdir, report))
         if "failover" in phases:
             figures |= bench_failover.failover(database_url, sizes.failover_rounds, workdir, report)
+        if "events" in phases:
+            settings = Settings(bcrypt_rounds=sizes.bcrypt_rounds, hash_workers=os.cpu_count() or 1)
+            figures |= asyncio.run(
+                bench_events.events_phases(
+                    settings, sizes.events_backlog, sizes.events_cpu_users, database_url, workdir, report
+                )
+            )
     report("done")
     report.done()
     figures["seconds"] = time.perf_counter() - report.start

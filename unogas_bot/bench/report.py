@@ -24,7 +24,12 @@ TARGETS: dict[str, tuple[str, float, str]] = {
 POSTGRES_TARGETS: dict[str, tuple[str, float, str]] = {
     "failover_seconds": ("<=", 2.0, "median s from kill -9 of the leader to the standby's first reply"),
 }
-ALL_TARGETS = TARGETS | POSTGRES_TARGETS
+# The events phase's targets (issue 24), measured where a RabbitMQ answers at AMQP_URL (else: why not).
+EVENTS_TARGETS: dict[str, tuple[str, float, str]] = {
+    "events_drain_per_s": (">=", 2_000.0, "account events/s drained from a backlog to the broker"),
+    "cpu_per_update_vs_floor_relay": ("<=", 3.0, "CPU per non-hashing update vs the floor, relay on"),
+}
+ALL_TARGETS = TARGETS | POSTGRES_TARGETS | EVENTS_TARGETS
 
 
 def _fmt(value: float) -> str:
@@ -84,6 +89,15 @@ def table(figures: dict[str, Any]) -> str:
     add("  slowest round", "failover_max_seconds", "s")
     if "failover_skipped" in figures:  # SQLite, or no right to create the phase's database
         rows.append(("failover (kill -9)", "n/a", f"({figures['failover_skipped']})"))
+    add("events: backlog drained to RabbitMQ", "events_drain_per_s", "events/s", "events_drain_per_s")
+    add("  CPU per event published", "events_cpu_ms_per_event", "ms")
+    add("  CPU per update, relay on", "events_cpu_ms_per_update_relay_on", "ms")
+    add("  CPU per update, relay off", "events_cpu_ms_per_update_relay_off", "ms")
+    add(
+        "  ratio to the floor, relay on", "cpu_per_update_vs_floor_relay", "", "cpu_per_update_vs_floor_relay"
+    )
+    if "events_skipped" in figures:
+        rows.append(("events (RabbitMQ)", "n/a", f"({figures['events_skipped']})"))
     width = max(len(r[0]) for r in rows)
     vwidth = max(len(r[1]) for r in rows)
     lines = [f"{label:<{width}}  {value:>{vwidth}}  {verdict}".rstrip() for label, value, verdict in rows]

@@ -21,7 +21,7 @@ from telegram.ext import Application, ConversationHandler
 from conversations import secret_guard
 from conversations.context import BotContext
 from conversations.draft import touched_at
-from unogas_bot.service import upkeep
+from unogas_bot.service import events, upkeep
 from unogas_bot.service.context import Services
 
 log = logging.getLogger(__name__)
@@ -132,9 +132,18 @@ async def prune_inbox(app: Application) -> tuple[int, int]:
     return handled, stale
 
 
+async def purge_events(services: Services) -> int:
+    """Delete account events past EVENTS_RETENTION_DAYS: sent ones, and without AMQP_URL (nothing relays
+    them) unsent ones too, so the outbox stays bounded (issue 24)."""
+    purged = await events.purge_events(services, relayed=services.settings.amqp_url is not None)
+    log.info("housekeeping: %d account event(s) past the events retention deleted", purged)
+    return purged
+
+
 async def _job(context: BotContext) -> None:
     await tidy(context.services)
     await prune_audit(context.services)
+    await purge_events(context.services)
     await prune_inbox(context.application)
 
 

@@ -34,7 +34,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
@@ -43,6 +43,7 @@ from telegram.ext import Application, ConversationHandler
 from telegram.request import HTTPXRequest
 
 from storage.db import Database
+from unogas_bot.clock import utcnow
 from unogas_bot.security.hashing import Hasher
 
 PREFIX = "unogas"
@@ -329,6 +330,49 @@ class _RunningBot(Collector):
 def watch_application(app: Application, hasher: MeasuredHasher | None) -> Callable[[], None]:
     """Show the running bot's gauges in /metrics; returns the function that stops showing them."""
     collector = _RunningBot(app, hasher)
+    REGISTRY.register(collector)
+    return lambda: REGISTRY.unregister(collector)
+
+
+# --- issue 24: the events relay and the customer-event consumer --------------------------------------------
+CUSTOMER_EVENT_OUTCOMES = ("applied", "duplicate", "stale", "kept", "dead_lettered")
+
+
+class _Events(Collector):
+    """The outbox's depth and oldest event's age (as the relay last counted them, at most a second ago),
+    what it published, and the customer events by outcome (a malformed one: dead_lettered)."""
+
+    def __init__(self, relay: Any, consumer: Any) -> None:
+        self.relay, self.consumer = relay, consumer
+
+    def collect(self) -> Any:
+        relay = self.relay
+        yield GaugeMetricFamily(
+            f"{PREFIX}_outbox_depth", "Account events not yet confirmed by the broker", relay.depth
+        )
+        age = 0.0 if relay.oldest is None else max(0.0, (utcnow() - relay.oldest).total_seconds())
+        yield GaugeMetricFamily(
+            f"{PREFIX}_outbox_oldest_age_seconds", "Age of the oldest account event not yet confirmed", age
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_events_relay_connected",
+            "1 while the relay is connected to the broker",
+            relay.state == "connected",
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_events_published", "Account events confirmed by the broker", relay.published
+        )
+        inbound = CounterMetricFamily(
+            f"{PREFIX}_customer_events", "Customer events from the CRM, by outcome", labels=["outcome"]
+        )
+        for outcome in CUSTOMER_EVENT_OUTCOMES:
+            inbound.add_metric([outcome], self.consumer.outcomes[outcome])
+        yield inbound
+
+
+def watch_events(relay: Any, consumer: Any) -> Callable[[], None]:
+    """Show the relay's (events.relay.RelayStats) and the consumer's (events.inbound.InboundStats) figures."""
+    collector = _Events(relay, consumer)
     REGISTRY.register(collector)
     return lambda: REGISTRY.unregister(collector)
 

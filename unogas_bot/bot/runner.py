@@ -35,6 +35,7 @@ from unogas_bot.bot.serving import (
 from unogas_bot.bot.update_processor import PerChatUpdateProcessor
 from unogas_bot.bot.wiring import build_application, make_rate_limiter
 from unogas_bot.config import Settings
+from unogas_bot.events.link import EventsLink
 from unogas_bot.i18n import texts
 from unogas_bot.security import sealing
 from unogas_bot.security.hashing import EphemeralMac
@@ -312,6 +313,8 @@ def run(settings: Settings, webhook: Webhook | None = None) -> int:
             services.db.fence = Fence(bot_id, leadership.epoch)  # every write now checks it
         metrics.LEADER.set(1)
         unwatch = metrics.watch_application(app, hasher)
+        # issue 24: the leader relays the outbox and consumes the CRM's customer events (with AMQP_URL).
+        events = loop.run(_start_events(services))
         try:
             if webhook is None:
                 log.info("unogas-bot is running on Telegram (long polling); Ctrl+C stops it")
@@ -325,6 +328,8 @@ def run(settings: Settings, webhook: Webhook | None = None) -> int:
                 )
                 loop.run(_serve_webhook_until_signalled(app, webhook))
         finally:
+            if events is not None:
+                loop.run(events.stop())
             # PTB has stopped the bot and written the conversation state: only now may a standby lead.
             loop.run(leadership.release())
             metrics.LEADER.set(0)
@@ -333,6 +338,13 @@ def run(settings: Settings, webhook: Webhook | None = None) -> int:
                 loop.run(health.stop(server))
         log.info("unogas-bot stopped: conversations saved, leadership released")
     return 0
+
+
+async def _start_events(services: Services) -> EventsLink | None:
+    link = EventsLink.start(services)
+    if link is not None:
+        metrics.watch_events(link.relay.stats, link.consumer.stats)
+    return link
 
 
 async def _start_health(probes: health.Probes, host: str, port: int) -> HTTPServer:

@@ -36,6 +36,10 @@ VARIABLES = (
     "PRIVACY_NOTICE_URL",
     "PRIVACY_NOTICE_VERSION",
     "AUDIT_RETENTION_DAYS",
+    "AMQP_URL",
+    "EVENTS_SHARE_CREDENTIALS",
+    "EVENTS_RETENTION_DAYS",
+    "EVENTS_NAME_PREFIX",
 )
 TELEGRAM_API = "https://api.telegram.org/bot"
 TIMEOUT = 5.0  # seconds for the database and the Bot API to answer
@@ -180,6 +184,20 @@ async def bot_api_problems(settings: Settings) -> list[Problem]:
     return []
 
 
+async def broker_problems(settings: Settings) -> list[Problem]:
+    """With AMQP_URL: the broker accepts the connection (issue 24; without, events stay in the outbox)."""
+    if settings.amqp_url is None:
+        return []
+    from unogas_bot.events.broker import BrokerUnreachable, connect
+
+    try:
+        connection = await connect(settings.amqp_url, TIMEOUT)
+    except BrokerUnreachable as exc:
+        return [Problem("AMQP_URL", str(exc).replace(" (AMQP_URL)", ""))]
+    await connection.close()
+    return []
+
+
 def listen_problems(settings: Settings) -> list[Problem]:
     if settings.metrics_port is None:
         return []
@@ -201,4 +219,6 @@ async def all_problems(env: Mapping[str, str], *, network: bool = True) -> list[
         problems += listen_problems(settings)
     if network and not bad & {"TELEGRAM_BOT_TOKEN", "TELEGRAM_API_BASE_URL"}:
         problems += await bot_api_problems(settings)
+    if network and "AMQP_URL" not in bad:
+        problems += await broker_problems(settings)
     return problems

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy.exc import DBAPIError
 
-from unogas_bot.cli import accounts, bench, config_check, console, customers, db, flows, run, standin
+from unogas_bot.cli import accounts, bench, config_check, console, customers, db, events, flows, run, standin
 from unogas_bot.cli.common import CliError, load_env_file
 from unogas_bot.config import ConfigError, Settings
 from unogas_bot.security import log_repeats, redaction
@@ -120,7 +120,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 # One module per command group, each with its `add_parser` and `COMMANDS`; the order is the help's.
-GROUPS = (run, console, customers, accounts, db, bench, standin, flows, config_check)
+GROUPS = (run, console, customers, accounts, db, events, bench, standin, flows, config_check)
 COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], int]] = {
     key: command for group in GROUPS for key, command in group.COMMANDS.items()
 }

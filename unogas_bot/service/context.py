@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from storage import outbox
 from storage.db import Database
 from storage.unit_of_work import Reading, UnitOfWork, reading
 from unogas_bot.clock import utcnow
@@ -41,6 +42,7 @@ class Services:
         hasher: Hasher | None = None,
     ) -> Services:
         """The services on `db`; `hasher` replaces the one `settings` describe (the benchmark counts)."""
+        outbox.configure(db.engine, share_credentials=settings.events_share_credentials)  # issue 24
         return cls(
             settings=settings,
             db=db,

@@ -1,0 +1,250 @@
+"""The relay: the leader publishes the outbox to the durable topic exchange `unogas.accounts` (routing key =
+the event's type), in outbox order, which is each account's order, and marks an event sent only once the
+broker confirmed it (publisher confirms).
+
+At least once: an event whose confirmation is lost (the connection drops after the broker took it) is
+published again, with the same `id`. A batch is published in order on one channel; what the broker
+confirmed, up to the first event it did not, is marked sent, and the rest is sent again after it, so no
+account's later event is ever marked sent before an earlier one.
+
+A broker that is down, refuses us, or has no queue bound for an event's type never reaches the customers:
+their changes commit into the outbox as always, the relay retries with a growing pause (up to
+`events_backoff_max`) and logs one line each time its state changes, not one per try.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import aio_pika
+from aio_pika.abc import AbstractExchange
+from pamqp.commands import Basic
+from sqlalchemy.exc import SQLAlchemyError
+
+from storage.outbox import AUDIT_TO_TYPE, StoredEvent
+from unogas_bot.events.broker import (
+    CONTENT_TYPE,
+    BrokerUnreachable,
+    Names,
+    accounts_exchange,
+    connect,
+    reason,
+    where,
+)
+from unogas_bot.service import events as use_cases
+from unogas_bot.service.context import Services
+
+log = logging.getLogger(__name__)
+
+FIRST_BACKOFF = 0.5  # seconds before the first retry; doubled up to Settings.events_backoff_max
+IDLE_POLL = 1.0  # seconds between looks at an empty outbox (events another process wrote, e.g. the CLI)
+STATS_EVERY = 1.0  # seconds between counts of the outbox for the metrics
+# Seconds for the broker to confirm an event. Long: a confirmation given up on means a reconnection and the
+# unconfirmed part of the batch published again (duplicates, with their ids), and on an overloaded machine
+# a confirmation once took over 15 s; a connection that is really dead is found by AMQP's heartbeat.
+PUBLISH_TIMEOUT = 60.0
+PASS_BATCHES = 20  # batches per pass before the relay looks at its connection, its stop and its figures
+
+
+class Unroutable(Exception):
+    """The broker took an event but no queue is bound for its type: it stays in the outbox."""
+
+
+@dataclass
+class RelayStats:
+    """What bot/metrics.py shows of the relay (events/ is below the bot and knows no Prometheus)."""
+
+    state: str = "starting"
+    depth: int = 0
+    oldest: datetime | None = None
+    published: int = 0
+    retries: int = 0
+
+
+def message(event: StoredEvent) -> aio_pika.Message:
+    return aio_pika.Message(
+        body=event.payload.encode(),
+        content_type=CONTENT_TYPE,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=event.event_id,
+        type=event.type,
+    )
+
+
+async def publish(
+    exchange: AbstractExchange, batch: Sequence[StoredEvent]
+) -> tuple[int, BaseException | None]:
+    """Publish `batch` in order, all confirmations awaited together: how many from the start were confirmed,
+    and why the next one was not (None when all were)."""
+    results = await asyncio.gather(
+        *(
+            exchange.publish(message(event), routing_key=event.type, mandatory=True, timeout=PUBLISH_TIMEOUT)
+            for event in batch
+        ),
+        return_exceptions=True,
+    )
+    for done, result in enumerate(results):
+        if isinstance(result, BaseException):
+            return done, result
+        if not isinstance(result, Basic.Ack):  # returned: no queue bound for this type
+            return done, Unroutable(batch[done].type)
+    return len(results), None
+
+
+class Relay:
+    """`await relay.run()` until `stop()`; `wake()` when an account event committed."""
+
+    def __init__(self, services: Services, url: str, names: Names) -> None:
+        self.services = services
+        self.url = url
+        self.names = names
+        self.stats = RelayStats()
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._stats_at = 0.0
+        # The last row of the last batch the broker confirmed whole: the next batch starts after it. Back to
+        # 0 (a scan from the start) after a failure and whenever a pass finds nothing, so an event that
+        # committed late with a lower row number (another account's: one account's events get their rows
+        # in commit order) is taken at the next pass.
+        self._cursor = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def observe(self, audit_event: str) -> None:
+        """An audit observer (storage.db.Database.audit_observers): an account change committed."""
+        if audit_event in AUDIT_TO_TYPE:
+            self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _state(self, state: str, detail: str = "") -> None:
+        if state == self.stats.state:
+            return
+        self.stats.state = state
+        if state == "connected":
+            log.info("events relay: connected to %s, publishing the outbox", detail)
+        elif state == "unreachable":
+            log.warning("events relay: %s; account events wait in the outbox, retrying", detail)
+        elif state == "database":
+            log.warning("events relay: %s; retrying, nothing is lost", detail)
+        elif state == "unroutable":
+            log.warning(
+                "events relay: no queue is bound to %s for %s; events wait in the outbox, retrying",
+                self.names.accounts,
+                detail,
+            )
+
+    async def run(self) -> None:
+        backoff = FIRST_BACKOFF
+        while not self._stop.is_set():
+            try:
+                await self._session()
+                backoff = FIRST_BACKOFF
+            except BrokerUnreachable as exc:
+                self._state("unreachable", str(exc))
+            except Unroutable as exc:
+                self._state("unroutable", str(exc))
+            except (aio_pika.exceptions.AMQPError, OSError, ConnectionError, TimeoutError) as exc:
+                self._state("unreachable", f"lost the broker (AMQP_URL): {reason(exc)}")
+            except SQLAlchemyError as exc:  # the database's own metrics and alerts tell more
+                self._state("database", f"the database failed ({type(exc).__name__})")
+            except Exception as exc:  # a bug: said once, with its frames; the customers are not affected
+                if self.stats.state != "error":
+                    log.exception("events relay: failed (%s); retrying", type(exc).__name__)
+                self.stats.state = "error"
+            if self._stop.is_set():
+                break
+            self.stats.retries += 1
+            await self._refresh_stats(force=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), backoff)
+            backoff = min(backoff * 2, self.services.settings.events_backoff_max)
+
+    async def _session(self) -> None:
+        connection = await connect(self.url)
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await accounts_exchange(channel, self.names)
+            pause = FIRST_BACKOFF
+            while not self._stop.is_set():
+                if connection.is_closed or channel.is_closed:  # noticed while idle, not at the next event
+                    raise ConnectionError("the connection was closed")
+                try:
+                    sent = await self.drain_once(exchange)
+                except SQLAlchemyError as exc:  # the broker is fine: keep its connection, retry later
+                    self._state("database", f"the database failed ({type(exc).__name__})")
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), pause)
+                    pause = min(pause * 2, self.services.settings.events_backoff_max)
+                    continue
+                pause = FIRST_BACKOFF
+                # Said once the outbox could be read and the broker took what there was (if anything).
+                self._state("connected", where(self.url))
+                await self._refresh_stats(force=sent == 0)
+                if sent == 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
+                    self._wake.clear()
+        finally:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    async def drain_once(self, exchange: AbstractExchange) -> int:
+        """Publish what the outbox holds, batch after batch (up to PASS_BATCHES); how many the broker
+        confirmed (and were marked sent).
+
+        Pipelined: while the broker confirms one batch, the next is read, and while that one is published
+        the last is marked sent. A batch is published only once the one before was confirmed whole, so
+        the order holds; a failure marks the confirmed part and stops."""
+        size = self.services.settings.events_batch
+        batch = await use_cases.pending_events(self.services, size, self._cursor)
+        if not batch and self._cursor:
+            self._cursor = 0
+            batch = await use_cases.pending_events(self.services, size)
+        sent = 0
+        marking: asyncio.Future[None] | None = None
+        try:
+            for _ in range(PASS_BATCHES):
+                if not batch:
+                    break
+                self._cursor = 0  # until this batch is confirmed whole
+                reading = asyncio.ensure_future(use_cases.pending_events(self.services, size, batch[-1].row))
+                try:
+                    confirmed, failure = await publish(exchange, batch)
+                except BaseException:
+                    reading.cancel()
+                    raise
+                if marking is not None:
+                    await marking
+                marking = asyncio.ensure_future(
+                    use_cases.mark_sent(self.services, [event.row for event in batch[:confirmed]])
+                )
+                self.stats.published += confirmed
+                sent += confirmed
+                if failure is not None:
+                    reading.cancel()
+                    await asyncio.gather(reading, return_exceptions=True)
+                    raise failure
+                self._cursor = batch[-1].row
+                batch = await reading
+        finally:
+            if marking is not None:
+                await marking
+        return sent
+
+    async def _refresh_stats(self, *, force: bool) -> None:
+        now = time.monotonic()
+        if not force and now - self._stats_at < STATS_EVERY:
+            return
+        self._stats_at = now
+        with contextlib.suppress(Exception):  # the database's own errors are counted and logged elsewhere
+            self.stats.depth, self.stats.oldest = await use_cases.outbox_stats(self.services)

@@ -1,0 +1,132 @@
+"""The use cases of the events (issue 24): the outbox as the relay, the CLI and housekeeping see it, and the
+CRM's customer events applied to the registry. The events themselves are written by the account changes'
+own units of work (storage/outbox.py); nothing here talks to the broker (unogas_bot/events/ does)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from storage.accounts import Accounts
+from storage.customer_csv import RowError, staged_row
+from storage.customer_events import CustomerEvents
+from storage.outbox import Outbox, StoredEvent
+from unogas_bot import rules
+
+if TYPE_CHECKING:
+    from unogas_bot.service.context import Services
+
+CUSTOMER_TYPES = ("it.unogas.customer.upserted", "it.unogas.customer.removed")
+_FIELDS = ("customer_code", "kind", "first_name", "last_name", "company_name", "tax_code")
+_ID_LEN = 64
+
+
+class MalformedEvent(ValueError):
+    """A customer event that cannot be applied as it is (the reason, without the customer's data)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerEvent:
+    id: str
+    removed: bool
+    sequence: int
+    code_key: str
+    row: Any  # storage.registry_import.StagedRow for an upsert, None for a removal
+
+
+def parse_customer_event(body: bytes) -> CustomerEvent:
+    """A CloudEvents 1.0 structured JSON customer event, checked by the CSV import's rules."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise MalformedEvent("not JSON") from None
+    if not isinstance(document, dict):
+        raise MalformedEvent("not a JSON object")
+    if document.get("specversion") != "1.0":
+        raise MalformedEvent("specversion is not 1.0")
+    event_id = document.get("id")
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= _ID_LEN:
+        raise MalformedEvent(f"id must be a string of 1-{_ID_LEN} characters")
+    kind = document.get("type")
+    if kind not in CUSTOMER_TYPES:
+        raise MalformedEvent("type is neither it.unogas.customer.upserted nor .removed")
+    sequence = document.get("sequence")
+    if isinstance(sequence, str) and sequence.isdigit():
+        sequence = int(sequence)
+    if not isinstance(sequence, int) or isinstance(sequence, bool) or not 0 <= sequence < 2**63:
+        raise MalformedEvent("sequence must be a whole number >= 0")
+    data = document.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("customer_code"), str):
+        raise MalformedEvent("data must be an object with customer_code")
+    removed = kind == CUSTOMER_TYPES[1]
+    try:
+        if removed:
+            code = rules.customer_code.validate(data["customer_code"])
+            return CustomerEvent(event_id, True, sequence, rules.customer_code.key(code), None)
+        fields = [data.get(name) or "" for name in _FIELDS]
+        if not all(isinstance(value, str) for value in fields):
+            raise MalformedEvent("data's fields must be strings")
+        row = staged_row(0, fields)
+    except rules.Invalid as exc:
+        raise MalformedEvent(f"customer_code: {exc.reason}") from None
+    except RowError as exc:
+        raise MalformedEvent(str(exc)) from None
+    return CustomerEvent(event_id, False, sequence, row[2], row)
+
+
+async def apply_customer_event(services: Services, event: CustomerEvent) -> str:
+    """Apply the event in one transaction, its id recorded with it: "applied", "duplicate", "stale" or
+    "kept" (a removal of a customer who has a profile). Raises storage.customer_events.CustomerConflict."""
+    async with services.db.transaction() as session:
+        return await CustomerEvents(session, services.clock).apply(
+            event.id, event.code_key, event.sequence, event.row
+        )
+
+
+# --- the outbox ------------------------------------------------------------------------------------------
+
+
+async def pending_events(services: Services, limit: int, after: int = 0) -> list[StoredEvent]:
+    async with services.db.session() as session:
+        return await Outbox(session, services.clock).pending(limit, after)
+
+
+async def mark_sent(services: Services, rows: Sequence[int]) -> None:
+    if rows:
+        async with services.db.transaction() as session:
+            await Outbox(session, services.clock).mark_sent(rows)
+
+
+async def outbox_stats(services: Services) -> tuple[int, datetime | None]:
+    async with services.db.session() as session:
+        return await Outbox(session, services.clock).stats()
+
+
+async def list_events(
+    services: Services, *, pending_only: bool = False, since: datetime | None = None, limit: int | None = None
+) -> list[StoredEvent]:
+    async with services.db.session() as session:
+        return await Outbox(session, services.clock).listing(
+            pending_only=pending_only, since=since, limit=limit
+        )
+
+
+async def purge_events(services: Services, *, relayed: bool) -> int:
+    """Delete what the retention (EVENTS_RETENTION_DAYS) no longer keeps: sent events, and without a broker
+    (`relayed` False) unsent ones too, so the outbox stays bounded."""
+    cutoff = services.clock() - services.settings.events_retention
+    async with services.db.transaction() as session:
+        return await Outbox(session, services.clock).purge(
+            sent_before=cutoff, unsent_before=None if relayed else cutoff
+        )
+
+
+async def audit_replay(services: Services, count: int, since: datetime) -> None:
+    """The replay in the audit trail (inside `acting_operator`, which names the operator)."""
+    async with services.db.transaction() as session:
+        await Accounts(session, services.clock).add_event(
+            "events_replayed", detail=f"{count} event(s) written since {since.isoformat()} published again"
+        )
