@@ -15,6 +15,7 @@ from storage.unit_of_work import UnitOfWork
 from tests.conftest import FakeClock
 from tests.kit.stores import KitAccounts
 from tests.storage.test_storage_accounts import new_account
+from unogas_bot.service.audit import audit
 
 MARIO = DEMO_CUSTOMERS[0]
 
@@ -27,11 +28,12 @@ async def events(db: Database) -> list[dict]:
 async def test_a_change_and_its_event_commit_together(database: Database, clock: FakeClock) -> None:
     await load_demo(CustomerRegistry(database))
     async with UnitOfWork(database, clock) as uow:
-        await uow.accounts.register(new_account(MARIO, "mario@example.it"))
+        await audit(uow, "registered", await uow.accounts.register(new_account(MARIO, "mario@example.it")))
         # no commit: rolled back
     assert await events(database) == []
     async with UnitOfWork(database, clock) as uow:
         view = await uow.accounts.register(new_account(MARIO, "mario@example.it"))
+        await audit(uow, "registered", view)  # the use case's event, as service.registration writes it
         await uow.commit()
     (event,) = await events(database)
     assert event["specversion"] == "1.0"
@@ -55,7 +57,8 @@ async def test_hashes_only_when_shared(database: Database, clock: FakeClock) -> 
     repo = KitAccounts(database, clock=clock)
     view = await repo.register(new_account(MARIO, "mario@example.it"))
     async with UnitOfWork(database, clock) as uow:
-        await uow.accounts.change_password(view.id, "$2b$04$another-hash", event="password_changed")
+        await uow.accounts.change_password(view.id, "$2b$04$another-hash")
+        await audit(uow, "password_changed", view)  # as service.profile.change_password writes it
         await uow.commit()
     registered, changed = await events(database)
     assert registered["data"]["password_hash"] == "$2b$04$hash-of-the-password"
