@@ -8,14 +8,26 @@ as a test that failed on the refactored code first.
   logs in as "mario@xn--bcher-kva.de" (the form's rule reads the ASCII form of the domain), yet support's
   `accounts show` with that address, or with a full-width "＠" (the "@" was looked for before the address
   was normalised), found no account. The domain's `normalize_email` reads an IDNA label as the form does.
+* A login that showed a new privacy notice, handled again after a crash between its commit and the save
+  (the update inbox replays it): the login's unit of work now records the notice, and the second handling
+  read the profile as already shown, so the customer got the welcome without the notice, while the profile
+  and the audit say it was shown. The replayed login answers as the first did.
 """
 
 from __future__ import annotations
 
-import pytest
+import dataclasses
+import secrets
+from typing import Any
 
-from tests.kit.accountkit import login, registered
-from tests.kit.botkit import Bot, texts_of
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from storage.db import Database
+from tests.conftest import FakeClock
+from tests.kit.accountkit import MARIO_EMAIL, login, registered
+from tests.kit.botkit import PASSWORD, Bot, answer_all, running_bot, texts_of
+from unogas_bot.bot.serving import replay_inbox
 from unogas_bot.cli.checks import all_problems
 from unogas_bot.config import ConfigError, Settings
 from unogas_bot.domain import normalize_email
@@ -69,3 +81,40 @@ async def test_support_finds_the_account_by_every_spelling_the_login_accepts(sql
         found = await support.find(spelling)
         assert found is not None and found.email == IDN_EMAIL, spelling
         assert normalize_email(spelling) == IDN_EMAIL
+
+
+INBOX_KEY = secrets.token_bytes(32)
+REPLAYED_USER = 5252
+NEW_NOTICE = "informativa sulla privacy è cambiata"
+
+
+def _dies_before_saving(bot: Bot) -> None:
+    """From now on the bot's writes of conversation state fail, as when the process is about to die."""
+
+    async def unreachable(batch: Any) -> None:
+        raise OperationalError("COMMIT", {}, ConnectionResetError("the connection went away"))
+
+    bot.app.persistence._write = unreachable  # type: ignore[attr-defined,union-attr]
+
+
+async def test_a_login_handled_again_shows_the_new_notice_it_recorded(
+    database: Database, clock: FakeClock
+) -> None:
+    async with running_bot(database, clock, inbox=INBOX_KEY) as first:
+        await registered(first, REPLAYED_USER)
+        # The operator publishes a new notice: the next login shows it, once.
+        settings = dataclasses.replace(first.services.settings, privacy_notice_version="2099-01")
+        first.services.settings = settings
+        user = first.user(REPLAYED_USER)
+        await answer_all(user, "/accedi", MARIO_EMAIL)
+        _dies_before_saving(first)
+        told = texts_of(await user.send(PASSWORD))
+        assert NEW_NOTICE in told[-1], told
+        first.app.fenced = True  # it dies: nothing more is written
+    async with running_bot(
+        database, clock, settings=settings, inbox=INBOX_KEY, demo=False, first_update_id=900
+    ) as second:
+        second.api.register_chat(REPLAYED_USER)
+        assert await replay_inbox(second.app) == 1
+        await second.app.update_queue.join()
+        assert second.api.texts_to(REPLAYED_USER) == told, "the same answer, the notice with it"
