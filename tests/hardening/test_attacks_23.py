@@ -11,7 +11,8 @@ as a test that failed on the refactored code first.
 * A login that showed a new privacy notice, handled again after a crash between its commit and the save
   (the update inbox replays it): the login's unit of work now records the notice, and the second handling
   read the profile as already shown, so the customer got the welcome without the notice, while the profile
-  and the audit say it was shown. The replayed login answers as the first did.
+  and the audit say it was shown. The replayed login answers as the first did; so does a self-service
+  form's start (`/cambia_telefono`), which shows a new notice to a customer logged in already.
 """
 
 from __future__ import annotations
@@ -97,19 +98,22 @@ def _dies_before_saving(bot: Bot) -> None:
     bot.app.persistence._write = unreachable  # type: ignore[attr-defined,union-attr]
 
 
-async def test_a_login_handled_again_shows_the_new_notice_it_recorded(
-    database: Database, clock: FakeClock
+@pytest.mark.parametrize("logged_in", [False, True], ids=["login", "form_start"])
+async def test_a_step_handled_again_shows_the_new_notice_it_recorded(
+    database: Database, clock: FakeClock, logged_in: bool
 ) -> None:
     async with running_bot(database, clock, inbox=INBOX_KEY) as first:
-        await registered(first, REPLAYED_USER)
-        # The operator publishes a new notice: the next login shows it, once.
+        user = await registered(first, REPLAYED_USER)
+        if logged_in:
+            await login(user)
+        # The operator publishes a new notice: the next login or self-service form shows it, once.
         settings = dataclasses.replace(first.services.settings, privacy_notice_version="2099-01")
         first.services.settings = settings
-        user = first.user(REPLAYED_USER)
-        await answer_all(user, "/accedi", MARIO_EMAIL)
+        if not logged_in:
+            await answer_all(user, "/accedi", MARIO_EMAIL)
         _dies_before_saving(first)
-        told = texts_of(await user.send(PASSWORD))
-        assert NEW_NOTICE in told[-1], told
+        told = texts_of(await user.send("/cambia_telefono" if logged_in else PASSWORD))
+        assert any(NEW_NOTICE in said for said in told), told
         first.app.fenced = True  # it dies: nothing more is written
     async with running_bot(
         database, clock, settings=settings, inbox=INBOX_KEY, demo=False, first_update_id=900

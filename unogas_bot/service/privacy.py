@@ -73,10 +73,12 @@ async def shown_with_last_login(services: Services, user_id: int, account_id: in
 
 
 async def show_new_notice(services: Services, user_id: int, account: AccountView) -> bool:
-    """The notice, once, to a logged-in customer starting a self-service form: its own unit of work."""
-    if not needs_notice(services, account):
-        return False
-    async with services.uow() as uow:
+    """The notice, once, to a logged-in customer starting a self-service form: its own unit of work.
+    Handled again after a crash, the step answers as the first handling did: that one recorded the
+    notice (so the profile now reads as shown) and showed it."""
+    async with services.uow(deferred=True) as uow:
+        if await uow.applied_before():
+            return True
         shown = await record_notice_shown(uow, services, user_id, account)
         if shown:
             await uow.commit()
