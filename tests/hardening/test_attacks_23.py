@@ -13,6 +13,10 @@ as a test that failed on the refactored code first.
   read the profile as already shown, so the customer got the welcome without the notice, while the profile
   and the audit say it was shown. The replayed login answers as the first did; so does a self-service
   form's start (`/cambia_telefono`), which shows a new notice to a customer logged in already.
+
+Tried and held (kept as tests where cheap): the database cut while the login records the new notice leaves
+nothing half-done (no session, no "login" event, the notice still owed: one clear line, and the next login
+shows it), as the login's one unit of work promises; before issue 23 the login had committed by then.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from storage.db import Database
+from storage.profiles import Profiles
 from tests.conftest import FakeClock
 from tests.kit.accountkit import MARIO_EMAIL, login, registered
 from tests.kit.botkit import PASSWORD, Bot, answer_all, running_bot, texts_of
@@ -32,6 +37,7 @@ from unogas_bot.bot.serving import replay_inbox
 from unogas_bot.cli.checks import all_problems
 from unogas_bot.config import ConfigError, Settings
 from unogas_bot.domain import normalize_email
+from unogas_bot.service import session
 from unogas_bot.service.support import Support
 
 # What SQLAlchemy refuses when it makes the engine (its URL parser raises ValueError on these).
@@ -122,3 +128,27 @@ async def test_a_step_handled_again_shows_the_new_notice_it_recorded(
         assert await replay_inbox(second.app) == 1
         await second.app.update_queue.join()
         assert second.api.texts_to(REPLAYED_USER) == told, "the same answer, the notice with it"
+
+
+async def test_a_database_cut_while_the_login_records_the_notice_leaves_nothing_half_done(
+    sqlite_bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = await registered(sqlite_bot)
+    services = sqlite_bot.services
+    services.settings = dataclasses.replace(services.settings, privacy_notice_version="2099-01")
+    real = Profiles.record_privacy_notice
+    cuts = [OperationalError("UPDATE", {}, ConnectionResetError("the connection went away"))]
+
+    async def cut_once(self: Profiles, account_id: int, version: str) -> None:
+        if cuts:
+            raise cuts.pop()
+        await real(self, account_id, version)
+
+    monkeypatch.setattr(Profiles, "record_privacy_notice", cut_once)
+    told = texts_of(await login(user))
+    assert len(told) == 1 and "momentaneamente non disponibile" in told[0], told
+    assert await session.current_account(services, user.user_id) is None, "no session"
+    events = [e.event for e in await Support(services.db).audit_trail(customer_code="UG100234")]
+    assert "login" not in events and "privacy_notice_shown" not in events, events
+    told = texts_of(await login(user))
+    assert "Accesso effettuato" in told[0] and NEW_NOTICE in told[-1], told
