@@ -30,10 +30,14 @@ from sqlalchemy.exc import OperationalError
 
 from storage.db import Database
 from storage.profiles import Profiles
+from storage.unit_of_work import UnitOfWork
 from tests.conftest import FakeClock
 from tests.kit.accountkit import MARIO_EMAIL, login, registered
 from tests.kit.botkit import PASSWORD, Bot, answer_all, running_bot, texts_of
+from tests.ops.test_cli_accounts import MARIO_EMAIL as CLI_MARIO
+from tests.ops.test_cli_accounts import Store, store, two_accounts  # noqa: F401 (fixtures)
 from unogas_bot.bot.serving import replay_inbox
+from unogas_bot.cli import main as cli
 from unogas_bot.cli.checks import all_problems
 from unogas_bot.config import ConfigError, Settings
 from unogas_bot.domain import normalize_email
@@ -152,3 +156,25 @@ async def test_a_database_cut_while_the_login_records_the_notice_leaves_nothing_
     assert "login" not in events and "privacy_notice_shown" not in events, events
     told = texts_of(await login(user))
     assert "Accesso effettuato" in told[0] and NEW_NOTICE in told[-1], told
+
+
+def test_support_unlocking_a_profile_erased_meanwhile_is_one_line(
+    two_accounts: Store,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    found = Support.find
+
+    async def found_then_erased(self: Support, name: str) -> Any:
+        account = await found(self, name)
+        async with UnitOfWork(self._db, self._clock) as uow:  # the customer's /cancella_profilo, now
+            await uow.profiles.erase(account.id)
+            await uow.commit()
+        return account
+
+    monkeypatch.setattr(Support, "find", found_then_erased)
+    assert cli.main(["accounts", "unlock", CLI_MARIO]) == 1
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and "erased" in said[0], said
+    trail = two_accounts.run(lambda db: Support(db).audit_trail(customer_code="UG-100234"))
+    assert "unlocked" not in [entry.event for entry in trail]

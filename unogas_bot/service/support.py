@@ -14,7 +14,7 @@ from storage.operator import acting_operator
 from storage.registry import CustomerRegistry
 from storage.unit_of_work import UnitOfWork
 from unogas_bot.clock import utcnow
-from unogas_bot.domain import AccountView, AuditEntry, CustomerRecord
+from unogas_bot.domain import AccountNotFound, AccountView, AuditEntry, CustomerRecord
 from unogas_bot.service.audit import audit
 
 __all__ = ["Support", "acting_operator"]
@@ -69,9 +69,14 @@ class Support:
             await audit(uow, "tax_code_revealed", account)
             await uow.commit()
 
-    async def unlock(self, account_id: int) -> None:
-        """Lift both locks and forget the account's attempts; audited "unlocked"."""
+    async def unlock(self, account_id: int) -> bool:
+        """Lift both locks and forget the account's attempts; audited "unlocked". False when the profile
+        is gone (erased since it was looked up): nothing changed, nothing audited."""
         async with UnitOfWork(self._db, self._clock) as uow:
-            code = await uow.accounts.unlock(account_id)
+            try:
+                code = await uow.accounts.unlock(account_id)
+            except AccountNotFound:
+                return False
             await audit(uow, "unlocked", None, account_id=account_id, customer_code=code)
             await uow.commit()
+        return True
