@@ -13,6 +13,9 @@ as a test that failed on the refactored code first.
   read the profile as already shown, so the customer got the welcome without the notice, while the profile
   and the audit say it was shown. The replayed login answers as the first did; so does a self-service
   form's start (`/cambia_telefono`), which shows a new notice to a customer logged in already.
+* Support's unlock (now the `Support.unlock` use case) of a profile the customer erased between the
+  look-up and the change died with a traceback (AccountNotFound); one line now, and nothing audited. The
+  same race at `accounts show --reveal` printed the erased customer's tax code in full: not any more.
 
 Tried and held (kept as tests where cheap): the database cut while the login records the new notice leaves
 nothing half-done (no session, no "login" event, the notice still owed: one clear line, and the next login
@@ -158,10 +161,12 @@ async def test_a_database_cut_while_the_login_records_the_notice_leaves_nothing_
     assert "Accesso effettuato" in told[0] and NEW_NOTICE in told[-1], told
 
 
-def test_support_unlocking_a_profile_erased_meanwhile_is_one_line(
+@pytest.mark.parametrize("command", [["unlock"], ["show", "--reveal"]], ids=["unlock", "reveal"])
+def test_support_acting_on_a_profile_erased_meanwhile_is_one_line(
     two_accounts: Store,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    command: list[str],
 ) -> None:
     found = Support.find
 
@@ -173,8 +178,10 @@ def test_support_unlocking_a_profile_erased_meanwhile_is_one_line(
         return account
 
     monkeypatch.setattr(Support, "find", found_then_erased)
-    assert cli.main(["accounts", "unlock", CLI_MARIO]) == 1
-    said = capsys.readouterr().err.strip().splitlines()
+    assert cli.main(["accounts", command[0], CLI_MARIO, *command[1:]]) == 1
+    out, err = capsys.readouterr()
+    said = err.strip().splitlines()
     assert len(said) == 1 and "erased" in said[0], said
+    assert "RSSMRA" not in out + err, "no tax code of an erased customer on the screen"
     trail = two_accounts.run(lambda db: Support(db).audit_trail(customer_code="UG-100234"))
-    assert "unlocked" not in [entry.event for entry in trail]
+    assert not {"unlocked", "tax_code_revealed"} & {entry.event for entry in trail}

@@ -202,8 +202,8 @@ def cmd_accounts_show(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
         repo = Support(db)
         account = await _find(repo, args.account)
-        if args.reveal:
-            await repo.reveal_tax_code(account)
+        if args.reveal and not await repo.reveal_tax_code(account):
+            raise CliError(f"{account.customer_code} was erased meanwhile: nothing to show")
         now = utcnow()
         events = await repo.recent_events(account.id)
         if args.json:

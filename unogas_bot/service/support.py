@@ -63,11 +63,15 @@ class Support:
 
     # --- changes (one unit of work each, with its audit event) ----------------------------------------
 
-    async def reveal_tax_code(self, account: AccountView) -> None:
-        """Record that the operator was shown the profile's tax code in full."""
+    async def reveal_tax_code(self, account: AccountView) -> bool:
+        """Record that the operator is shown the profile's tax code in full. False when the profile is
+        gone (the customer erased it since it was looked up): then it is not to be shown."""
         async with UnitOfWork(self._db, self._clock) as uow:
+            if await uow.accounts.get(account.id) is None:
+                return False
             await audit(uow, "tax_code_revealed", account)
             await uow.commit()
+        return True
 
     async def unlock(self, account_id: int) -> bool:
         """Lift both locks and forget the account's attempts; audited "unlocked". False when the profile
