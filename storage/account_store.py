@@ -11,7 +11,7 @@ from datetime import datetime
 from storage.accounts import Accounts
 from storage.db import Database
 from unogas_bot.clock import utcnow
-from unogas_bot.domain import AccountView, AuditEntry
+from unogas_bot.domain import AccountView, AuditEntry, normalize_email
 
 
 class AccountStore:
@@ -49,7 +49,7 @@ class AccountStore:
 
     async def find(self, email_or_code: str) -> AccountView | None:
         """Look an account up by e-mail address (anything with an "@") or by customer code."""
-        if "@" in email_or_code:
+        if "@" in normalize_email(email_or_code):  # a full-width "＠" too
             return await self.get_by_email(email_or_code)
         return await self.get_by_customer_code(email_or_code)
 

@@ -71,8 +71,9 @@ class UnitOfWork:
         self._session = None  # finished: rolled back on leaving
         return True
 
-    async def commit(self) -> None:
-        """Make everything done in this unit of work permanent, at once.
+    async def commit(self) -> bool:
+        """Make everything done in this unit of work permanent, at once. True when it did; False when an
+        earlier handling of the update committed this step already (see below), so nothing was stored now.
 
         A unit that wrote while an update from the inbox is handled first claims its step in that update
         (storage/inbox.py): when an earlier handling of the same update (before a crash) committed this
@@ -87,13 +88,14 @@ class UnitOfWork:
         if handling is not None and not await handling.claim(session):
             handling.claimed += 1
             await session.rollback()  # done before: the same outcome, nothing stored twice
-            return
+            return False
         if wrote and self._db.fence is not None:
             await self._db.fence.check(session)
         await session.commit()
         if handling is not None:
             handling.claimed += 1
         self._db.committed(session)
+        return True
 
     async def __aexit__(
         self,

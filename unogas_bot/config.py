@@ -166,12 +166,17 @@ def parse_key(raw: str) -> bytes:
 _ASYNC_DRIVERS = {"postgresql": "asyncpg", "sqlite": "aiosqlite"}
 
 
-# What SQLAlchemy reads as a URL, checked here without SQLAlchemy (the configuration is read before any
-# layer that knows a database): a scheme with an optional "+driver", "://", then optional credentials
-# ("user:password@"), a host (a bracketed IPv6 address or a name) with an optional numeric port, and the
-# rest (path, query).
+# What SQLAlchemy's URL parser accepts (make_url, run when the engine is made: storage/db.py), written out
+# here because config imports no SQLAlchemy: a scheme, an optional user and password, a host (an IPv6 one in
+# brackets), a port that is a number, the database and the query. Anything else failed there with a
+# traceback instead of one line naming the setting.
 _URL = re.compile(
-    r"[A-Za-z][A-Za-z0-9]*(\+[A-Za-z0-9_]+)?://([^/?#]*@)?(\[[^\]/]*\]|[^:/?#@\[\]]*)(:\d*)?([/?#].*)?"
+    r"""[\w+]+://
+    (?:[^:/]*(?::[^@]*)?@)?
+    (?:(?:\[[^/?]+\]|[^/:?]+)?(?::(?P<port>[^/?]*))?)?
+    (?:/[^?]*)?
+    (?:\?.*)?""",
+    re.VERBOSE | re.DOTALL,
 )
 
 
@@ -180,8 +185,14 @@ def async_database_url(raw: str, name: str = "DATABASE_URL") -> str:
     URLs (which SQLAlchemy reads as psycopg's, not installed) and libpq's `sslmode`, which asyncpg calls
     `ssl`. Only the scheme and that parameter's name change; the error never repeats the URL (it may hold
     a password)."""
-    if not _URL.fullmatch(raw):
-        raise ConfigError(f"{name} must be a database URL such as {DEFAULT_DATABASE_URL}")
+    url = _URL.fullmatch(raw)
+    try:
+        if url is None:
+            raise ValueError
+        if url["port"] is not None:
+            int(url["port"])  # as SQLAlchemy reads it
+    except ValueError:
+        raise ConfigError(f"{name} must be a database URL such as {DEFAULT_DATABASE_URL}") from None
     scheme, rest = raw.split("://", 1)
     backend, _, _driver = scheme.lower().partition("+")
     backend = "postgresql" if backend == "postgres" else backend

@@ -202,8 +202,8 @@ def cmd_accounts_show(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
         repo = Support(db)
         account = await _find(repo, args.account)
-        if args.reveal:
-            await repo.reveal_tax_code(account)
+        if args.reveal and not await repo.reveal_tax_code(account):
+            raise CliError(f"{account.customer_code} was erased meanwhile: nothing to show")
         now = utcnow()
         events = await repo.recent_events(account.id)
         if args.json:
@@ -250,7 +250,8 @@ def cmd_accounts_unlock(settings: Settings, args: argparse.Namespace) -> int:
         if not any(until and until > now for until in locks):
             print(f"{account.customer_code} ({account.email}) is not locked: nothing changed")
             return 0
-        await repo.unlock(account.id)
+        if not await repo.unlock(account.id):
+            raise CliError(f"{account.customer_code} was erased meanwhile: nothing to unlock")
         print(f"unlocked {account.customer_code} ({account.email}): login and recovery allowed again")
         return 0
 

@@ -17,8 +17,24 @@ _NOT_IN_KEY = re.compile(r"[^A-Z0-9]+")
 
 def normalize_email(email: str) -> str:
     """The stored form of an address: NFKC-normalised, stripped and lower-cased, so the plain unique
-    constraint on ``accounts.email`` makes addresses unique case-insensitively."""
-    return unicodedata.normalize("NFKC", email).strip().lower()
+    constraint on ``accounts.email`` makes addresses unique case-insensitively; a domain label in its
+    ASCII form ("xn--bcher-kva") is read as the e-mail rule reads it ("bücher"), so a look-up that skips
+    the rule (support's `accounts show`) finds what the rule stored."""
+    value = unicodedata.normalize("NFKC", email).strip().lower()
+    local, at, domain = value.rpartition("@")
+    if not at or "xn--" not in domain:
+        return value
+    return f"{local}@{'.'.join(_unicode_label(label) for label in domain.split('.'))}"
+
+
+def _unicode_label(label: str) -> str:
+    if not label.startswith("xn--"):
+        return label
+    try:
+        decoded = unicodedata.normalize("NFKC", label[4:].encode("ascii").decode("punycode")).lower()
+    except (UnicodeError, ValueError):  # no valid ASCII form: compared as typed
+        return label
+    return decoded or label
 
 
 def customer_code_key(code: str) -> str:

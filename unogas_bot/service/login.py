@@ -80,7 +80,8 @@ async def log_in(services: Services, user_id: int, email: str, password: str) ->
             # the login, so both commit together (service/privacy.py).
             shown = await privacy.record_notice_shown(uow, services, user_id, account)
             await audit(uow, "login", account, user_id)
-            await uow.commit()
+            if await uow.commit() is False:  # handled again after a crash: answer as the first did
+                shown = await privacy.shown_with_last_login(services, user_id, account.id)
             return LoggedIn(account, notice_shown=shown)
     detail = "wrong password" if account else "unknown e-mail"
     return await password_check.record_failure(services, user_id, reservation, "login_failed", detail)

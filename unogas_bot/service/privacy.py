@@ -8,6 +8,7 @@ logged-in customer is shown it once and that is recorded, with the time, in the 
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -54,11 +55,30 @@ async def record_notice_shown(
     return True
 
 
+async def shown_with_last_login(services: Services, user_id: int, account_id: int) -> bool:
+    """Did the Telegram user's last login to the profile show the current notice? Its unit of work
+    recorded the notice just before the login (service/login.py), so the two are adjacent in the trail.
+    For a login handled again after a crash: the first handling recorded the notice, so the profile reads
+    as shown, yet the customer is owed the answer the first handling gave, notice included."""
+    async with services.reading() as view:
+        events = await view.accounts.recent_events(account_id, 10)
+    for newer, older in itertools.pairwise(events):
+        if newer.event == "login" and newer.telegram_user_id == user_id:
+            return (
+                older.event == "privacy_notice_shown"
+                and older.telegram_user_id == user_id
+                and older.detail == f"version {current_version(services)}"
+            )
+    return False
+
+
 async def show_new_notice(services: Services, user_id: int, account: AccountView) -> bool:
-    """The notice, once, to a logged-in customer starting a self-service form: its own unit of work."""
-    if not needs_notice(services, account):
-        return False
-    async with services.uow() as uow:
+    """The notice, once, to a logged-in customer starting a self-service form: its own unit of work.
+    Handled again after a crash, the step answers as the first handling did: that one recorded the
+    notice (so the profile now reads as shown) and showed it."""
+    async with services.uow(deferred=True) as uow:
+        if await uow.applied_before():
+            return True
         shown = await record_notice_shown(uow, services, user_id, account)
         if shown:
             await uow.commit()

@@ -14,7 +14,7 @@ from storage.operator import acting_operator
 from storage.registry import CustomerRegistry
 from storage.unit_of_work import UnitOfWork
 from unogas_bot.clock import utcnow
-from unogas_bot.domain import AccountView, AuditEntry, CustomerRecord
+from unogas_bot.domain import AccountNotFound, AccountView, AuditEntry, CustomerRecord
 from unogas_bot.service.audit import audit
 
 __all__ = ["Support", "acting_operator"]
@@ -63,15 +63,24 @@ class Support:
 
     # --- changes (one unit of work each, with its audit event) ----------------------------------------
 
-    async def reveal_tax_code(self, account: AccountView) -> None:
-        """Record that the operator was shown the profile's tax code in full."""
+    async def reveal_tax_code(self, account: AccountView) -> bool:
+        """Record that the operator is shown the profile's tax code in full. False when the profile is
+        gone (the customer erased it since it was looked up): then it is not to be shown."""
         async with UnitOfWork(self._db, self._clock) as uow:
+            if await uow.accounts.get(account.id) is None:
+                return False
             await audit(uow, "tax_code_revealed", account)
             await uow.commit()
+        return True
 
-    async def unlock(self, account_id: int) -> None:
-        """Lift both locks and forget the account's attempts; audited "unlocked"."""
+    async def unlock(self, account_id: int) -> bool:
+        """Lift both locks and forget the account's attempts; audited "unlocked". False when the profile
+        is gone (erased since it was looked up): nothing changed, nothing audited."""
         async with UnitOfWork(self._db, self._clock) as uow:
-            code = await uow.accounts.unlock(account_id)
+            try:
+                code = await uow.accounts.unlock(account_id)
+            except AccountNotFound:
+                return False
             await audit(uow, "unlocked", None, account_id=account_id, customer_code=code)
             await uow.commit()
+        return True
