@@ -19,6 +19,7 @@ import pytest
 from storage.db import Database
 from tests.kit.amqpkit import AMQP_URL, broker, new_names
 from tests.kit.botkit import SEED_SENTENCE, TEST_SETTINGS, last_text, register_person, running_bot
+from tests.kit.stores import stores
 from unogas_bot.bench.data import person_records
 from unogas_bot.domain import CustomerRecord
 from unogas_bot.events.broker import Names, customers_queue
@@ -119,7 +120,7 @@ async def test_a_thousand_events_end_in_the_last_state_and_the_customer_register
     assert outcomes["dead_lettered"] == 0 and outcomes["duplicate"] == 1000 - unique
     assert outcomes["stale"] > 0  # out of order: some older states arrived after newer ones
     for code, state in expected.items():
-        record = await services.registry.get(code)
+        record = await stores(services).registry.get(code)
         if state is None:
             assert record is None, code
         else:
@@ -148,7 +149,7 @@ async def test_poison_messages_go_to_the_dead_letter_queue(
     settings = dataclasses.replace(TEST_SETTINGS, amqp_url=AMQP_URL, events_name_prefix=names.prefix)
     services = Services.create(settings, database)
     holder, other = person_records(2, start=3000)
-    await services.registry.upsert_many([holder])
+    await stores(services).registry.upsert_many([holder])
     good = cloudevent("upserted", 1, columns(other))
     poison = [
         b"\xff not json at all",
@@ -175,8 +176,8 @@ async def test_poison_messages_go_to_the_dead_letter_queue(
     assert sorted(letters) == sorted(poison)
     assert consumer.stats.outcomes["dead_lettered"] == len(poison)
     assert consumer.stats.outcomes["applied"] == 1
-    assert (await services.registry.get(holder.customer_code)).tax_code == holder.tax_code  # type: ignore[union-attr]
-    assert (await services.registry.get(other.customer_code)) is not None
+    assert (await stores(services).registry.get(holder.customer_code)).tax_code == holder.tax_code  # type: ignore[union-attr]
+    assert (await stores(services).registry.get(other.customer_code)) is not None
     lines = [r.getMessage() for r in caplog.records if "dead-lettered" in r.getMessage()]
     assert len(lines) == len(poison)
     assert not any(other.tax_code in line or (other.last_name or "") in line for line in lines)

@@ -19,6 +19,7 @@ import pytest
 from storage.db import Database
 from tests.kit.amqpkit import AMQP_URL, broker, new_names
 from tests.kit.botkit import SEED_SENTENCE, TEST_SETTINGS, Bot, last_text, register_person, running_bot
+from tests.kit.stores import stores
 from tests.kit.tcpproxy import TcpProxy
 from tests.ops.test_events_inbound import cloudevent, columns
 from unogas_bot.bench.data import person_records
@@ -65,7 +66,7 @@ async def test_customers_register_while_the_broker_is_away_and_nothing_is_lost(
         running_bot(database, settings=settings, demo=False) as bot,
     ):
         services = bot.services
-        await services.registry.upsert_many(records)
+        await stores(services).registry.upsert_many(records)
         await customers_queue(channel, names)
         proxied = f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
         relay = Relay(services, proxied, names)
@@ -99,7 +100,7 @@ async def test_customers_register_while_the_broker_is_away_and_nothing_is_lost(
             await tap.wait_for(DURING + 1)
             await until("the outbox to drain", lambda: relay.stats.state == "connected")
             await until("the customer event", lambda: consumer.stats.outcomes["applied"] == 1)
-            assert await services.registry.get(newcomer.customer_code) is not None
+            assert await stores(services).registry.get(newcomer.customer_code) is not None
         finally:
             relay.stop()
             await consumer.stop()

@@ -20,6 +20,7 @@ from storage.db import Database
 from tests.conftest import BACKENDS, make_test_database
 from tests.kit.amqpkit import AMQP_URL, broker, new_names
 from tests.kit.botkit import TEST_SETTINGS
+from tests.kit.stores import stores
 from unogas_bot.bench.data import person_records
 from unogas_bot.domain import NewAccount
 from unogas_bot.events.broker import Names
@@ -86,7 +87,7 @@ async def test_every_change_is_published_once_in_order_per_account(roomy: Databa
     names = new_names()
     services = Services.create(settings(names), database)
     records = person_records(ACCOUNTS, start=500)
-    await services.registry.upsert_many(records)
+    await stores(services).registry.upsert_many(records)
     async with broker(names) as (_, tap), relaying(services, names) as relay:
         await asyncio.gather(*(life(services, record, i) for i, record in enumerate(records)))
         await tap.wait_for(ACCOUNTS * 4)
@@ -125,7 +126,7 @@ async def test_hashes_travel_only_when_shared(database: Database) -> None:
     names = new_names()
     services = Services.create(settings(names, events_share_credentials=True), database)
     (record,) = person_records(1, start=900)
-    await services.registry.upsert_many([record])
+    await stores(services).registry.upsert_many([record])
     async with broker(names) as (_, tap), relaying(services, names):
         outcome = await registration.register(services, new_account(record, 1))
         assert isinstance(outcome, Registered)
@@ -141,7 +142,7 @@ async def test_erasure_is_published_and_nothing_names_the_account_after(database
     names = new_names()
     services = Services.create(settings(names), database)
     first, second = person_records(2, start=950)
-    await services.registry.upsert_many([first, second])
+    await stores(services).registry.upsert_many([first, second])
     mario = await registration.register(services, new_account(first, 1))
     other = await registration.register(services, new_account(second, 2))
     assert isinstance(mario, Registered) and isinstance(other, Registered)
@@ -172,7 +173,7 @@ async def test_a_database_error_is_one_line_and_the_relay_goes_on(
     names = new_names()
     services = Services.create(settings(names, events_backoff_max=0.1), database)
     (record,) = person_records(1, start=990)
-    await services.registry.upsert_many([record])
+    await stores(services).registry.upsert_many([record])
     real = use_cases.pending_events
     failures = [OperationalError("SELECT", {}, OSError("the database went away"))] * 3
 
@@ -197,7 +198,7 @@ async def test_an_event_no_queue_takes_stays_in_the_outbox_until_one_does(
     names = new_names()
     services = Services.create(settings(names, events_backoff_max=0.2), database)
     records = person_records(2, start=995)
-    await services.registry.upsert_many(records)
+    await stores(services).registry.upsert_many(records)
     for i, record in enumerate(records):
         assert isinstance(await registration.register(services, new_account(record, i)), Registered)
     caplog.set_level(logging.WARNING, logger="unogas_bot.events.relay")

@@ -15,6 +15,7 @@ from storage.customer_csv import RowError, staged_row
 from storage.customer_events import CustomerEvents
 from storage.outbox import Outbox, StoredEvent
 from unogas_bot import rules
+from unogas_bot.domain import customer_code_key
 
 if TYPE_CHECKING:
     from unogas_bot.service.context import Services
@@ -65,7 +66,7 @@ def parse_customer_event(body: bytes) -> CustomerEvent:
     try:
         if removed:
             code = rules.customer_code.validate(data["customer_code"])
-            return CustomerEvent(event_id, True, sequence, rules.customer_code.key(code), None)
+            return CustomerEvent(event_id, True, sequence, customer_code_key(code), None)
         fields = [data.get(name) or "" for name in _FIELDS]
         if not all(isinstance(value, str) for value in fields):
             raise MalformedEvent("data's fields must be strings")
