@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage.models import Account, Customer, EventStream, OutboxEvent
 from unogas_bot.clock import utcnow
@@ -243,6 +244,18 @@ class Outbox:
             .order_by(OutboxEvent.id)
             .limit(limit)
         )
+        if after:
+            # A row's number is taken at its INSERT, not at the commit (PostgreSQL): an account's event that
+            # committed after the cursor passed its number is still unsent behind it, and the account's
+            # later events wait for it (the next scan from the start), or they would overtake it.
+            earlier = aliased(OutboxEvent)
+            query = query.where(
+                ~exists().where(
+                    earlier.account_id == OutboxEvent.account_id,
+                    earlier.sent_at.is_(None),
+                    earlier.id <= after,
+                )
+            )
         return [_stored(row) for row in (await self._session.execute(query)).scalars()]
 
     async def mark_sent(self, rows: Sequence[int]) -> None:
@@ -261,13 +274,22 @@ class Outbox:
         return int(row[0]), row[1]
 
     async def listing(
-        self, *, pending_only: bool = False, since: datetime | None = None, limit: int | None = None
+        self,
+        *,
+        pending_only: bool = False,
+        since: datetime | None = None,
+        limit: int | None = None,
+        with_pending: bool = False,
     ) -> list[StoredEvent]:
         query = select(OutboxEvent).order_by(OutboxEvent.id)
         if pending_only:
             query = query.where(OutboxEvent.sent_at.is_(None))
         if since is not None:
-            query = query.where(OutboxEvent.created_at >= since)
+            # With the pending ones (`with_pending`, the replay): an account's older event still unsent must
+            # go out before its newer ones, not after them (a consumer keeping the highest sequence per
+            # account would take it for a repetition).
+            recent = OutboxEvent.created_at >= since
+            query = query.where(or_(recent, OutboxEvent.sent_at.is_(None)) if with_pending else recent)
         if limit is not None:
             query = query.limit(limit)
         return [_stored(row) for row in (await self._session.execute(query)).scalars()]

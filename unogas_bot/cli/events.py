@@ -113,7 +113,8 @@ def _broker_url(settings: Settings) -> str:
 
 
 async def _replay(services: Services, url: str, since: datetime) -> int:
-    events = await use_cases.list_events(services, since=since)
+    # With what is still pending, written before TIME too: an account's events go out in their order.
+    events = await use_cases.list_events(services, since=since, with_pending=True)
     try:
         connection = await connect(url)
     except BrokerUnreachable as exc:

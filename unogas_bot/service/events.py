@@ -106,11 +106,18 @@ async def outbox_stats(services: Services) -> tuple[int, datetime | None]:
 
 
 async def list_events(
-    services: Services, *, pending_only: bool = False, since: datetime | None = None, limit: int | None = None
+    services: Services,
+    *,
+    pending_only: bool = False,
+    since: datetime | None = None,
+    limit: int | None = None,
+    with_pending: bool = False,
 ) -> list[StoredEvent]:
+    """The outbox's events in order; `since` with `with_pending`: those written since then and every one
+    still pending (the replay: an account's older pending event goes out before its newer ones)."""
     async with services.db.session() as session:
         return await Outbox(session, services.clock).listing(
-            pending_only=pending_only, since=since, limit=limit
+            pending_only=pending_only, since=since, limit=limit, with_pending=with_pending
         )
 
 
