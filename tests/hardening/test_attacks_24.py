@@ -22,7 +22,7 @@ from storage.outbox import Outbox
 from tests.conftest import FakeClock
 from tests.kit.amqpkit import AMQP_URL, Tap, broker, new_names
 from tests.kit.botkit import TEST_SETTINGS
-from tests.ops.test_events_inbound import cloudevent, columns, consumed, publish, start, stop
+from tests.ops.test_events_inbound import cloudevent, columns, consumed, start, stop
 from tests.ops.test_events_relay import new_account
 from unogas_bot.bench.data import person_records
 from unogas_bot.cli import events as events_cli
@@ -186,7 +186,8 @@ async def test_poison_sequence_and_id_are_dead_lettered_and_the_consumer_goes_on
     """A sequence of digits int() does not take ("²": str.isdigit says yes) raised ValueError out of the
     consumer: its task died, silently, and no customer event was applied any more. An id with a NUL
     character passed the checks and PostgreSQL refused it: taken for a database failure, the message went
-    back to the queue every second, forever."""
+    back to the queue every second, forever. JSON nested 100,000 deep raised RecursionError: the consumer
+    reconnected and got it again, forever."""
     names = new_names()
     services = Services.create(settings(names), database)
     first, second = person_records(2, start=7300)
@@ -195,12 +196,15 @@ async def test_poison_sequence_and_id_are_dead_lettered_and_the_consumer_goes_on
         json.dumps(body | {"sequence": "²"}).encode(),
         json.dumps(body | {"id": "crm-\u0000-1"}).encode(),
         json.dumps(body | {"data": columns(first) | {"first_name": ["Mario"]}}).encode(),
+        b"[" * 100_000,  # json.loads raises RecursionError, not ValueError
     ]
     good = cloudevent("upserted", 1, columns(second))
     caplog.set_level(logging.WARNING, logger="unogas_bot.events.inbound")
     async with broker(names) as (channel, _):
         consumer = await start(services, names, channel)
-        await publish(channel, names, [*poison, good])
+        exchange = await channel.get_exchange(names.customers)
+        for body in [*poison, good]:
+            await exchange.publish(aio_pika.Message(body), routing_key="it.unogas.customer.upserted")
         await consumed(consumer, len(poison) + 1, deadline=10)
         assert consumer.stats.state == "connected"
         await stop(consumer)

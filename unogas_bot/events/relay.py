@@ -27,6 +27,7 @@ from aio_pika.abc import AbstractExchange
 from pamqp.commands import Basic
 from sqlalchemy.exc import SQLAlchemyError
 
+from storage.inbox import Superseded
 from storage.outbox import AUDIT_TO_TYPE, StoredEvent
 from unogas_bot.events.broker import (
     CONTENT_TYPE,
@@ -154,6 +155,12 @@ class Relay:
                 self._state("unroutable", str(exc))
             except (aio_pika.exceptions.AMQPError, OSError, ConnectionError, TimeoutError) as exc:
                 self._state("unreachable", f"lost the broker (AMQP_URL): {reason(exc)}")
+            except Superseded as exc:  # a newer leader relays now; this process is on its way out
+                self.stats.state = "fenced"
+                log.error(
+                    "events relay: a newer leader took over (%s); this process publishes nothing more", exc
+                )
+                break
             except SQLAlchemyError as exc:  # the database's own metrics and alerts tell more
                 self._state("database", f"the database failed ({type(exc).__name__})")
             except Exception as exc:  # a bug: said once, with its frames; the customers are not affected
@@ -218,7 +225,8 @@ class Relay:
                 self._cursor = 0  # until this batch is confirmed whole
                 reading = asyncio.ensure_future(use_cases.pending_events(self.services, size, batch[-1].row))
                 try:
-                    confirmed, failure = await publish(exchange, batch)
+                    async with use_cases.fenced(self.services):  # a leader superseded publishes nothing
+                        confirmed, failure = await publish(exchange, batch)
                 except BaseException:
                     reading.cancel()
                     raise

@@ -5,7 +5,8 @@ own units of work (storage/outbox.py); nothing here talks to the broker (unogas_
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -43,18 +44,22 @@ def parse_customer_event(body: bytes) -> CustomerEvent:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError):
         raise MalformedEvent("not JSON") from None
+    except RecursionError:  # nested deeper than the parser goes: no CloudEvent is
+        raise MalformedEvent("JSON nested too deep") from None
     if not isinstance(document, dict):
         raise MalformedEvent("not a JSON object")
     if document.get("specversion") != "1.0":
         raise MalformedEvent("specversion is not 1.0")
     event_id = document.get("id")
-    if not isinstance(event_id, str) or not 0 < len(event_id) <= _ID_LEN:
-        raise MalformedEvent(f"id must be a string of 1-{_ID_LEN} characters")
+    # Printable: a control character (NUL, which PostgreSQL refuses in text) would fail at every delivery.
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= _ID_LEN or not event_id.isprintable():
+        raise MalformedEvent(f"id must be a string of 1-{_ID_LEN} printable characters")
     kind = document.get("type")
     if kind not in CUSTOMER_TYPES:
         raise MalformedEvent("type is neither it.unogas.customer.upserted nor .removed")
     sequence = document.get("sequence")
-    if isinstance(sequence, str) and sequence.isdigit():
+    # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses.
+    if isinstance(sequence, str) and sequence.isascii() and sequence.isdigit():
         sequence = int(sequence)
     if not isinstance(sequence, int) or isinstance(sequence, bool) or not 0 <= sequence < 2**63:
         raise MalformedEvent("sequence must be a whole number >= 0")
@@ -66,7 +71,7 @@ def parse_customer_event(body: bytes) -> CustomerEvent:
         if removed:
             code = rules.customer_code.validate(data["customer_code"])
             return CustomerEvent(event_id, True, sequence, rules.customer_code.key(code), None)
-        fields = [data.get(name) or "" for name in _FIELDS]
+        fields = ["" if data.get(name) is None else data.get(name) for name in _FIELDS]
         if not all(isinstance(value, str) for value in fields):
             raise MalformedEvent("data's fields must be strings")
         row = staged_row(0, fields)
@@ -87,6 +92,21 @@ async def apply_customer_event(services: Services, event: CustomerEvent) -> str:
 
 
 # --- the outbox ------------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def fenced(services: Services) -> AsyncIterator[None]:
+    """Publish inside: raises storage.inbox.Superseded when a newer leader raised the epoch (PostgreSQL), and
+    holds the epoch (FOR SHARE) until the block ends, so a newer leader's raise waits for the publish in
+    flight: an old leader never publishes after the new one started (a publish is not a write, which the
+    fence covers). Without a fence (SQLite: one process per file) it does nothing."""
+    fence = services.db.fence
+    if fence is None:
+        yield
+        return
+    async with services.db.session() as session, session.begin():
+        await fence.check(session)
+        yield
 
 
 async def pending_events(services: Services, limit: int, after: int = 0) -> list[StoredEvent]:
