@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import secrets
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,18 +16,20 @@ from typing import Any
 
 import aio_pika
 import pytest
+from yarl import URL
 
 from storage.db import Database
 from storage.inbox import Fence, raise_epoch
 from storage.outbox import Outbox
 from tests.conftest import FakeClock
-from tests.kit.amqpkit import AMQP_URL, Tap, broker, new_names
+from tests.kit.amqpkit import AMQP_URL, Tap, broker, new_names, require_broker
 from tests.kit.botkit import TEST_SETTINGS
 from tests.ops.test_events_inbound import cloudevent, columns, consumed, start, stop
 from tests.ops.test_events_relay import new_account
 from unogas_bot.bench.data import person_records
 from unogas_bot.cli import events as events_cli
-from unogas_bot.events.broker import Names, accounts_exchange
+from unogas_bot.config import ConfigError, Settings
+from unogas_bot.events.broker import BrokerUnreachable, Names, accounts_exchange, connect
 from unogas_bot.events.relay import Relay
 from unogas_bot.service import events as use_cases
 from unogas_bot.service import registration
@@ -215,3 +218,29 @@ async def test_poison_sequence_and_id_are_dead_lettered_and_the_consumer_goes_on
     lines = [r.getMessage() for r in caplog.records if r.name == "unogas_bot.events.inbound"]
     assert len(lines) == len(poison), lines
     services.hasher.close()
+
+
+# --- 5. a careless operator: a port out of range, a virtual host that is not there -----------------------
+
+
+@pytest.mark.parametrize("port", ["99999", "notaport", "0"])
+def test_an_amqp_url_with_a_bad_port_is_one_configuration_line(port: str) -> None:
+    """AMQP_URL passed the check with any port: every connection (the relay's, the consumer's, each events
+    command's and config check's own) then raised ValueError from the URL parser, a traceback each time."""
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"AMQP_URL": f"amqp://crm:s3cretPW@rabbitmq.internal:{port}/"})
+    assert str(refused.value).startswith("AMQP_URL must name a host and a port")
+    assert "s3cretPW" not in str(refused.value)
+
+
+async def test_a_virtual_host_that_is_not_there_is_one_line_that_says_so() -> None:
+    """RabbitMQ answers a wrong virtual host by closing the connection; the line said "InvalidFrameError:
+    Expected one of ['Connection.OpenOk'], got <Connection.Close object at 0x7f...>"."""
+    await require_broker()
+    url = str(URL(AMQP_URL).with_path(f"/no-such-vhost-{secrets.token_hex(3)}"))
+    with pytest.raises(BrokerUnreachable) as refused:
+        await connect(url, 5)
+    line = str(refused.value)
+    assert "(AMQP_URL)" in line and "virtual host" in line and "0x" not in line, line
+    password = URL(AMQP_URL).password
+    assert not password or password not in line

@@ -68,6 +68,11 @@ def reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "ACCESS_REFUSED" in text or "authentication" in text.lower():
         return "the user name or password was refused"
+    if "Connection.OpenOk" in text and "Connection.Close" in text:  # RabbitMQ's answer to Connection.Open
+        return (
+            "the broker refused the virtual host (the URL's path: amqp://user:pass@host:5672/ is /): "
+            "does it exist, and may this user use it?"
+        )
     return f"{type(exc).__name__}: {text}"[:200]
 
 
