@@ -234,10 +234,11 @@ class Outbox:
 
     # --- the relay, the CLI, housekeeping ------------------------------------------------------------
 
-    async def pending(self, limit: int, after: int = 0) -> list[StoredEvent]:
+    async def pending(self, limit: int, after: int = 0, in_flight: Sequence[int] = ()) -> list[StoredEvent]:
         """The oldest `limit` events not yet confirmed by the broker, in outbox order, from row `after` on
         (the relay's cursor: on PostgreSQL the rows it marked sent leave dead index entries behind until
-        vacuumed, which a scan from the start would walk through again at every batch)."""
+        vacuumed, which a scan from the start would walk through again at every batch). `in_flight`: the
+        rows at or below `after` the relay is publishing or marking now."""
         query = (
             select(OutboxEvent)
             .where(OutboxEvent.sent_at.is_(None), OutboxEvent.id > after)
@@ -246,16 +247,17 @@ class Outbox:
         )
         if after:
             # A row's number is taken at its INSERT, not at the commit (PostgreSQL): an account's event that
-            # committed after the cursor passed its number is still unsent behind it, and the account's
-            # later events wait for it (the next scan from the start), or they would overtake it.
+            # committed after the cursor passed its number is unsent behind it, and the account's later
+            # events wait for it (the next scan from the start), or they would overtake it.
             earlier = aliased(OutboxEvent)
-            query = query.where(
-                ~exists().where(
-                    earlier.account_id == OutboxEvent.account_id,
-                    earlier.sent_at.is_(None),
-                    earlier.id <= after,
-                )
+            late = exists().where(
+                earlier.account_id == OutboxEvent.account_id,
+                earlier.sent_at.is_(None),
+                earlier.id <= after,
             )
+            if in_flight:
+                late = late.where(earlier.id.not_in(list(in_flight)))
+            query = query.where(~late)
         return [_stored(row) for row in (await self._session.execute(query)).scalars()]
 
     async def mark_sent(self, rows: Sequence[int]) -> None:

@@ -190,7 +190,8 @@ async def test_poison_sequence_and_id_are_dead_lettered_and_the_consumer_goes_on
     consumer: its task died, silently, and no customer event was applied any more. An id with a NUL
     character passed the checks and PostgreSQL refused it: taken for a database failure, the message went
     back to the queue every second, forever. JSON nested 100,000 deep raised RecursionError: the consumer
-    reconnected and got it again, forever."""
+    reconnected and got it again, forever. And the CRM's message id went into the log line as it was: a
+    line break in it forged a log line."""
     names = new_names()
     services = Services.create(settings(names), database)
     first, second = person_records(2, start=7300)
@@ -207,7 +208,10 @@ async def test_poison_sequence_and_id_are_dead_lettered_and_the_consumer_goes_on
         consumer = await start(services, names, channel)
         exchange = await channel.get_exchange(names.customers)
         for body in [*poison, good]:
-            await exchange.publish(aio_pika.Message(body), routing_key="it.unogas.customer.upserted")
+            # The CRM's message id, as the log line shows it: a line break would forge a line of its own.
+            forged = "crm-1\nCRITICAL unogas_bot: forged" if body == poison[0] else None
+            message = aio_pika.Message(body, message_id=forged)
+            await exchange.publish(message, routing_key="it.unogas.customer.upserted")
         await consumed(consumer, len(poison) + 1, deadline=10)
         assert consumer.stats.state == "connected"
         await stop(consumer)
@@ -217,6 +221,7 @@ async def test_poison_sequence_and_id_are_dead_lettered_and_the_consumer_goes_on
     assert await services.registry.get(first.customer_code) is None
     lines = [r.getMessage() for r in caplog.records if r.name == "unogas_bot.events.inbound"]
     assert len(lines) == len(poison), lines
+    assert not any("\n" in line for line in lines), lines
     services.hasher.close()
 
 

@@ -40,6 +40,12 @@ class InboundStats:
     outcomes: Counter[str] = field(default_factory=Counter)  # applied, duplicate, stale, kept, dead_lettered
 
 
+def shown_id(message_id: str | None) -> str:
+    """The CRM's message id as a log line shows it: escaped (a line break in it would forge a line)."""
+    text = (message_id or "?")[:64]
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 async def handle(services: Services, incoming: AbstractIncomingMessage, stats: InboundStats) -> str:
     """Apply, dead-letter or requeue one message; returns its outcome."""
     try:
@@ -49,7 +55,7 @@ async def handle(services: Services, incoming: AbstractIncomingMessage, stats: I
         await incoming.reject(requeue=False)
         stats.outcomes["dead_lettered"] += 1
         # The message id (the CRM's) and the reason, never the customer's data.
-        log.warning("customer event %s dead-lettered: %s", (incoming.message_id or "?")[:64], exc)
+        log.warning("customer event %s dead-lettered: %s", shown_id(incoming.message_id), exc)
         return "dead_lettered"
     except Superseded:  # a newer leader consumes now: the message goes back to the queue for it
         await incoming.nack(requeue=True)
@@ -59,7 +65,7 @@ async def handle(services: Services, incoming: AbstractIncomingMessage, stats: I
         stats.outcomes["dead_lettered"] += 1
         log.warning(
             "customer event %s dead-lettered: the database refused a value (%s)",
-            (incoming.message_id or "?")[:64],
+            shown_id(incoming.message_id),
             type(exc.orig).__name__ if exc.orig is not None else "DataError",
         )
         return "dead_lettered"

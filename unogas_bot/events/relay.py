@@ -217,13 +217,18 @@ class Relay:
             self._cursor = 0
             batch = await use_cases.pending_events(self.services, size)
         sent = 0
+        previous: list[int] = []
         marking: asyncio.Future[None] | None = None
         try:
             for _ in range(PASS_BATCHES):
                 if not batch:
                     break
                 self._cursor = 0  # until this batch is confirmed whole
-                reading = asyncio.ensure_future(use_cases.pending_events(self.services, size, batch[-1].row))
+                # In flight below the cursor: this batch, and the last one while it is being marked.
+                in_flight = [event.row for event in batch] + previous
+                reading = asyncio.ensure_future(
+                    use_cases.pending_events(self.services, size, batch[-1].row, in_flight)
+                )
                 try:
                     async with use_cases.fenced(self.services):  # a leader superseded publishes nothing
                         confirmed, failure = await publish(exchange, batch)
@@ -242,6 +247,7 @@ class Relay:
                     await asyncio.gather(reading, return_exceptions=True)
                     raise failure
                 self._cursor = batch[-1].row
+                previous = [event.row for event in batch]
                 batch = await reading
         finally:
             if marking is not None:

@@ -109,9 +109,11 @@ async def fenced(services: Services) -> AsyncIterator[None]:
         yield
 
 
-async def pending_events(services: Services, limit: int, after: int = 0) -> list[StoredEvent]:
+async def pending_events(
+    services: Services, limit: int, after: int = 0, in_flight: Sequence[int] = ()
+) -> list[StoredEvent]:
     async with services.db.session() as session:
-        return await Outbox(session, services.clock).pending(limit, after)
+        return await Outbox(session, services.clock).pending(limit, after, in_flight)
 
 
 async def mark_sent(services: Services, rows: Sequence[int]) -> None:
