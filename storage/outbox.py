@@ -78,6 +78,23 @@ def rfc3339(at: datetime) -> str:
     return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# What travels only with EVENTS_SHARE_CREDENTIALS=true (see Outbox._data).
+SHARED_ONLY = ("password_hash", "security_answer_hash", "security_question")
+
+
+def unshared(payload: str) -> str:
+    """`payload` without what travels only when sharing: an event written while EVENTS_SHARE_CREDENTIALS
+    was on, published (or replayed) after it was turned off, goes out as if written with it off."""
+    if not any(f'"{key}"' in payload for key in SHARED_ONLY):
+        return payload
+    document = json.loads(payload)
+    data = document.get("data")
+    if isinstance(data, dict):
+        for key in SHARED_ONLY:
+            data.pop(key, None)
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
     """One outbox row: the document as it is published, and its bookkeeping."""

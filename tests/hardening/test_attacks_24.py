@@ -12,6 +12,7 @@ import secrets
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import aio_pika
@@ -249,3 +250,27 @@ async def test_a_virtual_host_that_is_not_there_is_one_line_that_says_so() -> No
     assert "(AMQP_URL)" in line and "virtual host" in line and "0x" not in line, line
     password = URL(AMQP_URL).password
     assert not password or password not in line
+
+
+# --- 6. hashes written while sharing was on, published after it was turned off ---------------------------
+
+
+async def test_hashes_written_while_shared_are_not_published_once_sharing_is_off(database: Database) -> None:
+    """The payload is stored when the change commits: with EVENTS_SHARE_CREDENTIALS turned off afterwards
+    (the operator read the risk), the relay and the replay still published the hashes of the events
+    written before, pending or sent."""
+    names = new_names()
+    sharing = Services.create(settings(names, events_share_credentials=True), database)
+    (a,) = await registered(sharing, 1, start=7400)
+    sharing.hasher.close()
+    services = Services.create(settings(names), database)  # sharing off from now on
+    relay = Relay(services, AMQP_URL, names)
+    async with confirming(names) as (exchange, tap):
+        assert await relay.drain_once(exchange) == 1
+        await events_cli._replay(services, AMQP_URL, services.clock() - timedelta(days=1))
+        await tap.wait_for(2)
+    assert [event["subject"] for event in tap.received] == [str(a), str(a)]
+    for event in tap.received:
+        assert not any(key.endswith("_hash") or key == "security_question" for key in event["data"]), event
+        assert event["data"]["email"] and event["data"]["customer_code"]
+    services.hasher.close()

@@ -124,7 +124,7 @@ async def _replay(services: Services, url: str, since: datetime) -> int:
         exchange = await accounts_exchange(channel, settings_names(services.settings))
         for start in range(0, len(events), REPLAY_BATCH):
             batch = events[start : start + REPLAY_BATCH]
-            confirmed, failure = await publish(exchange, batch)
+            confirmed, failure = await publish(exchange, batch, services.settings.events_share_credentials)
             await use_cases.mark_sent(services, [e.row for e in batch[:confirmed] if e.sent_at is None])
             if failure is not None:
                 raise CliError(

@@ -28,7 +28,7 @@ from pamqp.commands import Basic
 from sqlalchemy.exc import SQLAlchemyError
 
 from storage.inbox import Superseded
-from storage.outbox import AUDIT_TO_TYPE, StoredEvent
+from storage.outbox import AUDIT_TO_TYPE, StoredEvent, unshared
 from unogas_bot.events.broker import (
     CONTENT_TYPE,
     BrokerUnreachable,
@@ -66,9 +66,11 @@ class RelayStats:
     changes: list[str] = field(default_factory=list)
 
 
-def message(event: StoredEvent) -> aio_pika.Message:
+def message(event: StoredEvent, share: bool = False) -> aio_pika.Message:
+    """The event as published: what travels only when sharing is dropped unless `share` (the setting now,
+    not when the event was written)."""
     return aio_pika.Message(
-        body=event.payload.encode(),
+        body=(event.payload if share else unshared(event.payload)).encode(),
         content_type=CONTENT_TYPE,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         message_id=event.event_id,
@@ -77,13 +79,15 @@ def message(event: StoredEvent) -> aio_pika.Message:
 
 
 async def publish(
-    exchange: AbstractExchange, batch: Sequence[StoredEvent]
+    exchange: AbstractExchange, batch: Sequence[StoredEvent], share: bool = False
 ) -> tuple[int, BaseException | None]:
     """Publish `batch` in order, all confirmations awaited together: how many from the start were confirmed,
     and why the next one was not (None when all were)."""
     results = await asyncio.gather(
         *(
-            exchange.publish(message(event), routing_key=event.type, mandatory=True, timeout=PUBLISH_TIMEOUT)
+            exchange.publish(
+                message(event, share), routing_key=event.type, mandatory=True, timeout=PUBLISH_TIMEOUT
+            )
             for event in batch
         ),
         return_exceptions=True,
@@ -211,7 +215,8 @@ class Relay:
         Pipelined: while the broker confirms one batch, the next is read, and while that one is published
         the last is marked sent. A batch is published only once the one before was confirmed whole, so
         the order holds; a failure marks the confirmed part and stops."""
-        size = self.services.settings.events_batch
+        settings = self.services.settings
+        size = settings.events_batch
         batch = await use_cases.pending_events(self.services, size, self._cursor)
         if not batch and self._cursor:
             self._cursor = 0
@@ -231,7 +236,7 @@ class Relay:
                 )
                 try:
                     async with use_cases.fenced(self.services):  # a leader superseded publishes nothing
-                        confirmed, failure = await publish(exchange, batch)
+                        confirmed, failure = await publish(exchange, batch, settings.events_share_credentials)
                 except BaseException:
                     reading.cancel()
                     raise
