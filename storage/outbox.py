@@ -277,6 +277,25 @@ class Outbox:
             query = query.where(~late)
         return [_stored(row) for row in (await self._session.execute(query)).scalars()]
 
+    async def replay_batch(self, since: datetime, after: int, limit: int) -> list[StoredEvent]:
+        """The replay's next `limit` events after row `after`: written since `since`, or still pending. Read
+        in the replay's transaction, FOR SHARE on PostgreSQL (SQLite: the write lock is the transaction's):
+        an erasure waits until the batch is published, and a batch read after it holds nothing of the
+        account, so no replayed event follows the account's `erased`."""
+        query = (
+            select(OutboxEvent)
+            .where(
+                OutboxEvent.id > after,
+                or_(OutboxEvent.created_at >= since, OutboxEvent.sent_at.is_(None)),
+            )
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+        )
+        bind = self._session.bind
+        if bind is not None and bind.dialect.name == "postgresql":
+            query = query.with_for_update(read=True)
+        return [_stored(row) for row in (await self._session.execute(query)).scalars()]
+
     async def mark_sent(self, rows: Sequence[int]) -> None:
         if rows:
             await self._session.execute(

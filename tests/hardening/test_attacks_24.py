@@ -32,10 +32,10 @@ from unogas_bot.cli import events as events_cli
 from unogas_bot.config import ConfigError, Settings
 from unogas_bot.events.broker import BrokerUnreachable, Names, accounts_exchange, connect
 from unogas_bot.events.relay import Relay
+from unogas_bot.service import erasure, registration
 from unogas_bot.service import events as use_cases
-from unogas_bot.service import registration
 from unogas_bot.service.context import Services
-from unogas_bot.service.outcomes import Registered
+from unogas_bot.service.outcomes import Erased, Registered
 
 
 def settings(names: Names, **extra: object):  # type: ignore[no-untyped-def]
@@ -273,4 +273,41 @@ async def test_hashes_written_while_shared_are_not_published_once_sharing_is_off
     for event in tap.received:
         assert not any(key.endswith("_hash") or key == "security_question" for key in event["data"]), event
         assert event["data"]["email"] and event["data"]["customer_code"]
+    services.hasher.close()
+
+
+# --- 7. an erasure during a replay: the replay's snapshot published the account after its `erased` -------
+
+
+async def test_an_erasure_during_a_replay_is_never_followed_by_the_accounts_events(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replay read every event since TIME at its start, then published them batch by batch: a profile
+    erased meanwhile had its `erased` published by the relay, and then the replay published its
+    registration (e-mail, phone) again, after it."""
+    names = new_names()
+    services = Services.create(settings(names), database)
+    (a,) = await registered(services, 1, start=7500)
+    relay = Relay(services, AMQP_URL, names)
+    real_publish = events_cli.publish
+    erasing: list[asyncio.Task[Any]] = []
+
+    async def erased_first(exchange, batch, share=False):  # type: ignore[no-untyped-def]
+        if not erasing:  # the customer erases the profile while the replay is under way
+            erasing.append(asyncio.ensure_future(erasure.erase_profile(services, a)))
+            await asyncio.wait(erasing, timeout=1.5)  # the fix makes it wait for this batch
+            if erasing[0].done():
+                await relay.drain_once(relay_exchange)  # the relay publishes `erased` at once
+        return await real_publish(exchange, batch, share)
+
+    monkeypatch.setattr(events_cli, "publish", erased_first)
+    async with confirming(names) as (relay_exchange, tap):
+        assert await relay.drain_once(relay_exchange) == 1
+        await events_cli._replay(services, AMQP_URL, services.clock() - timedelta(days=1))
+        assert isinstance(await erasing[0], Erased)
+        await relay.drain_once(relay_exchange)
+        await tap.wait_for(3)
+        await asyncio.sleep(0.2)  # a late delivery would land now
+    types = [event["type"].rsplit(".", 1)[1] for event in tap.received]
+    assert types == ["registered", "registered", "erased"], types
     services.hasher.close()

@@ -113,31 +113,38 @@ def _broker_url(settings: Settings) -> str:
 
 
 async def _replay(services: Services, url: str, since: datetime) -> int:
-    # With what is still pending, written before TIME too: an account's events go out in their order.
-    events = await use_cases.list_events(services, since=since, with_pending=True)
+    """Publish again, batch by batch, what was written since `since` and what is still pending (an account's
+    older pending event must not arrive after its newer ones). Each batch is read when it is published, in
+    a transaction an erasure waits for: nothing of an account erased meanwhile follows its `erased`."""
     try:
         connection = await connect(url)
     except BrokerUnreachable as exc:
         raise CliError(str(exc)) from None
+    share = services.settings.events_share_credentials
+    count, after, failure = 0, 0, None
     try:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await accounts_exchange(channel, settings_names(services.settings))
-        for start in range(0, len(events), REPLAY_BATCH):
-            batch = events[start : start + REPLAY_BATCH]
-            confirmed, failure = await publish(exchange, batch, services.settings.events_share_credentials)
-            await use_cases.mark_sent(services, [e.row for e in batch[:confirmed] if e.sent_at is None])
-            if failure is not None:
-                raise CliError(
-                    f"{start + confirmed} of {len(events)} event(s) published again; the broker did not take "
-                    f"the next ({reason(failure)}): run the replay again"
-                )
+        while failure is None:
+            async with use_cases.replay_batch(services, since, after, REPLAY_BATCH) as (batch, mark_sent):
+                if not batch:
+                    break
+                confirmed, failure = await publish(exchange, batch, share)
+                await mark_sent([e.row for e in batch[:confirmed] if e.sent_at is None])
+            count += confirmed
+            after = batch[-1].row
     except _BROKER_ERRORS as exc:
         raise CliError(f"lost {where(url)}: {reason(exc)}") from None
     finally:
         with contextlib.suppress(Exception):
             await connection.close()
-    await use_cases.audit_replay(services, len(events), since)
-    return len(events)
+    if failure is not None:
+        raise CliError(
+            f"{count} event(s) published again; the broker did not take the next ({reason(failure)}): "
+            "run the replay again"
+        )
+    await use_cases.audit_replay(services, count, since)
+    return count
 
 
 def cmd_events_replay(settings: Settings, args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ own units of work (storage/outbox.py); nothing here talks to the broker (unogas_
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -151,6 +151,17 @@ async def purge_events(services: Services, *, relayed: bool) -> int:
         return await Outbox(session, services.clock).purge(
             sent_before=cutoff, unsent_before=None if relayed else cutoff
         )
+
+
+@asynccontextmanager
+async def replay_batch(
+    services: Services, since: datetime, after: int, limit: int
+) -> AsyncIterator[tuple[list[StoredEvent], Callable[[Sequence[int]], Awaitable[None]]]]:
+    """The replay's next batch, held (see Outbox.replay_batch) until the block ends, and how to mark what of
+    it the broker confirmed, in the same transaction."""
+    async with services.db.transaction() as session:
+        outbox = Outbox(session, services.clock)
+        yield await outbox.replay_batch(since, after, limit), outbox.mark_sent
 
 
 async def audit_replay(services: Services, count: int, since: datetime) -> None:
