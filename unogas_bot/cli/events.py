@@ -158,7 +158,10 @@ def cmd_events_replay(settings: Settings, args: argparse.Namespace) -> int:
             count = await _replay(services, url, since)
         finally:
             services.hasher.close()
-        print(f"{count} event(s) written since {since:%Y-%m-%d %H:%M:%S} UTC published again (same ids)")
+        print(
+            f"{count} event(s) written since {since:%Y-%m-%d %H:%M:%S} UTC or still pending "
+            "published again (same ids)"
+        )
         return 0
 
     with acting_operator(operator):

@@ -168,5 +168,6 @@ async def audit_replay(services: Services, count: int, since: datetime) -> None:
     """The replay in the audit trail (inside `acting_operator`, which names the operator)."""
     async with services.db.transaction() as session:
         await Accounts(session, services.clock).add_event(
-            "events_replayed", detail=f"{count} event(s) written since {since.isoformat()} published again"
+            "events_replayed",
+            detail=f"{count} event(s) written since {since.isoformat()} or still pending published again",
         )
