@@ -311,3 +311,43 @@ async def test_an_erasure_during_a_replay_is_never_followed_by_the_accounts_even
     types = [event["type"].rsplit(".", 1)[1] for event in tap.received]
     assert types == ["registered", "registered", "erased"], types
     services.hasher.close()
+
+
+# --- 8. a fenced leader's consumer: the message must go back for the new leader ------------------------
+
+
+@pytest.mark.postgres
+async def test_a_fenced_leaders_consumer_gives_the_message_back_and_stops_with_one_line(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The customer event's transaction found the newer epoch and raised Superseded: the consumer's task died
+    without a word, and the message waited unacknowledged until its connection closed."""
+    if database.dialect != "postgresql":
+        pytest.skip("the epoch fence is PostgreSQL's (SQLite: one process per file)")
+    names = new_names()
+    services = Services.create(settings(names), database)
+    (record,) = person_records(1, start=7600)
+    bot = 7_600_024
+    database.fence = Fence(bot, await raise_epoch(database, bot))
+    await raise_epoch(database, bot)  # a standby took over
+    caplog.set_level(logging.INFO, logger="unogas_bot.events.inbound")
+    try:
+        async with broker(names) as (channel, _):
+            consumer = await start(services, names, channel)
+            exchange = await channel.get_exchange(names.customers)
+            body = cloudevent("upserted", 1, columns(record))
+            await exchange.publish(aio_pika.Message(body), routing_key="it.unogas.customer.upserted")
+            await until(lambda: consumer.task.done(), "the consumer to stop")  # type: ignore[attr-defined]
+            queue = await channel.declare_queue(names.queue, passive=True)
+            message = await queue.get(fail=False, timeout=5)
+            assert message is not None and message.body == body  # there for the new leader
+            await message.nack(requeue=True)
+            await stop(consumer)
+    finally:
+        database.fence = None
+    lines = [
+        r for r in caplog.records if r.name == "unogas_bot.events.inbound" and r.levelno >= logging.WARNING
+    ]
+    assert len(lines) == 1 and "newer leader" in lines[0].getMessage(), [r.getMessage() for r in lines]
+    assert await services.registry.get(record.customer_code) is None
+    services.hasher.close()
