@@ -29,6 +29,7 @@ from tests.ops.test_events_inbound import cloudevent, columns, consumed, start, 
 from tests.ops.test_events_relay import new_account
 from unogas_bot.bench.data import person_records
 from unogas_bot.cli import events as events_cli
+from unogas_bot.cli.common import CliError
 from unogas_bot.config import ConfigError, Settings
 from unogas_bot.events.broker import BrokerUnreachable, Names, accounts_exchange, connect
 from unogas_bot.events.relay import Relay
@@ -350,4 +351,24 @@ async def test_a_fenced_leaders_consumer_gives_the_message_back_and_stops_with_o
     ]
     assert len(lines) == 1 and "newer leader" in lines[0].getMessage(), [r.getMessage() for r in lines]
     assert await services.registry.get(record.customer_code) is None
+    services.hasher.close()
+
+
+# --- 9. the operator declared the bot's queue without its dead-letter exchange ---------------------------
+
+
+async def test_a_queue_declared_with_other_arguments_is_one_line_that_says_what_to_do(
+    database: Database,
+) -> None:
+    """RabbitMQ refuses to declare a queue again with other arguments: the line said "lost the broker ...
+    ChannelPreconditionFailed: PRECONDITION_FAILED - inequivalent arg ..." cut at 200 characters, before
+    the name of the value, and no word of what to do."""
+    names = new_names()
+    services = Services.create(settings(names), database)
+    async with broker(names) as (channel, _):
+        await channel.declare_queue(names.queue, durable=True)  # the operator's, without the DLX
+        with pytest.raises(CliError) as refused:
+            await events_cli.consume_once(services, AMQP_URL)
+    line = str(refused.value)
+    assert "other settings" in line and "x-dead-letter-exchange" in line and "\n" not in line, line
     services.hasher.close()

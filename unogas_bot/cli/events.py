@@ -134,7 +134,7 @@ async def _replay(services: Services, url: str, since: datetime) -> int:
             count += confirmed
             after = batch[-1].row
     except _BROKER_ERRORS as exc:
-        raise CliError(f"lost {where(url)}: {reason(exc)}") from None
+        raise _broker_failure(url, exc) from None
     finally:
         with contextlib.suppress(Exception):
             await connection.close()
@@ -168,27 +168,40 @@ def cmd_events_replay(settings: Settings, args: argparse.Namespace) -> int:
         return with_database(settings, work)
 
 
+def _broker_failure(url: str, exc: BaseException) -> CliError:
+    said = reason(exc)
+    return CliError(f"{'refused by' if 'other settings' in said else 'lost'} {where(url)}: {said}")
+
+
+async def consume_once(services: Services, url: str) -> tuple[int, inbound.InboundStats]:
+    """Apply what waits in the bot's customer queue now: how many messages, and how they went."""
+    stats = inbound.InboundStats()
+    try:
+        connection = await connect(url)
+    except BrokerUnreachable as exc:
+        raise CliError(str(exc)) from None
+    try:
+        channel = await connection.channel()
+        queue = await customers_queue(channel, settings_names(services.settings))
+        handled = await inbound.drain(services, queue, stats)
+    except SQLAlchemyError as exc:
+        raise CliError(f"database error: {type(exc).__name__}") from None
+    except _BROKER_ERRORS as exc:
+        raise _broker_failure(url, exc) from None
+    finally:
+        with contextlib.suppress(Exception):
+            await connection.close()
+    return handled, stats
+
+
 def cmd_events_consume(settings: Settings, args: argparse.Namespace) -> int:
     url = _broker_url(settings)
 
     async def work(db: Database) -> int:
         services = Services.create(settings, db)
-        stats = inbound.InboundStats()
         try:
-            connection = await connect(url)
-        except BrokerUnreachable as exc:
-            raise CliError(str(exc)) from None
-        try:
-            channel = await connection.channel()
-            queue = await customers_queue(channel, settings_names(settings))
-            handled = await inbound.drain(services, queue, stats)
-        except SQLAlchemyError as exc:
-            raise CliError(f"database error: {type(exc).__name__}") from None
-        except _BROKER_ERRORS as exc:
-            raise CliError(f"lost {where(url)}: {reason(exc)}") from None
+            handled, stats = await consume_once(services, url)
         finally:
-            with contextlib.suppress(Exception):
-                await connection.close()
             services.hasher.close()
         summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(stats.outcomes.items()))
         print(f"{handled} customer event(s) from {where(url)}" + (f": {summary}" if summary else ""))
