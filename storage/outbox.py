@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage.models import Account, Customer, EventStream, OutboxEvent
 from unogas_bot.clock import utcnow
@@ -75,6 +76,23 @@ def _shares(session: AsyncSession) -> bool:
 
 def rfc3339(at: datetime) -> str:
     return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# What travels only with EVENTS_SHARE_CREDENTIALS=true (see Outbox._data).
+SHARED_ONLY = ("password_hash", "security_answer_hash", "security_question")
+
+
+def unshared(payload: str) -> str:
+    """`payload` without what travels only when sharing: an event written while EVENTS_SHARE_CREDENTIALS
+    was on, published (or replayed) after it was turned off, goes out as if written with it off."""
+    if not any(f'"{key}"' in payload for key in SHARED_ONLY):
+        return payload
+    document = json.loads(payload)
+    data = document.get("data")
+    if isinstance(data, dict):
+        for key in SHARED_ONLY:
+            data.pop(key, None)
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,16 +251,49 @@ class Outbox:
 
     # --- the relay, the CLI, housekeeping ------------------------------------------------------------
 
-    async def pending(self, limit: int, after: int = 0) -> list[StoredEvent]:
+    async def pending(self, limit: int, after: int = 0, in_flight: Sequence[int] = ()) -> list[StoredEvent]:
         """The oldest `limit` events not yet confirmed by the broker, in outbox order, from row `after` on
         (the relay's cursor: on PostgreSQL the rows it marked sent leave dead index entries behind until
-        vacuumed, which a scan from the start would walk through again at every batch)."""
+        vacuumed, which a scan from the start would walk through again at every batch). `in_flight`: the
+        rows at or below `after` the relay is publishing or marking now."""
         query = (
             select(OutboxEvent)
             .where(OutboxEvent.sent_at.is_(None), OutboxEvent.id > after)
             .order_by(OutboxEvent.id)
             .limit(limit)
         )
+        if after:
+            # A row's number is taken at its INSERT, not at the commit (PostgreSQL): an account's event that
+            # committed after the cursor passed its number is unsent behind it, and the account's later
+            # events wait for it (the next scan from the start), or they would overtake it.
+            earlier = aliased(OutboxEvent)
+            late = exists().where(
+                earlier.account_id == OutboxEvent.account_id,
+                earlier.sent_at.is_(None),
+                earlier.id <= after,
+            )
+            if in_flight:
+                late = late.where(earlier.id.not_in(list(in_flight)))
+            query = query.where(~late)
+        return [_stored(row) for row in (await self._session.execute(query)).scalars()]
+
+    async def replay_batch(self, since: datetime, after: int, limit: int) -> list[StoredEvent]:
+        """The replay's next `limit` events after row `after`: written since `since`, or still pending. Read
+        in the replay's transaction, FOR SHARE on PostgreSQL (SQLite: the write lock is the transaction's):
+        an erasure waits until the batch is published, and a batch read after it holds nothing of the
+        account, so no replayed event follows the account's `erased`."""
+        query = (
+            select(OutboxEvent)
+            .where(
+                OutboxEvent.id > after,
+                or_(OutboxEvent.created_at >= since, OutboxEvent.sent_at.is_(None)),
+            )
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+        )
+        bind = self._session.bind
+        if bind is not None and bind.dialect.name == "postgresql":
+            query = query.with_for_update(read=True)
         return [_stored(row) for row in (await self._session.execute(query)).scalars()]
 
     async def mark_sent(self, rows: Sequence[int]) -> None:
@@ -261,13 +312,22 @@ class Outbox:
         return int(row[0]), row[1]
 
     async def listing(
-        self, *, pending_only: bool = False, since: datetime | None = None, limit: int | None = None
+        self,
+        *,
+        pending_only: bool = False,
+        since: datetime | None = None,
+        limit: int | None = None,
+        with_pending: bool = False,
     ) -> list[StoredEvent]:
         query = select(OutboxEvent).order_by(OutboxEvent.id)
         if pending_only:
             query = query.where(OutboxEvent.sent_at.is_(None))
         if since is not None:
-            query = query.where(OutboxEvent.created_at >= since)
+            # With the pending ones (`with_pending`, the replay): an account's older event still unsent must
+            # go out before its newer ones, not after them (a consumer keeping the highest sequence per
+            # account would take it for a repetition).
+            recent = OutboxEvent.created_at >= since
+            query = query.where(or_(recent, OutboxEvent.sent_at.is_(None)) if with_pending else recent)
         if limit is not None:
             query = query.limit(limit)
         return [_stored(row) for row in (await self._session.execute(query)).scalars()]

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///unogas.db"
 DEFAULT_METRICS_HOST = "127.0.0.1"
@@ -117,6 +118,17 @@ def _privacy(env: Mapping[str, str]) -> dict[str, object]:
     return {"privacy_notice_url": url, "privacy_notice_version": version, "audit_retention": retention}
 
 
+def _amqp_parts_valid(url: str) -> bool:
+    """A host and, if any, a port in range: else the broker's client raised ValueError (a traceback) at every
+    connection. The URL itself is never repeated (it may hold a password)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    return bool(parts.hostname) and (port is None or port > 0)
+
+
 def _events(env: Mapping[str, str]) -> dict[str, object]:
     """Issue 24's settings: the broker (AMQP_URL, never repeated: it may hold a password), whether the
     bcrypt hashes travel in the events, how long sent events are kept, and a prefix for the exchange and
@@ -124,6 +136,10 @@ def _events(env: Mapping[str, str]) -> dict[str, object]:
     url = env.get("AMQP_URL", "").strip() or None
     if url is not None and not re.fullmatch(r"amqps?://[^\s]+", url):
         raise ConfigError("AMQP_URL must be an amqp:// or amqps:// URL such as amqp://user:pass@host:5672/")
+    if url is not None and not _amqp_parts_valid(url):
+        raise ConfigError(
+            "AMQP_URL must name a host and a port of 1-65535 (or none: 5672), such as amqp://user:pass@host:5672/"
+        )
     raw = env.get("EVENTS_SHARE_CREDENTIALS", "").strip().lower() or "false"
     if raw not in ("true", "false", "1", "0", "yes", "no"):
         raise ConfigError(f"EVENTS_SHARE_CREDENTIALS must be true or false, not {raw!r}")

@@ -177,10 +177,10 @@ async def test_a_database_error_is_one_line_and_the_relay_goes_on(
     real = use_cases.pending_events
     failures = [OperationalError("SELECT", {}, OSError("the database went away"))] * 3
 
-    async def flaky(services: Services, limit: int, after: int = 0):  # type: ignore[no-untyped-def]
+    async def flaky(services: Services, limit: int, after: int = 0, in_flight=()):  # type: ignore[no-untyped-def]
         if failures:
             raise failures.pop()
-        return await real(services, limit, after)
+        return await real(services, limit, after, in_flight)
 
     monkeypatch.setattr(use_cases, "pending_events", flaky)
     caplog.set_level(logging.WARNING, logger="unogas_bot.events.relay")

@@ -113,30 +113,38 @@ def _broker_url(settings: Settings) -> str:
 
 
 async def _replay(services: Services, url: str, since: datetime) -> int:
-    events = await use_cases.list_events(services, since=since)
+    """Publish again, batch by batch, what was written since `since` and what is still pending (an account's
+    older pending event must not arrive after its newer ones). Each batch is read when it is published, in
+    a transaction an erasure waits for: nothing of an account erased meanwhile follows its `erased`."""
     try:
         connection = await connect(url)
     except BrokerUnreachable as exc:
         raise CliError(str(exc)) from None
+    share = services.settings.events_share_credentials
+    count, after, failure = 0, 0, None
     try:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await accounts_exchange(channel, settings_names(services.settings))
-        for start in range(0, len(events), REPLAY_BATCH):
-            batch = events[start : start + REPLAY_BATCH]
-            confirmed, failure = await publish(exchange, batch)
-            await use_cases.mark_sent(services, [e.row for e in batch[:confirmed] if e.sent_at is None])
-            if failure is not None:
-                raise CliError(
-                    f"{start + confirmed} of {len(events)} event(s) published again; the broker did not take "
-                    f"the next ({reason(failure)}): run the replay again"
-                )
+        while failure is None:
+            async with use_cases.replay_batch(services, since, after, REPLAY_BATCH) as (batch, mark_sent):
+                if not batch:
+                    break
+                confirmed, failure = await publish(exchange, batch, share)
+                await mark_sent([e.row for e in batch[:confirmed] if e.sent_at is None])
+            count += confirmed
+            after = batch[-1].row
     except _BROKER_ERRORS as exc:
-        raise CliError(f"lost {where(url)}: {reason(exc)}") from None
+        raise _broker_failure(url, exc) from None
     finally:
         with contextlib.suppress(Exception):
             await connection.close()
-    await use_cases.audit_replay(services, len(events), since)
-    return len(events)
+    if failure is not None:
+        raise CliError(
+            f"{count} event(s) published again; the broker did not take the next ({reason(failure)}): "
+            "run the replay again"
+        )
+    await use_cases.audit_replay(services, count, since)
+    return count
 
 
 def cmd_events_replay(settings: Settings, args: argparse.Namespace) -> int:
@@ -150,11 +158,40 @@ def cmd_events_replay(settings: Settings, args: argparse.Namespace) -> int:
             count = await _replay(services, url, since)
         finally:
             services.hasher.close()
-        print(f"{count} event(s) written since {since:%Y-%m-%d %H:%M:%S} UTC published again (same ids)")
+        print(
+            f"{count} event(s) written since {since:%Y-%m-%d %H:%M:%S} UTC or still pending "
+            "published again (same ids)"
+        )
         return 0
 
     with acting_operator(operator):
         return with_database(settings, work)
+
+
+def _broker_failure(url: str, exc: BaseException) -> CliError:
+    said = reason(exc)
+    return CliError(f"{'refused by' if 'other settings' in said else 'lost'} {where(url)}: {said}")
+
+
+async def consume_once(services: Services, url: str) -> tuple[int, inbound.InboundStats]:
+    """Apply what waits in the bot's customer queue now: how many messages, and how they went."""
+    stats = inbound.InboundStats()
+    try:
+        connection = await connect(url)
+    except BrokerUnreachable as exc:
+        raise CliError(str(exc)) from None
+    try:
+        channel = await connection.channel()
+        queue = await customers_queue(channel, settings_names(services.settings))
+        handled = await inbound.drain(services, queue, stats)
+    except SQLAlchemyError as exc:
+        raise CliError(f"database error: {type(exc).__name__}") from None
+    except _BROKER_ERRORS as exc:
+        raise _broker_failure(url, exc) from None
+    finally:
+        with contextlib.suppress(Exception):
+            await connection.close()
+    return handled, stats
 
 
 def cmd_events_consume(settings: Settings, args: argparse.Namespace) -> int:
@@ -162,22 +199,9 @@ def cmd_events_consume(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work(db: Database) -> int:
         services = Services.create(settings, db)
-        stats = inbound.InboundStats()
         try:
-            connection = await connect(url)
-        except BrokerUnreachable as exc:
-            raise CliError(str(exc)) from None
-        try:
-            channel = await connection.channel()
-            queue = await customers_queue(channel, settings_names(settings))
-            handled = await inbound.drain(services, queue, stats)
-        except SQLAlchemyError as exc:
-            raise CliError(f"database error: {type(exc).__name__}") from None
-        except _BROKER_ERRORS as exc:
-            raise CliError(f"lost {where(url)}: {reason(exc)}") from None
+            handled, stats = await consume_once(services, url)
         finally:
-            with contextlib.suppress(Exception):
-                await connection.close()
             services.hasher.close()
         summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(stats.outcomes.items()))
         print(f"{handled} customer event(s) from {where(url)}" + (f": {summary}" if summary else ""))

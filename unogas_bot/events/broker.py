@@ -68,6 +68,17 @@ def reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "ACCESS_REFUSED" in text or "authentication" in text.lower():
         return "the user name or password was refused"
+    if "PRECONDITION_FAILED" in text:  # someone declared our exchange or queue with other arguments
+        detail = text.split("PRECONDITION_FAILED - ", 1)[-1]
+        return (
+            "an exchange or queue of ours exists on the broker with other settings; delete it (the bot "
+            f"declares it again) or use EVENTS_NAME_PREFIX: {detail}"
+        )[:400]
+    if "Connection.OpenOk" in text and "Connection.Close" in text:  # RabbitMQ's answer to Connection.Open
+        return (
+            "the broker refused the virtual host (the URL's path: amqp://user:pass@host:5672/ is /): "
+            "does it exist, and may this user use it?"
+        )
     return f"{type(exc).__name__}: {text}"[:200]
 
 

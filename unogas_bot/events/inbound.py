@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from storage.customer_events import CustomerConflict
+from storage.inbox import Superseded
 from unogas_bot.events.broker import BrokerUnreachable, Names, connect, customers_queue, reason, where
 from unogas_bot.service import events as use_cases
 from unogas_bot.service.context import Services
@@ -39,6 +40,12 @@ class InboundStats:
     outcomes: Counter[str] = field(default_factory=Counter)  # applied, duplicate, stale, kept, dead_lettered
 
 
+def shown_id(message_id: str | None) -> str:
+    """The CRM's message id as a log line shows it: escaped (a line break in it would forge a line)."""
+    text = (message_id or "?")[:64]
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 async def handle(services: Services, incoming: AbstractIncomingMessage, stats: InboundStats) -> str:
     """Apply, dead-letter or requeue one message; returns its outcome."""
     try:
@@ -48,7 +55,19 @@ async def handle(services: Services, incoming: AbstractIncomingMessage, stats: I
         await incoming.reject(requeue=False)
         stats.outcomes["dead_lettered"] += 1
         # The message id (the CRM's) and the reason, never the customer's data.
-        log.warning("customer event %s dead-lettered: %s", (incoming.message_id or "?")[:64], exc)
+        log.warning("customer event %s dead-lettered: %s", shown_id(incoming.message_id), exc)
+        return "dead_lettered"
+    except Superseded:  # a newer leader consumes now: the message goes back to the queue for it
+        await incoming.nack(requeue=True)
+        raise
+    except DataError as exc:  # the database refuses this message's values: it would fail every time
+        await incoming.reject(requeue=False)
+        stats.outcomes["dead_lettered"] += 1
+        log.warning(
+            "customer event %s dead-lettered: the database refused a value (%s)",
+            shown_id(incoming.message_id),
+            type(exc.orig).__name__ if exc.orig is not None else "DataError",
+        )
         return "dead_lettered"
     except (SQLAlchemyError, OSError) as exc:
         log.warning(
@@ -109,6 +128,16 @@ class Consumer:
                 self._state("unreachable", str(exc))
             except (aio_pika.exceptions.AMQPError, OSError, ConnectionError, TimeoutError) as exc:
                 self._state("unreachable", f"lost the broker (AMQP_URL): {reason(exc)}")
+            except Superseded as exc:  # a newer leader consumes now; this process is on its way out
+                self.stats.state = "fenced"
+                log.error(
+                    "customer events: a newer leader took over (%s); this process consumes no more", exc
+                )
+                return
+            except Exception as exc:  # a bug: said once, with its frames; the consumer goes on after a pause
+                if self.stats.state != "error":
+                    log.exception("customer events: failed (%s); retrying", type(exc).__name__)
+                self.stats.state = "error"
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), backoff)
             backoff = min(backoff * 2, self.services.settings.events_backoff_max)

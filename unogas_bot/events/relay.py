@@ -27,7 +27,8 @@ from aio_pika.abc import AbstractExchange
 from pamqp.commands import Basic
 from sqlalchemy.exc import SQLAlchemyError
 
-from storage.outbox import AUDIT_TO_TYPE, StoredEvent
+from storage.inbox import Superseded
+from storage.outbox import AUDIT_TO_TYPE, StoredEvent, unshared
 from unogas_bot.events.broker import (
     CONTENT_TYPE,
     BrokerUnreachable,
@@ -67,9 +68,11 @@ class RelayStats:
     retries: int = 0
 
 
-def message(event: StoredEvent) -> aio_pika.Message:
+def message(event: StoredEvent, share: bool = False) -> aio_pika.Message:
+    """The event as published: what travels only when sharing is dropped unless `share` (the setting now,
+    not when the event was written)."""
     return aio_pika.Message(
-        body=event.payload.encode(),
+        body=(event.payload if share else unshared(event.payload)).encode(),
         content_type=CONTENT_TYPE,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         message_id=event.event_id,
@@ -78,13 +81,15 @@ def message(event: StoredEvent) -> aio_pika.Message:
 
 
 async def publish(
-    exchange: AbstractExchange, batch: Sequence[StoredEvent]
+    exchange: AbstractExchange, batch: Sequence[StoredEvent], share: bool = False
 ) -> tuple[int, BaseException | None]:
     """Publish `batch` in order, all confirmations awaited together: how many from the start were confirmed,
     and why the next one was not (None when all were)."""
     results = await asyncio.gather(
         *(
-            exchange.publish(message(event), routing_key=event.type, mandatory=True, timeout=PUBLISH_TIMEOUT)
+            exchange.publish(
+                message(event, share), routing_key=event.type, mandatory=True, timeout=PUBLISH_TIMEOUT
+            )
             for event in batch
         ),
         return_exceptions=True,
@@ -155,6 +160,12 @@ class Relay:
                 self._state("unroutable", str(exc))
             except (aio_pika.exceptions.AMQPError, OSError, ConnectionError, TimeoutError) as exc:
                 self._state("unreachable", f"lost the broker (AMQP_URL): {reason(exc)}")
+            except Superseded as exc:  # a newer leader relays now; this process is on its way out
+                self.stats.state = "fenced"
+                log.error(
+                    "events relay: a newer leader took over (%s); this process publishes nothing more", exc
+                )
+                break
             except SQLAlchemyError as exc:  # the database's own metrics and alerts tell more
                 self._state("database", f"the database failed ({type(exc).__name__})")
             except Exception as exc:  # a bug: said once, with its frames; the customers are not affected
@@ -205,21 +216,28 @@ class Relay:
         Pipelined: while the broker confirms one batch, the next is read, and while that one is published
         the last is marked sent. A batch is published only once the one before was confirmed whole, so
         the order holds; a failure marks the confirmed part and stops."""
-        size = self.services.settings.events_batch
+        settings = self.services.settings
+        size = settings.events_batch
         batch = await use_cases.pending_events(self.services, size, self._cursor)
         if not batch and self._cursor:
             self._cursor = 0
             batch = await use_cases.pending_events(self.services, size)
         sent = 0
+        previous: list[int] = []
         marking: asyncio.Future[None] | None = None
         try:
             for _ in range(PASS_BATCHES):
                 if not batch:
                     break
                 self._cursor = 0  # until this batch is confirmed whole
-                reading = asyncio.ensure_future(use_cases.pending_events(self.services, size, batch[-1].row))
+                # In flight below the cursor: this batch, and the last one while it is being marked.
+                in_flight = [event.row for event in batch] + previous
+                reading = asyncio.ensure_future(
+                    use_cases.pending_events(self.services, size, batch[-1].row, in_flight)
+                )
                 try:
-                    confirmed, failure = await publish(exchange, batch)
+                    async with use_cases.fenced(self.services):  # a leader superseded publishes nothing
+                        confirmed, failure = await publish(exchange, batch, settings.events_share_credentials)
                 except BaseException:
                     reading.cancel()
                     raise
@@ -235,6 +253,7 @@ class Relay:
                     await asyncio.gather(reading, return_exceptions=True)
                     raise failure
                 self._cursor = batch[-1].row
+                previous = [event.row for event in batch]
                 batch = await reading
         finally:
             if marking is not None:

@@ -5,7 +5,8 @@ own units of work (storage/outbox.py); nothing here talks to the broker (unogas_
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -44,18 +45,22 @@ def parse_customer_event(body: bytes) -> CustomerEvent:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError):
         raise MalformedEvent("not JSON") from None
+    except RecursionError:  # nested deeper than the parser goes: no CloudEvent is
+        raise MalformedEvent("JSON nested too deep") from None
     if not isinstance(document, dict):
         raise MalformedEvent("not a JSON object")
     if document.get("specversion") != "1.0":
         raise MalformedEvent("specversion is not 1.0")
     event_id = document.get("id")
-    if not isinstance(event_id, str) or not 0 < len(event_id) <= _ID_LEN:
-        raise MalformedEvent(f"id must be a string of 1-{_ID_LEN} characters")
+    # Printable: a control character (NUL, which PostgreSQL refuses in text) would fail at every delivery.
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= _ID_LEN or not event_id.isprintable():
+        raise MalformedEvent(f"id must be a string of 1-{_ID_LEN} printable characters")
     kind = document.get("type")
     if kind not in CUSTOMER_TYPES:
         raise MalformedEvent("type is neither it.unogas.customer.upserted nor .removed")
     sequence = document.get("sequence")
-    if isinstance(sequence, str) and sequence.isdigit():
+    # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses.
+    if isinstance(sequence, str) and sequence.isascii() and sequence.isdigit():
         sequence = int(sequence)
     if not isinstance(sequence, int) or isinstance(sequence, bool) or not 0 <= sequence < 2**63:
         raise MalformedEvent("sequence must be a whole number >= 0")
@@ -67,7 +72,7 @@ def parse_customer_event(body: bytes) -> CustomerEvent:
         if removed:
             code = rules.customer_code.validate(data["customer_code"])
             return CustomerEvent(event_id, True, sequence, customer_code_key(code), None)
-        fields = [data.get(name) or "" for name in _FIELDS]
+        fields = ["" if data.get(name) is None else data.get(name) for name in _FIELDS]
         if not all(isinstance(value, str) for value in fields):
             raise MalformedEvent("data's fields must be strings")
         row = staged_row(0, fields)
@@ -90,9 +95,26 @@ async def apply_customer_event(services: Services, event: CustomerEvent) -> str:
 # --- the outbox ------------------------------------------------------------------------------------------
 
 
-async def pending_events(services: Services, limit: int, after: int = 0) -> list[StoredEvent]:
+@asynccontextmanager
+async def fenced(services: Services) -> AsyncIterator[None]:
+    """Publish inside: raises storage.inbox.Superseded when a newer leader raised the epoch (PostgreSQL), and
+    holds the epoch (FOR SHARE) until the block ends, so a newer leader's raise waits for the publish in
+    flight: an old leader never publishes after the new one started (a publish is not a write, which the
+    fence covers). Without a fence (SQLite: one process per file) it does nothing."""
+    fence = services.db.fence
+    if fence is None:
+        yield
+        return
+    async with services.db.session() as session, session.begin():
+        await fence.check(session)
+        yield
+
+
+async def pending_events(
+    services: Services, limit: int, after: int = 0, in_flight: Sequence[int] = ()
+) -> list[StoredEvent]:
     async with services.db.session() as session:
-        return await Outbox(session, services.clock).pending(limit, after)
+        return await Outbox(session, services.clock).pending(limit, after, in_flight)
 
 
 async def mark_sent(services: Services, rows: Sequence[int]) -> None:
@@ -107,11 +129,18 @@ async def outbox_stats(services: Services) -> tuple[int, datetime | None]:
 
 
 async def list_events(
-    services: Services, *, pending_only: bool = False, since: datetime | None = None, limit: int | None = None
+    services: Services,
+    *,
+    pending_only: bool = False,
+    since: datetime | None = None,
+    limit: int | None = None,
+    with_pending: bool = False,
 ) -> list[StoredEvent]:
+    """The outbox's events in order; `since` with `with_pending`: those written since then and every one
+    still pending (the replay: an account's older pending event goes out before its newer ones)."""
     async with services.db.session() as session:
         return await Outbox(session, services.clock).listing(
-            pending_only=pending_only, since=since, limit=limit
+            pending_only=pending_only, since=since, limit=limit, with_pending=with_pending
         )
 
 
@@ -125,9 +154,21 @@ async def purge_events(services: Services, *, relayed: bool) -> int:
         )
 
 
+@asynccontextmanager
+async def replay_batch(
+    services: Services, since: datetime, after: int, limit: int
+) -> AsyncIterator[tuple[list[StoredEvent], Callable[[Sequence[int]], Awaitable[None]]]]:
+    """The replay's next batch, held (see Outbox.replay_batch) until the block ends, and how to mark what of
+    it the broker confirmed, in the same transaction."""
+    async with services.db.transaction() as session:
+        outbox = Outbox(session, services.clock)
+        yield await outbox.replay_batch(since, after, limit), outbox.mark_sent
+
+
 async def audit_replay(services: Services, count: int, since: datetime) -> None:
     """The replay in the audit trail (inside `acting_operator`, which names the operator)."""
     async with services.db.transaction() as session:
         await Accounts(session, services.clock).add_event(
-            "events_replayed", detail=f"{count} event(s) written since {since.isoformat()} published again"
+            "events_replayed",
+            detail=f"{count} event(s) written since {since.isoformat()} or still pending published again",
         )
