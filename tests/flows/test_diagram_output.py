@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from unogas_bot.cli.main import main
-from unogas_bot.flows.diagram import dot, forms, mermaid
+from unogas_bot.flows.diagram import dot, mermaid, specs
 
 
 @pytest.mark.parametrize("suffix", [".png", ".svg", ".dot", ".gv", ".mmd", ".md"])
@@ -24,10 +24,10 @@ def test_the_format_follows_the_files_name_unless_given(
     expected = {
         ".png": lambda: data.startswith(b"\x89PNG"),
         ".svg": lambda: b"<svg" in data[:500],
-        ".dot": lambda: data.decode() == dot(forms()["login"], "it"),
-        ".gv": lambda: data.decode() == dot(forms()["login"], "it"),
-        ".mmd": lambda: data.decode() == mermaid(forms()["login"], "it"),
-        ".md": lambda: data.decode() == mermaid(forms()["login"], "it"),
+        ".dot": lambda: data.decode() == dot(specs()["login"], "it"),
+        ".gv": lambda: data.decode() == dot(specs()["login"], "it"),
+        ".mmd": lambda: data.decode() == mermaid(specs()["login"], "it"),
+        ".md": lambda: data.decode() == mermaid(specs()["login"], "it"),
     }
     assert expected[suffix](), data[:80]
 

@@ -13,9 +13,6 @@ from pathlib import Path
 import pytest
 
 from conversations.draft import VERSION, Draft, UnreadableDraft, touched_at
-from conversations.login import SPEC as LOGIN
-from conversations.recovery import SPEC as RECOVERY
-from conversations.registration import SPEC as REGISTRATION
 from conversations.spec import (
     SUMMARY,
     Checkpoint,
@@ -26,6 +23,9 @@ from conversations.spec import (
     SecretPair,
     as_typed,
 )
+from conversations.specs.login import SPEC as LOGIN
+from conversations.specs.recovery import SPEC as RECOVERY
+from conversations.specs.registration import SPEC as REGISTRATION
 from unogas_bot import rules
 from unogas_bot.i18n import texts
 
@@ -60,12 +60,22 @@ def keys(spec: FormSpec, draft: Draft) -> list[str]:
 
 
 def test_spec_and_draft_import_no_telegram():
+    """The specs, and the diagrams drawn from them, load without PTB, the forms' hooks or the use cases."""
     probe = (
-        "import sys, conversations.spec, conversations.draft\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'telegram'))"
+        "import sys, conversations.spec, conversations.draft, conversations.specs, unogas_bot.flows.diagram\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'telegram'"
+        " or m in ('conversations.form', 'conversations.forms') or m.startswith('unogas_bot.service')))"
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_specs_are_the_forms_specs_in_the_forms_order():
+    from conversations.forms import FORMS
+    from conversations.specs import SPECS
+
+    assert [spec.name for spec in SPECS] == [form.name for form in FORMS]
+    assert all(spec is form.spec for spec, form in zip(SPECS, FORMS, strict=True))
 
 
 # --- steps, order, what applies ----------------------------------------------------------------------------
