@@ -5,10 +5,7 @@ including drafts written before it was versioned."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -29,7 +26,6 @@ from conversations.specs.registration import SPEC as REGISTRATION
 from unogas_bot import rules
 from unogas_bot.i18n import texts
 
-ROOT = Path(__file__).resolve().parents[2]
 SPECS = [REGISTRATION, LOGIN, RECOVERY]
 NOW = datetime(2025, 3, 10, 9, 30, tzinfo=UTC)
 
@@ -54,28 +50,6 @@ def past_notice(answers: dict[str, object] | None = None, **engine: object) -> D
 
 def keys(spec: FormSpec, draft: Draft) -> list[str]:
     return [step.key for step in spec.applicable(draft.answers)]
-
-
-# --- the layers ------------------------------------------------------------------------------------------
-
-
-def test_spec_and_draft_import_no_telegram():
-    """The specs, and the diagrams drawn from them, load without PTB, the forms' hooks or the use cases."""
-    probe = (
-        "import sys, conversations.spec, conversations.draft, conversations.specs, unogas_bot.flows.diagram\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'telegram'"
-        " or m in ('conversations.form', 'conversations.forms') or m.startswith('unogas_bot.service')))"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
-
-
-def test_the_specs_are_the_forms_specs_in_the_forms_order():
-    from conversations.forms import FORMS
-    from conversations.specs import SPECS
-
-    assert [spec.name for spec in SPECS] == [form.name for form in FORMS]
-    assert all(spec is form.spec for spec, form in zip(SPECS, FORMS, strict=True))
 
 
 # --- steps, order, what applies ----------------------------------------------------------------------------
