@@ -1,5 +1,6 @@
-"""Every form the bot runs, in the order their handlers are added: the one list the bot's wiring, the flow
-scripts and the diagrams read."""
+"""Every form the bot runs, in the order their handlers are added: the one list the bot's wiring and the
+flow scripts read. What the forms ask, without the bot: conversations/specs (`SPECS`, in this order), which
+the diagrams and the message preview read."""
 
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ from typing import Any
 from conversations import alerts, privacy
 from conversations.form import Form
 from conversations.outcomes import Ask, Finish, Outcome, Reply
-from conversations.spec import Field, FormSpec, Secret, as_typed
+from conversations.spec import Field
+from conversations.specs.login import SPEC
 from conversations.turn import Turn
 from unogas_bot import rules
 from unogas_bot.domain import AccountView
@@ -39,17 +40,6 @@ def display_name(account: AccountView) -> str:
     return rules.names.holder(account.kind, account.first_name, account.last_name, account.company_name)
 
 
-SPEC = FormSpec(
-    name="login",
-    fields=(
-        Field("email", rules.email.login_id),
-        # Any stored password may be typed (the registration rules do not apply); checked at once, never kept.
-        Secret("password", as_typed, consumed=True),
-    ),
-    entry_commands=("accedi", "login"),
-    deep_link="accedi",
-    text_prefix="login_",
-)
 NAME = SPEC.name
 
 

@@ -14,12 +14,13 @@ from typing import Any
 from telegram import InputFile
 
 from conversations import alerts, privacy, secret_guard
-from conversations.draft import Answers
 from conversations.form import Form
 from conversations.login import minutes_until
 from conversations.outcomes import Ask, Finish, Outcome, Reply
 from conversations.registration import refuse_a_secret_question
-from conversations.spec import Field, FormSpec, Notice, Secret, SecretPair, as_typed
+from conversations.spec import Field
+from conversations.specs import own_data as specs
+from conversations.specs.own_data import CURRENT, ERASE
 from conversations.turn import Turn
 from unogas_bot import rules
 from unogas_bot.domain import AccountView
@@ -39,37 +40,6 @@ from unogas_bot.service.outcomes import (
 from unogas_bot.service.password_check import confirm_password
 
 ACCOUNT = "account_id"  # the session's profile, kept in the draft when the form starts
-ERASE = "erase"  # the value of the erasure's confirmation button
-
-# The current password: checked at once, kept only as the engine's keyed digest once it proved right.
-CURRENT = Secret("current", as_typed, stem="current_password")
-
-
-def question_of(answers: Answers) -> str:
-    return answers.get("question", "")
-
-
-def press_the_button(text: str) -> str:
-    """The erasure is confirmed only by its button: a typed word could be a slip."""
-    raise rules.Invalid("erase.press_button")
-
-
-# The Italian and English commands that start each form, by the form's name (also its audit purpose).
-COMMANDS = {
-    "change_password": ("cambia_password", "change_password"),
-    "change_email": ("cambia_email", "change_email"),
-    "change_phone": ("cambia_telefono", "change_phone"),
-    "change_question": ("cambia_domanda", "change_question"),
-    "export": ("i_miei_dati", "my_data"),
-    "erase": ("cancella_profilo", "delete_profile"),
-}
-
-
-def own_data_spec(name: str, *fields: Field, progress: bool = True) -> FormSpec:
-    """A logged-in customer's form `name`: the current password first, then `fields`."""
-    return FormSpec(
-        name=name, fields=(CURRENT, *fields), entry_commands=COMMANDS[name], show_progress=progress
-    )
 
 
 class OwnDataForm(Form):
@@ -139,10 +109,7 @@ def _gone(outcome: object) -> Outcome:
 
 
 class ChangePasswordForm(OwnDataForm):
-    spec = own_data_spec(
-        "change_password",
-        SecretPair("password", rules.password.validate, stem="new_password"),
-    )
+    spec = specs.CHANGE_PASSWORD
 
     async def act(self, turn: Turn, step: Field, value: Any, account: AccountView) -> Outcome | None:
         if step.key != "password":
@@ -170,10 +137,7 @@ class ChangePasswordForm(OwnDataForm):
 
 
 class ChangeEmailForm(OwnDataForm):
-    spec = own_data_spec(
-        "change_email",
-        Field("email", rules.email.validate, stem="new_email"),
-    )
+    spec = specs.CHANGE_EMAIL
 
     async def act(self, turn: Turn, step: Field, value: Any, account: AccountView) -> Outcome | None:
         match await profile.change_email(turn.services, turn.user_id, account, value):
@@ -189,10 +153,7 @@ class ChangeEmailForm(OwnDataForm):
 
 
 class ChangePhoneForm(OwnDataForm):
-    spec = own_data_spec(
-        "change_phone",
-        Field("phone", rules.phone.validate, optional=True, share_contact=True, stem="new_phone"),
-    )
+    spec = specs.CHANGE_PHONE
 
     async def act(self, turn: Turn, step: Field, value: Any, account: AccountView) -> Outcome | None:
         outcome = await profile.change_phone(turn.services, turn.user_id, account, value)
@@ -204,17 +165,7 @@ class ChangePhoneForm(OwnDataForm):
 
 
 class ChangeQuestionForm(OwnDataForm):
-    spec = own_data_spec(
-        "change_question",
-        Field("question", rules.answer.validate_question, clears=("answer",), stem="question"),
-        SecretPair(
-            "answer",
-            rules.answer.validate,
-            given=question_of,
-            normalize=rules.answer.normalize,
-            stem="answer",
-        ),
-    )
+    spec = specs.CHANGE_QUESTION
 
     async def act(self, turn: Turn, step: Field, value: Any, account: AccountView) -> Outcome | None:
         if step.key == "question":
@@ -232,7 +183,7 @@ class ChangeQuestionForm(OwnDataForm):
 
 
 class ExportForm(OwnDataForm):
-    spec = own_data_spec("export", progress=False)
+    spec = specs.EXPORT
 
     async def finish(self, turn: Turn, account: AccountView) -> Outcome:
         document = await export.export_profile(
@@ -253,11 +204,7 @@ class ExportForm(OwnDataForm):
 
 
 class EraseForm(OwnDataForm):
-    spec = own_data_spec(
-        "erase",
-        Notice("confirm", press_the_button, choices=(ERASE, "cancel"), stem="erase_confirm"),
-        progress=False,
-    )
+    spec = specs.ERASE_PROFILE
 
     async def on_value(self, turn: Turn, step: Field, value: Any) -> Outcome | None:
         if step.key == CURRENT.key:

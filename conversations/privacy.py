@@ -1,5 +1,6 @@
 """The privacy notice in the chat: before the registration's first question, on `/privacy`, and once to a
-logged-in customer when a new version is published (the versions and their recording: service/privacy.py).
+logged-in customer when a new version is published (the versions and their recording: service/privacy.py;
+the rule of the registration's notice step: conversations/specs/privacy.py).
 """
 
 from __future__ import annotations
@@ -10,21 +11,10 @@ from telegram.ext import ApplicationHandlerStop
 
 from conversations.context import BotContext
 from conversations.outcomes import Reply
-from unogas_bot import rules
 from unogas_bot.domain import AccountView
 from unogas_bot.i18n import texts
 from unogas_bot.service import privacy
 from unogas_bot.service.context import Services
-
-ACCEPT = "accept"  # the value of the notice's "Continue" button
-_TYPED = frozenset({"continua", "continue", "ok", "avanti", "prosegui"})
-
-
-def acknowledge(text: str) -> str:
-    """The rule of the notice's step: its button, or the word on it typed (the terminal mode)."""
-    if text.strip().casefold() in _TYPED:
-        return ACCEPT
-    raise rules.Invalid("privacy.continue")
 
 
 def notice(services: Services, key: str = "privacy_notice") -> Reply:

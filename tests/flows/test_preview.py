@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from unogas_bot.cli.main import main as cli_main
-from unogas_bot.flows.diagram import forms
+from unogas_bot.flows.diagram import specs
 from unogas_bot.flows.preview import INLINE, PARTS, page
 from unogas_bot.flows.samples import plain
 from unogas_bot.i18n import texts
@@ -33,10 +33,10 @@ def test_every_message_of_the_catalogue_is_on_the_page() -> None:
     catalogue = texts.load()["it"]
     missing = [k for k in catalogue if k not in shown and k not in PARTS and not k.startswith(INLINE)]
     assert not missing, missing
-    for form in forms().values():
-        for step in form.spec.steps:
-            assert form.spec.question_key(step, {"kind": "person"}) in shown, (form.name, step.key)
-            assert form.spec.help_key(step, {"kind": "person"}) in shown, (form.name, step.key)
+    for spec in specs().values():
+        for step in spec.steps:
+            assert spec.question_key(step, {"kind": "person"}) in shown, (spec.name, step.key)
+            assert spec.help_key(step, {"kind": "person"}) in shown, (spec.name, step.key)
     # Both languages, with their buttons; placeholders filled with sample values, escaped.
     assert plain(texts.t("it", "q_customer_code")).split("\n")[0] in plain(html)
     assert plain(texts.t("en", "q_customer_code")).split("\n")[0] in plain(html)

@@ -6,23 +6,17 @@ registration diagram is the generated one."""
 from __future__ import annotations
 
 import re
-import shutil
-import struct
 from pathlib import Path
 
 import pytest
 
-from conversations.registration import SPEC as REGISTRATION
-from unogas_bot.flows.diagram import LABEL_MAX, WRAP, all_diagrams, dot, forms, graph, mermaid, render
+from conversations.specs.registration import SPEC as REGISTRATION
+from unogas_bot.flows.diagram import LABEL_MAX, WRAP, all_diagrams, dot, graph, mermaid, specs
 from unogas_bot.flows.paths import PATHS, Exit
 from unogas_bot.flows.samples import plain, sample_html
 
 ROOT = Path(__file__).resolve().parents[2]
 SUPPORT = ROOT / "docs" / "support.md"
-needs_dot = pytest.mark.skipif(
-    shutil.which("dot") is None,
-    reason="Graphviz's dot is not installed here (scripts/_env.sh installs it where it can)",
-)
 
 
 def test_the_documentation_shows_the_generated_registration_diagram() -> None:
@@ -30,7 +24,7 @@ def test_the_documentation_shows_the_generated_registration_diagram() -> None:
         r"<!-- flows diagram registration it[^>]*-->\n```mermaid\n(.*?)```", SUPPORT.read_text("utf-8"), re.S
     )
     assert shown is not None, "docs/support.md's registration diagram"
-    assert shown.group(1) == mermaid(forms()["registration"], "it"), (
+    assert shown.group(1) == mermaid(specs()["registration"], "it"), (
         "the diagram drifted from the code: paste `unogas-bot flows diagram registration` "
         "into docs/support.md"
     )
@@ -38,7 +32,7 @@ def test_the_documentation_shows_the_generated_registration_diagram() -> None:
 
 @pytest.mark.parametrize("lang", ["it", "en"])
 def test_every_step_branch_pair_and_exit_of_the_registration_is_drawn(lang: str) -> None:
-    drawing = mermaid(forms()["registration"], lang)
+    drawing = mermaid(specs()["registration"], lang)
     for step in REGISTRATION.steps:
         assert f"s_{step.key}" in drawing
     person, business = ("Persona", "Azienda") if lang == "it" else ("Person", "Business")
@@ -67,34 +61,34 @@ def test_every_step_branch_pair_and_exit_of_the_registration_is_drawn(lang: str)
 
 
 def test_the_failure_paths_and_their_limits_are_drawn() -> None:
-    login = mermaid(forms()["login"], "it")
+    login = mermaid(specs()["login"], "it")
     assert "s_password -.->|password errata, al 5° errore| s_password" in login
     assert (
         "s_password -.->|al 5° errore| x_login_wait" in login
         and "start -.->|al 10° errore| x_login_wait" in login
     )
     assert "s_password --> x_login_ok" in login
-    recovery = mermaid(forms()["recovery"], "en")
+    recovery = mermaid(specs()["recovery"], "en")
     assert "s_answer -.->|wrong answer, at failure 3| s_answer" in recovery
     assert "s_answer -.->|at failure 3| x_rec_locked" in recovery
     for name in ("change_password", "change_email", "change_phone", "change_question", "export", "erase"):
-        drawing = mermaid(forms()[name], "it")
+        drawing = mermaid(specs()[name], "it")
         assert "s_current -.->|password errata, al 5° errore| s_current" in drawing, name
         assert "s_current -.->|al 5° errore| x_login_wait" in drawing, name
 
 
 def test_each_end_has_its_own_node() -> None:
-    erase = graph(forms()["erase"], "it")
+    erase = graph(specs()["erase"], "it")
     assert ("s_confirm", "x_erased", "Cancella il profilo") in {
         (e.source, e.target, e.label) for e in erase.edges
     }
     assert ("s_confirm", "x_cancelled", "Annulla") in {(e.source, e.target, e.label) for e in erase.edges}
-    phone = graph(forms()["change_phone"], "en")
+    phone = graph(specs()["change_phone"], "en")
     assert {e.target for e in phone.edges if e.source == "s_phone"} >= {"x_phone_changed", "x_phone_removed"}
-    for form in forms().values():
-        drawn = graph(form, "it")
-        assert "done" not in drawn.nodes, form.name  # no shared anonymous end any more
-        assert any(n.shape == "success" for n in drawn.nodes.values()), form.name
+    for spec in specs().values():
+        drawn = graph(spec, "it")
+        assert "done" not in drawn.nodes, spec.name  # no shared anonymous end any more
+        assert any(n.shape == "success" for n in drawn.nodes.values()), spec.name
 
 
 def test_every_reply_a_form_ends_with_is_an_end_of_its_diagram() -> None:
@@ -127,15 +121,15 @@ def test_every_reply_a_form_ends_with_is_an_end_of_its_diagram() -> None:
 
 
 def test_labels_wrap_at_words_and_are_never_cut_mid_word() -> None:
-    for form in forms().values():
+    for spec in specs().values():
         for lang in ("it", "en"):
-            for node in graph(form, lang).nodes.values():
+            for node in graph(spec, lang).nodes.values():
                 for line in node.lines:
-                    assert len(line) <= WRAP or " " not in line, (form.name, line)
+                    assert len(line) <= WRAP or " " not in line, (spec.name, line)
                 text = " ".join(node.lines).removesuffix(" …")
-                assert len(text) <= LABEL_MAX + 2, (form.name, text)
+                assert len(text) <= LABEL_MAX + 2, (spec.name, text)
     # A long question ends at a word: every word shown is a whole word of the catalogue text.
-    password = graph(forms()["registration"], "it").nodes["s_password"]
+    password = graph(specs()["registration"], "it").nodes["s_password"]
     full = plain(sample_html("it", "q_password")).split()
     shown = " ".join(password.lines).removesuffix(" …").split()
     assert shown == full[: len(shown)] and password.lines[-1].endswith("…")
@@ -144,54 +138,17 @@ def test_labels_wrap_at_words_and_are_never_cut_mid_word() -> None:
 def test_every_form_has_a_diagram_with_a_node_per_step() -> None:
     for name, drawing in all_diagrams("en").items():
         assert drawing.startswith("flowchart TD\n"), name
-        for step in forms()[name].spec.steps:
+        for step in specs()[name].steps:
             assert f"s_{step.key}" in drawing, (name, step.key)
 
 
 def test_the_dot_drawing_has_every_node_and_edge_and_a_legend() -> None:
-    for form in forms().values():
+    for spec in specs().values():
         for lang in ("it", "en"):
-            model, text = graph(form, lang), dot(form, lang)
+            model, text = graph(spec, lang), dot(spec, lang)
             for node in model.nodes:
-                assert re.search(rf"^\s+{node} \[", text, re.M), (form.name, node)
+                assert re.search(rf"^\s+{node} \[", text, re.M), (spec.name, node)
             for e in model.edges:
-                assert re.search(rf"^\s+{e.source} -> {e.target}\b", text, re.M), (form.name, e)
+                assert re.search(rf"^\s+{e.source} -> {e.target}\b", text, re.M), (spec.name, e)
             assert "subgraph cluster_legend" in text and "k_lines" in text
             assert "style=invis, weight=0" in text  # the legend below the flow, not beside it
-
-
-def _png_size(data: bytes) -> tuple[int, int]:
-    assert data.startswith(b"\x89PNG")
-    width, height = struct.unpack(">II", data[16:24])
-    return width, height
-
-
-@needs_dot
-def test_svg_and_png_are_drawn_by_graphviz_and_stay_compact() -> None:
-    svg = render(forms()["registration"], "it", "svg")
-    assert svg.lstrip().startswith(b"<?xml") and b"<svg" in svg and b"codice cliente" in svg
-    width, height = _png_size(render(forms()["registration"], "it", "png"))
-    assert width < 2000 and height < 2600, (width, height)
-    for name in ("login", "export", "change_phone"):
-        width, _ = _png_size(render(forms()[name], "en", "png"))
-        assert width < 1400, (name, width)  # no detached node beside a small flow
-
-
-def test_png_refuses_a_terminal_and_goes_to_a_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import sys
-
-    from unogas_bot.cli.main import main
-
-    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
-    assert main(["flows", "diagram", "login", "--format", "png"]) == 1
-    assert "a PNG is binary and this is a terminal: give -o FILE.png" in capsys.readouterr().err
-    out = tmp_path / "login.mmd"
-    assert main(["flows", "diagram", "login", "-o", str(out)]) == 0
-    assert out.read_text(encoding="utf-8") == mermaid(forms()["login"], "it")
-    assert f"wrote {out} (mermaid," in capsys.readouterr().err
-    if shutil.which("dot") is not None:
-        png = tmp_path / "login.png"
-        assert main(["flows", "diagram", "login", "--format", "png", "-o", str(png)]) == 0
-        assert png.read_bytes().startswith(b"\x89PNG")

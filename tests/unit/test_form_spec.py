@@ -5,17 +5,11 @@ including drafts written before it was versioned."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from conversations.draft import VERSION, Draft, UnreadableDraft, touched_at
-from conversations.login import SPEC as LOGIN
-from conversations.recovery import SPEC as RECOVERY
-from conversations.registration import SPEC as REGISTRATION
 from conversations.spec import (
     SUMMARY,
     Checkpoint,
@@ -26,10 +20,12 @@ from conversations.spec import (
     SecretPair,
     as_typed,
 )
+from conversations.specs.login import SPEC as LOGIN
+from conversations.specs.recovery import SPEC as RECOVERY
+from conversations.specs.registration import SPEC as REGISTRATION
 from unogas_bot import rules
 from unogas_bot.i18n import texts
 
-ROOT = Path(__file__).resolve().parents[2]
 SPECS = [REGISTRATION, LOGIN, RECOVERY]
 NOW = datetime(2025, 3, 10, 9, 30, tzinfo=UTC)
 
@@ -54,18 +50,6 @@ def past_notice(answers: dict[str, object] | None = None, **engine: object) -> D
 
 def keys(spec: FormSpec, draft: Draft) -> list[str]:
     return [step.key for step in spec.applicable(draft.answers)]
-
-
-# --- the layers ------------------------------------------------------------------------------------------
-
-
-def test_spec_and_draft_import_no_telegram():
-    probe = (
-        "import sys, conversations.spec, conversations.draft\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'telegram'))"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
 
 
 # --- steps, order, what applies ----------------------------------------------------------------------------

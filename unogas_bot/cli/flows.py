@@ -18,7 +18,7 @@ from unogas_bot.cli.console import EndedMidForm, run_console
 from unogas_bot.clock import frozen
 from unogas_bot.config import Settings
 from unogas_bot.flows.coverage import coverage, listing
-from unogas_bot.flows.diagram import dot, forms, mermaid, render
+from unogas_bot.flows.diagram import dot, mermaid, render, specs
 from unogas_bot.flows.fixtures import ACCOUNTS, DEMO_EMAIL, demo_account
 from unogas_bot.flows.junit import junit_xml
 from unogas_bot.flows.preview import page
@@ -243,16 +243,16 @@ def _diagram_format(args: argparse.Namespace) -> str:
 def cmd_flows_diagram(settings: Settings, args: argparse.Namespace) -> int:
     """Mermaid or DOT text; SVG or PNG drawn by Graphviz's `dot` program through the graphviz binding,
     from the same model. To stdout, or `-o FILE`; a PNG is never written to a terminal."""
-    known = forms()
+    known = specs()
     if args.form not in known:
         raise CliError(f"no form {args.form!r}: one of {', '.join(known)}")
-    form = known[args.form]
+    spec = known[args.form]
     args.format = _diagram_format(args)
     if args.format == "png" and args.output is None and sys.stdout.isatty():
         raise CliError("a PNG is binary and this is a terminal: give -o FILE.png (or redirect to a file)")
     if args.format in ("mermaid", "dot"):
         data = (
-            mermaid(form, args.language) if args.format == "mermaid" else dot(form, args.language)
+            mermaid(spec, args.language) if args.format == "mermaid" else dot(spec, args.language)
         ).encode()
     else:
         if shutil.which("dot") is None:
@@ -260,7 +260,7 @@ def cmd_flows_diagram(settings: Settings, args: argparse.Namespace) -> int:
                 f"--format {args.format} needs Graphviz's `dot` program (Debian: apt-get install graphviz; "
                 "scripts/_env.sh installs it where it can); --format mermaid needs nothing"
             )
-        data = render(form, args.language, args.format)
+        data = render(spec, args.language, args.format)
     if args.output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -275,7 +275,7 @@ def cmd_flows_diagram(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_flows_preview(settings: Settings, args: argparse.Namespace) -> int:
     """One static HTML page with every message, as Telegram bubbles, for review."""
-    known = forms()
+    known = specs()
     if args.form is not None and args.form not in known:
         raise CliError(f"no form {args.form!r}: one of {', '.join(known)}")
     languages = (args.language,) if args.language else texts.LANGUAGES

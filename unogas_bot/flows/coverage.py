@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from unogas_bot import rules
-from unogas_bot.flows.diagram import Edge, Graph, forms, graph
+from unogas_bot.flows.diagram import Edge, Graph, graph, specs
 from unogas_bot.flows.runner import Observation, Outcome
 from unogas_bot.flows.samples import signature
 from unogas_bot.flows.script import normalize
@@ -40,8 +40,8 @@ class FormCoverage:
 
 def coverage(outcomes: Iterable[Outcome]) -> dict[str, FormCoverage]:
     """Every form's coverage by the replays in `outcomes`."""
-    result = {name: FormCoverage(graph(form, "it")) for name, form in forms().items()}
-    entries = {f"/{command}": name for name, form in forms().items() for command in form.spec.entry_commands}
+    result = {name: FormCoverage(graph(spec, "it")) for name, spec in specs().items()}
+    entries = {f"/{command}": name for name, spec in specs().items() for command in spec.entry_commands}
     for outcome in outcomes:
         for seen in outcome.observations:
             _take(result, entries, seen)

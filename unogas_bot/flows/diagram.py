@@ -1,4 +1,4 @@
-"""A picture of every flow, generated from its form spec (conversations/spec.py) and the paths its hooks
+"""A picture of every flow, generated from its form spec (conversations/specs/) and the paths its hooks
 decide (paths.py), never drawn by hand.
 
 `graph()` builds one model per form and language; `mermaid()` and `dot()` draw it. Each question is a node
@@ -17,9 +17,8 @@ import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from conversations.form import Form
-from conversations.forms import FORMS
 from conversations.spec import Field, FormSpec, Repeat
+from conversations.specs import SPECS
 from unogas_bot.config import Settings
 from unogas_bot.flows.paths import ANY_QUESTION, PATHS, START, SUMMARY, Exit, Retry
 from unogas_bot.flows.samples import plain, sample_html
@@ -142,8 +141,9 @@ class Graph:
         return [n.id for n in self.nodes.values() if n.shape in ("end", "success")]
 
 
-def forms() -> dict[str, Form]:
-    return {form.name: form for form in FORMS}
+def specs() -> dict[str, FormSpec]:
+    """Every form's spec by name: all a drawing needs (no bot, no use case)."""
+    return {spec.name: spec for spec in SPECS}
 
 
 def wrap(text: str) -> tuple[str, ...]:
@@ -175,9 +175,9 @@ def _limit(lang: str, limit: str | None) -> str | None:
     return WORDS[lang]["limit"].format(n=getattr(DEFAULTS.limits, limit))
 
 
-def graph(form: Form, lang: str = "it") -> Graph:
+def graph(spec: FormSpec, lang: str = "it") -> Graph:
     """The form's flow as a model both drawings are made from."""
-    spec, words, g = form.spec, WORDS[lang], Graph(form.name)
+    words, g = WORDS[lang], Graph(spec.name)
     commands = " / ".join(f"/{c}" for c in spec.entry_commands)
     g.node("start", f"{words['start']}: {commands}", "start")
     checkpoints = {cp.before: cp for cp in spec.checkpoints}
@@ -269,9 +269,9 @@ _MERMAID_SHAPES = {
 _MERMAID_ARROWS = {"flow": "-->", "failure": "-.->", "edit": "-.->", "any": "-.->"}
 
 
-def mermaid(form: Form, lang: str = "it") -> str:
+def mermaid(spec: FormSpec, lang: str = "it") -> str:
     """The form's flow as a Mermaid flowchart (rendered by code hosting sites and documentation tools)."""
-    g = graph(form, lang)
+    g = graph(spec, lang)
     out = ["flowchart TD"]
     for node in g.nodes.values():
         opening, closing = _MERMAID_SHAPES[node.shape]
@@ -309,9 +309,9 @@ _DOT_EDGES = {
 }
 
 
-def dot(form: Form, lang: str = "it") -> str:
+def dot(spec: FormSpec, lang: str = "it") -> str:
     """The flow in Graphviz's DOT language (for `dot -Tsvg` or `-Tpng`), with a legend below it."""
-    g, words = graph(form, lang), WORDS[lang]
+    g, words = graph(spec, lang), WORDS[lang]
     out = [
         "digraph flow {",
         '  graph [fontname="Helvetica", fontsize=11, nodesep=0.25, ranksep=0.35, newrank=true];',
@@ -384,11 +384,11 @@ def _quoted(lines: Iterable[str]) -> str:
 
 def all_diagrams(lang: str = "it") -> dict[str, str]:
     """Every form's diagram, by form name."""
-    return {name: mermaid(form, lang) for name, form in forms().items()}
+    return {name: mermaid(spec, lang) for name, spec in specs().items()}
 
 
-def render(form: Form, lang: str, fmt: str) -> bytes:
+def render(spec: FormSpec, lang: str, fmt: str) -> bytes:
     """The diagram drawn by Graphviz's `dot` program as `fmt` ("svg" or "png")."""
     import graphviz  # the binding runs the `dot` program; imported here so Mermaid needs neither
 
-    return graphviz.Source(dot(form, lang)).pipe(format=fmt)
+    return graphviz.Source(dot(spec, lang)).pipe(format=fmt)

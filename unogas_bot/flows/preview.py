@@ -17,9 +17,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from conversations.form import Form
 from conversations.spec import Field, FormSpec, Repeat, SecretPair
-from unogas_bot.flows.diagram import forms
+from unogas_bot.flows.diagram import specs
 from unogas_bot.flows.paths import PATHS, Exit
 from unogas_bot.flows.samples import SAMPLES, sample_html
 from unogas_bot.i18n import texts
@@ -84,9 +83,8 @@ def _errors(step: Field) -> list[str]:
     ]
 
 
-def form_messages(form: Form) -> Iterator[Message]:
+def form_messages(spec: FormSpec) -> Iterator[Message]:
     """Every message of one form, in the order a customer meets them."""
-    spec = form.spec
     if spec.intro:
         yield _msg(spec.intro, "intro")
     if spec.name == "registration":
@@ -272,13 +270,13 @@ def _rows(messages: Iterable[Message], languages: tuple[str, ...]) -> str:
 def page(names: Iterable[str] | None = None, languages: tuple[str, ...] = texts.LANGUAGES) -> str:
     """The whole page: the chosen forms (all by default), the shared messages, and (for all forms) the
     rest of the catalogue."""
-    known = forms()
+    known = specs()
     chosen = list(names) if names is not None else list(known)
     sections, shown = [], set()
     for name in chosen:
         messages = list(form_messages(known[name]))
         shown.update(m.key for m in messages)
-        commands = " ".join(f"/{c}" for c in known[name].spec.entry_commands)
+        commands = " ".join(f"/{c}" for c in known[name].entry_commands)
         title = f"<h2>{name} <small>{commands}</small></h2>"
         sections.append(f'<section id="{name}">{title}{_rows(messages, languages)}</section>')
     shared = list(shared_messages())
