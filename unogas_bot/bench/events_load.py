@@ -31,6 +31,7 @@ from storage.registry import CustomerRegistry
 from unogas_bot.bench import bot_load as bench_bot
 from unogas_bot.bench import data as bench_data
 from unogas_bot.bench import registry_load as bench_registry
+from unogas_bot.bench import rig as bench_rig
 from unogas_bot.clock import utcnow
 from unogas_bot.config import Settings
 from unogas_bot.events.broker import Names
@@ -182,7 +183,7 @@ async def events_phases(
             finally:
                 services.hasher.close()
             report("events: CPU per non-hashing update with the relay on and off, against the floor")
-            async with bench_bot.bot_rig(settings, db) as rig:
+            async with bench_rig.bot_rig(settings, db) as rig:
                 warm = customers[4 * users :]
                 await bench_bot.nonhash_cpu(rig, warm, first_user=50_000_000)
                 floor = await bench_bot.floor(users, 3)
