@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from conversations.draft import Draft, UnreadableDraft
+from conversations.specs.registration import personal_data_of
 from storage.account_store import AccountStore
 from storage.customer_csv import CsvFormatError, ImportRejected, import_file
 from storage.db import Database
 from storage.demo import load_demo
 from storage.registry import CustomerRegistry
-from unogas_bot import rules
 from unogas_bot.bot.wiring import build_application
 from unogas_bot.clock import frozen
 from unogas_bot.config import Settings
@@ -293,14 +293,7 @@ class _Replay:
                 int(answers["account_id"])
             )
             return personal_data(account) if account is not None else []
-        return rules.password.personal_data(
-            customer_code=answers.get("customer_code"),
-            tax_code=answers.get("tax_code"),
-            first_name=answers.get("first_name"),
-            last_name=answers.get("last_name"),
-            company_name=answers.get("company_name"),
-            email=answers.get("email"),
-        )
+        return personal_data_of(answers)
 
 
 async def run_scripts(paths: Iterable[Path], settings: Settings, *, update: bool = False) -> list[Outcome]:
