@@ -68,6 +68,7 @@ async def refused_as_the_question(bot: Bot, user: SimUser, text: str) -> None:
     assert any(word in said for said in texts_of(events) for word in REFUSED), texts_of(events)
     after = bot.api.events[before:]
     assert user.last_message_id in {e.message_id for e in after if isinstance(e, Deleted)}
+    await bot.app.update_persistence()  # the state after this step too, not only the last write-back's
     rows = await dump_database(bot.services.db)
     assert not [f"{t}.{c}" for t, c, value in rows if "anterna" in value.lower()]
 
@@ -223,6 +224,8 @@ async def test_a_password_typed_as_the_customer_code_reaches_no_table(bot: Bot, 
     await other.press("Persona")
     events = await answer_all(other, MARIO["first"], MARIO["last"], MARIO["tax"], "salta")
     assert any("non corrispondono" in said for said in texts_of(events))
+    # The conversation's state as it stands now, not as the last periodic write-back left it.
+    await bot.app.update_persistence()
     rows = await dump_database(bot.services.db)
     typed = {"LANTERNAVERDE1987", limits.customer_key(PASSWORD).split(":", 1)[1].upper()}
     assert not [f"{t}.{c}={v}" for t, c, v in rows if any(form in v.upper() for form in typed)]
