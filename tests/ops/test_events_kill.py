@@ -94,7 +94,12 @@ def test_an_event_committed_before_kill_9_is_published_after_the_restart_with_it
                 second.wait_role("leader")
                 sent = "SELECT count(*) FROM outbox_events WHERE sent_at IS NOT NULL"
                 wait_for("the event to be confirmed", lambda: one(url, sent) == 1, 20)
-                assert second.logged("events relay: connected to the broker at")
+                # The line is written after the drain that marked the event: wait for it too.
+                wait_for(
+                    "the relay's connected line",
+                    lambda: second.logged("events relay: connected to the broker at"),
+                    10,
+                )
                 assert second.stop() == 0
         (message,) = read_tap(names)
         assert message.message_id == event_id
