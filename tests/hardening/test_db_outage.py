@@ -148,7 +148,7 @@ async def test_a_silent_postgres_gets_a_retry_reply_in_bounded_time_and_keeps_th
         proxy.forward()
         events, took = await timed(user.send(EMAIL))  # the same reply, once the database answers again
         assert plain("q_password") in last_text(events)
-        assert took < 1.0
+        assert took <= BOUND, f"answered after {took:.2f} s"
 
         await answer_all(user, PASSWORD, PASSWORD, QUESTION, ANSWER, ANSWER)
         proxy.blackhole()
