@@ -101,7 +101,7 @@ def _metrics_host(env: Mapping[str, str]) -> str:
 
 
 DEFAULT_PRIVACY_URL = "https://www.unogas.it/privacy"
-DEFAULT_PRIVACY_VERSION = "2025-12"
+DEFAULT_PRIVACY_VERSION = "2026-12"
 
 
 def _privacy(env: Mapping[str, str]) -> dict[str, object]:
@@ -112,7 +112,7 @@ def _privacy(env: Mapping[str, str]) -> dict[str, object]:
         raise ConfigError("PRIVACY_NOTICE_URL must be an https:// address such as " + DEFAULT_PRIVACY_URL)
     version = env.get("PRIVACY_NOTICE_VERSION", "").strip() or DEFAULT_PRIVACY_VERSION
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,32}", version):
-        raise ConfigError("PRIVACY_NOTICE_VERSION must be 1-32 of A-Z a-z 0-9 . _ - (such as 2025-12)")
+        raise ConfigError("PRIVACY_NOTICE_VERSION must be 1-32 of A-Z a-z 0-9 . _ - (such as 2026-12)")
     days = _int(env, "AUDIT_RETENTION_DAYS", 365, 30, 3650)
     retention = timedelta(days=days)
     return {"privacy_notice_url": url, "privacy_notice_version": version, "audit_retention": retention}

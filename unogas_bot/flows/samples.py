@@ -28,7 +28,7 @@ SAMPLES: dict[str, object] = {
     "max_bytes": 72,
     "bytes": 80,
     "url": "https://www.unogas.it/privacy",
-    "version": "2025-12",
+    "version": "2026-12",
     "audit_days": 365,
     "label": "E-mail",
 }
