@@ -88,11 +88,14 @@ def settings(names: Names, **extra: object):  # type: ignore[no-untyped-def]
 async def test_a_leader_frozen_mid_publish_neither_delays_the_takeover_nor_publishes_anything_newer(
     database: Database,
 ) -> None:
+    """The relay held the epoch's row FOR SHARE from its check until the broker confirmed the batch: a leader
+    frozen there (SIGSTOP, its broker path cut) kept the standby's raise of the epoch, the takeover, waiting
+    until PostgreSQL ended the idle transaction (10 s), while issue 20 wants a reply within 2 s."""
     if database.dialect != "postgresql":
         pytest.skip("the epoch fence is PostgreSQL's (SQLite: one process per file)")
     names = new_names()
     old = Services.create(settings(names, events_batch=2), database, clock=FakeClock())
-    a, b = await registered(old, 2, start=7700)
+    a, _ = await registered(old, 2, start=7700)
     await write(old, "email_changed", a)  # A's newer change: the old leader's next batch, not in flight
     a_registered, b_registered, a_changed = await use_cases.list_events(old)
     database.fence = Fence(BOT, await raise_epoch(database, BOT))
@@ -108,7 +111,8 @@ async def test_a_leader_frozen_mid_publish_neither_delays_the_takeover_nor_publi
             later.advance(hours=1)
             new = Services.create(settings(names), standby, clock=later)
             assert isinstance(await erasure.erase_profile(new, a), Erased)
-            assert await Relay(new, AMQP_URL, names).drain_once(exchange) == 2  # B's registration, A's erasure
+            # It publishes B's registration and A's erasure while the old leader is still frozen.
+            assert await Relay(new, AMQP_URL, names).drain_once(exchange) == 2
         finally:
             held.gate.set()  # the old leader wakes up
         with pytest.raises(Superseded):
