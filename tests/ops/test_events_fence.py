@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -20,8 +22,20 @@ from storage.db import Database
 from storage.inbox import RAISE_EPOCH, Fence, Superseded, raise_epoch
 from tests.conftest import POSTGRES_URL, FakeClock
 from tests.hardening.test_attacks_24 import confirming, registered, until, write
-from tests.kit.amqpkit import AMQP_URL, new_names
+from tests.kit.amqpkit import AMQP_URL, broker_problem, declare_tap, delete_names, new_names, read_tap
 from tests.kit.botkit import TEST_SETTINGS
+from tests.ops.processkit import (
+    SAVED,
+    ProxyThread,
+    load_demo_customers,
+    new_token,
+    postgres_database,
+    query,
+    run_bot,
+    standin,
+    wait_for,
+)
+from tests.ops.test_events_kill import register
 from unogas_bot.events.broker import Names
 from unogas_bot.events.relay import Relay
 from unogas_bot.service import erasure
@@ -141,3 +155,64 @@ async def test_a_leader_frozen_mid_publish_neither_delays_the_takeover_nor_publi
     database.fence = None
     old.hasher.close()
     new.hasher.close()
+
+
+# The standby's raise of the epoch waiting for a lock (bot/leader.py's RAISE_EPOCH on its lock's connection).
+RAISE_WAITING = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+    "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO bot_leadership%'"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_run_process_stopped_mid_publish_does_not_hold_the_standbys_takeover(tmp_path: Path) -> None:
+    """Two real `run` processes. The leader's path to RabbitMQ goes silent (a black-holed proxy) just before
+    it publishes a registration's event, and it is stopped (SIGSTOP) with the publish in flight: the
+    standby takes the lock once the leader's session lapses (5 s) and raises the epoch at once, never
+    waiting for the stopped leader. Woken up, the old leader publishes nothing but that event (same id)."""
+    problem = broker_problem()
+    if problem:
+        pytest.skip(problem)
+    names = new_names()
+    token = new_token()
+    env = {"EVENTS_NAME_PREFIX": names.prefix}
+    pending = "SELECT event_id FROM outbox_events WHERE sent_at IS NULL"
+    try:
+        declare_tap(names)
+        with postgres_database() as url, standin(token) as stand_in, ProxyThread("127.0.0.1", 5672) as path:
+            load_demo_customers(url)
+            amqp = AMQP_URL.replace("127.0.0.1:5672", f"127.0.0.1:{path.proxy.port}")
+            assert amqp != AMQP_URL, "the test's broker is the local one"
+            with run_bot(tmp_path, "old", token, stand_in, url, AMQP_URL=amqp, **env) as old:
+                old.wait_role("leader")
+                wait_for("the old relay", lambda: old.logged("events relay: connected to the broker"), 20)
+                with run_bot(tmp_path, "new", token, stand_in, url, AMQP_URL=AMQP_URL, **env) as new:
+                    new.wait_role("standby")
+                    path.proxy.seen = []
+                    path.blackhole()
+                    assert register(stand_in).startswith(SAVED)
+                    event_id = str(query(url, pending))
+                    seen = path.proxy.seen
+                    wait_for("the publish", lambda: any(event_id.encode() in chunk for chunk in seen), 20)
+                    old.process.send_signal(signal.SIGSTOP)
+                    waited = []
+                    try:
+
+                        def took_over() -> bool:
+                            waited.append(int(query(url, RAISE_WAITING)))
+                            return new.role() == "leader"
+
+                        wait_for("the standby to take over", took_over, 60)
+                    finally:
+                        old.process.send_signal(signal.SIGCONT)
+                    assert not any(waited), "the standby's raise of the epoch waited for the stopped leader"
+                    path.forward()
+                    wait_for("the old leader to stop", lambda: old.process.poll() is not None, 30)
+                    wait_for("the new leader to publish", lambda: query(url, pending) is None, 30)
+                    assert new.stop() == 0
+        messages = read_tap(names)
+        assert messages and {message.message_id for message in messages} == {event_id}
+        assert len(messages) <= 2, "the new leader's, and at most the old one's in flight"
+    finally:
+        delete_names(names)
