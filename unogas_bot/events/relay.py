@@ -9,8 +9,9 @@ account's later event is ever marked sent before an earlier one.
 
 A takeover (PostgreSQL) never waits for a publish: the leader checks its epoch in a short transaction
 before each batch, publishes with no transaction open, and marks what was confirmed in a transaction that
-checks the epoch again. A leader superseded in between (frozen mid-publish) may publish that one batch in
-flight again (same ids), but marks nothing, publishes nothing newer and stops.
+checks the epoch again. A leader superseded in between (frozen mid-publish) may still publish the batch it
+had in flight, which the new leader publishes too (the same events, same ids), but it marks nothing,
+publishes nothing newer and stops.
 
 A broker that is down, refuses us, or has no queue bound for an event's type never reaches the customers:
 their changes commit into the outbox as always, the relay retries with a growing pause (up to
