@@ -25,6 +25,7 @@ class TcpProxy:
         self._refusing = False
         self.connections = 0  # accepted so far
         self.refused = 0  # closed at once while refusing
+        self.seen: list[bytes] | None = None  # set to a list: every chunk read (either way) is added to it
 
     @property
     def port(self) -> int:
@@ -82,6 +83,8 @@ class TcpProxy:
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                if self.seen is not None:
+                    self.seen.append(data)
                 await self._forwarding.wait()
                 writer.write(data)
                 await writer.drain()

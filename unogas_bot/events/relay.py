@@ -7,6 +7,12 @@ published again, with the same `id`. A batch is published in order on one channe
 confirmed, up to the first event it did not, is marked sent, and the rest is sent again after it, so no
 account's later event is ever marked sent before an earlier one.
 
+A takeover (PostgreSQL) never waits for a publish: the leader checks its epoch in a short transaction
+before each batch, publishes with no transaction open, and marks what was confirmed in a transaction that
+checks the epoch again. A leader superseded in between (frozen mid-publish) may still publish the batch it
+had in flight, which the new leader publishes too (the same events, same ids), but it marks nothing,
+publishes nothing newer and stops.
+
 A broker that is down, refuses us, or has no queue bound for an event's type never reaches the customers:
 their changes commit into the outbox as always, the relay retries with a growing pause (up to
 `events_backoff_max`) and logs one line each time its state changes, not one per try.
@@ -236,8 +242,9 @@ class Relay:
                     use_cases.pending_events(self.services, size, batch[-1].row, in_flight)
                 )
                 try:
-                    async with use_cases.fenced(self.services):  # a leader superseded publishes nothing
-                        confirmed, failure = await publish(exchange, batch, settings.events_share_credentials)
+                    # A leader superseded publishes nothing more; no transaction is open during the publish.
+                    await use_cases.check_epoch(self.services)
+                    confirmed, failure = await publish(exchange, batch, settings.events_share_credentials)
                 except BaseException:
                     reading.cancel()
                     raise

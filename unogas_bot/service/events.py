@@ -95,19 +95,18 @@ async def apply_customer_event(services: Services, event: CustomerEvent) -> str:
 # --- the outbox ------------------------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def fenced(services: Services) -> AsyncIterator[None]:
-    """Publish inside: raises storage.inbox.Superseded when a newer leader raised the epoch (PostgreSQL), and
-    holds the epoch (FOR SHARE) until the block ends, so a newer leader's raise waits for the publish in
-    flight: an old leader never publishes after the new one started (a publish is not a write, which the
-    fence covers). Without a fence (SQLite: one process per file) it does nothing."""
+async def check_epoch(services: Services) -> None:
+    """Before a batch is published: raises storage.inbox.Superseded when a newer leader raised the epoch
+    (PostgreSQL). In a transaction of its own that ends at once: nothing holds the epoch while the broker
+    takes the batch, so a takeover never waits for a publish (a leader frozen mid-publish, a broker slow to
+    confirm). A leader superseded after this check may still publish the batch it had in flight (the same
+    events, same ids: at least once), but `mark_sent` then fails and the relay stops. Without a fence
+    (SQLite: one process per file) it does nothing."""
     fence = services.db.fence
     if fence is None:
-        yield
         return
     async with services.db.session() as session, session.begin():
         await fence.check(session)
-        yield
 
 
 async def pending_events(
@@ -118,8 +117,13 @@ async def pending_events(
 
 
 async def mark_sent(services: Services, rows: Sequence[int]) -> None:
+    """Mark `rows` sent once the broker confirmed them, in one transaction that checks the epoch first
+    (PostgreSQL): a leader superseded meanwhile marks nothing (Superseded; the new leader publishes them
+    again, same ids) and a new leader's raise waits only for this short transaction."""
     if rows:
         async with services.db.transaction() as session:
+            if services.db.fence is not None:
+                await services.db.fence.check(session)
             await Outbox(session, services.clock).mark_sent(rows)
 
 
