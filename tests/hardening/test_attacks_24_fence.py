@@ -1,0 +1,141 @@
+"""Attacks on the relay's fence after the change that stopped holding the epoch across the publish (issue 24
+with issue 20's epoch, PostgreSQL): each test failed on the code before its fix.
+
+The old leader is a process of its own here: its own event loop in a thread, frozen as SIGSTOP freezes a
+process (the whole loop blocked) right after one of its statements on the epoch's row returned, and thawed
+once the test has seen what the standby can do meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+
+from storage.db import Database
+from storage.inbox import Fence, Superseded, raise_epoch
+from tests.conftest import POSTGRES_URL, FakeClock
+from tests.hardening.test_attacks_24 import registered
+from tests.kit.botkit import TEST_SETTINGS
+from tests.ops.test_events_fence import second_process, take_over
+from unogas_bot.service import events as use_cases
+from unogas_bot.service.context import Services
+
+BOT = 7_700_124
+DEADLINE = 30.0  # seconds: for a thread to reach its gate (never reached when the test passes)
+
+
+class FrozenLeader:
+    """The old leader's process (a thread with its own event loop and its own engine) running `step`, frozen
+    right after the first statement of `step` that reads the epoch's row returned, until `thaw()`."""
+
+    def __init__(self, schema: str, epoch: int, step: Callable[[Services], Awaitable[Any]]) -> None:
+        self.schema = schema
+        self.epoch = epoch
+        self.step = step
+        self.frozen = threading.Event()
+        self._thaw = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _freeze(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "bot_leadership" in statement and not self.frozen.is_set():
+            self.frozen.set()
+            self._thaw.wait(DEADLINE)  # the whole loop stops here, as the process would under SIGSTOP
+
+    async def _run(self) -> None:
+        db = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": self.schema}})
+        db.fence = Fence(BOT, self.epoch)
+        event.listen(db.engine.sync_engine, "after_cursor_execute", self._freeze)
+        services = Services.create(TEST_SETTINGS, db, clock=FakeClock())
+        try:
+            self.result = await self.step(services)
+        finally:
+            services.hasher.close()
+            await db.dispose()
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as exc:  # reported to the test
+            self.error = exc
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def thaw(self) -> None:
+        self._thaw.set()
+
+    async def join(self) -> None:
+        await asyncio.to_thread(self._thread.join, DEADLINE)
+        assert not self._thread.is_alive(), "the old leader did not finish"
+
+
+async def schema_of(database: Database) -> str:
+    async with database.read() as conn:
+        return str((await conn.execute(text("SELECT current_schema()"))).scalar())
+
+
+async def sent_at(database: Database, row: int) -> Any:
+    async with database.read() as conn:
+        return (
+            await conn.execute(text("SELECT sent_at FROM outbox_events WHERE id = :r"), {"r": row})
+        ).scalar()
+
+
+async def takeover_while_frozen(database: Database, leader: FrozenLeader) -> int:
+    leader.start()
+    try:
+        assert await asyncio.to_thread(leader.frozen.wait, DEADLINE), "the old leader never read its epoch"
+        async with second_process(database) as standby:
+            return await take_over(standby, BOT)  # refused after 2 s if the frozen leader holds the row
+    finally:
+        leader.thaw()
+        await leader.join()
+
+
+@pytest.mark.postgres
+async def test_a_leader_frozen_right_after_its_epoch_check_does_not_hold_the_takeover(
+    database: Database,
+) -> None:
+    """check_epoch read the epoch FOR SHARE in a transaction of its own: a leader frozen between that read
+    and its COMMIT (one round trip, at every batch) held the row, and the standby's raise waited for the
+    server to end the idle transaction (10 s): LockNotAvailable under the takeover's 2 s lock timeout."""
+    if database.dialect != "postgresql":
+        pytest.skip("the epoch fence is PostgreSQL's (SQLite: one process per file)")
+    epoch = await raise_epoch(database, BOT)
+    leader = FrozenLeader(await schema_of(database), epoch, use_cases.check_epoch)
+    assert await takeover_while_frozen(database, leader) == epoch + 1
+    # It had read its own epoch before the takeover: it may publish the batch in flight, nothing more.
+    assert leader.error is None
+
+
+@pytest.mark.postgres
+async def test_a_leader_frozen_while_it_marks_a_batch_sent_does_not_hold_the_takeover(
+    database: Database,
+) -> None:
+    """mark_sent checked the epoch FOR SHARE, then updated the rows, then committed: a leader frozen after
+    the check held the row until the server ended its idle transaction (10 s), and the standby's raise
+    waited that long. Whatever the freeze, the mark either committed before the takeover or marks nothing."""
+    if database.dialect != "postgresql":
+        pytest.skip("the epoch fence is PostgreSQL's (SQLite: one process per file)")
+    services = Services.create(TEST_SETTINGS, database, clock=FakeClock())
+    await registered(services, 1, start=7900)
+    (pending,) = await use_cases.list_events(services, pending_only=True)
+    epoch = await raise_epoch(database, BOT)
+
+    async def mark(old: Services) -> None:
+        await use_cases.mark_sent(old, [pending.row])
+
+    leader = FrozenLeader(await schema_of(database), epoch, mark)
+    assert await takeover_while_frozen(database, leader) == epoch + 1
+    if leader.error is None:  # committed at once, before the takeover: it was the leader then
+        assert await sent_at(database, pending.row) is not None
+    else:
+        assert isinstance(leader.error, Superseded), leader.error
+        assert await sent_at(database, pending.row) is None
+    services.hasher.close()
