@@ -39,6 +39,7 @@ RAISE_EPOCH = (
     "ON CONFLICT (bot_id) DO UPDATE SET epoch = bot_leadership.epoch + 1, since = now() RETURNING epoch"
 )
 _CHECK_EPOCH = text("SELECT epoch FROM bot_leadership WHERE bot_id = :bot FOR SHARE")
+_READ_EPOCH = text("SELECT epoch FROM bot_leadership WHERE bot_id = :bot")
 
 
 async def raise_epoch(db: Database, bot_id: int) -> int:
@@ -91,6 +92,14 @@ class Fence:
         """Raise Superseded unless the epoch is still ours; it is held (FOR SHARE) until the transaction
         ends, so a newer leader's raise waits for this transaction."""
         current = (await conn.execute(_CHECK_EPOCH, {"bot": self.bot_id})).scalar()
+        if current != self.epoch:
+            raise Superseded(f"bot {self.bot_id}: epoch {current} leads, this process has {self.epoch}")
+
+    async def check_now(self, conn: AsyncConnection) -> None:
+        """Raise Superseded unless the epoch is ours now: a plain read that locks nothing, for a process
+        that writes nothing on it (the relay before a publish). A process frozen right after it (SIGSTOP)
+        holds no lock a new leader's raise would wait for, as it would between `check` and its COMMIT."""
+        current = (await conn.execute(_READ_EPOCH, {"bot": self.bot_id})).scalar()
         if current != self.epoch:
             raise Superseded(f"bot {self.bot_id}: epoch {current} leads, this process has {self.epoch}")
 

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from storage.models import Account, Customer, EventStream, OutboxEvent
+from storage.models import Account, Customer, EventStream, OutboxEvent, UTCDateTime
 from unogas_bot.clock import utcnow
 
 TYPE_PREFIX = "it.unogas.account."
@@ -347,6 +347,32 @@ class Outbox:
             )
             purged += int(result.rowcount)  # type: ignore[attr-defined]
         return purged
+
+
+# Marking a confirmed batch sent under the leadership epoch (PostgreSQL), in ONE statement run on its own
+# (no BEGIN, no COMMIT): the epoch's row is held FOR SHARE only while the server runs it, so a relay frozen
+# at any point (SIGSTOP) never holds a new leader's raise back; a raise that committed first leaves the
+# rows unmarked (the first column is false).
+_MARK_FENCED = text(
+    """
+    WITH fence AS (SELECT epoch FROM bot_leadership WHERE bot_id = :bot FOR SHARE),
+    allowed AS (SELECT 1 WHERE EXISTS (SELECT 1 FROM fence WHERE epoch = :epoch)),
+    marked AS (
+        UPDATE outbox_events SET sent_at = :now
+        WHERE id = ANY(CAST(:rows AS BIGINT[])) AND EXISTS (SELECT 1 FROM allowed)
+        RETURNING id
+    )
+    SELECT EXISTS (SELECT 1 FROM allowed), (SELECT count(*) FROM marked)
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+async def mark_sent_fenced(conn: Any, rows: Sequence[int], now: datetime, *, bot_id: int, epoch: int) -> bool:
+    """Mark `rows` sent if `epoch` still leads `bot_id`, on `conn` (an autocommit connection, PostgreSQL):
+    False, and nothing marked, when a newer leader raised it."""
+    params = {"bot": bot_id, "epoch": epoch, "now": now, "rows": list(rows)}
+    allowed, _ = (await conn.execute(_MARK_FENCED, params)).one()
+    return bool(allowed)
 
 
 def _stored(row: OutboxEvent) -> StoredEvent:

@@ -7,9 +7,9 @@ published again, with the same `id`. A batch is published in order on one channe
 confirmed, up to the first event it did not, is marked sent, and the rest is sent again after it, so no
 account's later event is ever marked sent before an earlier one.
 
-A takeover (PostgreSQL) never waits for a publish: the leader checks its epoch in a short transaction
-before each batch, publishes with no transaction open, and marks what was confirmed in a transaction that
-checks the epoch again. A leader superseded in between (frozen mid-publish) may still publish the batch it
+A takeover (PostgreSQL) never waits for a publish: the leader checks its epoch before each batch (a read
+that locks nothing), publishes with no transaction open, and marks what was confirmed in one statement
+that checks the epoch again and commits on its own, so no freeze of the process holds the epoch's row. A leader superseded in between (frozen mid-publish) may still publish the batch it
 had in flight, which the new leader publishes too (the same events, same ids), but it marks nothing,
 publishes nothing newer and stops.
 

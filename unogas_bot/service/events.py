@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from storage.accounts import Accounts
 from storage.customer_csv import RowError, staged_row
 from storage.customer_events import CustomerEvents
-from storage.outbox import Outbox, StoredEvent
+from storage.inbox import Superseded
+from storage.outbox import Outbox, StoredEvent, mark_sent_fenced
 from unogas_bot import rules
 from unogas_bot.domain import customer_code_key
 
@@ -97,16 +98,16 @@ async def apply_customer_event(services: Services, event: CustomerEvent) -> str:
 
 async def check_epoch(services: Services) -> None:
     """Before a batch is published: raises storage.inbox.Superseded when a newer leader raised the epoch
-    (PostgreSQL). In a transaction of its own that ends at once: nothing holds the epoch while the broker
-    takes the batch, so a takeover never waits for a publish (a leader frozen mid-publish, a broker slow to
-    confirm). A leader superseded after this check may still publish the batch it had in flight (the same
+    (PostgreSQL). One plain read that locks nothing: nothing holds the epoch while the broker takes the
+    batch, nor when the process freezes right after the read (SIGSTOP), so a takeover never waits for the
+    relay. A leader superseded after this check may still publish the batch it had in flight (the same
     events, same ids: at least once), but `mark_sent` then fails and the relay stops. Without a fence
     (SQLite: one process per file) it does nothing."""
     fence = services.db.fence
     if fence is None:
         return
-    async with services.db.session() as session, session.begin():
-        await fence.check(session)
+    async with services.db.autocommit() as conn:
+        await fence.check_now(conn)
 
 
 async def pending_events(
@@ -117,14 +118,21 @@ async def pending_events(
 
 
 async def mark_sent(services: Services, rows: Sequence[int]) -> None:
-    """Mark `rows` sent once the broker confirmed them, in one transaction that checks the epoch first
-    (PostgreSQL): a leader superseded meanwhile marks nothing (Superseded; the new leader publishes them
-    again, same ids) and a new leader's raise waits only for this short transaction."""
-    if rows:
+    """Mark `rows` sent once the broker confirmed them. On PostgreSQL in one statement that commits on its
+    own and checks the epoch as it runs: a leader superseded meanwhile marks nothing (Superseded; the new
+    leader publishes them again, same ids), and a new leader's raise waits at most for that statement,
+    never for a process frozen in the middle of a transaction."""
+    if not rows:
+        return
+    fence = services.db.fence
+    if fence is None:
         async with services.db.transaction() as session:
-            if services.db.fence is not None:
-                await services.db.fence.check(session)
             await Outbox(session, services.clock).mark_sent(rows)
+        return
+    async with services.db.autocommit() as conn:
+        marked = await mark_sent_fenced(conn, rows, services.clock(), bot_id=fence.bot_id, epoch=fence.epoch)
+    if not marked:
+        raise Superseded(f"bot {fence.bot_id}: a newer epoch leads, this process has {fence.epoch}")
 
 
 async def outbox_stats(services: Services) -> tuple[int, datetime | None]:
