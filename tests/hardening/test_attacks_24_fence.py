@@ -8,24 +8,37 @@ once the test has seen what the standby can do meanwhile."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
+import aio_pika
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 
 from storage.db import Database
 from storage.inbox import Fence, Superseded, raise_epoch
+from storage.models import AuditEvent
+from storage.operator import acting_operator
 from tests.conftest import POSTGRES_URL, FakeClock
-from tests.hardening.test_attacks_24 import registered
+from tests.hardening.test_attacks_24 import registered, write
+from tests.kit.amqpkit import AMQP_URL, new_names, require_broker
 from tests.kit.botkit import TEST_SETTINGS
 from tests.ops.test_events_fence import second_process, take_over
+from unogas_bot.cli import events as events_cli
+from unogas_bot.cli.common import CliError
+from unogas_bot.events.broker import Names
 from unogas_bot.service import events as use_cases
 from unogas_bot.service.context import Services
 
 BOT = 7_700_124
 DEADLINE = 30.0  # seconds: for a thread to reach its gate (never reached when the test passes)
+
+
+def events_settings(names: Names, **extra: object):  # type: ignore[no-untyped-def]
+    return dataclasses.replace(TEST_SETTINGS, amqp_url=AMQP_URL, events_name_prefix=names.prefix, **extra)
 
 
 class FrozenLeader:
@@ -138,4 +151,39 @@ async def test_a_leader_frozen_while_it_marks_a_batch_sent_does_not_hold_the_tak
     else:
         assert isinstance(leader.error, Superseded), leader.error
         assert await sent_at(database, pending.row) is None
+    services.hasher.close()
+
+
+# --- the replay: what it published is audited, also when the broker stopped it halfway ------------------
+
+
+async def audited_replays(database: Database) -> list[str]:
+    async with database.session() as session:
+        query = select(AuditEvent.detail).where(AuditEvent.event == "events_replayed")
+        return [str(detail) for detail in (await session.execute(query)).scalars()]
+
+
+async def test_a_replay_the_broker_stops_halfway_is_audited_for_what_it_published(database: Database) -> None:
+    """`events replay` audited the operator only when every event went through: a broker that took the first
+    events and then refused one (no queue for its type, a lost connection) left events published again by
+    someone no audit trail names."""
+    await require_broker()
+    names = new_names()
+    services = Services.create(events_settings(names), database)
+    a, _ = await registered(services, 2, start=7950)
+    await write(services, "email_changed", a)  # no queue takes it: the broker returns it
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(names.accounts, aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(f"{names.prefix}tap", auto_delete=True)
+        await queue.bind(exchange, "it.unogas.account.registered")  # the CRM takes registrations only
+        with acting_operator("anna"), pytest.raises(CliError, match="2 event"):
+            await events_cli._replay(services, AMQP_URL, services.clock() - timedelta(days=1))
+        await channel.queue_delete(queue.name)
+        await channel.exchange_delete(names.accounts)
+    finally:
+        await connection.close()
+    (detail,) = await audited_replays(database)
+    assert detail.startswith("2 event(s)") and detail.endswith("operator anna"), detail
     services.hasher.close()
