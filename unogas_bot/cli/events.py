@@ -121,7 +121,7 @@ async def _replay(services: Services, url: str, since: datetime) -> int:
     except BrokerUnreachable as exc:
         raise CliError(str(exc)) from None
     share = services.settings.events_share_credentials
-    count, after, failure = 0, 0, None
+    count, after, failure, completed = 0, 0, None, False
     try:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await accounts_exchange(channel, settings_names(services.settings))
@@ -130,20 +130,24 @@ async def _replay(services: Services, url: str, since: datetime) -> int:
                 if not batch:
                     break
                 confirmed, failure = await publish(exchange, batch, share)
+                count += confirmed  # published again, whatever happens to the mark
                 await mark_sent([e.row for e in batch[:confirmed] if e.sent_at is None])
-            count += confirmed
             after = batch[-1].row
+        completed = failure is None
     except _BROKER_ERRORS as exc:
         raise _broker_failure(url, exc) from None
     finally:
         with contextlib.suppress(Exception):
             await connection.close()
+        # Who published events again is in the audit trail, also when the broker or the database stopped
+        # the replay halfway: what it had published by then.
+        if count or completed:
+            await use_cases.audit_replay(services, count, since)
     if failure is not None:
         raise CliError(
             f"{count} event(s) published again; the broker did not take the next ({reason(failure)}): "
             "run the replay again"
         )
-    await use_cases.audit_replay(services, count, since)
     return count
 
 
