@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -17,19 +19,21 @@ from typing import Any
 import aio_pika
 import pytest
 from sqlalchemy import event, select, text
+from sqlalchemy.exc import OperationalError
 
 from storage.db import Database
 from storage.inbox import Fence, Superseded, raise_epoch
 from storage.models import AuditEvent
 from storage.operator import acting_operator
 from tests.conftest import POSTGRES_URL, FakeClock
-from tests.hardening.test_attacks_24 import registered, write
+from tests.hardening.test_attacks_24 import confirming, registered, write
 from tests.kit.amqpkit import AMQP_URL, new_names, require_broker
 from tests.kit.botkit import TEST_SETTINGS
 from tests.ops.test_events_fence import second_process, take_over
 from unogas_bot.cli import events as events_cli
 from unogas_bot.cli.common import CliError
 from unogas_bot.events.broker import Names
+from unogas_bot.events.relay import Relay
 from unogas_bot.service import events as use_cases
 from unogas_bot.service.context import Services
 
@@ -186,4 +190,72 @@ async def test_a_replay_the_broker_stops_halfway_is_audited_for_what_it_publishe
         await connection.close()
     (detail,) = await audited_replays(database)
     assert detail.startswith("2 event(s)") and detail.endswith("operator anna"), detail
+    services.hasher.close()
+
+
+# --- the database cut between a publish and its mark ----------------------------------------------------
+
+
+class CutAfterFirstPublish:
+    """The accounts exchange; the database path is cut once the broker confirmed the first batch."""
+
+    def __init__(self, exchange: aio_pika.abc.AbstractExchange, cut: list[bool]) -> None:
+        self.exchange = exchange
+        self.cut = cut
+
+    async def publish(self, message: aio_pika.Message, routing_key: str, **options: Any) -> Any:
+        confirmed = await self.exchange.publish(message, routing_key=routing_key, **options)
+        self.cut[0] = True
+        return confirmed
+
+
+async def test_a_database_cut_between_publish_and_mark_leaves_no_stray_task_and_loses_nothing(
+    database: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The relay reads the next batch while it publishes one and marks the last: when the mark failed (the
+    database cut), the read already under way was left behind, and its own failure came out later as
+    asyncio's "Task exception was never retrieved", with a traceback, beside the relay's one line."""
+    await require_broker()
+    names = new_names()
+    services = Services.create(events_settings(names, events_batch=1), database)
+    await registered(services, 3, start=7970)
+    cut = [False]
+    real_pending, real_mark = use_cases.pending_events, use_cases.mark_sent
+
+    def gone() -> OperationalError:
+        return OperationalError("SELECT", {}, OSError("the database path was cut"))
+
+    async def pending(services: Services, limit: int, after: int = 0, in_flight=()):  # type: ignore[no-untyped-def]
+        if cut[0]:
+            raise gone()
+        return await real_pending(services, limit, after, in_flight)
+
+    async def mark(services: Services, rows):  # type: ignore[no-untyped-def]
+        if cut[0]:
+            raise gone()
+        return await real_mark(services, rows)
+
+    monkeypatch.setattr(use_cases, "pending_events", pending)
+    monkeypatch.setattr(use_cases, "mark_sent", mark)
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    async with confirming(names) as (exchange, tap):
+        relay = Relay(services, AMQP_URL, names)
+        failed = False
+        try:
+            await relay.drain_once(CutAfterFirstPublish(exchange, cut))  # type: ignore[arg-type]
+        except OperationalError:
+            failed = True
+        assert failed
+        await asyncio.sleep(0)  # let whatever the pass left behind finish
+        gc.collect()
+        cut[0] = False  # the database is back: everything goes out, in order, none lost
+        while await relay.drain_once(exchange):
+            pass
+        assert await use_cases.list_events(services, pending_only=True) == []
+        events = await use_cases.list_events(services)
+        await tap.wait_for(len(events))
+    stray = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+    assert stray == []
+    first = list(dict.fromkeys(tap.ids()))
+    assert first == [e.event_id for e in events]
     services.hasher.close()
