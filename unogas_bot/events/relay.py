@@ -9,9 +9,10 @@ account's later event is ever marked sent before an earlier one.
 
 A takeover (PostgreSQL) never waits for a publish: the leader checks its epoch before each batch (a read
 that locks nothing), publishes with no transaction open, and marks what was confirmed in one statement
-that checks the epoch again and commits on its own, so no freeze of the process holds the epoch's row. A leader superseded in between (frozen mid-publish) may still publish the batch it
-had in flight, which the new leader publishes too (the same events, same ids), but it marks nothing,
-publishes nothing newer and stops.
+that checks the epoch again and commits on its own, so no freeze of the process holds the epoch's row.
+A leader superseded in between (frozen mid-publish) may still publish the batch it had in flight, which
+the new leader publishes too (the same events, same ids), but it marks nothing, publishes nothing newer
+and stops.
 
 A broker that is down, refuses us, or has no queue bound for an event's type never reaches the customers:
 their changes commit into the outbox as always, the relay retries with a growing pause (up to
@@ -231,6 +232,7 @@ class Relay:
         sent = 0
         previous: list[int] = []
         marking: asyncio.Future[None] | None = None
+        reading: asyncio.Future[list[StoredEvent]] | None = None
         try:
             for _ in range(PASS_BATCHES):
                 if not batch:
@@ -241,13 +243,9 @@ class Relay:
                 reading = asyncio.ensure_future(
                     use_cases.pending_events(self.services, size, batch[-1].row, in_flight)
                 )
-                try:
-                    # A leader superseded publishes nothing more; no transaction is open during the publish.
-                    await use_cases.check_epoch(self.services)
-                    confirmed, failure = await publish(exchange, batch, settings.events_share_credentials)
-                except BaseException:
-                    reading.cancel()
-                    raise
+                # A leader superseded publishes nothing more; no transaction is open during the publish.
+                await use_cases.check_epoch(self.services)
+                confirmed, failure = await publish(exchange, batch, settings.events_share_credentials)
                 if marking is not None:
                     await marking
                 marking = asyncio.ensure_future(
@@ -256,13 +254,16 @@ class Relay:
                 self.stats.published += confirmed
                 sent += confirmed
                 if failure is not None:
-                    reading.cancel()
-                    await asyncio.gather(reading, return_exceptions=True)
                     raise failure
                 self._cursor = batch[-1].row
                 previous = [event.row for event in batch]
-                batch = await reading
+                batch, reading = await reading, None
         finally:
+            # A read under way when the pass failed (the database cut, the broker lost) is not left behind:
+            # its own failure would come out later as asyncio's "never retrieved", with a traceback.
+            if reading is not None:
+                reading.cancel()
+                await asyncio.gather(reading, return_exceptions=True)
             if marking is not None:
                 await marking
         return sent
