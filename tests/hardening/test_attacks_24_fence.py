@@ -259,3 +259,69 @@ async def test_a_database_cut_between_publish_and_mark_leaves_no_stray_task_and_
     first = list(dict.fromkeys(tap.ids()))
     assert first == [e.event_id for e in events]
     services.hasher.close()
+
+
+# --- a replay under way must not hold the relay's mark, and through it the takeover, back ---------------
+
+MARK_WAITING = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+    "AND wait_event_type = 'Lock' AND query LIKE '%outbox_events%'"
+)
+
+
+@pytest.mark.postgres
+async def test_a_replay_under_way_holds_neither_the_relays_mark_nor_the_takeover(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replay holds each batch's rows FOR SHARE while the broker confirms it (so an erasure waits for
+    it). That lock also kept the leader's relay from marking the same events sent (an UPDATE), and the
+    mark, which holds the epoch FOR SHARE, kept the standby's raise waiting behind it: a support replay on
+    a slow broker delayed a takeover by up to the idle timeout (10 s)."""
+    if database.dialect != "postgresql":
+        pytest.skip("the epoch fence is PostgreSQL's (SQLite: one process per file)")
+    await require_broker()
+    names = new_names()
+    services = Services.create(events_settings(names), database)
+    await registered(services, 1, start=7990)
+    database.fence = Fence(BOT, await raise_epoch(database, BOT))
+    entered, gate = asyncio.Event(), asyncio.Event()
+    real_publish = events_cli.publish
+
+    async def slow_broker(exchange, batch, share=False):  # type: ignore[no-untyped-def]
+        entered.set()
+        await gate.wait()
+        return await real_publish(exchange, batch, share)
+
+    monkeypatch.setattr(events_cli, "publish", slow_broker)
+    async with confirming(names) as (exchange, _), second_process(database) as cli_db:
+        cli = Services.create(events_settings(names), cli_db)  # the support CLI: a process of its own
+        replay = asyncio.ensure_future(events_cli._replay(cli, AMQP_URL, cli.clock() - timedelta(days=1)))
+        relaying = None
+        try:
+            await until_done(entered.wait(), "the replay's publish")
+            relaying = asyncio.ensure_future(Relay(services, AMQP_URL, names).drain_once(exchange))
+
+            async def mark_waits() -> bool:
+                async with database.read() as conn:
+                    return bool((await conn.execute(text(MARK_WAITING))).scalar())
+
+            loop = asyncio.get_running_loop()
+            end = loop.time() + DEADLINE
+            while not relaying.done() and not await mark_waits():
+                assert loop.time() < end, "the relay neither finished nor waited"
+                await asyncio.sleep(0.02)
+            async with second_process(database) as standby:
+                assert await take_over(standby, BOT) > database.fence.epoch
+        finally:
+            gate.set()
+            await asyncio.gather(replay, *([relaying] if relaying else []), return_exceptions=True)
+        cli.hasher.close()
+    database.fence = None
+    services.hasher.close()
+
+
+async def until_done(awaitable: Awaitable[Any], what: str) -> None:
+    try:
+        await asyncio.wait_for(awaitable, DEADLINE)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
