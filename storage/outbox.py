@@ -279,9 +279,11 @@ class Outbox:
 
     async def replay_batch(self, since: datetime, after: int, limit: int) -> list[StoredEvent]:
         """The replay's next `limit` events after row `after`: written since `since`, or still pending. Read
-        in the replay's transaction, FOR SHARE on PostgreSQL (SQLite: the write lock is the transaction's):
-        an erasure waits until the batch is published, and a batch read after it holds nothing of the
-        account, so no replayed event follows the account's `erased`."""
+        in the replay's transaction, FOR KEY SHARE on PostgreSQL (SQLite: the write lock is the
+        transaction's): an erasure (a DELETE) waits until the batch is published, and a batch read after it
+        holds nothing of the account, so no replayed event follows the account's `erased`. KEY SHARE, not
+        SHARE: the relay's mark of the same events (an UPDATE of `sent_at`, no key) does not wait for the
+        replay's broker, nor, through the epoch the mark holds, a new leader's takeover."""
         query = (
             select(OutboxEvent)
             .where(
@@ -293,7 +295,7 @@ class Outbox:
         )
         bind = self._session.bind
         if bind is not None and bind.dialect.name == "postgresql":
-            query = query.with_for_update(read=True)
+            query = query.with_for_update(read=True, key_share=True)
         return [_stored(row) for row in (await self._session.execute(query)).scalars()]
 
     async def mark_sent(self, rows: Sequence[int]) -> None:
