@@ -8,6 +8,7 @@ once the test has seen what the standby can do meanwhile."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import logging
@@ -325,3 +326,59 @@ async def until_done(awaitable: Awaitable[Any], what: str) -> None:
         await asyncio.wait_for(awaitable, DEADLINE)
     except TimeoutError:
         raise AssertionError(f"timed out waiting for {what}") from None
+
+
+# --- a replay whose broker confirms more slowly than the database's idle limit --------------------------
+
+
+async def test_a_replay_outlasting_the_idle_limit_on_a_slow_broker_still_completes(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replay holds each batch's transaction open while the broker confirms it; a broker slower than
+    the database's idle limit (idle_in_transaction_session_timeout, 10 s; the relay waits up to 60 s for a
+    confirmation) had the server end the replay's session: the confirmed events were out, yet the replay
+    failed with "database error: connection is closed", and failed again at every try."""
+    if database.dialect != "postgresql":
+        pytest.skip("the idle limit is PostgreSQL's")
+    await require_broker()
+    names = new_names()
+    services = Services.create(events_settings(names), database)
+    await registered(services, 1, start=7996)
+    schema = await schema_of(database)
+    cli_db = Database(
+        POSTGRES_URL, statement_timeout=1.0, connect_args={"server_settings": {"search_path": schema}}
+    )
+    real_publish = events_cli.publish
+
+    async def slower_than_the_idle_limit(exchange, batch, share=False):  # type: ignore[no-untyped-def]
+        # A transaction opened now, with the replay's limits, and left idle: once the server has ended
+        # it, the replay's (idle since before) has outlasted the limit too.
+        async with cli_db.engine.connect() as canary:
+            pid = (await canary.execute(text("SELECT pg_backend_pid()"))).scalar()
+            loop = asyncio.get_running_loop()
+            end = loop.time() + DEADLINE
+            while True:
+                async with database.read() as conn:
+                    query = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+                    if not (await conn.execute(query, {"pid": pid})).scalar():
+                        break
+                assert loop.time() < end, "the server never ended the idle transaction"
+                await asyncio.sleep(0.05)
+            with contextlib.suppress(Exception):
+                await canary.rollback()
+        return await real_publish(exchange, batch, share)
+
+    monkeypatch.setattr(events_cli, "publish", slower_than_the_idle_limit)
+    try:
+        async with confirming(names) as (_, tap):
+            cli = Services.create(events_settings(names), cli_db)
+            with acting_operator("anna"):
+                count = await events_cli._replay(cli, AMQP_URL, cli.clock() - timedelta(days=1))
+            cli.hasher.close()
+            await tap.wait_for(1)
+    finally:
+        await cli_db.dispose()
+    assert count == 1
+    (detail,) = await audited_replays(database)
+    assert detail.startswith("1 event(s)"), detail
+    services.hasher.close()
