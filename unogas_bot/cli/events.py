@@ -18,7 +18,7 @@ from typing import Any
 import aio_pika
 from sqlalchemy.exc import SQLAlchemyError
 
-from storage.db import Database
+from storage.db import Database, database_unavailable
 from storage.outbox import StoredEvent
 from unogas_bot.cli.common import CliError, add_operator_argument, operator_name, with_database
 from unogas_bot.config import Settings
@@ -126,12 +126,21 @@ async def _replay(services: Services, url: str, since: datetime) -> int:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await accounts_exchange(channel, settings_names(services.settings))
         while failure is None:
-            async with use_cases.replay_batch(services, since, after, REPLAY_BATCH) as (batch, mark_sent):
-                if not batch:
-                    break
-                confirmed, failure = await publish(exchange, batch, share)
-                count += confirmed  # published again, whatever happens to the mark
-                await mark_sent([e.row for e in batch[:confirmed] if e.sent_at is None])
+            published = False
+            try:
+                async with use_cases.replay_batch(services, since, after, REPLAY_BATCH) as (batch, mark):
+                    if not batch:
+                        break
+                    confirmed, failure = await publish(exchange, batch, share)
+                    count += confirmed  # published again, whatever happens to the mark
+                    published = True
+                    await mark([e.row for e in batch[:confirmed] if e.sent_at is None])
+            except SQLAlchemyError as exc:
+                # The batch's transaction ended under it once the broker had confirmed (a broker slower
+                # than the server's idle limit): the events are out; the relay marks the pending ones.
+                # The database itself failing shows at the next batch's read.
+                if not (published and database_unavailable(exc)):
+                    raise
             after = batch[-1].row
         completed = failure is None
     except _BROKER_ERRORS as exc:
