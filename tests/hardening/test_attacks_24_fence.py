@@ -382,3 +382,47 @@ async def test_a_replay_outlasting_the_idle_limit_on_a_slow_broker_still_complet
     (detail,) = await audited_replays(database)
     assert detail.startswith("1 event(s)"), detail
     services.hasher.close()
+
+
+# --- SQLite: a replay on a broker that does not confirm must not hold the customers' writes back --------
+
+
+async def test_a_replay_on_sqlite_with_a_broker_that_does_not_confirm_never_refuses_the_customers(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the replay's batch transaction is the file's write lock, held while the broker confirms
+    (a RabbitMQ that blocks publishers on a memory alarm: up to the 60 s publish timeout; a replay
+    suspended with Ctrl-Z: for ever). The bot's customers, another process on the file, waited their busy
+    timeout (10 s) and were refused: "service unavailable" for a support command."""
+    if database.dialect != "sqlite":
+        pytest.skip("PostgreSQL's replay locks only its batch's rows (the erasures of its accounts wait)")
+    await require_broker()
+    names = new_names()
+    cli = Services.create(events_settings(names), database)  # the support CLI
+    await registered(cli, 1, start=7997)
+    entered, gate = asyncio.Event(), asyncio.Event()
+    real_publish = events_cli.publish
+
+    async def blocked_broker(exchange, batch, share=False):  # type: ignore[no-untyped-def]
+        entered.set()
+        await gate.wait()
+        return await real_publish(exchange, batch, share)
+
+    monkeypatch.setattr(events_cli, "publish", blocked_broker)
+    bot_db = Database(str(database.engine.url))  # the bot: another process on the same file
+    bot = Services.create(events_settings(names), bot_db)
+    try:
+        async with confirming(names):
+            replay = asyncio.ensure_future(events_cli._replay(cli, AMQP_URL, cli.clock() - timedelta(days=1)))
+            try:
+                await until_done(entered.wait(), "the replay's publish")
+                # A customer registers while the broker sits on the replay's batch.
+                (account,) = await registered(bot, 1, start=7998)
+                assert account > 0
+            finally:
+                gate.set()
+                await asyncio.gather(replay, return_exceptions=True)
+    finally:
+        bot.hasher.close()
+        await bot_db.dispose()
+    cli.hasher.close()
