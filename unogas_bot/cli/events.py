@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import re
@@ -43,6 +44,10 @@ _RELATIVE = re.compile(r"(\d{1,5})\s*([mhd])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 SINCE_EXAMPLE = "2026-12-06T10:00Z, 2026-12-06 or 6h"
 REPLAY_BATCH = 500
+# Seconds the replay waits for the broker to confirm a batch on SQLite, where the batch's transaction is the
+# file's write lock: the bot's customers (another process) wait for it, up to their busy timeout (10 s).
+# A broker slower than this (blocked by a memory alarm) stops the replay instead of them.
+REPLAY_HOLD_SQLITE = 2.0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -131,7 +136,7 @@ async def _replay(services: Services, url: str, since: datetime) -> int:
                 async with use_cases.replay_batch(services, since, after, REPLAY_BATCH) as (batch, mark):
                     if not batch:
                         break
-                    confirmed, failure = await publish(exchange, batch, share)
+                    confirmed, failure = await _publish_held(services, exchange, batch, share)
                     count += confirmed  # published again, whatever happens to the mark
                     published = True
                     await mark([e.row for e in batch[:confirmed] if e.sent_at is None])
@@ -158,6 +163,19 @@ async def _replay(services: Services, url: str, since: datetime) -> int:
             "run the replay again"
         )
     return count
+
+
+async def _publish_held(
+    services: Services, exchange: Any, batch: list[StoredEvent], share: bool
+) -> tuple[int, BaseException | None]:
+    """`publish`, within REPLAY_HOLD_SQLITE on SQLite (nothing confirmed when it runs out: the batch's
+    transaction rolls back and the replay stops, saying so)."""
+    if services.db.dialect != "sqlite":
+        return await publish(exchange, batch, share)
+    try:
+        return await asyncio.wait_for(publish(exchange, batch, share), REPLAY_HOLD_SQLITE)
+    except TimeoutError:
+        return 0, TimeoutError(f"no confirmation within {REPLAY_HOLD_SQLITE:g} s")
 
 
 def cmd_events_replay(settings: Settings, args: argparse.Namespace) -> int:
