@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -23,11 +24,11 @@ from sqlalchemy.exc import OperationalError
 from storage.db import Database
 from storage.inbox import Fence, Superseded, raise_epoch
 from tests.conftest import POSTGRES_URL, FakeClock
-from tests.hardening.test_attacks_24 import confirming, registered
+from tests.hardening.test_attacks_24 import confirming, registered, write
 from tests.kit.amqpkit import AMQP_URL, new_names, require_broker
 from tests.kit.botkit import TEST_SETTINGS
 from tests.ops.test_events_fence import second_process, take_over
-from unogas_bot.events.broker import Names
+from unogas_bot.events.broker import Names, accounts_exchange
 from unogas_bot.events.relay import Relay
 from unogas_bot.service import events as use_cases
 from unogas_bot.service.context import Services
@@ -218,4 +219,54 @@ async def test_a_database_cut_between_publish_and_mark_leaves_no_stray_task_and_
     assert stray == []
     first = list(dict.fromkeys(tap.ids()))
     assert first == [e.event_id for e in events]
+    services.hasher.close()
+
+
+# --- a broker that refuses one event of a batch (nack) and takes the next -------------------------------
+
+
+async def test_a_nacked_event_is_never_overtaken_by_the_accounts_next_in_the_same_batch(
+    database: Database,
+) -> None:
+    """The relay publishes a batch all at once and awaits the confirmations together. A broker that nacks
+    one event and takes the next (the CRM's queue full, `x-overflow: reject-publish`, with room for a
+    smaller event) delivered an account's sequence 3 without its 2; the 2 came after the retry, and a
+    consumer keeping the highest sequence per subject (docs/events.md) dropped it: the e-mail change lost."""
+    await require_broker()
+    names = new_names()
+    services = Services.create(events_settings(names), database, clock=FakeClock())
+    (a,) = await registered(services, 1, start=8300)
+    async with database.transaction() as session:  # a long address: its email_changed is the largest event
+        long_email = "x" * 200 + "@example.it"
+        await session.execute(text("UPDATE accounts SET email = :e WHERE id = :a"), {"e": long_email, "a": a})
+    await write(services, "email_changed", a)
+    await write(services, "phone_changed", a)
+    sizes = [len(event.payload.encode()) for event in await use_cases.list_events(services)]
+    assert sizes[1] > sizes[2]
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(names.accounts, aio_pika.ExchangeType.TOPIC, durable=True)
+        # Room for the registration and the phone change, not for the e-mail change after the registration.
+        limits = {"x-max-length-bytes": sizes[0] + sizes[2] + 5, "x-overflow": "reject-publish"}
+        crm = await channel.declare_queue(f"{names.prefix}crm", arguments=limits)
+        await crm.bind(exchange, "#")
+        relay_channel = await connection.channel(publisher_confirms=True)
+        relay_exchange = await accounts_exchange(relay_channel, names)
+        failed = False
+        try:
+            await Relay(services, AMQP_URL, names).drain_once(relay_exchange)
+        except aio_pika.exceptions.AMQPError:
+            failed = True
+        assert failed
+        delivered = []
+        while (message := await crm.get(fail=False, no_ack=True)) is not None:
+            delivered.append(json.loads(message.body)["sequence"])
+        await crm.delete(if_unused=False, if_empty=False)
+        await exchange.delete()
+    finally:
+        await connection.close()
+    assert delivered == list(range(1, len(delivered) + 1)), delivered
+    pending = [event.sequence for event in await use_cases.list_events(services, pending_only=True)]
+    assert pending == list(range(len(delivered) + 1, 4))
     services.hasher.close()
