@@ -87,6 +87,20 @@ def message(event: StoredEvent, share: bool = False) -> aio_pika.Message:
     )
 
 
+def one_per_account(batch: list[StoredEvent]) -> list[StoredEvent]:
+    """`batch` up to the first event of an account it already holds. A batch is published all at once, and
+    a broker may refuse one event (a nack: a full queue with reject-publish) and take the next: with two
+    events of one account in a batch, the later one could be delivered without the earlier, which a
+    consumer keeping the highest sequence would then drop when it comes again. One event per account per
+    batch: an account's next event is published only once the one before it was confirmed."""
+    seen: set[int] = set()
+    for index, event in enumerate(batch):
+        if event.account_id in seen:
+            return batch[:index]
+        seen.add(event.account_id)
+    return batch
+
+
 async def publish(
     exchange: AbstractExchange, batch: Sequence[StoredEvent], share: bool = False
 ) -> tuple[int, BaseException | None]:
@@ -229,6 +243,7 @@ class Relay:
         if not batch and self._cursor:
             self._cursor = 0
             batch = await use_cases.pending_events(self.services, size)
+        batch = one_per_account(batch)
         sent = 0
         previous: list[int] = []
         marking: asyncio.Future[None] | None = None
@@ -257,7 +272,7 @@ class Relay:
                     raise failure
                 self._cursor = batch[-1].row
                 previous = [event.row for event in batch]
-                batch, reading = await reading, None
+                batch, reading = one_per_account(await reading), None
         finally:
             # A read under way when the pass failed (the database cut, the broker lost) is not left behind:
             # its own failure would come out later as asyncio's "never retrieved", with a traceback.
