@@ -19,11 +19,18 @@ from storage.models import AuditEvent
 from storage.operator import acting_operator
 from tests.conftest import POSTGRES_URL
 from tests.hardening.test_attacks_24 import confirming, registered, write
-from tests.hardening.test_attacks_24_fence import BOT, DEADLINE, events_settings, schema_of
+from tests.hardening.test_attacks_24_fence import (
+    BOT,
+    DEADLINE,
+    events_settings,
+    full_crm_queue_delivers,
+    schema_of,
+)
 from tests.kit.amqpkit import AMQP_URL, new_names, require_broker
 from tests.ops.test_events_fence import second_process, take_over
 from unogas_bot.cli import events as events_cli
 from unogas_bot.cli.common import CliError
+from unogas_bot.events.broker import Names
 from unogas_bot.events.relay import Relay
 from unogas_bot.service.context import Services
 
@@ -226,3 +233,22 @@ async def test_a_replay_on_sqlite_with_a_broker_that_does_not_confirm_never_refu
         bot.hasher.close()
         await bot_db.dispose()
     cli.hasher.close()
+
+
+# --- the replay and a broker that nacks one event of a batch and takes the next -------------------------
+
+
+async def test_a_replay_never_lets_an_accounts_event_overtake_its_nacked_earlier_one(
+    database: Database,
+) -> None:
+    """The replay published its batch (500) all at once, as the relay did: a broker that nacked one event
+    of an account and took the next delivered the account's sequence 3 without its 2 (still pending, never
+    delivered before), which a consumer keeping the highest sequence then drops."""
+
+    async def replay(services: Services, names: Names, exchange: aio_pika.abc.AbstractExchange) -> None:
+        with acting_operator("anna"), pytest.raises(CliError, match="did not take"):
+            await events_cli._replay(services, AMQP_URL, services.clock() - timedelta(days=1))
+
+    services, delivered = await full_crm_queue_delivers(database, replay)
+    assert delivered == [1], delivered
+    services.hasher.close()
