@@ -33,7 +33,7 @@ from unogas_bot.events.broker import (
     settings_names,
     where,
 )
-from unogas_bot.events.relay import publish
+from unogas_bot.events.relay import one_per_account, publish
 from unogas_bot.service import events as use_cases
 from unogas_bot.service.context import Services
 from unogas_bot.service.support import acting_operator
@@ -133,9 +133,10 @@ async def _replay(services: Services, url: str, since: datetime) -> int:
         while failure is None:
             published = False
             try:
-                async with use_cases.replay_batch(services, since, after, REPLAY_BATCH) as (batch, mark):
-                    if not batch:
+                async with use_cases.replay_batch(services, since, after, REPLAY_BATCH) as (read, mark):
+                    if not read:
                         break
+                    batch = one_per_account(read)  # an account's next event only once its last is confirmed
                     confirmed, failure = await _publish_held(services, exchange, batch, share)
                     count += confirmed  # published again, whatever happens to the mark
                     published = True
