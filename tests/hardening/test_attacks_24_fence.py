@@ -27,7 +27,7 @@ from tests.conftest import POSTGRES_URL, FakeClock
 from tests.hardening.test_attacks_24 import confirming, registered, write
 from tests.kit.amqpkit import AMQP_URL, new_names, require_broker
 from tests.kit.botkit import TEST_SETTINGS
-from tests.ops.test_events_fence import second_process, take_over
+from tests.ops.test_events_fence import HeldExchange, second_process, take_over
 from unogas_bot.events.broker import Names, accounts_exchange
 from unogas_bot.events.relay import Relay
 from unogas_bot.service import events as use_cases
@@ -39,6 +39,13 @@ DEADLINE = 30.0  # seconds: for a thread to reach its gate (never reached when t
 
 def events_settings(names: Names, **extra: object):  # type: ignore[no-untyped-def]
     return dataclasses.replace(TEST_SETTINGS, amqp_url=AMQP_URL, events_name_prefix=names.prefix, **extra)
+
+
+async def until_done(awaitable: Awaitable[Any], what: str) -> None:
+    try:
+        await asyncio.wait_for(awaitable, DEADLINE)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 class FrozenLeader:
@@ -279,3 +286,46 @@ async def test_a_nacked_event_is_never_overtaken_by_the_accounts_next_in_the_sam
     pending = [event.sequence for event in await use_cases.list_events(services, pending_only=True)]
     assert pending == [2, 3]
     services.hasher.close()
+
+
+# --- held: two leaders superseded in turn, both waking up --------------------------------------------
+
+
+@pytest.mark.postgres
+async def test_two_superseded_leaders_waking_up_mark_nothing_and_publish_only_their_batch(
+    database: Database,
+) -> None:
+    """A leader frozen mid-publish is superseded; the new leader, frozen mid-publish too, is superseded in
+    turn; both wake up. Each publishes at most the batch it had in flight, marks nothing and stops; the
+    third publishes everything. (An attack that held: the check is for equality with the current epoch.)"""
+    if database.dialect != "postgresql":
+        pytest.skip("the epoch fence is PostgreSQL's (SQLite: one process per file)")
+    names = new_names()
+    first = Services.create(events_settings(names, events_batch=2), database, clock=FakeClock())
+    await registered(first, 3, start=8100)
+    database.fence = Fence(BOT, await raise_epoch(database, BOT))
+    async with (
+        confirming(names) as (exchange, tap),
+        second_process(database) as db2,
+        second_process(database) as db3,
+    ):
+        held = [HeldExchange(exchange), HeldExchange(exchange)]
+        frozen = [asyncio.ensure_future(Relay(first, AMQP_URL, names).drain_once(held[0]))]  # type: ignore[arg-type]
+        await until_done(held[0].entered.wait(), "the first leader's publish")
+        db2.fence = Fence(BOT, await take_over(db2, BOT))
+        second = Services.create(events_settings(names, events_batch=2), db2, clock=FakeClock())
+        frozen.append(asyncio.ensure_future(Relay(second, AMQP_URL, names).drain_once(held[1])))  # type: ignore[arg-type]
+        await until_done(held[1].entered.wait(), "the second leader's publish")
+        db3.fence = Fence(BOT, await take_over(db3, BOT))
+        third = Services.create(events_settings(names), db3, clock=FakeClock())
+        for exchange_held in held:
+            exchange_held.gate.set()
+        woken = await asyncio.gather(*frozen, return_exceptions=True)
+        assert [type(result) for result in woken] == [Superseded, Superseded], woken
+        assert len(await use_cases.list_events(third, pending_only=True)) == 3  # neither marked anything
+        assert await Relay(third, AMQP_URL, names).drain_once(exchange) == 3
+        await tap.wait_for(2 + 2 + 3)
+    assert {event["subject"] for event in tap.received[:4]} <= {"1", "2"}  # the batches in flight only
+    database.fence = None
+    for services in (first, second, third):
+        services.hasher.close()

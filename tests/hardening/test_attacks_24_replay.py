@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Any
 
 import aio_pika
 import pytest
@@ -25,6 +23,7 @@ from tests.hardening.test_attacks_24_fence import (
     events_settings,
     full_crm_queue_delivers,
     schema_of,
+    until_done,
 )
 from tests.kit.amqpkit import AMQP_URL, new_names, require_broker
 from tests.ops.test_events_fence import second_process, take_over
@@ -126,13 +125,6 @@ async def test_a_replay_under_way_holds_neither_the_relays_mark_nor_the_takeover
         cli.hasher.close()
     database.fence = None
     services.hasher.close()
-
-
-async def until_done(awaitable: Awaitable[Any], what: str) -> None:
-    try:
-        await asyncio.wait_for(awaitable, DEADLINE)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 # --- a replay whose broker confirms more slowly than the database's idle limit --------------------------
