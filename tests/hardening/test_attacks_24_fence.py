@@ -29,7 +29,7 @@ from tests.kit.amqpkit import AMQP_URL, new_names, require_broker
 from tests.kit.botkit import TEST_SETTINGS
 from tests.ops.test_events_fence import HeldExchange, second_process, take_over
 from unogas_bot.events.broker import Names, accounts_exchange
-from unogas_bot.events.relay import Relay
+from unogas_bot.events.relay import Refused, Relay
 from unogas_bot.service import events as use_cases
 from unogas_bot.service.context import Services
 
@@ -278,7 +278,8 @@ async def test_a_nacked_event_is_never_overtaken_by_the_accounts_next_in_the_sam
     consumer keeping the highest sequence per subject (docs/events.md) dropped it: the e-mail change lost."""
 
     async def relay(services: Services, names: Names, exchange: aio_pika.abc.AbstractExchange) -> None:
-        with pytest.raises(aio_pika.exceptions.AMQPError):
+        # A nack, said as such: not "lost the broker".
+        with pytest.raises(Refused, match=r"refused it\.unogas\.account\.email_changed"):
             await Relay(services, AMQP_URL, names).drain_once(exchange)
 
     services, delivered = await full_crm_queue_delivers(database, relay)

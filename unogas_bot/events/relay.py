@@ -64,6 +64,11 @@ class Unroutable(Exception):
     """The broker took an event but no queue is bound for its type: it stays in the outbox."""
 
 
+class Refused(Exception):
+    """The broker refused an event (a nack: a queue bound for its type is full with `reject-publish`, or
+    the broker could not store it): it stays in the outbox. Not a lost connection."""
+
+
 @dataclass
 class RelayStats:
     """What bot/metrics.py shows of the relay (events/ is below the bot and knows no Prometheus)."""
@@ -116,6 +121,8 @@ async def publish(
         return_exceptions=True,
     )
     for done, result in enumerate(results):
+        if isinstance(result, aio_pika.exceptions.DeliveryError):  # a nack, on a connection that is fine
+            return done, Refused(f"the broker refused {batch[done].type} (a nack: is a bound queue full?)")
         if isinstance(result, BaseException):
             return done, result
         if not isinstance(result, Basic.Ack):  # returned: no queue bound for this type
@@ -162,6 +169,8 @@ class Relay:
             log.warning("events relay: %s; account events wait in the outbox, retrying", detail)
         elif state == "database":
             log.warning("events relay: %s; retrying, nothing is lost", detail)
+        elif state == "refused":
+            log.warning("events relay: %s; events wait in the outbox, retrying", detail)
         elif state == "unroutable":
             log.warning(
                 "events relay: no queue is bound to %s for %s; events wait in the outbox, retrying",
@@ -179,6 +188,8 @@ class Relay:
                 self._state("unreachable", str(exc))
             except Unroutable as exc:
                 self._state("unroutable", str(exc))
+            except Refused as exc:
+                self._state("refused", str(exc))
             except (aio_pika.exceptions.AMQPError, OSError, ConnectionError, TimeoutError) as exc:
                 self._state("unreachable", f"lost the broker (AMQP_URL): {reason(exc)}")
             except Superseded as exc:  # a newer leader relays now; this process is on its way out
