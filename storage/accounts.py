@@ -18,7 +18,7 @@ from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.attempts import Attempts, window_count
+from storage.attempts import Attempts, keys_locked, lock_keys, locked_window_count, window_count
 from storage.audit_trail import AuditTrail
 from storage.db import Lookup, upsert_statement
 from storage.models import (
@@ -72,6 +72,16 @@ _EMAIL_PROBE = Lookup(
         window_count("second"),
         select(Account.id).where(Account.email == bindparam("email")).exists(),
     )
+)
+
+# The same on PostgreSQL with the keys' lock taken first, in the same statement (storage/attempts.py).
+_LOCKED = keys_locked()
+_EMAIL_PROBE_LOCKED = Lookup(
+    select(
+        locked_window_count("first", _LOCKED),
+        locked_window_count("second", _LOCKED),
+        select(Account.id).where(Account.email == bindparam("email")).exists(),
+    ).select_from(_LOCKED)
 )
 
 
@@ -169,19 +179,25 @@ class Accounts(AuditTrail):
         return _view(row)
 
     async def email_probe(
-        self, email: str, *, kind: str, first: str, second: str, window: timedelta
+        self, email: str, *, kind: str, first: str, second: str, window: timedelta, locked: bool = False
     ) -> tuple[int, bool]:
         """(the larger of the keys `first` and `second`'s counts of `kind` in the last `window`, whether
-        `email` belongs to a profile), in one look-up."""
+        `email` belongs to a profile), in one look-up. With `locked` the two keys are locked first, as
+        `Attempts.lock` does (on PostgreSQL in the look-up's own statement, storage/attempts.py's
+        `keys_locked`)."""
         conn = await self._session.connection()
-        ((count_first, count_second, taken),) = await _EMAIL_PROBE.rows(
-            conn,
-            kind=kind,
-            first=first,
-            second=second,
-            since=self._clock() - window,
-            email=normalize_email(email),
-        )
+        params = {
+            "kind": kind,
+            "first": first,
+            "second": second,
+            "since": self._clock() - window,
+            "email": normalize_email(email),
+        }
+        if locked and conn.dialect.name == "postgresql":
+            lookup, params["lock_keys"] = _EMAIL_PROBE_LOCKED, lock_keys((first, second))
+        else:
+            lookup = _EMAIL_PROBE  # SQLite: the unit's write turn is the lock
+        ((count_first, count_second, taken),) = await lookup.rows(conn, **params)
         return max(int(count_first), int(count_second)), bool(taken)
 
     async def get(self, account_id: int) -> AccountView | None:

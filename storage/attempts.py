@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, text
+from sqlalchemy import BigInteger, String, Subquery, bindparam, delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Lookup
-from storage.models import Attempt
+from storage.models import Attempt, UTCDateTime
 from unogas_bot.clock import utcnow
 from unogas_bot.domain.keys import PAIR_SEPARATOR, account_key
 
@@ -70,6 +70,45 @@ _PG_LOCK = text(
 )
 
 
+# `_PG_LOCK` with its result named, for `keys_locked`.
+_KEYS_LOCKED = text(
+    "SELECT count(pg_advisory_xact_lock(hashtextextended(k.key, 0))) AS locked FROM "
+    "(SELECT key FROM unnest(CAST(:lock_keys AS TEXT[])) WITH ORDINALITY AS u(key, n) ORDER BY n) AS k"
+).columns(locked=BigInteger)
+
+
+def lock_keys(keys: Iterable[str]) -> list[str]:
+    """The keys as `Attempts.lock` takes them: each once, sorted (two transactions cannot deadlock)."""
+    return sorted(set(keys))
+
+
+def keys_locked() -> Subquery:
+    """PostgreSQL: a one-row subquery that locks the keys ``:lock_keys`` (see `lock_keys`) as
+    `Attempts.lock` does, and yields how many it locked (``locked``): a look-up that selects from it and
+    counts with `locked_window_count` locks and counts in ONE statement, one round trip instead of two.
+
+    Only the counts are read after the lock: the rest of such a look-up reads as of the statement's start,
+    so it must be data the lock does not guard (the registry's entry, whether a customer has a profile or
+    an address is taken: written without these keys' locks, and an address is the unique constraint's at
+    «Salva» in any case)."""
+    return _KEYS_LOCKED.subquery("locked_keys")
+
+
+def locked_window_count(key_param: str, locked: Subquery) -> Any:
+    """`window_count` read after the lock of `keys_locked()` (PostgreSQL). A statement reads from a snapshot
+    taken when it starts, before the lock it waits for is granted: the count is read instead by the function
+    ``unogas_count_since`` (migration 0009), whose query takes its own snapshot when it runs, and its last
+    argument, the lock's result, makes it run after the lock. So it sees every attempt committed by the
+    transactions the lock waited for, as the count of a statement after `Attempts.lock` does."""
+    return func.unogas_count_since(
+        bindparam("kind", type_=String()),
+        bindparam(key_param, type_=String()),
+        bindparam("since", type_=UTCDateTime()),
+        locked.c.locked,
+        type_=BigInteger(),
+    )
+
+
 # The character after PAIR_SEPARATOR in code point order: the keys that start with "<key>|" are those
 # between "<key>|" and "<key>}", a range an index can read (LIKE is case-insensitive on SQLite).
 _AFTER_SEPARATOR = chr(ord(PAIR_SEPARATOR) + 1)
@@ -100,7 +139,7 @@ class Attempts:
         """
         if self._session.bind.dialect.name != "postgresql":
             return
-        await self._session.execute(_PG_LOCK, {"keys": sorted(set(keys))})
+        await self._session.execute(_PG_LOCK, {"keys": lock_keys(keys)})
 
     async def add(self, kind: str, key: str) -> int:
         """Record one attempt now; returns its id (so a reservation can be taken back)."""

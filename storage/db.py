@@ -40,6 +40,7 @@ __all__ = [
     "AUDITED",
     "CONNECT_TIMEOUT",
     "POOL_TIMEOUT",
+    "POSTGRES_POOL_SIZE",
     "SQLITE_POOL_SIZE",
     "STATEMENT_TIMEOUT",
     "WROTE",
@@ -66,6 +67,8 @@ POOL_TIMEOUT = 5.0
 AUDITED = "unogas_audited_events"
 # Connections kept by the pool of a file-backed SQLite database (see Database.__init__).
 SQLITE_POOL_SIZE = 15
+# Connections the pool keeps on PostgreSQL, and the most it opens (see Database.__init__).
+POSTGRES_POOL_SIZE = 20
 
 
 # Errors meaning "the database is not reachable now" (retry later), as opposed to a bug in a statement.
@@ -160,6 +163,18 @@ class Database:
             # and set of PRAGMAs, hundreds of times a second under a burst of look-ups. The same 15 at most,
             # kept once opened, do the same work without that churn.
             engine_kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
+            engine_kwargs.setdefault("max_overflow", 0)
+        if postgres and issubclass(pool_class, QueuePool):
+            # SQLAlchemy's default keeps 5 connections and opens up to 10 more for bursts, closing each
+            # again when it comes back: a hundred customers answering at once used all 15, and every
+            # overflow connection, opened for one unit of work, cost a PostgreSQL backend started, TLS
+            # asked for, types introspected and each statement prepared anew (a fifth of the bot's round
+            # trips and about a tenth of its CPU per update in the benchmark). The slower each unit then
+            # got, the more units were open at once: with 20 kept and 10 more for bursts, 30 were in use
+            # and the churn went on. 20 kept, and no more, serve the same burst with at most 14 in use and
+            # no connection opened after the first ones (a unit that finds all 20 in use waits for one, up
+            # to `pool_timeout`, as it waited for the 15 before).
+            engine_kwargs.setdefault("pool_size", POSTGRES_POOL_SIZE)
             engine_kwargs.setdefault("max_overflow", 0)
         if issubclass(pool_class, QueuePool):
             engine_kwargs.setdefault("pool_timeout", pool_timeout)

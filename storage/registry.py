@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.attempts import window_count
+from storage.attempts import keys_locked, lock_keys, locked_window_count, window_count
 from storage.db import Database, Lookup, upsert_statement
 from storage.models import Account, Customer
 from storage.registry_import import DATA_COLUMNS, STAGING, RegistryImport, StagedRow
@@ -110,6 +110,20 @@ _IDENTITY_CHECK = Lookup(
     )
 )
 
+# The same on PostgreSQL with the keys' lock taken first, in the same statement (storage/attempts.py's
+# `keys_locked`): the one row the entry is joined to is the lock's.
+_LOCKED = keys_locked()
+_IDENTITY_CHECK_LOCKED = Lookup(
+    select(
+        locked_window_count("first", _LOCKED),
+        locked_window_count("second", _LOCKED),
+        locked_window_count("third", _LOCKED),
+        *_RECORD_COLUMNS,
+        Customer.name_key,
+        select(Account.id).where(Account.customer_id == Customer.id).exists(),
+    ).select_from(_LOCKED.outerjoin(Customer, Customer.code_key == bindparam("code")))
+)
+
 # A registry entry as read: the record and its name key.
 _Entry = tuple[CustomerRecord, str]
 
@@ -161,22 +175,35 @@ class RegistryReader:
         self._session = session
 
     async def check_identity(
-        self, customer_code: str, *, kind: str, first: str, second: str, unknown: str, since: datetime
+        self,
+        customer_code: str,
+        *,
+        kind: str,
+        first: str,
+        second: str,
+        unknown: str,
+        since: datetime,
+        locked: bool = False,
     ) -> IdentityCheck:
         """Everything the identity check of `customer_code` needs, in one look-up: the attempts of `kind`
         counted since `since` under the key `first` and under the code's key (`second` when the code is a
         registry customer's, `unknown` when it is not), the registry's entry and whether the customer has
-        a profile. The unit of work locks the keys first (`Attempts.lock`)."""
+        a profile. With `locked` the three keys are locked first, as `Attempts.lock` does (on PostgreSQL
+        in the look-up's own statement, storage/attempts.py's `keys_locked`)."""
         conn = await self._session.connection()
-        ((count_first, count_known, count_unknown, *fields, has_account),) = await _IDENTITY_CHECK.rows(
-            conn,
-            kind=kind,
-            first=first,
-            second=second,
-            third=unknown,
-            since=since,
-            code=customer_code_key(customer_code),
-        )
+        params = {
+            "kind": kind,
+            "first": first,
+            "second": second,
+            "third": unknown,
+            "since": since,
+            "code": customer_code_key(customer_code),
+        }
+        if locked and conn.dialect.name == "postgresql":
+            lookup, params["lock_keys"] = _IDENTITY_CHECK_LOCKED, lock_keys((first, second, unknown))
+        else:
+            lookup = _IDENTITY_CHECK  # SQLite: the unit's write turn is the lock
+        ((count_first, count_known, count_unknown, *fields, has_account),) = await lookup.rows(conn, **params)
         entry = _entry(fields)
         first_count = int(count_first)
         code_count = int(count_known if entry is not None else count_unknown)

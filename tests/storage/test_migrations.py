@@ -23,7 +23,8 @@ TABLES |= {"bot_user_data", "bot_chat_data", "bot_conversations"}
 TABLES |= {"bot_inbox", "bot_leadership"}
 # The account-event outbox and the customer events' bookkeeping (migration 0008, issue 24).
 TABLES |= {"outbox_events", "event_streams", "inbound_events", "customer_sequences"}
-HEAD = "0008_events"
+# The count of a limit read in its lock's statement: a function on PostgreSQL (migration 0009).
+HEAD = "0009_locked_counts"
 
 
 def _differences(connection: Connection) -> list[Any]:

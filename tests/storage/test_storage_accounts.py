@@ -117,13 +117,16 @@ async def test_email_taken_whatever_the_case(
     assert await accounts.get_by_customer_code(GIULIA.customer_code) is None
 
 
+@pytest.mark.parametrize("locked", [False, True], ids=["unlocked", "locked"])
 async def test_the_email_probe_counts_both_keys_in_the_window_and_finds_the_address(
     accounts: KitAccounts,
     attempt_log: AttemptLog,
     database: Database,
     demo: list[CustomerRecord],
     clock: FakeClock,
+    locked: bool,
 ) -> None:
+    """The same answers with the keys locked first (on PostgreSQL in the look-up's statement)."""
     await accounts.register(new_account(MARIO, "mario.rossi@example.it"))
     await attempt_log.record("email_in_use", "tg:1")
     clock.advance(minutes=30)
@@ -136,7 +139,12 @@ async def test_the_email_probe_counts_both_keys_in_the_window_and_finds_the_addr
     async def probe(email: str) -> tuple[int, bool]:
         async with UnitOfWork(database, clock) as uow:
             return await uow.accounts.email_probe(
-                email, kind="email_in_use", first="tg:1", second="customer:x", window=timedelta(hours=1)
+                email,
+                kind="email_in_use",
+                first="tg:1",
+                second="customer:x",
+                window=timedelta(hours=1),
+                locked=locked,
             )
 
     assert await probe("MARIO.Rossi@example.it ") == (3, True)
@@ -145,13 +153,16 @@ async def test_the_email_probe_counts_both_keys_in_the_window_and_finds_the_addr
     assert await probe("giulia@example.it") == (0, False)
 
 
+@pytest.mark.parametrize("locked", [False, True], ids=["unlocked", "locked"])
 async def test_the_identity_check_reads_counts_entry_and_profile_in_one_look_up(
     accounts: KitAccounts,
     attempt_log: AttemptLog,
     database: Database,
     demo: list[CustomerRecord],
     clock: FakeClock,
+    locked: bool,
 ) -> None:
+    """The same answers with the keys locked first (on PostgreSQL in the look-up's statement)."""
     await accounts.register(new_account(MARIO, "mario.rossi@example.it"))
     for key in ("tg:1", "customer:x", "tg:1", "customer?:y", "customer?:y", "customer?:y"):
         await attempt_log.record("verify", key)
@@ -161,7 +172,13 @@ async def test_the_identity_check_reads_counts_entry_and_profile_in_one_look_up(
         async with UnitOfWork(database, clock) as uow:
             since = clock() - timedelta(hours=1)
             return await uow.registry.check_identity(
-                code, kind="verify", first="tg:1", second="customer:x", unknown="customer?:y", since=since
+                code,
+                kind="verify",
+                first="tg:1",
+                second="customer:x",
+                unknown="customer?:y",
+                since=since,
+                locked=locked,
             )
 
     mario = await check("ug 100 234")  # any spelling of the code

@@ -1,4 +1,5 @@
-"""storage.db: Lookups (one driver call per look-up on SQLite) and the SQLite pool's reset."""
+"""storage.db: Lookups (one driver call per look-up on SQLite), the SQLite pool's reset, the PostgreSQL
+pool."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, event, func, insert, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import SQLITE_POOL_SIZE, Database, Lookup
+from storage.db import POSTGRES_POOL_SIZE, SQLITE_POOL_SIZE, Database, Lookup
 from storage.models import Attempt
 
 AT = datetime(2026, 3, 1, 12, 30, 15, 250_000, tzinfo=UTC)
@@ -166,3 +167,40 @@ async def test_a_deferred_unit_holds_the_write_turn_from_the_start(tmp_path) -> 
 async def _write_one(db: Database) -> None:
     async with db.transaction() as session:
         await session.execute(insert(Attempt).values(kind="verify", key="tg:9", at=AT))
+
+
+async def test_a_postgresql_burst_reuses_the_pools_connections(database: Database) -> None:
+    """More units of work at once than the pool holds wait for its connections, and a second burst uses
+    the same ones: no connection is opened for one unit and closed again (each costs a server process, a
+    TLS request, type introspection and every statement prepared anew; SQLAlchemy's default pool did this
+    for every unit beyond its five)."""
+    if database.dialect != "postgresql":
+        pytest.skip("PostgreSQL's pool (SQLite's: the test above)")
+    pool = database.engine.sync_engine.pool
+    opened: list[object] = []
+    event.listen(pool, "connect", lambda *_: opened.append(None))
+
+    async def burst() -> None:
+        gate, full, holding = asyncio.Event(), asyncio.Event(), [0]
+
+        async def unit() -> None:
+            async with database.transaction() as session:
+                await session.execute(text("SELECT 1"))
+                holding[0] += 1
+                if holding[0] == POSTGRES_POOL_SIZE:
+                    full.set()
+                await gate.wait()
+
+        units = [asyncio.create_task(unit()) for _ in range(2 * POSTGRES_POOL_SIZE)]
+        try:
+            await asyncio.wait_for(full.wait(), 10)  # a deadline, not a timing bound
+            assert pool.checkedout() == POSTGRES_POOL_SIZE  # the others wait for one
+        finally:
+            gate.set()
+            await asyncio.gather(*units)
+
+    await burst()
+    first = len(opened)
+    await burst()
+    assert len(opened) == first  # the second burst opened none
+    assert pool.size() == POSTGRES_POOL_SIZE and pool.checkedin() == POSTGRES_POOL_SIZE

@@ -59,14 +59,14 @@ async def verify_identity(services: Services, user_id: int, identity: CustomerRe
     unknown = limits.unknown_customer_key(services.mac, identity.customer_code)
     # Deferred: a matching identity writes nothing, and then no transaction is needed.
     async with services.uow(deferred=True) as uow:
-        await uow.attempts.lock(user, known, unknown)
-        check = await uow.registry.check_identity(
+        check = await uow.registry.check_identity(  # the keys locked first, then counted
             identity.customer_code,
             kind=limits.VERIFY,
             first=user,
             second=known,
             unknown=unknown,
             since=services.clock() - limits.HOUR,
+            locked=True,
         )
         # This Telegram user's own failures, and every user's on this code: whichever is nearer its limit.
         left = min(
@@ -114,12 +114,17 @@ async def email_in_use(
     is looked up first (with the counts, in one look-up) and a free one costs nothing."""
     limit = services.settings.limits.email_in_use_per_hour
     counted = (keys.telegram_key(user_id), limits.customer_key(customer_code))
-    await uow.attempts.lock(*counted)
-    if check:
+    if check:  # the keys locked first, then counted
         used, taken = await uow.accounts.email_probe(
-            email, kind=limits.EMAIL_IN_USE, first=counted[0], second=counted[1], window=limits.HOUR
+            email,
+            kind=limits.EMAIL_IN_USE,
+            first=counted[0],
+            second=counted[1],
+            window=limits.HOUR,
+            locked=True,
         )
     else:
+        await uow.attempts.lock(*counted)
         used, taken = await uow.attempts.most_since(limits.EMAIL_IN_USE, *counted, limits.HOUR), True
     if used >= limit:
         return TooManyEmailsInUse()
