@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,9 +88,9 @@ async def _check_postgres() -> None:
 #
 # An upgrade runs eight migrations (~0.1 s on SQLite, ~0.25 s on PostgreSQL plus the schema's drop); the
 # suite asks for an upgraded, empty database about 500 times. SQLite: the file of one upgrade is copied.
-# PostgreSQL: an upgraded schema goes back to a pool after its test, emptied with TRUNCATE ... RESTART
-# IDENTITY, unless its structure changed (tables, columns, indexes, constraints, triggers, functions, the
-# alembic revision): then, or when anything about the reset fails, it is dropped as before.
+# PostgreSQL: an upgraded schema goes back to a pool after its test, emptied (every row deleted, every
+# sequence restarted), unless its structure changed (tables, columns, indexes, constraints, triggers,
+# functions, the alembic revision): then, or when anything about the reset fails, it is dropped as before.
 
 _sqlite_template: list[Path] = []
 _postgres_free: list[str] = []  # upgraded, empty schemas ready for a test
@@ -115,6 +116,12 @@ SELECT coalesce(string_agg(replace(item, $1::text || '.', ''), E'\n' ORDER BY it
 """
 
 
+_RESTART_SEQUENCES = """
+SELECT setval(c.oid, s.seqstart, false) FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
+WHERE c.relnamespace = $1::text::regnamespace
+"""
+
+
 async def _sqlite_template_file() -> Path:
     """An SQLite file upgraded to the latest revision, made once per session."""
     if not _sqlite_template:
@@ -131,12 +138,12 @@ async def _sqlite_template_file() -> Path:
     return _sqlite_template[0]
 
 
-async def _take_postgres_schema(admin: object) -> str:
+async def _take_postgres_schema(admin: Any) -> str:
     """An upgraded, empty schema: one from the pool, else a new one."""
     if _postgres_free:
         return _postgres_free.pop()
     schema = f"t_{secrets.token_hex(6)}"
-    await admin.execute(f"CREATE SCHEMA {schema}")  # type: ignore[attr-defined]
+    await admin.execute(f"CREATE SCHEMA {schema}")
     db = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
     try:
         await db.upgrade()
@@ -146,30 +153,34 @@ async def _take_postgres_schema(admin: object) -> str:
     return schema
 
 
-async def _shape(admin: object, schema: str) -> str:
+async def _shape(admin: Any, schema: str) -> str:
     """The structure of `schema` and its alembic revision, as text to compare."""
-    structure = await admin.fetchval(_SHAPE, schema)  # type: ignore[attr-defined]
-    revisions = await admin.fetch(f"SELECT version_num FROM {schema}.alembic_version")  # type: ignore[attr-defined]
+    structure = await admin.fetchval(_SHAPE, schema)
+    revisions = await admin.fetch(f"SELECT version_num FROM {schema}.alembic_version")
     return f"{structure}\nrevision {sorted(row['version_num'] for row in revisions)}"
 
 
-async def _give_back_postgres_schema(admin: object, schema: str) -> None:
+async def _give_back_postgres_schema(admin: Any, schema: str) -> None:
     """Empty `schema` for the next test if its structure is as the upgrade left it; else drop it."""
     try:
-        await admin.execute("SET lock_timeout = '5s'")  # type: ignore[attr-defined]
+        await admin.execute("SET lock_timeout = '5s'")
         same = await _shape(admin, schema) == _postgres_shape[schema]
-        tables = await admin.fetch(  # type: ignore[attr-defined]
+        tables = await admin.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename <> 'alembic_version'", schema
         )
         if same and tables:
-            names = ", ".join(f'{schema}."{row["tablename"]}"' for row in tables)
-            await admin.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")  # type: ignore[attr-defined]
+            # What TRUNCATE ... RESTART IDENTITY does, in a twelfth of its time on these small tables: every
+            # row deleted (foreign keys unchecked meanwhile: all rows go) and every sequence at its start.
+            async with admin.transaction():
+                await admin.execute("SET LOCAL session_replication_role = replica")
+                await admin.execute("; ".join(f'DELETE FROM {schema}."{row["tablename"]}"' for row in tables))
+                await admin.execute(_RESTART_SEQUENCES, schema)
             _postgres_free.append(schema)
             return
     except Exception:  # anything odd about it: drop it, as every schema was dropped before the pool
         pass
     _postgres_shape.pop(schema, None)
-    await admin.execute(f"DROP SCHEMA {schema} CASCADE")  # type: ignore[attr-defined]
+    await admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 async def _drop_pooled_schemas() -> None:
