@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import MetaData
 from telegram import Update
 
 from storage.db import Database
@@ -90,12 +91,13 @@ def through_the_update_queue(
     payload, dropped once handled) goes into `waiting`, so the scan sees it too."""
     sim, app = bot.sim, bot.app
     inbox = app.inbox  # type: ignore[attr-defined]
+    tables = MetaData()  # reflected at the first update, read again at each (the schema does not change)
 
     async def process(data: dict[str, Any]) -> None:
         data.setdefault("update_id", next(sim._update_ids))
         update = Update.de_json(data, app.bot)
         assert await inbox.admit([update], [data]), "a new update"
-        waiting.extend(row for row in await dump_database(bot.services.db) if row[0] == "bot_inbox")
+        waiting.extend(row for row in await dump_database(bot.services.db, tables) if row[0] == "bot_inbox")
         await app.update_queue.put(update)
         await app.update_queue.join()  # task_done() comes once the update is handled
 

@@ -105,16 +105,18 @@ def check_replies(events: Iterable[object], lang: str, witness: CatalogueWitness
 # --- the database ----------------------------------------------------------------------------------------
 
 
-async def dump_database(db: Database) -> list[tuple[str, str, str]]:
+async def dump_database(db: Database, metadata: MetaData | None = None) -> list[tuple[str, str, str]]:
     """(table, column, value as text) for every non-null value of every table in the database.
 
-    Tables are reflected from the database itself, not taken from our models. JSON text is also decoded
-    (a JSON encoder may have escaped non-ASCII characters), bytes are decoded as UTF-8.
+    Tables are reflected from the database itself, not taken from our models: into `metadata` when it is
+    empty, else those it holds are read (a caller dumping a database many times reflects it once). JSON
+    text is also decoded (a JSON encoder may have escaped non-ASCII characters), bytes are decoded as UTF-8.
     """
     out: list[tuple[str, str, str]] = []
     async with db.engine.connect() as conn:
-        metadata = MetaData()
-        await conn.run_sync(metadata.reflect)
+        metadata = MetaData() if metadata is None else metadata
+        if not metadata.tables:
+            await conn.run_sync(metadata.reflect)
         for table in metadata.sorted_tables:
             for row in (await conn.execute(select(table))).mappings():
                 for column, value in row.items():

@@ -7,21 +7,21 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests.conftest import POSTGRES_URL, _check_postgres
 from unogas_bot.bench import benchmark as bench
+from unogas_bot.bench import failover
 from unogas_bot.bench.failover import asyncpg_dsn
 
 
-def _bench_databases() -> int:
+def _exists(database: str) -> bool:
     import asyncpg
 
-    async def go() -> int:
+    async def go() -> bool:
         conn = await asyncpg.connect(asyncpg_dsn(POSTGRES_URL), timeout=5)
         try:
-            return int(
-                await conn.fetchval("SELECT count(*) FROM pg_database WHERE datname LIKE 'unogas_bench_%'")
-            )
+            return bool(await conn.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", database))
         finally:
             await conn.close()
 
@@ -29,9 +29,18 @@ def _bench_databases() -> int:
 
 
 @pytest.mark.postgres
-def test_one_failover_round_on_postgres() -> None:
+def test_one_failover_round_on_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
     asyncio.run(_check_postgres())  # skipped, with the reason, when the server does not answer
-    before = _bench_databases()
+    # The database the phase makes, by name: other runs on the same server make and drop their own.
+    made: list[str] = []
+    create = failover.create_database
+
+    def recorded(server_url: str, prefix: str) -> str:
+        url = create(server_url, prefix)
+        made.append(str(make_url(url).database))
+        return url
+
+    monkeypatch.setattr(failover, "create_database", recorded)
     figures = bench.run(bench.Sizes.smoke(), database_url=POSTGRES_URL, progress=False, phases=("failover",))
     assert figures["failover_seconds"] > 0
     assert figures["failover_max_seconds"] == figures["failover_seconds"]  # one round
@@ -39,7 +48,8 @@ def test_one_failover_round_on_postgres() -> None:
     target = figures["targets"]["failover_seconds"]
     assert target["limit"] == 2.0 and target["comparison"] == "<=" and isinstance(target["met"], bool)
     assert "failover (kill -9), median of 1" in bench.table(figures)
-    assert _bench_databases() == before, "the phase's database is dropped"
+    assert len(made) == 1 and made[0].startswith("unogas_bench_"), made
+    assert not _exists(made[0]), "the phase's database is dropped"
 
 
 def test_on_sqlite_the_row_says_postgresql_only() -> None:

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import bcrypt
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from storage.db import Database
 from storage.demo import DEMO_CUSTOMERS, load_demo
@@ -247,6 +247,24 @@ async def test_a_free_address_waits_for_an_in_use_answer_being_counted(services:
     assert await asyncio.wait_for(probe, 10) == TooManyEmailsInUse()
 
 
+async def _queued_for(db: Database, key: str, waiting: int) -> None:
+    """Return once `waiting` transactions wait for the advisory lock of `key` (PostgreSQL); on SQLite, where
+    every write transaction waits for the one write lock in this process, once the new task has run."""
+    if db.dialect != "postgresql":
+        await asyncio.sleep(0.05)
+        return
+    sql = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(:key, 0)"
+    )
+    deadline = asyncio.get_running_loop().time() + 20
+    async with db.engine.connect() as conn:
+        while (await conn.execute(sql, {"key": key})).scalar_one() < waiting:
+            assert asyncio.get_running_loop().time() < deadline, f"{waiting} waiting for the lock of {key}"
+            await asyncio.sleep(0.01)
+
+
 async def test_free_addresses_behind_used_ones_are_refused_once_the_limit_is_reached(
     services: Services,
 ) -> None:
@@ -261,7 +279,9 @@ async def test_free_addresses_behind_used_ones_are_refused_once_the_limit_is_rea
         probes = []
         for n, email in enumerate(emails):
             probes.append(asyncio.create_task(registration.choose_email(services, 100 + n, code, email)))
-            await asyncio.sleep(0.05)  # queued in this order (PostgreSQL grants a lock in request order)
+            # Queued in this order: PostgreSQL grants a lock in request order, so each probe waits for the
+            # key before the next starts (a fixed pause let two swap places on a busy machine).
+            await _queued_for(services.db, limits.customer_key(code), n + 1)
     outcomes = await asyncio.wait_for(asyncio.gather(*probes), 20)
     assert outcomes[:5] == [EmailInUse(left) for left in (4, 3, 2, 1, 0)]
     assert outcomes[5:] == [TooManyEmailsInUse()] * 5
