@@ -23,14 +23,14 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from storage.customer_events import CustomerConflict
 from storage.inbox import Superseded
-from unogas_bot.events.broker import BrokerUnreachable, Names, connect, customers_queue, reason, where
+from unogas_bot.events.broker import Names, connect, customers_queue, where
+from unogas_bot.events.supervisor import supervise
 from unogas_bot.service import events as use_cases
 from unogas_bot.service.context import Services
 
 log = logging.getLogger(__name__)
 
 PREFETCH = 100
-FIRST_BACKOFF = 0.5
 DATABASE_PAUSE = 1.0  # seconds before a message the database failed on goes back to the queue
 
 
@@ -119,28 +119,16 @@ class Consumer:
             log.warning("customer events: %s; retrying", detail)
 
     async def run(self) -> None:
-        backoff = FIRST_BACKOFF
-        while not self._stop.is_set():
-            try:
-                await self._session()
-                backoff = FIRST_BACKOFF
-            except BrokerUnreachable as exc:
-                self._state("unreachable", str(exc))
-            except (aio_pika.exceptions.AMQPError, OSError, ConnectionError, TimeoutError) as exc:
-                self._state("unreachable", f"lost the broker (AMQP_URL): {reason(exc)}")
-            except Superseded as exc:  # a newer leader consumes now; this process is on its way out
-                self.stats.state = "fenced"
-                log.error(
-                    "customer events: a newer leader took over (%s); this process consumes no more", exc
-                )
-                return
-            except Exception as exc:  # a bug: said once, with its frames; the consumer goes on after a pause
-                if self.stats.state != "error":
-                    log.exception("customer events: failed (%s); retrying", type(exc).__name__)
-                self.stats.state = "error"
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), backoff)
-            backoff = min(backoff * 2, self.services.settings.events_backoff_max)
+        await supervise(
+            self._session,
+            stop=self._stop,
+            stats=self.stats,
+            say=self._state,
+            log=log,
+            name="customer events",
+            fenced="this process consumes no more",
+            backoff_max=lambda: self.services.settings.events_backoff_max,
+        )
 
     async def _session(self) -> None:
         connection = self._connection = await connect(self.url)

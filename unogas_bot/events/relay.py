@@ -34,23 +34,20 @@ from aio_pika.abc import AbstractExchange
 from pamqp.commands import Basic
 from sqlalchemy.exc import SQLAlchemyError
 
-from storage.inbox import Superseded
 from storage.outbox import AUDIT_TO_TYPE, StoredEvent, unshared
 from unogas_bot.events.broker import (
     CONTENT_TYPE,
-    BrokerUnreachable,
     Names,
     accounts_exchange,
     connect,
-    reason,
     where,
 )
+from unogas_bot.events.supervisor import FIRST_BACKOFF, supervise
 from unogas_bot.service import events as use_cases
 from unogas_bot.service.context import Services
 
 log = logging.getLogger(__name__)
 
-FIRST_BACKOFF = 0.5  # seconds before the first retry; doubled up to Settings.events_backoff_max
 IDLE_POLL = 1.0  # seconds between looks at an empty outbox (events another process wrote, e.g. the CLI)
 STATS_EVERY = 1.0  # seconds between counts of the outbox for the metrics
 # Seconds for the broker to confirm an event. Long: a confirmation given up on means a reconnection and the
@@ -130,6 +127,18 @@ async def publish(
     return len(results), None
 
 
+def _relay_state(exc: Exception) -> tuple[str, str] | None:
+    """The relay's own failures (beside the broker's, events/supervisor.py): an event no queue takes, one
+    the broker refused, the database (whose own metrics and alerts tell more)."""
+    if isinstance(exc, Unroutable):
+        return "unroutable", str(exc)
+    if isinstance(exc, Refused):
+        return "refused", str(exc)
+    if isinstance(exc, SQLAlchemyError):
+        return "database", f"the database failed ({type(exc).__name__})"
+    return None
+
+
 class Relay:
     """`await relay.run()` until `stop()`; `wake()` when an account event committed."""
 
@@ -179,38 +188,22 @@ class Relay:
             )
 
     async def run(self) -> None:
-        backoff = FIRST_BACKOFF
-        while not self._stop.is_set():
-            try:
-                await self._session()
-                backoff = FIRST_BACKOFF
-            except BrokerUnreachable as exc:
-                self._state("unreachable", str(exc))
-            except Unroutable as exc:
-                self._state("unroutable", str(exc))
-            except Refused as exc:
-                self._state("refused", str(exc))
-            except (aio_pika.exceptions.AMQPError, OSError, ConnectionError, TimeoutError) as exc:
-                self._state("unreachable", f"lost the broker (AMQP_URL): {reason(exc)}")
-            except Superseded as exc:  # a newer leader relays now; this process is on its way out
-                self.stats.state = "fenced"
-                log.error(
-                    "events relay: a newer leader took over (%s); this process publishes nothing more", exc
-                )
-                break
-            except SQLAlchemyError as exc:  # the database's own metrics and alerts tell more
-                self._state("database", f"the database failed ({type(exc).__name__})")
-            except Exception as exc:  # a bug: said once, with its frames; the customers are not affected
-                if self.stats.state != "error":
-                    log.exception("events relay: failed (%s); retrying", type(exc).__name__)
-                self.stats.state = "error"
-            if self._stop.is_set():
-                break
-            self.stats.retries += 1
-            await self._refresh_stats(force=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), backoff)
-            backoff = min(backoff * 2, self.services.settings.events_backoff_max)
+        await supervise(
+            self._session,
+            stop=self._stop,
+            stats=self.stats,
+            say=self._state,
+            log=log,
+            name="events relay",
+            fenced="this process publishes nothing more",
+            backoff_max=lambda: self.services.settings.events_backoff_max,
+            classify=_relay_state,
+            after_failure=self._count_retry,
+        )
+
+    async def _count_retry(self) -> None:
+        self.stats.retries += 1
+        await self._refresh_stats(force=True)
 
     async def _session(self) -> None:
         connection = await connect(self.url)
