@@ -249,16 +249,19 @@ async def test_a_free_address_waits_for_an_in_use_answer_being_counted(services:
 
 async def _queued_for(db: Database, key: str, waiting: int) -> None:
     """Return once `waiting` transactions wait for the advisory lock of `key` (PostgreSQL); on SQLite, where
-    every write transaction waits for the one write lock in this process, once the new task has run."""
+    every write transaction waits for the one write lock in this process, once `waiting` tasks wait for
+    that lock (`Database.write_turn`'s asyncio lock; a fixed pause could let two swap places)."""
+    deadline = asyncio.get_running_loop().time() + 20
     if db.dialect != "postgresql":
-        await asyncio.sleep(0.05)
+        while len(getattr(db._writers[1], "_waiters", None) or ()) < waiting:  # type: ignore[index]
+            assert asyncio.get_running_loop().time() < deadline, f"{waiting} waiting for the write turn"
+            await asyncio.sleep(0.01)
         return
     sql = text(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
         "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
         "AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(:key, 0)"
     )
-    deadline = asyncio.get_running_loop().time() + 20
     async with db.engine.connect() as conn:
         while (await conn.execute(sql, {"key": key})).scalar_one() < waiting:
             assert asyncio.get_running_loop().time() < deadline, f"{waiting} waiting for the lock of {key}"
